@@ -1,0 +1,80 @@
+# Clinic voice agent: common tasks. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+COMPOSE ?= docker compose
+
+.PHONY: help setup test test-unit lint fmt typecheck check bench demo up down logs models \
+        run-asr run-tts run-policy run-llm run-notifier run-bridge clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
+	     /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Create .venv, install everything, build llama.cpp, assemble models, make sure Redis answers
+	@bash scripts/setup.sh
+
+test: setup ## Run the whole test suite (what CI runs)
+	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests; refusing to call that a pass" >&2; fi; \
+	exit $$rc
+
+test-unit: setup ## Run only the fast unit tests
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: setup ## ruff lint and format check
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+fmt: setup ## Apply ruff formatting and safe fixes
+	@$(VENV)/bin/ruff check --fix .
+	@$(VENV)/bin/ruff format .
+
+typecheck: setup ## mypy (strict) on the shared package and the services
+	@$(VENV)/bin/mypy
+
+check: lint typecheck test ## Everything CI checks
+
+bench: setup ## Measure speed and memory; prints figures and ratios to targets
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done
+
+demo: setup ## Start the stack on this machine and show each service's readiness
+	@$(PY) scripts/demo.py
+
+models: setup ## List the model registry and cache status
+	@$(VENV)/bin/agent-models list
+
+up: ## docker compose up (needs Docker; GPU profile: make up PROFILE=gpu)
+	@command -v docker >/dev/null || { echo "error: docker is not installed" >&2; exit 1; }
+	$(COMPOSE) $(if $(PROFILE),--profile $(PROFILE)) up -d
+
+down: ## docker compose down
+	$(COMPOSE) down
+
+logs: ## Follow the compose logs
+	$(COMPOSE) logs -f
+
+run-asr: setup ## Run the ASR gateway alone (port 8081)
+	$(PY) -m asr_gateway
+
+run-tts: setup ## Run the TTS gateway alone (port 8082)
+	$(PY) -m tts_gateway
+
+run-policy: setup ## Run the policy engine alone (port 8083)
+	$(PY) -m policy_engine
+
+run-llm: setup ## Run the LLM service alone (port 8000)
+	$(PY) -m llm
+
+run-notifier: setup ## Run the notifier alone (port 8085)
+	$(PY) -m notifier
+
+run-bridge: setup ## Run the FreeSWITCH bridge alone (port 8080)
+	$(PY) -m fs_bridge
+
+clean: ## Remove the venv, caches and the project's own Redis (the model and wheel caches stay)
+	-@[ -f .run/redis/redis.pid ] && kill $$(cat .run/redis/redis.pid) 2>/dev/null || true
+	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache

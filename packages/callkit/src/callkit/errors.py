@@ -1,0 +1,148 @@
+"""Error types shared by every service; whether an error is worth retrying is decided here."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+
+class AgentError(Exception):
+    """Base of the stack's own errors.
+
+    ``code`` is a stable machine-readable name sent on the wire (`error.code`);
+    ``retryable`` says whether repeating the same operation later may succeed.
+    """
+
+    code: str = "internal_error"
+    retryable: bool = False
+    http_status: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(AgentError):
+    """The caller sent something malformed; repeating it will fail the same way."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class PayloadTooLarge(InvalidInput):
+    """A message or body is over a configured size limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedFormat(InvalidInput):
+    """Audio or text in a format, sample rate or encoding the service does not take."""
+
+    code = "unsupported_format"
+    http_status = 415
+
+
+class NotFound(AgentError):
+    """A named thing (session, voice, model) does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ConfigError(AgentError):
+    """Configuration is missing or invalid; the service cannot start until it is fixed."""
+
+    code = "config_error"
+
+
+class ModelError(AgentError):
+    """A model file is missing, incomplete or does not match its registered hash."""
+
+    code = "model_error"
+
+
+class DependencyUnavailable(AgentError):
+    """A service this one needs (Redis, the LLM, Google) cannot be reached right now."""
+
+    code = "dependency_unavailable"
+    retryable = True
+    http_status = 503
+
+
+class DependencyTimeout(DependencyUnavailable):
+    """A dependency did not answer within its deadline."""
+
+    code = "dependency_timeout"
+    http_status = 504
+
+
+class RateLimited(DependencyUnavailable):
+    """A dependency asked us to slow down (HTTP 429 or a quota error)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+# HTTP statuses that mean "try again later" rather than "your request is wrong".
+RETRYABLE_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+_RETRYABLE_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+    }
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether repeating the operation that raised ``exc`` may succeed.
+
+    The one place the stack decides this, so retry loops (tenacity) in every service agree.
+    Third-party errors are judged by their shape (a ``status_code`` attribute, a network
+    errno, a timeout) so this module does not import every client library.
+    """
+    if isinstance(exc, AgentError):
+        return exc.retryable
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return True
+    if isinstance(exc, ConnectionError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _RETRYABLE_ERRNOS:
+        return True
+    status = _status_of(exc)
+    if status is not None:
+        return status in RETRYABLE_HTTP_STATUSES
+    name = type(exc).__name__
+    # redis-py and httpx name their transient failures consistently.
+    return name in {
+        "ConnectError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "WriteTimeout",
+        "PoolTimeout",
+        "RemoteProtocolError",
+        "ReadError",
+        "WriteError",
+        "BusyLoadingError",
+        "TryAgainError",
+        "APIConnectionError",
+        "APITimeoutError",
+    }
+
+
+def _status_of(exc: BaseException) -> int | None:
+    for attr in ("status_code", "status"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(exc, "response", None)
+    value = getattr(response, "status_code", None)
+    return value if isinstance(value, int) else None

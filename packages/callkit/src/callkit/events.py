@@ -1,0 +1,95 @@
+"""Wire events: every JSON message has a ``type``; parsing fails with a clear, typed error.
+
+Services declare their messages as pydantic models with a ``type`` literal and parse incoming
+text with an :class:`EventCodec`, which turns invalid JSON, oversized messages, a missing or
+unknown ``type`` and invalid fields into :class:`InvalidInput` errors whose ``code`` tells
+them apart. The socket stays open: the caller answers with :func:`error_event` and goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from callkit.errors import AgentError, InvalidInput, PayloadTooLarge
+
+E = TypeVar("E", bound=BaseModel)
+
+#: Largest JSON control message any service accepts, in bytes.
+MAX_JSON_MESSAGE_BYTES = 64 * 1024
+
+
+class WireEvent(BaseModel):
+    """Base of every JSON message on a socket or stream."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    type: str
+
+
+class UnknownEventType(InvalidInput):
+    code = "unknown_event_type"
+
+
+class EventCodec(Generic[E]):
+    """Parses JSON text into one of a fixed set of event models, chosen by ``type``."""
+
+    def __init__(
+        self, models: Iterable[type[E]], *, max_bytes: int = MAX_JSON_MESSAGE_BYTES
+    ) -> None:
+        self.models: dict[str, type[E]] = {}
+        for model in models:
+            literal = model.model_fields["type"].default
+            if not isinstance(literal, str):
+                raise TypeError(f"{model.__name__}.type needs a string default naming the event")
+            self.models[literal] = model
+        self.max_bytes = max_bytes
+
+    def parse(self, raw: str | bytes) -> E:
+        size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+        if size > self.max_bytes:
+            raise PayloadTooLarge(
+                f"JSON message of {size} bytes is over the {self.max_bytes}-byte limit"
+            )
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"message is not valid JSON: {exc}", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(
+                f"expected a JSON object, got {type(data).__name__}", code="invalid_json"
+            )
+        kind = data.get("type")
+        if not isinstance(kind, str):
+            raise InvalidInput("message has no string 'type' field", code="missing_type")
+        model = self.models.get(kind)
+        if model is None:
+            known = ", ".join(sorted(self.models))
+            raise UnknownEventType(f"unknown event type {kind!r}; expected one of: {known}")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise InvalidInput(
+                f"invalid {kind!r} message: {problems}", code="invalid_event"
+            ) from None
+
+
+def error_event(exc: BaseException, *, recoverable: bool | None = None) -> dict[str, Any]:
+    """The ``error`` event sent back for a failure; never includes the offending input."""
+    if isinstance(exc, AgentError):
+        code, message = exc.code, exc.message
+        default_recoverable = isinstance(exc, InvalidInput) or exc.retryable
+    else:
+        code, message, default_recoverable = "internal_error", "internal error", False
+    return {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "recoverable": default_recoverable if recoverable is None else recoverable,
+    }

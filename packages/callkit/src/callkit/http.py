@@ -1,0 +1,197 @@
+"""The FastAPI shell every service shares: /health, /ready, /metrics and one error format.
+
+Errors leave as ``{"detail": …, "error_id": …, "code": …}``; the error_id is logged with the
+traceback so an operator can find the cause of a 500 without the response revealing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from callkit.errors import AgentError
+
+log = logging.getLogger("callkit.http")
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+READY_CHECK_TIMEOUT_S = 2.0
+
+
+class ServiceMetrics:
+    """A Prometheus registry per app (no process-global state), with HTTP request metrics."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "http_requests_total",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to the response start, by route.",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def error_body(detail: str, error_id: str, code: str) -> dict[str, str]:
+    return {"detail": detail, "error_id": error_id, "code": code}
+
+
+def create_service_app(
+    service: str,
+    *,
+    version: str = "0.1.0",
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    lifespan: Lifespan | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> FastAPI:
+    """A FastAPI app with the stack's health, readiness, metrics and error handling."""
+    app = FastAPI(title=service, version=version, lifespan=lifespan)
+    install_ops(app, service, version=version, readiness=readiness, metrics=metrics)
+    _install_error_handlers(app)
+    return app
+
+
+def install_ops(
+    app: FastAPI,
+    service: str,
+    *,
+    version: str = "0.1.0",
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> None:
+    """Add /health, /ready, /metrics and request metrics to an app (ours or a library's)."""
+    app.state.metrics = metrics or ServiceMetrics(service)
+    app.state.readiness = dict(readiness or {})
+    _install_request_metrics(app)
+
+    @app.get("/health", tags=["ops"], summary="The process is alive.")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service, "version": version}
+
+    @app.get("/ready", tags=["ops"], summary="Dependencies answer and models are loaded.")
+    async def ready() -> JSONResponse:
+        results = await run_readiness(app.state.readiness)
+        ok = all(v == "ok" for v in results.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": service, "checks": results},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics.")
+    async def prometheus() -> Response:
+        return Response(app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def run_readiness(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
+    """Run every check concurrently with a deadline; "ok" or a short reason per check."""
+
+    async def one(check: ReadinessCheck) -> str:
+        try:
+            await asyncio.wait_for(check(), READY_CHECK_TIMEOUT_S)
+        except TimeoutError:
+            return f"timed out after {READY_CHECK_TIMEOUT_S:g}s"
+        except AgentError as exc:
+            return exc.message
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return "ok"
+
+    names = list(checks)
+    outcomes = await asyncio.gather(*(one(checks[n]) for n in names))
+    return dict(zip(names, outcomes, strict=True))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AgentError)
+    async def agent_error(request: Request, exc: AgentError) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        level = logging.ERROR if exc.http_status >= 500 else logging.INFO
+        log.log(
+            level,
+            "request failed",
+            extra={"error_id": error_id, "code": exc.code, "route": _route(request)},
+        )
+        return JSONResponse(
+            error_body(exc.message, error_id, exc.code), status_code=exc.http_status
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        # Say where and what, never echo the input back (it may be a transcript).
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse(error_body(problems, error_id, "invalid_input"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        return JSONResponse(
+            error_body(str(exc.detail), error_id, f"http_{exc.status_code}"),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        log.error(
+            "unhandled error", exc_info=exc, extra={"error_id": error_id, "route": _route(request)}
+        )
+        return JSONResponse(
+            error_body("internal error", error_id, "internal_error"), status_code=500
+        )
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "<unmatched>"
+
+
+def _install_request_metrics(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            metrics: ServiceMetrics = request.app.state.metrics
+            route = _route(request)
+            metrics.http_requests.labels(request.method, route, str(status)).inc()
+            metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - start)
+
+
+__all__ = ["ServiceMetrics", "create_service_app", "error_body", "install_ops", "run_readiness"]

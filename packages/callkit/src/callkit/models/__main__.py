@@ -1,0 +1,5 @@
+import sys
+
+from callkit.models.cli import main
+
+sys.exit(main())

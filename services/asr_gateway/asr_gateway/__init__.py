@@ -1,0 +1,1 @@
+"""Streaming speech recognition gateway: VAD, endpointing, partial and final transcripts."""

@@ -1,0 +1,1 @@
+"""FreeSWITCH bridge: mod_audio_fork endpoint, ESL control, one CallSession per call."""

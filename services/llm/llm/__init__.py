@@ -1,0 +1,1 @@
+"""LLM service: an OpenAI-compatible server (embedded llama.cpp on CPU; vLLM in production)."""

@@ -1,0 +1,1 @@
+"""Call outcome notifier: one Google Sheets (or CSV) row per finished call."""

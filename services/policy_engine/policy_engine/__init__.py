@@ -1,0 +1,1 @@
+"""Dialog policy engine: the clinic sales script as a state machine with Redis sessions."""

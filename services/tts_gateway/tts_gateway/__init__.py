@@ -1,0 +1,1 @@
+"""Speech synthesis gateway: Piper voices, sentence streaming, call-rate audio, cache and prerender."""

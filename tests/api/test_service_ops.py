@@ -1,0 +1,78 @@
+"""Every service answers /health, /ready and /metrics, and reports errors in one shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from asr_gateway.app import create_app as asr_app
+from asr_gateway.settings import AsrSettings
+from fs_bridge.app import create_app as bridge_app
+from fs_bridge.settings import BridgeSettings
+from notifier.app import create_app as notifier_app
+from notifier.settings import NotifySettings
+from policy_engine.app import create_app as policy_app
+from policy_engine.settings import PolicySettings
+from tts_gateway.app import create_app as tts_app
+from tts_gateway.settings import TtsSettings
+
+REDIS_SERVICES: list[tuple[str, Callable[[str], FastAPI]]] = [
+    ("tts_gateway", lambda url: tts_app(TtsSettings.load(redis_url=url))),
+    ("policy_engine", lambda url: policy_app(PolicySettings.load(redis_url=url))),
+    ("notifier", lambda url: notifier_app(NotifySettings.load(redis_url=url))),
+    ("fs_bridge", lambda url: bridge_app(BridgeSettings.load(redis_url=url, esl_password="x"))),
+]
+
+
+@pytest.mark.parametrize(("name", "factory"), REDIS_SERVICES, ids=[n for n, _ in REDIS_SERVICES])
+def test_ready_when_redis_answers(name: str, factory: Any, redis_url: str) -> None:
+    with TestClient(factory(redis_url)) as client:
+        health = client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["service"] == name
+        ready = client.get("/ready")
+        assert ready.status_code == 200, ready.json()
+        assert ready.json()["checks"]["redis"] == "ok"
+
+
+@pytest.mark.parametrize(("name", "factory"), REDIS_SERVICES, ids=[n for n, _ in REDIS_SERVICES])
+def test_not_ready_but_alive_when_redis_is_down(name: str, factory: Any, dead_port: int) -> None:
+    with TestClient(factory(f"redis://127.0.0.1:{dead_port}/0")) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "not_ready"
+        assert "redis did not answer" in body["checks"]["redis"]
+
+
+def test_asr_readiness_names_a_model_missing_from_the_registry() -> None:
+    with TestClient(asr_app(AsrSettings.load(model="whisper-huge-nonexistent"))) as client:
+        body = client.get("/ready").json()
+        assert body["checks"]["vad"] == "ok"
+        assert "unknown model 'whisper-huge-nonexistent'" in body["checks"]["model"]
+
+
+def test_metrics_count_requests_by_route_template(redis_url: str) -> None:
+    with TestClient(policy_app(PolicySettings.load(redis_url=redis_url))) as client:
+        for _ in range(3):
+            client.get("/health")
+        client.get("/no/such/route")
+        text = client.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/health",status="200"} 3.0' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert "http_request_duration_seconds_bucket" in text
+
+
+def test_errors_have_detail_error_id_and_code(redis_url: str) -> None:
+    with TestClient(tts_app(TtsSettings.load(redis_url=redis_url))) as client:
+        missing = client.get("/no/such/route")
+        assert missing.status_code == 404
+        assert set(missing.json()) == {"detail", "error_id", "code"}
+        wrong_method = client.post("/health")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["code"] == "http_405"

@@ -1,0 +1,79 @@
+"""Shared fixtures: markers by folder, a real Redis, free ports, the repository root."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from callkit.redis_provision import ensure
+
+ROOT = Path(__file__).resolve().parent.parent
+_MARKER_BY_FOLDER = {"unit": "unit", "api": "api", "integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        marker = _MARKER_BY_FOLDER.get(folder)
+        if marker:
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis that answers: REDIS_URL, the machine's 6379, or the project's own server."""
+    return ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A unique key namespace for one test; its keys are deleted afterwards."""
+    import redis as syncredis
+
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = syncredis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def free_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture
+def dead_port() -> int:
+    """A loopback port nothing listens on."""
+    return _free_port()
