@@ -12,7 +12,6 @@ import argparse
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,13 +41,6 @@ class Running:
     checks: dict[str, str] = field(default_factory=dict)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,7 +50,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from callkit.redis_provision import ensure
+    from callkit.redis_provision import ensure, free_port
 
     redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
     log_dir = ROOT / ".run" / "demo"

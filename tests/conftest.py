@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from callkit.redis_provision import ensure
+from callkit.redis_provision import free_port as find_free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 _MARKER_BY_FOLDER = {"unit": "unit", "api": "api", "integration": "integration", "e2e": "e2e"}
@@ -61,19 +61,12 @@ def key_prefix(redis_url: str) -> Iterator[str]:
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def free_port() -> int:
-    return _free_port()
+    return find_free_port()
 
 
 @pytest.fixture
 def dead_port() -> int:
     """A loopback port nothing listens on."""
-    return _free_port()
+    return find_free_port()

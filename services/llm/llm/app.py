@@ -5,7 +5,10 @@ Production runs vLLM instead (see services/llm/README.md); clients cannot tell t
 except by the structured-output form each enforces.
 """
 
+import logging
+import time
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,6 +16,8 @@ from callkit.errors import ConfigError, ModelError
 from callkit.http import install_ops
 from callkit.models import ModelStore, Registry
 from llm.settings import LlmSettings
+
+log = logging.getLogger("llm")
 
 
 def gguf_path(settings: LlmSettings, store: ModelStore | None = None) -> Path:
@@ -36,7 +41,11 @@ def create_app(settings: LlmSettings) -> FastAPI:
 
     model_file = gguf_path(settings)
     app: FastAPI = create_llama_app(
-        server_settings=ServerSettings(host=settings.host, port=settings.port),
+        # interrupt_requests would let each new request cut off the stream in progress, i.e.
+        # one call's reply would end when another call asks something; queue them instead.
+        server_settings=ServerSettings(
+            host=settings.host, port=settings.port, interrupt_requests=False
+        ),
         model_settings=[
             ModelSettings(
                 model=str(model_file),
@@ -50,4 +59,35 @@ def create_app(settings: LlmSettings) -> FastAPI:
     )
     install_ops(app, settings.service_name)
     app.state.settings = settings
+    warm_up(settings)
     return app
+
+
+def warm_up(settings: LlmSettings) -> float | None:
+    """Run the system prompt through the model once so its KV cache is in place.
+
+    llama.cpp keeps the previous prompt's KV cache and reuses the longest common token prefix,
+    so every call whose messages start with this system prompt skips its prefill. The request
+    shape matches what clients send (system message first, then the turn).
+    """
+    path = settings.system_prompt_file
+    if path is None:
+        return None
+    if not path.is_file():
+        log.warning("warm-up skipped: system prompt file not found", extra={"path": str(path)})
+        return None
+    from llama_cpp.server import app as llama_server
+
+    proxy: Any = llama_server._llama_proxy
+    started = time.perf_counter()
+    proxy(None).create_chat_completion(
+        messages=[
+            {"role": "system", "content": path.read_text(encoding="utf-8").strip()},
+            {"role": "user", "content": "Hello."},
+        ],
+        max_tokens=1,
+        temperature=0.0,
+    )
+    seconds = time.perf_counter() - started
+    log.info("warm-up done", extra={"seconds": round(seconds, 3), "path": str(path)})
+    return seconds

@@ -1,6 +1,7 @@
 """LLM service configuration (environment prefix ``LLM_``)."""
 
 import os
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
@@ -26,4 +27,8 @@ class LlmSettings(ServiceSettings):
         ge=1,
         le=256,
         description="CPU threads for decoding.",
+    )
+    system_prompt_file: Path | None = Field(
+        Path("prompts/system.en.txt"),
+        description="The dialog's fixed system prompt; primed into the KV cache at start so the first call skips its prefill.",
     )
