@@ -20,17 +20,23 @@ from policy_engine.settings import PolicySettings
 from tts_gateway.app import create_app as tts_app
 from tts_gateway.settings import TtsSettings
 
-REDIS_SERVICES: list[tuple[str, Callable[[str], FastAPI]]] = [
-    ("tts_gateway", lambda url: tts_app(TtsSettings.load(redis_url=url))),
-    ("policy_engine", lambda url: policy_app(PolicySettings.load(redis_url=url))),
-    ("notifier", lambda url: notifier_app(NotifySettings.load(redis_url=url))),
-    ("fs_bridge", lambda url: bridge_app(BridgeSettings.load(redis_url=url, esl_password="x"))),
+# Each factory gets a Redis URL and the LLM's base URL (only the policy engine uses the LLM).
+REDIS_SERVICES: list[tuple[str, Callable[[str, str], FastAPI]]] = [
+    ("tts_gateway", lambda url, _: tts_app(TtsSettings.load(redis_url=url))),
+    (
+        "policy_engine",
+        lambda url, llm: policy_app(PolicySettings.load(redis_url=url, llm_base_url=llm)),
+    ),
+    ("notifier", lambda url, _: notifier_app(NotifySettings.load(redis_url=url))),
+    ("fs_bridge", lambda url, _: bridge_app(BridgeSettings.load(redis_url=url, esl_password="x"))),
 ]
 
 
 @pytest.mark.parametrize(("name", "factory"), REDIS_SERVICES, ids=[n for n, _ in REDIS_SERVICES])
-def test_ready_when_redis_answers(name: str, factory: Any, redis_url: str) -> None:
-    with TestClient(factory(redis_url)) as client:
+def test_ready_when_redis_answers(
+    name: str, factory: Any, redis_url: str, embedded_llm: str
+) -> None:
+    with TestClient(factory(redis_url, embedded_llm)) as client:
         health = client.get("/health")
         assert health.status_code == 200
         assert health.json()["service"] == name
@@ -40,8 +46,10 @@ def test_ready_when_redis_answers(name: str, factory: Any, redis_url: str) -> No
 
 
 @pytest.mark.parametrize(("name", "factory"), REDIS_SERVICES, ids=[n for n, _ in REDIS_SERVICES])
-def test_not_ready_but_alive_when_redis_is_down(name: str, factory: Any, dead_port: int) -> None:
-    with TestClient(factory(f"redis://127.0.0.1:{dead_port}/0")) as client:
+def test_not_ready_but_alive_when_redis_is_down(
+    name: str, factory: Any, dead_port: int, embedded_llm: str
+) -> None:
+    with TestClient(factory(f"redis://127.0.0.1:{dead_port}/0", embedded_llm)) as client:
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
         assert ready.status_code == 503
@@ -55,6 +63,22 @@ def test_asr_readiness_names_a_model_missing_from_the_registry() -> None:
         body = client.get("/ready").json()
         assert body["checks"]["vad"] == "ok"
         assert "unknown model 'whisper-huge-nonexistent'" in body["checks"]["model"]
+
+
+def test_policy_readiness_names_the_llm_problem(
+    redis_url: str, embedded_llm: str, dead_port: int
+) -> None:
+    down = PolicySettings.load(redis_url=redis_url, llm_base_url=f"http://127.0.0.1:{dead_port}/v1")
+    with TestClient(policy_app(down)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert "LLM unreachable" in ready.json()["checks"]["llm"]
+    wrong = PolicySettings.load(
+        redis_url=redis_url, llm_base_url=embedded_llm, llm_model="gpt-nonexistent"
+    )
+    with TestClient(policy_app(wrong)) as client:
+        check = client.get("/ready").json()["checks"]["llm"]
+        assert "not 'gpt-nonexistent' (POLICY_LLM_MODEL)" in check
 
 
 def test_metrics_count_requests_by_route_template(redis_url: str) -> None:

@@ -66,15 +66,17 @@ def service(
     ],
 )
 def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
-    module: str, prefix: str, free_port: int, redis_url: str
+    module: str, prefix: str, free_port: int, redis_url: str, embedded_llm: str
 ) -> None:
     env = {
         f"{prefix}PORT": str(free_port),
         "REDIS_URL": redis_url,
         "BRIDGE_ESL_PASSWORD": "test-pass",
+        "POLICY_LLM_BASE_URL": embedded_llm,
     }
     with service(module, env, free_port) as proc:
-        assert httpx.get(f"http://127.0.0.1:{free_port}/ready", timeout=5).status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{free_port}/ready", timeout=5)
+        assert ready.status_code == 200, ready.json()
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=15)
         # uvicorn drains, runs the shutdown, then re-raises the signal so the exit status tells why.
