@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
+from processes import running_service
 
 from callkit.redis_provision import ensure
 from callkit.redis_provision import free_port as find_free_port
@@ -82,35 +78,10 @@ def embedded_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m llm` on a free port, as `make run-llm` starts it; yields its /v1 base URL."""
     port = find_free_port()
     log_path = tmp_path_factory.mktemp("llm") / "llm.log"
-    log_file = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm"],
-        cwd=ROOT,
-        env={**os.environ, "LLM_PORT": str(port), "LOG_FORMAT": "json"},
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"python -m llm exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                )
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("embedded LLM did not become ready in 60 s")
-            time.sleep(0.1)
+    with (
+        log_path.open("w") as log,
+        running_service(
+            "llm", {"LLM_PORT": str(port)}, port, timeout_s=60, ready_path="/ready", output=log
+        ),
+    ):
         yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_file.close()

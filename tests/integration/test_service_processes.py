@@ -7,53 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 from openai import OpenAI
-
-
-@contextmanager
-def service(
-    module: str, env: dict[str, str], port: int, timeout_s: float = 30
-) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"{module} exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                )
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{module} did not answer /health within {timeout_s}s")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe:
-                pipe.close()
+from processes import running_service
 
 
 @pytest.mark.parametrize(
@@ -74,7 +32,7 @@ def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
         "BRIDGE_ESL_PASSWORD": "test-pass",
         "POLICY_LLM_BASE_URL": embedded_llm,
     }
-    with service(module, env, free_port) as proc:
+    with running_service(module, env, free_port) as proc:
         ready = httpx.get(f"http://127.0.0.1:{free_port}/ready", timeout=5)
         assert ready.status_code == 200, ready.json()
         proc.send_signal(signal.SIGTERM)
@@ -119,7 +77,7 @@ def test_help_lists_the_environment_variables() -> None:
 
 
 def test_embedded_llm_answers_the_openai_client(free_port: int) -> None:
-    with service("llm", {"LLM_PORT": str(free_port)}, free_port, timeout_s=60):
+    with running_service("llm", {"LLM_PORT": str(free_port)}, free_port, timeout_s=60):
         client = OpenAI(
             base_url=f"http://127.0.0.1:{free_port}/v1", api_key="unused", max_retries=0
         )

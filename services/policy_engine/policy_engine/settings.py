@@ -21,7 +21,9 @@ class PolicySettings(ServiceSettings):
     session_ttl_s: int = Field(
         86400, ge=60, description="How long a call's dialog session is kept in Redis, in seconds."
     )
-    llm_model: str = Field("clinic-agent", min_length=1, description="Served model name to request.")
+    llm_model: str = Field(
+        "clinic-agent", min_length=1, description="Served model name to request."
+    )
     system_prompt_file: Path = Field(
         Path("prompts/system.en.txt"),
         description="The dialog's fixed system prompt, always the first message (its KV cache is reused).",
