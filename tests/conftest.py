@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from processes import running_service
+from serving import running_service
 
 from callkit.redis_provision import ensure
 from callkit.redis_provision import free_port as find_free_port

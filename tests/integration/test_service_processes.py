@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 from openai import OpenAI
-from processes import running_service
+from serving import running_service
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,91 @@
-"""Composition root of the TTS gateway: builds the FastAPI app from settings."""
+"""Composition root of the TTS gateway: voices, cache, synthesizer, prerender, routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from callkit.errors import DependencyUnavailable
 from callkit.http import create_service_app
-from callkit.lifecycle import model_ready, redis_lifespan, redis_ready
+from callkit.lifecycle import redis_lifespan, redis_ready
+from callkit.models import ModelStore, Registry
+from tts_gateway.api.routes import router
+from tts_gateway.cache import AudioCache, FileCache
+from tts_gateway.engines import PiperEngine, TtsEngine
+from tts_gateway.prerender import PrerenderProgress, prerender
 from tts_gateway.settings import TtsSettings
+from tts_gateway.synthesizer import Synthesizer, TtsMetrics
 
 
-def create_app(settings: TtsSettings) -> FastAPI:
-    app = create_service_app(settings.service_name, lifespan=redis_lifespan(settings.redis_url))
+def create_app(settings: TtsSettings, store: ModelStore | None = None) -> FastAPI:
+    models = store or ModelStore(Registry.load())
+    redis = redis_lifespan(settings.redis_url)
+    voices = [settings.voice, *[v for v in settings.extra_voices if v != settings.voice]]
+    progress = PrerenderProgress()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with redis(app):
+            engines: dict[str, TtsEngine] = {}
+            for name in voices:
+                engines[name] = await asyncio.to_thread(
+                    PiperEngine.from_registry, models, name, threads=settings.onnx_threads
+                )
+            executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="tts")
+            cache = AudioCache(
+                app.state.redis,
+                FileCache(settings.cache_dir, settings.cache_max_mb * 1024 * 1024),
+                ttl_s=settings.cache_ttl_s,
+                max_redis_entry_bytes=settings.cache_max_entry_kb * 1024,
+                namespace=settings.cache_namespace,
+            )
+            app.state.synth = Synthesizer(
+                engines,
+                settings.voice,
+                cache,
+                TtsMetrics(app.state.metrics.registry),
+                executor,
+                chunk_ms=settings.chunk_ms,
+                max_text_chars=settings.max_text_chars,
+            )
+            task = None
+            if settings.prerender:
+                task = asyncio.create_task(
+                    prerender(
+                        app.state.synth,
+                        settings.prompts_dir,
+                        voices,
+                        settings.prerender_rates,
+                        progress,
+                    )
+                )
+            else:
+                progress.finished = True
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    app = create_service_app(settings.service_name, lifespan=lifespan)
     app.state.settings = settings
+    app.state.prerender = progress
+    app.include_router(router)
     app.state.readiness["redis"] = redis_ready(app)
-    app.state.readiness["voice"] = model_ready(settings.voice)
+
+    async def prerendered() -> None:
+        if not progress.finished:
+            raise DependencyUnavailable(
+                f"prerendering fixed prompts: {progress.done}/{progress.total}"
+            )
+
+    app.state.readiness["prerender"] = prerendered
     return app

@@ -7,11 +7,13 @@ traceback so an operator can find the cause of a 500 without the response reveal
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,6 +62,19 @@ class ServiceMetrics:
 
 def error_body(detail: str, error_id: str, code: str) -> dict[str, str]:
     return {"detail": detail, "error_id": error_id, "code": code}
+
+
+def error_response(
+    request: Request, status: int, detail: str, code: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The stack's error body; OpenAI-compatible routes (/v1/…) also get OpenAI's ``error`` object,
+    so the official clients show the message instead of a bare status code."""
+    error_id = uuid.uuid4().hex[:12]
+    body: dict[str, Any] = dict(error_body(detail, error_id, code))
+    if request.url.path.startswith("/v1/"):
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        body["error"] = {"message": detail, "type": kind, "param": None, "code": code}
+    return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
 def create_service_app(
@@ -130,44 +145,42 @@ async def run_readiness(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AgentError)
     async def agent_error(request: Request, exc: AgentError) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
+        response = error_response(request, exc.http_status, exc.message, exc.code)
         level = logging.ERROR if exc.http_status >= 500 else logging.INFO
         log.log(
             level,
             "request failed",
-            extra={"error_id": error_id, "code": exc.code, "route": _route(request)},
+            extra={"error_id": _error_id(response), "code": exc.code, "route": _route(request)},
         )
-        return JSONResponse(
-            error_body(exc.message, error_id, exc.code), status_code=exc.http_status
-        )
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
         # Say where and what, never echo the input back (it may be a transcript).
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        return JSONResponse(error_body(problems, error_id, "invalid_input"), status_code=422)
+        return error_response(request, 422, problems, "invalid_input")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
-        return JSONResponse(
-            error_body(str(exc.detail), error_id, f"http_{exc.status_code}"),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+        return error_response(
+            request, exc.status_code, str(exc.detail), f"http_{exc.status_code}", exc.headers
         )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
+        response = error_response(request, 500, "internal error", "internal_error")
         log.error(
-            "unhandled error", exc_info=exc, extra={"error_id": error_id, "route": _route(request)}
+            "unhandled error",
+            exc_info=exc,
+            extra={"error_id": _error_id(response), "route": _route(request)},
         )
-        return JSONResponse(
-            error_body("internal error", error_id, "internal_error"), status_code=500
-        )
+        return response
+
+
+def _error_id(response: JSONResponse) -> str:
+    return str(json.loads(bytes(response.body))["error_id"])
 
 
 def _route(request: Request) -> str:

@@ -3,7 +3,7 @@
 from callkit.audio.frames import PcmFrame, SampleAligner, interleave, split_stereo
 from callkit.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from callkit.audio.resample import StreamResampler, resample
-from callkit.audio.wav import WavWriter, read_wav, write_wav
+from callkit.audio.wav import WavWriter, read_wav, wav_header, write_wav
 
 __all__ = [
     "PcmFrame",
@@ -18,5 +18,6 @@ __all__ = [
     "split_stereo",
     "ulaw_decode",
     "ulaw_encode",
+    "wav_header",
     "write_wav",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import wave
 from pathlib import Path
 from types import TracebackType
@@ -75,3 +76,30 @@ class WavWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def wav_header(sample_rate: int, channels: int = 1, data_bytes: int | None = None) -> bytes:
+    """A 44-byte PCM 16-bit WAV header.
+
+    With ``data_bytes=None`` the sizes are set to the maximum, the convention for a WAV streamed
+    before its length is known (players read until the stream ends).
+    """
+
+    size = 0xFFFFFFFF - 36 if data_bytes is None else data_bytes
+    block = channels * SAMPLE_WIDTH
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        min(36 + size, 0xFFFFFFFF),
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        channels,
+        sample_rate,
+        sample_rate * block,
+        block,
+        8 * SAMPLE_WIDTH,
+        b"data",
+        size,
+    )

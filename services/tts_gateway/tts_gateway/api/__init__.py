@@ -1,0 +1,1 @@
+"""HTTP edges of the TTS gateway."""

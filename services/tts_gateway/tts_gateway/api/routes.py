@@ -1,0 +1,129 @@
+"""POST /synthesize (the stack's contract), POST /v1/audio/speech (OpenAI shape), GET /v1/voices."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from callkit.audio import wav_header
+from callkit.errors import InvalidInput
+from tts_gateway.synthesizer import Prepared, Synthesizer
+
+router = APIRouter()
+OPENAI_PCM_RATE = 24000  # OpenAI's "pcm" format is 24 kHz 16-bit mono little-endian
+ENGINE_SPEEDS = (0.5, 2.0)
+
+
+class SynthesizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        description="What to say; normalized for speech (numbers, prices, dates, phones)."
+    )
+    voice: str | None = Field(
+        None, description="A voice id from GET /v1/voices; default: TTS_VOICE."
+    )
+    sample_rate: Literal[8000, 16000] = Field(16000, description="Output rate: the call's rate.")
+    format: Literal["pcm_s16le", "wav"] = Field("pcm_s16le", description="Raw L16 or a WAV stream.")
+    speed: float = Field(
+        1.0, ge=ENGINE_SPEEDS[0], le=ENGINE_SPEEDS[1], description="Speaking rate multiplier."
+    )
+
+
+class SpeechRequest(BaseModel):
+    """OpenAI's /v1/audio/speech body. Without response_format the reply is WAV (OpenAI's mp3 is not served)."""
+
+    model: str
+    input: str
+    voice: str
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "wav"
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    instructions: str | None = None
+
+
+@router.post(
+    "/synthesize",
+    summary="Synthesize text; the audio streams as soon as the first sentence is ready.",
+)
+async def synthesize(body: SynthesizeRequest, request: Request) -> StreamingResponse:
+    started = time.perf_counter()
+    synth: Synthesizer = request.app.state.synth
+    prepared = synth.prepare(body.text, body.voice, body.sample_rate, body.speed)
+    return await _respond(synth, prepared, wav=body.format == "wav", started=started)
+
+
+@router.post("/v1/audio/speech", summary="OpenAI-compatible speech endpoint (wav or pcm).")
+async def speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+    started = time.perf_counter()
+    if body.response_format not in ("wav", "pcm"):
+        raise InvalidInput(
+            f"response_format {body.response_format!r} is not served; use 'wav' or 'pcm' (24 kHz 16-bit mono)",
+            code="unsupported_format",
+        )
+    if not ENGINE_SPEEDS[0] <= body.speed <= ENGINE_SPEEDS[1]:
+        raise InvalidInput(
+            f"speed must be between {ENGINE_SPEEDS[0]} and {ENGINE_SPEEDS[1]}, got {body.speed}"
+        )
+    synth: Synthesizer = request.app.state.synth
+    rate = OPENAI_PCM_RATE if body.response_format == "pcm" else 16000
+    prepared = synth.prepare(body.input, body.voice, rate, body.speed)
+    return await _respond(synth, prepared, wav=body.response_format == "wav", started=started)
+
+
+@router.get("/v1/voices", summary="Voices this gateway has loaded.")
+async def voices(request: Request) -> dict[str, Any]:
+    synth: Synthesizer = request.app.state.synth
+    return {
+        "default": synth.default_voice,
+        "voices": [
+            {
+                "id": name,
+                "language": e.language,
+                "native_sample_rate": e.sample_rate,
+                "model_version": e.model_version,
+            }
+            for name, e in sorted(synth.engines.items())
+        ],
+    }
+
+
+async def _respond(
+    synth: Synthesizer, prepared: Prepared, *, wav: bool, started: float
+) -> StreamingResponse:
+    hit = await synth.lookup(prepared)
+    cache = "hit" if hit else "miss"
+    metrics = synth.metrics
+    rate = prepared.sample_rate
+
+    async def body() -> AsyncIterator[bytes]:
+        outcome = "cancelled"
+        first = True
+        try:
+            if wav:
+                yield wav_header(rate, 1, len(hit.pcm) if hit else None)
+            chunks = _iterate(synth.chunks_of(hit.pcm, rate)) if hit else synth.synthesize(prepared)
+            async for chunk in chunks:
+                if first:
+                    first = False
+                    metrics.first_byte.labels(cache).observe(time.perf_counter() - started)
+                yield chunk
+            outcome = "ok"
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            metrics.requests.labels(cache, outcome).inc()
+
+    media_type = "audio/wav" if wav else f"audio/L16;rate={rate};channels=1"
+    headers = {"X-Cache": cache, "X-Sample-Rate": str(rate), "X-Voice": prepared.engine.name}
+    return StreamingResponse(body(), media_type=media_type, headers=headers)
+
+
+async def _iterate(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
