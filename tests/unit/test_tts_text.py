@@ -113,10 +113,10 @@ EN = normalizer_for("en-US")
         ("A video conclusion is 500 rubles", "A video conclusion is five hundred rubles"),
         ("€45.50 total", "forty-five euros and fifty cents total"),
         # times
-        ("Come at 3:30 pm", "Come at three thirty P M"),
-        ("at 15:00", "at three P M"),
-        ("at 9:05 a.m.", "at nine oh five A M"),
-        ("at 10am", "at ten A M"),
+        ("Come at 3:30 pm", "Come at three thirty PM"),
+        ("at 15:00", "at three PM"),
+        ("at 9:05 a.m.", "at nine oh five AM"),
+        ("at 10am", "at ten AM"),
         ("at 12:00", "at noon"),
         ("at 3:00", "at three o'clock"),
         # dates

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -26,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from callkit.errors import AgentError
 
@@ -58,6 +59,24 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always closes its body iterator when the response ends.
+
+    When the client disconnects while the response is waiting in ``send()``, Starlette cancels
+    the sending task but leaves the async generator suspended at its ``yield``: its ``finally``
+    (which cancels upstream work: a synthesis, an LLM stream) would run only when the garbage
+    collector finalizes it. Closing it here runs that cleanup at once.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def error_body(detail: str, error_id: str, code: str) -> dict[str, str]:
@@ -207,4 +226,11 @@ def _install_request_metrics(app: FastAPI) -> None:
             metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - start)
 
 
-__all__ = ["ServiceMetrics", "create_service_app", "error_body", "install_ops", "run_readiness"]
+__all__ = [
+    "ClosingStreamingResponse",
+    "ServiceMetrics",
+    "create_service_app",
+    "error_body",
+    "install_ops",
+    "run_readiness",
+]

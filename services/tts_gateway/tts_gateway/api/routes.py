@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from callkit.audio import wav_header
 from callkit.errors import InvalidInput
+from callkit.http import ClosingStreamingResponse
 from tts_gateway.synthesizer import Prepared, Synthesizer
 
 router = APIRouter()
@@ -50,7 +50,7 @@ class SpeechRequest(BaseModel):
     "/synthesize",
     summary="Synthesize text; the audio streams as soon as the first sentence is ready.",
 )
-async def synthesize(body: SynthesizeRequest, request: Request) -> StreamingResponse:
+async def synthesize(body: SynthesizeRequest, request: Request) -> ClosingStreamingResponse:
     started = time.perf_counter()
     synth: Synthesizer = request.app.state.synth
     prepared = synth.prepare(body.text, body.voice, body.sample_rate, body.speed)
@@ -58,7 +58,7 @@ async def synthesize(body: SynthesizeRequest, request: Request) -> StreamingResp
 
 
 @router.post("/v1/audio/speech", summary="OpenAI-compatible speech endpoint (wav or pcm).")
-async def speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+async def speech(body: SpeechRequest, request: Request) -> ClosingStreamingResponse:
     started = time.perf_counter()
     if body.response_format not in ("wav", "pcm"):
         raise InvalidInput(
@@ -94,7 +94,7 @@ async def voices(request: Request) -> dict[str, Any]:
 
 async def _respond(
     synth: Synthesizer, prepared: Prepared, *, wav: bool, started: float
-) -> StreamingResponse:
+) -> ClosingStreamingResponse:
     hit = await synth.lookup(prepared)
     cache = "hit" if hit else "miss"
     metrics = synth.metrics
@@ -121,7 +121,7 @@ async def _respond(
 
     media_type = "audio/wav" if wav else f"audio/L16;rate={rate};channels=1"
     headers = {"X-Cache": cache, "X-Sample-Rate": str(rate), "X-Voice": prepared.engine.name}
-    return StreamingResponse(body(), media_type=media_type, headers=headers)
+    return ClosingStreamingResponse(body(), media_type=media_type, headers=headers)
 
 
 async def _iterate(chunks: list[bytes]) -> AsyncIterator[bytes]:

@@ -181,7 +181,8 @@ def _clock(hour: int, minute: int, meridiem: str | None) -> str:
     elif meridiem is None:
         words += " o'clock"
     if meridiem:
-        words += " P M" if meridiem.startswith("p") else " A M"
+        # "AM"/"PM" as capitals: Piper says the letters; "A M" would read "A" as the article.
+        words += " PM" if meridiem.startswith("p") else " AM"
     return words
 
 
@@ -252,6 +253,12 @@ _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str] | str]] = [
     # Dates
     (re.compile(r"\b(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})\b"), _date_iso),
     (re.compile(r"\b(?P<mo>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\b"), _date_us),
+    (
+        re.compile(
+            r"\b" + _MONTH_RE + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>(?:19|20)\d{2})\b"
+        ),
+        lambda m: f"{_month_day(m)}, {year(int(m.group('y')))}",
+    ),
     (
         re.compile(r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)?\s+of\s+" + _MONTH_RE + r"(?!\w)"),
         _day_of_month,
