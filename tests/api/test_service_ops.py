@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from asr_gateway.app import create_app as asr_app
 from asr_gateway.settings import AsrSettings
+from callkit.errors import NotFound
 from fs_bridge.app import create_app as bridge_app
 from fs_bridge.settings import BridgeSettings
 from notifier.app import create_app as notifier_app
@@ -58,11 +59,17 @@ def test_not_ready_but_alive_when_redis_is_down(
         assert "redis did not answer" in body["checks"]["redis"]
 
 
-def test_asr_readiness_names_a_model_missing_from_the_registry() -> None:
-    with TestClient(asr_app(AsrSettings.load(model="whisper-huge-nonexistent"))) as client:
-        body = client.get("/ready").json()
-        assert body["checks"]["vad"] == "ok"
-        assert "unknown model 'whisper-huge-nonexistent'" in body["checks"]["model"]
+def test_asr_is_ready_once_its_model_is_loaded() -> None:
+    with TestClient(asr_app(AsrSettings.load(model="whisper-tiny.en"))) as client:
+        assert client.get("/ready").json()["checks"] == {"model": "ok"}
+
+
+def test_asr_refuses_a_model_the_registry_does_not_know() -> None:
+    with pytest.raises(
+        NotFound,
+        match=r"unknown model 'whisper-huge-nonexistent'; the registry has: .*whisper-base",
+    ):
+        asr_app(AsrSettings.load(model="whisper-huge-nonexistent"))
 
 
 def test_policy_readiness_names_the_llm_problem(

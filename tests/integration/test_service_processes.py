@@ -63,6 +63,20 @@ def test_invalid_configuration_exits_2_naming_the_variable() -> None:
     assert "BRIDGE_ESL_PASSWORD: Field required" in done.stderr
 
 
+def test_an_unknown_model_stops_start_up_with_the_known_names() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "asr_gateway"],
+        env={**os.environ, "ASR_MODEL": "whisper-giant"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown model 'whisper-giant'; the registry has:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_help_lists_the_environment_variables() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tts_gateway", "--help"],

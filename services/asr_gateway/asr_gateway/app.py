@@ -1,15 +1,64 @@
-"""Composition root of the ASR gateway: builds the FastAPI app from settings."""
+"""Composition root of the ASR gateway: the shared model, VAD, scheduler and the two edges."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from asr_gateway.api import openai, ws
+from asr_gateway.engines import FasterWhisperEngine
+from asr_gateway.scheduler import AsrMetrics, InferenceScheduler
 from asr_gateway.settings import AsrSettings
+from asr_gateway.vad import SileroVad
+from callkit.errors import DependencyUnavailable
 from callkit.http import create_service_app
-from callkit.lifecycle import model_ready
+from callkit.models import ModelStore, Registry
 
 
-def create_app(settings: AsrSettings) -> FastAPI:
-    app = create_service_app(settings.service_name)
+def create_app(settings: AsrSettings, store: ModelStore | None = None) -> FastAPI:
+    models = store or ModelStore(Registry.load())
+    for name in (settings.model, settings.vad_model):
+        models.registry.get(name)  # an unknown name stops start-up here, with the known names
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        vad_dir = await asyncio.to_thread(models.resolve, settings.vad_model)
+        app.state.vad = SileroVad(next(vad_dir.glob("*.onnx")))
+        engine = await asyncio.to_thread(
+            FasterWhisperEngine,
+            models,
+            settings.model,
+            device=settings.device,
+            cpu_threads=settings.cpu_threads,
+        )
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
+        scheduler = InferenceScheduler(
+            engine,
+            executor,
+            AsrMetrics(app.state.metrics.registry),
+            min_partial_interval_ms=settings.min_partial_interval_ms,
+        )
+        scheduler.start()
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            await scheduler.stop()
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    app = create_service_app(settings.service_name, lifespan=lifespan)
     app.state.settings = settings
-    app.state.readiness["model"] = model_ready(settings.model)
-    app.state.readiness["vad"] = model_ready(settings.vad_model)
+    app.state.connections = set()
+    app.include_router(ws.router)
+    app.include_router(openai.router)
+
+    async def model_loaded() -> None:
+        if getattr(app.state, "scheduler", None) is None:
+            raise DependencyUnavailable(f"model {settings.model} is loading")
+
+    app.state.readiness["model"] = model_loaded
     return app

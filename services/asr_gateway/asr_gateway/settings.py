@@ -1,5 +1,6 @@
 """ASR gateway configuration (environment prefix ``ASR_``)."""
 
+import os
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -20,6 +21,49 @@ class AsrSettings(ServiceSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Inference device; auto picks CUDA when available."
     )
+    cpu_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        ge=1,
+        le=256,
+        description="CPU threads for the model.",
+    )
     language: str = Field(
         "en", min_length=2, max_length=8, description="Default language code of sessions."
+    )
+    hotwords: list[str] = Field(
+        default_factory=list,
+        description='Vocabulary to favour and correct towards, as a JSON list (e.g. ["RUMA"]).',
+    )
+    max_sessions: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Concurrent sessions; more are refused with a recoverable error.",
+    )
+    sensitivity: Literal["low", "medium", "high"] = Field(
+        "medium", description="VAD sensitivity: high starts on quieter speech."
+    )
+    end_silence_ms: int = Field(
+        500, ge=100, le=5000, description="Silence that ends an utterance, in milliseconds."
+    )
+    max_speech_ms: int = Field(
+        20000,
+        ge=2000,
+        le=60000,
+        description="Longest utterance before a forced final, in milliseconds.",
+    )
+    hold_after_ms: int = Field(
+        10000, ge=1000, description="Silence after which a session goes on hold, in milliseconds."
+    )
+    min_partial_interval_ms: int = Field(
+        300, ge=100, le=5000, description="Shortest interval between partials of one session."
+    )
+    energy_floor_dbfs: float = Field(
+        -55.0, ge=-90, le=0, description="Frames quieter than this skip the VAD model."
+    )
+    max_frame_bytes: int = Field(
+        65536, ge=320, description="Largest binary audio message accepted."
+    )
+    max_upload_mb: int = Field(
+        25, ge=1, le=500, description="Largest file accepted by /v1/audio/transcriptions."
     )

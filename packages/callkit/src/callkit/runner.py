@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic.fields import FieldInfo
 
-from callkit.errors import ConfigError
+from callkit.errors import AgentError, ConfigError
 from callkit.logging import configure_logging
 from callkit.settings import ServiceSettings
 
@@ -80,7 +80,11 @@ def service_main(
             print(f"{settings_cls.env_name(key)}={shown}")
         return 0
     configure_logging(settings.log_level, settings.log_format, service=settings_cls.service_name)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except AgentError as exc:  # e.g. a model name the registry does not know
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.host,

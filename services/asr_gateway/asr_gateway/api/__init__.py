@@ -1,0 +1,1 @@
+"""WebSocket and HTTP edges of the ASR gateway."""

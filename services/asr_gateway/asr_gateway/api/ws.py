@@ -1,0 +1,338 @@
+"""WS /ws/transcribe: the streaming session protocol.
+
+Protocol steps, in order: accept; refuse when at the session limit (recoverable error, close
+1013); wait for ``session.start``; announce ``session.created``; then binary PCM frames and JSON
+controls until ``session.close`` or a disconnect; flush the last final; ``session.closed``;
+close 1000. Bad messages get an ``error`` event and the session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from asr_gateway.api.messages import (
+    CONTROLS,
+    START,
+    InputCommit,
+    SessionClose,
+    SessionConfigure,
+    SessionStart,
+)
+from asr_gateway.endpointing import EndpointConfig
+from asr_gateway.engines import Transcription
+from asr_gateway.scheduler import InferenceScheduler, Job
+from asr_gateway.session import Emit, SessionConfig, Transcribe, TranscriptionSession
+from asr_gateway.settings import AsrSettings
+from callkit.audio import StreamResampler
+from callkit.errors import AgentError, InvalidInput, PayloadTooLarge
+from callkit.events import error_event
+
+router = APIRouter()
+log = logging.getLogger("asr_gateway.ws")
+
+START_TIMEOUT_S = 10.0
+SEND_TIMEOUT_S = 5.0
+OUTBOX_SIZE = 256
+CLOSE_TIMEOUT_S = 15.0
+
+
+class ClientNotReading(Exception):
+    """The client stopped reading events; the session is closed rather than buffering forever."""
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, settings: AsrSettings, scheduler: InferenceScheduler) -> None:
+        self.ws = ws
+        self.settings = settings
+        self.scheduler = scheduler
+        self.metrics = scheduler.metrics
+        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOX_SIZE)
+        self.session: TranscriptionSession | None = None
+        self.resampler: StreamResampler | None = None
+        self.pending: set[asyncio.Future[Transcription]] = set()
+        self.first_partial_sent: set[int] = set()
+        self._closing: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ sending
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Queue an event; partials are dropped (not queued) when the client is behind."""
+        if event["type"] == "transcript.partial" and self.outbox.qsize() > OUTBOX_SIZE // 2:
+            self.metrics.dropped.labels("backpressure").inc()
+            return
+        try:
+            self.outbox.put_nowait(event)
+        except asyncio.QueueFull:
+            raise ClientNotReading from None
+
+    async def sender(self) -> None:
+        while (event := await self.outbox.get()) is not None:
+            try:
+                await asyncio.wait_for(self.ws.send_json(event), SEND_TIMEOUT_S)
+            except TimeoutError:
+                raise ClientNotReading from None
+
+    # ------------------------------------------------------------------ session
+
+    def start(self, msg: SessionStart) -> None:
+        s = self.settings
+        endpoint = EndpointConfig(
+            sensitivity=msg.sensitivity or s.sensitivity,
+            end_silence_ms=msg.end_silence_ms or s.end_silence_ms,
+            max_speech_ms=s.max_speech_ms,
+            hold_after_ms=s.hold_after_ms,
+        )
+        config = SessionConfig(
+            language=msg.language or s.language,
+            hotwords=[*s.hotwords, *msg.hotwords],
+            endpoint=endpoint,
+            partials=msg.partials,
+        )
+        session_id = uuid.uuid4().hex[:16]
+        vad = self.ws.app.state.vad.stream(s.energy_floor_dbfs)
+        self.session = TranscriptionSession(session_id, config, vad)
+        self.resampler = (
+            StreamResampler(msg.sample_rate, 16000) if msg.sample_rate != 16000 else None
+        )
+        self.emit(
+            {
+                "type": "session.created",
+                "session_id": session_id,
+                "call_id": msg.call_id,
+                "sample_rate": msg.sample_rate,
+                "language": config.language,
+                "model": self.scheduler.engine.name,
+                "end_silence_ms": endpoint.end_silence_ms,
+            }
+        )
+
+    def audio(self, data: bytes) -> None:
+        assert self.session is not None
+        if len(data) > self.settings.max_frame_bytes:
+            raise PayloadTooLarge(
+                f"audio frame of {len(data)} bytes is over the {self.settings.max_frame_bytes}-byte limit"
+            )
+        if len(data) % 2:
+            raise InvalidInput(
+                f"audio frame of {len(data)} bytes is not whole 16-bit samples; frame dropped",
+                code="odd_frame",
+            )
+        pcm = self.resampler.process(data) if self.resampler else data
+        speaking = sum(1 for c in self.ws.app.state.connections if c.session and c.session.speaking)
+        self.session.partial_interval_ms = self.scheduler.partial_interval_ms(speaking)
+        self.run(self.session.feed(np.frombuffer(pcm, dtype="<i2"), time.perf_counter()))
+
+    def control(self, msg: SessionConfigure | InputCommit | SessionClose) -> bool:
+        """Apply a control message; True when the session should close."""
+        assert self.session is not None
+        if isinstance(msg, SessionClose):
+            return True
+        if isinstance(msg, InputCommit):
+            self.run(self.session.commit())
+            return False
+        endpoint = None
+        if msg.sensitivity or msg.end_silence_ms:
+            current = self.session.config.endpoint
+            endpoint = replace(
+                current,
+                sensitivity=msg.sensitivity or current.sensitivity,
+                end_silence_ms=msg.end_silence_ms or current.end_silence_ms,
+            )
+        self.session.configure(language=msg.language, hotwords=msg.hotwords, endpoint=endpoint)
+        self.emit(
+            {
+                "type": "session.updated",
+                "language": self.session.config.language,
+                "hotwords": len(self.session.config.hotwords),
+            }
+        )
+        return False
+
+    def run(self, actions: list[Emit | Transcribe]) -> None:
+        assert self.session is not None
+        for action in actions:
+            if isinstance(action, Emit):
+                self.emit(action.event)
+                continue
+            job = Job(
+                self.session.session_id,
+                action.kind,
+                action.audio,
+                self.session.config.language,
+                self.session.config.hotwords,
+            )
+            future = self.scheduler.submit(job)
+            self.pending.add(future)
+            future.add_done_callback(functools.partial(self.result, action))
+
+    def result(self, job: Transcribe, future: asyncio.Future[Transcription]) -> None:
+        self.pending.discard(future)
+        session = self.session
+        if session is None or future.cancelled():
+            if job.kind == "partial" and session is not None:
+                session.on_partial(job, Transcription("", "", ()))  # frees the partial slot
+            return
+        exc = future.exception()
+        try:
+            if exc is not None:
+                log.error(
+                    "transcription failed", exc_info=exc, extra={"session": session.session_id}
+                )
+                self.emit(error_event(exc, recoverable=True))
+                if job.kind == "partial":
+                    session.on_partial(job, Transcription("", "", ()))
+                return
+            if job.kind == "partial":
+                for emit in session.on_partial(job, future.result()):
+                    self._observe_first_partial(job)
+                    self.emit(emit.event)
+                return
+            outcome = session.on_final(job, future.result())
+            if outcome.event is None:
+                self.metrics.hallucinations.labels(outcome.dropped_reason or "unknown").inc()
+                return
+            arrived = session.arrival_of(job.end_ms)
+            if arrived is not None:
+                self.metrics.final_delay.observe(time.perf_counter() - arrived)
+            self.emit(outcome.event)
+        except ClientNotReading:
+            # Results arrive outside the receive loop: close from here; the loop then ends.
+            self._closing = asyncio.get_running_loop().create_task(
+                self.ws.close(1008, "client is not reading events")
+            )
+
+    def _observe_first_partial(self, job: Transcribe) -> None:
+        assert self.session is not None
+        if job.utterance in self.first_partial_sent:
+            return
+        self.first_partial_sent.add(job.utterance)
+        if len(self.first_partial_sent) > 64:
+            self.first_partial_sent = {job.utterance}
+        arrived = self.session.arrival_of(job.start_ms)
+        if arrived is not None:
+            self.metrics.first_partial.observe(time.perf_counter() - arrived)
+
+    async def finish(self) -> None:
+        """Flush: a last final for speech still in progress, then wait for outstanding finals."""
+        if self.session is None:
+            return
+        self.run(self.session.commit())
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=CLOSE_TIMEOUT_S)
+
+
+@router.websocket("/ws/transcribe")
+async def transcribe(ws: WebSocket) -> None:
+    app = ws.app
+    settings: AsrSettings = app.state.settings
+    await ws.accept()
+    if len(app.state.connections) >= settings.max_sessions:
+        app.state.scheduler.metrics.refused.inc()
+        await ws.send_json(
+            {
+                "type": "error",
+                "code": "too_many_sessions",
+                "recoverable": True,
+                "message": f"the gateway is serving its limit of {settings.max_sessions} sessions; retry shortly",
+            }
+        )
+        await ws.close(1013, "too many sessions")
+        return
+    conn = Connection(ws, settings, app.state.scheduler)
+    app.state.connections.add(conn)
+    app.state.scheduler.metrics.sessions.inc()
+    sender = asyncio.create_task(conn.sender())
+    try:
+        await _serve(conn)
+        if (
+            conn.session is None
+        ):  # no valid session.start: say why, then close as a policy violation
+            conn.outbox.put_nowait(None)
+            await asyncio.wait_for(sender, SEND_TIMEOUT_S)
+            await ws.close(1008, "a session starts with a valid session.start")
+            return
+        await conn.finish()
+        conn.emit({"type": "session.closed", "session_id": conn.session.session_id})
+        conn.outbox.put_nowait(None)
+        await asyncio.wait_for(sender, SEND_TIMEOUT_S)
+        await ws.close(1000)
+    except (WebSocketDisconnect, ClientNotReading, TimeoutError, RuntimeError):
+        pass  # the client went away or stopped reading: nothing more can be told to it
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+        if conn.session is not None:
+            app.state.scheduler.forget(conn.session.session_id)
+        for future in list(conn.pending):
+            future.cancel()
+        conn.session = None
+        app.state.connections.discard(conn)
+        app.state.scheduler.metrics.sessions.dec()
+        if (
+            ws.application_state is WebSocketState.CONNECTED
+            and ws.client_state is WebSocketState.CONNECTED
+        ):
+            with contextlib.suppress(Exception):
+                await ws.close(1011)
+
+
+async def _serve(conn: Connection) -> None:
+    ws = conn.ws
+    # 1. The first message must be session.start.
+    try:
+        first = await asyncio.wait_for(ws.receive(), START_TIMEOUT_S)
+    except TimeoutError:
+        conn.emit(
+            {
+                "type": "error",
+                "code": "no_session_start",
+                "recoverable": False,
+                "message": f"no session.start within {START_TIMEOUT_S:g}s",
+            }
+        )
+        return
+    if first["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(first.get("code", 1000))
+    text = first.get("text")
+    if text is None:
+        conn.emit(
+            {
+                "type": "error",
+                "code": "expected_session_start",
+                "recoverable": False,
+                "message": "the first message must be a JSON session.start, not audio",
+            }
+        )
+        return
+    try:
+        conn.start(START.parse(text))
+    except AgentError as exc:
+        conn.emit(
+            error_event(exc, recoverable=False)
+            | {"message": f"session.start refused: {exc.message}"}
+        )
+        return
+    # 2. Audio and controls until close.
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        try:
+            if message.get("bytes") is not None:
+                conn.audio(message["bytes"])
+            elif message.get("text") is not None and conn.control(CONTROLS.parse(message["text"])):
+                return
+        except AgentError as exc:
+            conn.emit(error_event(exc, recoverable=True))

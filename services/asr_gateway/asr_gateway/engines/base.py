@@ -1,0 +1,46 @@
+"""The engine interface: 16 kHz float audio in, text with the recognizer's confidence out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    start_s: float
+    end_s: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    text: str
+    language: str
+    segments: tuple[Segment, ...]
+
+    def mean(self, field: str) -> float:
+        if not self.segments:
+            return 0.0
+        return float(np.mean([getattr(s, field) for s in self.segments]))
+
+
+class AsrEngine(Protocol):
+    name: str
+    device: str
+    max_batch: int  # how many jobs one call may take; 1 where the engine cannot batch
+
+    def transcribe(
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        language: str | None,
+        hotwords: list[str],
+        with_timestamps: bool = False,
+    ) -> Transcription: ...

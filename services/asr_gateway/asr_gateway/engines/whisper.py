@@ -1,0 +1,70 @@
+"""faster-whisper (CTranslate2): int8 on CPU, float16 on CUDA, loaded once from the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from asr_gateway.engines.base import Segment, Transcription
+from callkit.models import ModelStore
+
+
+def cuda_available() -> bool:
+    try:
+        import ctranslate2
+
+        return bool(ctranslate2.get_cuda_device_count() > 0)
+    except Exception:
+        return False
+
+
+class FasterWhisperEngine:
+    max_batch = 1  # one utterance per call; the scheduler serializes jobs across sessions
+
+    def __init__(
+        self, store: ModelStore, model: str, *, device: str = "auto", cpu_threads: int = 2
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        entry = store.registry.get(model)
+        if entry.kind != "asr" or entry.engine != "faster-whisper":
+            raise ValueError(
+                f"{model} is a {entry.kind}/{entry.engine} model, not a faster-whisper one"
+            )
+        self.device = (
+            "cuda" if device == "cuda" or (device == "auto" and cuda_available()) else "cpu"
+        )
+        compute = "float16" if self.device == "cuda" else "int8"
+        self.name = model
+        self.english_only = entry.languages == ["en"]
+        self._model = WhisperModel(
+            str(store.resolve(model)),
+            device=self.device,
+            compute_type=compute,
+            cpu_threads=cpu_threads,
+        )
+
+    def transcribe(
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        language: str | None,
+        hotwords: list[str],
+        with_timestamps: bool = False,
+    ) -> Transcription:
+        segments, info = self._model.transcribe(
+            audio,
+            language="en" if self.english_only else language,
+            beam_size=1,
+            vad_filter=False,  # the gateway's own VAD decided what to send
+            condition_on_previous_text=False,
+            without_timestamps=not with_timestamps,
+            hotwords=" ".join(hotwords) if hotwords else None,
+        )
+        out = tuple(
+            Segment(
+                s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob, s.compression_ratio
+            )
+            for s in segments
+        )
+        return Transcription(" ".join(s.text for s in out if s.text).strip(), info.language, out)

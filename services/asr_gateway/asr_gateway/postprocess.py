@@ -1,0 +1,437 @@
+"""Post-processing of final transcripts: hot words, entity formatting, hallucination guard.
+
+All three are pure functions of text (and, for the guard, the recognizer's own confidence and
+the VAD's view of the audio), so they are table-tested. The raw text is always kept alongside.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+# ---------------------------------------------------------------- hot words
+
+
+def _phonetic(word: str) -> str:
+    """A crude sound-alike key: letters that sound alike merged, vowels collapsed, doubles dropped."""
+    w = word.lower()
+    for a, b in (
+        ("ph", "f"),
+        ("ck", "k"),
+        ("qu", "kw"),
+        ("x", "ks"),
+        ("c", "k"),
+        ("z", "s"),
+        ("oo", "u"),
+        ("ou", "u"),
+        ("ee", "i"),
+        ("ea", "i"),
+        ("y", "i"),
+        ("w", "u"),
+    ):
+        w = w.replace(a, b)
+    w = re.sub(r"[^a-zа-яё0-9]", "", w)
+    w = re.sub(r"(.)\1+", r"\1", w)
+    w = re.sub(r"h(?=[^aeiou]|$)", "", w)
+    return re.sub(r"[aeiou]+", "a", w)
+
+
+# Everyday words that sound like short product names ("room" ~ "RUMA") are never replaced.
+COMMON_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "back",
+        "be",
+        "been",
+        "before",
+        "being",
+        "both",
+        "but",
+        "by",
+        "call",
+        "can",
+        "come",
+        "could",
+        "day",
+        "did",
+        "do",
+        "doctor",
+        "does",
+        "done",
+        "down",
+        "each",
+        "even",
+        "every",
+        "few",
+        "find",
+        "first",
+        "for",
+        "from",
+        "get",
+        "give",
+        "go",
+        "good",
+        "got",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "here",
+        "him",
+        "his",
+        "home",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "know",
+        "last",
+        "leave",
+        "like",
+        "look",
+        "made",
+        "make",
+        "man",
+        "many",
+        "may",
+        "me",
+        "more",
+        "most",
+        "much",
+        "must",
+        "my",
+        "name",
+        "need",
+        "new",
+        "next",
+        "no",
+        "not",
+        "now",
+        "of",
+        "off",
+        "old",
+        "on",
+        "once",
+        "one",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "part",
+        "pay",
+        "people",
+        "place",
+        "please",
+        "put",
+        "rather",
+        "really",
+        "right",
+        "room",
+        "same",
+        "say",
+        "see",
+        "she",
+        "should",
+        "so",
+        "some",
+        "still",
+        "such",
+        "take",
+        "tell",
+        "than",
+        "thank",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "thing",
+        "think",
+        "this",
+        "those",
+        "time",
+        "to",
+        "today",
+        "too",
+        "try",
+        "turn",
+        "two",
+        "under",
+        "up",
+        "us",
+        "use",
+        "very",
+        "want",
+        "was",
+        "way",
+        "we",
+        "well",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "work",
+        "would",
+        "year",
+        "yes",
+        "yet",
+        "you",
+        "your",
+    ]
+)
+
+
+def _similar(a: str, b: str) -> float:
+    raw = SequenceMatcher(None, a.lower(), b.lower()).ratio()
+    sound = SequenceMatcher(None, _phonetic(a), _phonetic(b)).ratio()
+    return max(raw, sound)
+
+
+class HotwordCorrector:
+    """Replaces words (or short runs of words) that sound like a configured term by the term.
+
+    The original design's case: a product name ("RUMA") the model keeps writing as "Rooma" or
+    "Roomer". Only runs whose first letters sound alike and whose similarity passes
+    ``threshold`` are replaced, so ordinary words are left alone.
+    """
+
+    def __init__(self, vocabulary: list[str], threshold: float = 0.8) -> None:
+        self.vocabulary = [v for v in (t.strip() for t in vocabulary) if v]
+        self.threshold = threshold
+
+    def correct(self, text: str) -> str:
+        if not self.vocabulary or not text:
+            return text
+        tokens = re.findall(r"\S+", text)
+        out: list[str] = []
+        i = 0
+        while i < len(tokens):
+            best: tuple[float, int, str] | None = None
+            for term in self.vocabulary:
+                n = len(term.split())
+                for span in {n, n + 1} - {0}:
+                    if i + span > len(tokens):
+                        continue
+                    words = tokens[i : i + span]
+                    candidate = " ".join(re.sub(r"[^\w'-]", "", w) for w in words)
+                    if not candidate or _phonetic(candidate)[:1] != _phonetic(term)[:1]:
+                        continue
+                    if candidate.lower() in COMMON_WORDS:
+                        continue
+                    score = _similar(candidate.replace(" ", ""), term.replace(" ", ""))
+                    if score >= self.threshold and (best is None or score > best[0]):
+                        best = (score, span, term)
+            if best is None:
+                out.append(tokens[i])
+                i += 1
+                continue
+            _, span, term = best
+            trailing = re.search(r"[^\w'-]+$", tokens[i + span - 1])
+            out.append(term + (trailing.group(0) if trailing else ""))
+            i += span
+        return " ".join(out)
+
+
+# ---------------------------------------------------------------- entity formatting
+
+_SMALL = {
+    "zero": 0,
+    "oh": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+}
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_NUMBER_WORDS = "|".join([*_SMALL, *_TENS, "hundred"])
+_NUMBER_PHRASE = re.compile(
+    rf"\b(?:{_NUMBER_WORDS})(?:[\s-]+(?:and\s+)?(?:{_NUMBER_WORDS}))*\b", re.I
+)
+
+
+def words_to_number(phrase: str) -> int | None:
+    """ "forty two" -> 42, "one hundred and twenty" -> 120; None if it is not a number."""
+    total = 0
+    current = 0
+    for word in re.split(r"[\s-]+", phrase.lower()):
+        if word == "and":
+            continue
+        if word in _SMALL:
+            current += _SMALL[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = (current or 1) * 100
+        else:
+            return None
+    return total + current
+
+
+def _digits_run(phrase: str) -> str | None:
+    """ "five five five one two three" -> "555123" when every word is a single digit."""
+    words = re.split(r"[\s,-]+", phrase.lower().strip())
+    if len(words) >= 3 and all(w in _SMALL and _SMALL[w] < 10 for w in words):
+        return "".join(str(_SMALL[w]) for w in words)
+    return None
+
+
+def _format_phone(digits: str) -> str:
+    if len(digits) == 10:
+        return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+    if len(digits) == 11 and digits[0] == "1":
+        return f"+1 {digits[1:4]}-{digits[4:7]}-{digits[7:]}"
+    if len(digits) == 11 and digits[0] in "78":
+        return f"+7 {digits[1:4]} {digits[4:7]}-{digits[7:9]}-{digits[9:]}"
+    return digits
+
+
+def format_entities(text: str) -> str:
+    """Numbers as digits and phone numbers, ages, weights, times and prices in one written form."""
+
+    # Spoken digit runs and number words to digits.
+    def spoken(m: re.Match[str]) -> str:
+        phrase = m.group(0)
+        run = _digits_run(phrase)
+        if run is not None:
+            return run
+        n = words_to_number(phrase)
+        return str(n) if n is not None else phrase
+
+    text = _NUMBER_PHRASE.sub(spoken, text)
+
+    # Phone numbers: 10-11 digits however the recognizer grouped them ("555, 123, 4,567").
+    def phone(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return _format_phone(digits) if len(digits) in (10, 11) else m.group(0)
+
+    text = re.sub(r"(?<![\d$])\+?\d[\d\s,.()-]{8,}\d(?![\d%])", phone, text)
+    # Times: "3pm", "3 p.m.", "3.30pm", "1015 AM" -> "3 PM", "3:30 PM", "10:15 AM".
+    text = re.sub(
+        r"\b(\d{1,2})[.:]?(\d{2})\s?([ap])\.?m\.?(?!\w)",
+        lambda m: f"{m.group(1)}:{m.group(2)} {m.group(3).upper()}M",
+        text,
+        flags=re.I,
+    )
+    text = re.sub(
+        r"\b(\d{1,2})\s?([ap])\.?m\.?(?!\w)",
+        lambda m: f"{m.group(1)} {m.group(2).upper()}M",
+        text,
+        flags=re.I,
+    )
+    # Prices: "120 dollars" -> "$120", "85 dollars and 50 cents" -> "$85.50".
+    text = re.sub(
+        r"\b(\d+) dollars? and (\d{1,2}) cents?\b",
+        lambda m: f"${m.group(1)}.{int(m.group(2)):02d}",
+        text,
+    )
+    text = re.sub(r"\b(\d+(?:\.\d{2})?) dollars?\b", r"$\1", text)
+    text = re.sub(r"\b(\d+) (rubles?|roubles?)\b", r"\1 ₽", text)
+    # Weights and ages.
+    text = re.sub(r"\b(\d+(?:\.\d+)?) ?(?:kilograms?|kilos?|kgs?)\b", r"\1 kg", text, flags=re.I)
+    text = re.sub(r"\b(\d+) ?(?:pounds?|lbs?)\b(?! sterling)", r"\1 lb", text, flags=re.I)
+    return re.sub(r"\b(\d+) years? old\b", r"\1 years old", text)
+
+
+# ---------------------------------------------------------------- hallucination guard
+
+PHANTOM_PHRASES = frozenset(
+    {
+        "thank you for watching",
+        "thanks for watching",
+        "please subscribe",
+        "subscribe to my channel",
+        "subtitles by the amara org community",
+        "transcribed by",
+        "you",
+        "bye",
+        "thank you",
+        "продолжение следует",
+        "редактор субтитров",
+        "субтитры сделал",
+        "спасибо за просмотр",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the recognizer and the VAD say about one final."""
+
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    speech_ratio: float  # share of the utterance's frames the VAD called speech
+
+
+def hallucination_reason(text: str, evidence: Evidence) -> str | None:
+    """Why this final should be dropped, or None to keep it."""
+    normalized = re.sub(r"[^\w\s]", "", text.lower()).strip()
+    normalized = re.sub(r"\s+", " ", normalized)
+    if not normalized:
+        return "empty"
+    if evidence.speech_ratio < 0.1:
+        return "no speech in the audio (VAD)"
+    if evidence.no_speech_prob > 0.6 and evidence.avg_logprob < -1.0:
+        return "recognizer says no speech"
+    if evidence.compression_ratio > 2.4:
+        return "repetitive output"
+    if normalized in PHANTOM_PHRASES and (
+        evidence.no_speech_prob > 0.3 or evidence.speech_ratio < 0.4
+    ):
+        return "known phantom phrase on weak speech"
+    return None

@@ -1,0 +1,226 @@
+"""One model, many sessions: a scheduler that feeds every session's work to the shared engine.
+
+Finals go before partials. A session has at most one partial waiting: a newer request replaces
+the older one (its result would be stale anyway). The measured inference time sets how often a
+session may ask for a partial, so under load partials slow down while finals stay fast, and the
+queue never holds more than the hardware can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from asr_gateway.engines import AsrEngine, Transcription
+
+Kind = Literal["final", "partial", "file"]
+
+
+@dataclass(eq=False)
+class Job:
+    session_id: str
+    kind: Kind
+    audio: npt.NDArray[np.float32]
+    language: str | None
+    hotwords: list[str]
+    with_timestamps: bool = False
+    future: asyncio.Future[Transcription] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    submitted: float = field(default_factory=time.perf_counter)
+
+    @property
+    def audio_s(self) -> float:
+        return len(self.audio) / 16000
+
+
+class AsrMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sessions = Gauge(
+            "asr_active_sessions", "Open transcription sessions.", registry=registry
+        )
+        self.queue_depth = Gauge(
+            "asr_queue_depth", "Jobs waiting for the model.", registry=registry
+        )
+        self.inference = Histogram(
+            "asr_inference_seconds",
+            "Model time per job.",
+            ["kind"],
+            registry=registry,
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+        )
+        self.rtf = Histogram(
+            "asr_real_time_factor",
+            "Model time divided by audio duration.",
+            ["kind"],
+            registry=registry,
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5),
+        )
+        self.wait = Histogram(
+            "asr_queue_wait_seconds",
+            "Time a job waited for the model.",
+            ["kind"],
+            registry=registry,
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+        )
+        self.first_partial = Histogram(
+            "asr_first_partial_seconds",
+            "Speech start (audio arrival) to the first partial.",
+            registry=registry,
+            buckets=(0.1, 0.15, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5),
+        )
+        self.final_delay = Histogram(
+            "asr_final_delay_seconds",
+            "End of speech (audio arrival) to the final transcript.",
+            registry=registry,
+            buckets=(0.25, 0.5, 0.6, 0.75, 1, 1.25, 1.5, 2, 3, 5),
+        )
+        self.dropped = Counter(
+            "asr_partials_dropped_total",
+            "Partial work or events dropped.",
+            ["reason"],
+            registry=registry,
+        )
+        self.hallucinations = Counter(
+            "asr_hallucinations_dropped_total",
+            "Finals dropped by the guard.",
+            ["reason"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "asr_sessions_refused_total", "Sessions refused at the limit.", registry=registry
+        )
+
+
+class InferenceScheduler:
+    def __init__(
+        self,
+        engine: AsrEngine,
+        executor: Executor,
+        metrics: AsrMetrics,
+        *,
+        min_partial_interval_ms: int = 300,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.metrics = metrics
+        self.min_partial_interval_ms = min_partial_interval_ms
+        self._finals: deque[Job] = deque()
+        self._partials: dict[str, Job] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._partial_s = 0.3  # running estimate of model time per partial
+        self.busy = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="asr-scheduler")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for job in [*self._finals, *self._partials.values()]:
+            job.future.cancel()
+        self._finals.clear()
+        self._partials.clear()
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(self, job: Job) -> asyncio.Future[Transcription]:
+        if job.kind == "partial":
+            old = self._partials.pop(job.session_id, None)
+            if old is not None:
+                old.future.cancel()
+                self.metrics.dropped.labels("stale").inc()
+            self._partials[job.session_id] = job
+        else:
+            self._finals.append(job)
+        self._update_depth()
+        self._wake.set()
+        return job.future
+
+    def forget(self, session_id: str) -> None:
+        """The session is gone: drop its queued work."""
+        job = self._partials.pop(session_id, None)
+        if job is not None:
+            job.future.cancel()
+        for job in [j for j in self._finals if j.session_id == session_id]:
+            self._finals.remove(job)
+            job.future.cancel()
+        self._update_depth()
+
+    def partial_interval_ms(self, speaking_sessions: int) -> int:
+        """How often each speaking session may ask for a partial, given measured model time."""
+        budget_ms = self._partial_s * 1000 * max(1, speaking_sessions) * 1.25
+        return int(max(self.min_partial_interval_ms, budget_ms))
+
+    @property
+    def depth(self) -> int:
+        return len(self._finals) + len(self._partials)
+
+    # ------------------------------------------------------------------ running
+
+    def _next(self) -> Job | None:
+        while self._finals:
+            job = self._finals.popleft()
+            if not job.future.cancelled():
+                return job
+        while self._partials:
+            # Oldest request first, so every speaking session gets its turn.
+            session_id = min(self._partials, key=lambda s: self._partials[s].submitted)
+            job = self._partials.pop(session_id)
+            if not job.future.cancelled():
+                return job
+        return None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = self._next()
+            self._update_depth()
+            if job is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self.metrics.wait.labels(job.kind).observe(time.perf_counter() - job.submitted)
+            started = time.perf_counter()
+            self.busy = True
+            try:
+                work = functools.partial(
+                    self.engine.transcribe,
+                    job.audio,
+                    language=job.language,
+                    hotwords=job.hotwords,
+                    with_timestamps=job.with_timestamps,
+                )
+                result = await loop.run_in_executor(self.executor, work)
+            except Exception as exc:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+                continue
+            finally:
+                self.busy = False
+            seconds = time.perf_counter() - started
+            self.metrics.inference.labels(job.kind).observe(seconds)
+            if job.audio_s > 0:
+                self.metrics.rtf.labels(job.kind).observe(seconds / job.audio_s)
+            if job.kind == "partial":
+                self._partial_s = 0.7 * self._partial_s + 0.3 * seconds
+            if not job.future.done():
+                job.future.set_result(result)
+
+    def _update_depth(self) -> None:
+        self.metrics.queue_depth.set(self.depth)

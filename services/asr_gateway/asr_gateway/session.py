@@ -1,0 +1,223 @@
+"""One caller's transcription session: audio in, what to emit and what to transcribe out.
+
+The session never touches a socket or the model. ``feed`` takes 16 kHz samples and returns
+actions: events to send (``Emit``) and audio to transcribe (``Transcribe``); the edge runs them
+and hands results back through ``on_partial`` / ``on_final``. Times are milliseconds of session
+audio, so latency can be measured against the audio timeline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from asr_gateway.agreement import LocalAgreement
+from asr_gateway.endpointing import EndpointConfig, Endpointer, SpeechEnded, SpeechStarted, State
+from asr_gateway.engines import Transcription
+from asr_gateway.postprocess import (
+    Evidence,
+    HotwordCorrector,
+    format_entities,
+    hallucination_reason,
+)
+from asr_gateway.ring import AudioRing
+from asr_gateway.vad import FRAME_MS, SAMPLE_RATE, VadStream
+
+SAMPLES_PER_MS = SAMPLE_RATE // 1000
+
+
+@dataclass
+class SessionConfig:
+    language: str | None = "en"
+    hotwords: list[str] = field(default_factory=list)
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    partials: bool = True
+    pre_roll_ms: int = 300
+    post_roll_ms: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcribe:
+    kind: Literal["partial", "final"]
+    utterance: int
+    audio: npt.NDArray[np.float32]
+    start_ms: int
+    end_ms: int
+    speech_ratio: float = 1.0
+
+
+Action = Emit | Transcribe
+
+
+@dataclass(frozen=True, slots=True)
+class FinalOutcome:
+    event: dict[str, Any] | None  # None when the guard dropped it
+    dropped_reason: str | None
+
+
+class TranscriptionSession:
+    def __init__(self, session_id: str, config: SessionConfig, vad: VadStream) -> None:
+        self.session_id = session_id
+        self.config = config
+        self.vad = vad
+        self.endpointer = Endpointer(config.endpoint)
+        capacity_ms = (
+            config.endpoint.max_speech_ms + config.pre_roll_ms + config.post_roll_ms + 2000
+        )
+        self.ring = AudioRing(capacity_ms * SAMPLES_PER_MS)
+        self.agreement = LocalAgreement()
+        self.corrector = HotwordCorrector(config.hotwords)
+        self.partial_interval_ms = 300
+        self.utterance = 0
+        self._frames_seen = 0
+        self._utt_start_ms = 0
+        self._speech_frames = 0
+        self._utt_frames = 0
+        self._last_partial_ms = 0
+        self._partial_pending = False
+        self.partials_sent = 0
+        # (end sample, arrival time) of each feed, to tell when a point of audio arrived.
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)
+
+    # ------------------------------------------------------------------ configuration
+
+    def configure(
+        self,
+        *,
+        language: str | None = None,
+        hotwords: list[str] | None = None,
+        endpoint: EndpointConfig | None = None,
+    ) -> None:
+        if language is not None:
+            self.config.language = language
+        if hotwords is not None:
+            self.config.hotwords = hotwords
+            self.corrector = HotwordCorrector(hotwords)
+        if endpoint is not None:
+            self.config.endpoint = endpoint
+            self.endpointer.reconfigure(endpoint)
+
+    # ------------------------------------------------------------------ audio
+
+    @property
+    def speaking(self) -> bool:
+        return self.endpointer.state is State.SPEECH
+
+    @property
+    def audio_ms(self) -> int:
+        return self.ring.end // SAMPLES_PER_MS
+
+    def arrival_of(self, t_ms: int) -> float | None:
+        """Wall-clock time (as passed to ``feed``) at which audio time ``t_ms`` arrived."""
+        sample = t_ms * SAMPLES_PER_MS
+        for end, wall in self._arrivals:
+            if end >= sample:
+                return wall
+        return None
+
+    def feed(self, samples: npt.NDArray[np.int16], now: float) -> list[Action]:
+        self.ring.append(samples)
+        self._arrivals.append((self.ring.end, now))
+        actions: list[Action] = []
+        for prob in self.vad.feed(samples):
+            t_ms = self._frames_seen * FRAME_MS
+            self._frames_seen += 1
+            if self.speaking:
+                self._utt_frames += 1
+                self._speech_frames += prob >= 0.5
+            for event in self.endpointer.feed(prob, t_ms, FRAME_MS):
+                actions.extend(self._on_endpoint(event))
+        if self.speaking and self.config.partials and not self._partial_pending:
+            now_ms = self._frames_seen * FRAME_MS
+            if (
+                now_ms - self._last_partial_ms >= self.partial_interval_ms
+                and now_ms - self._utt_start_ms >= 300
+            ):
+                self._partial_pending = True
+                self._last_partial_ms = now_ms
+                actions.append(self._transcribe("partial", self._utt_start_ms, now_ms))
+        return actions
+
+    def commit(self) -> list[Action]:
+        """Force a final now (input.commit)."""
+        ended = self.endpointer.force_end(self._frames_seen * FRAME_MS)
+        return self._on_endpoint(ended) if ended else []
+
+    def _on_endpoint(self, event: SpeechStarted | SpeechEnded) -> list[Action]:
+        if isinstance(event, SpeechStarted):
+            self.utterance += 1
+            self._utt_start_ms = event.t_ms
+            self._last_partial_ms = event.t_ms
+            self._speech_frames = self._utt_frames = 0
+            self._partial_pending = False
+            self.agreement.reset()
+            return [Emit({"type": "vad.speech_start", "t_ms": event.t_ms})]
+        ratio = self._speech_frames / self._utt_frames if self._utt_frames else 1.0
+        return [
+            Emit({"type": "vad.speech_end", "t_ms": event.t_ms, "forced": event.forced}),
+            self._transcribe("final", self._utt_start_ms, event.t_ms, ratio),
+        ]
+
+    def _transcribe(
+        self, kind: Literal["partial", "final"], start_ms: int, end_ms: int, ratio: float = 1.0
+    ) -> Transcribe:
+        begin = max(0, start_ms - self.config.pre_roll_ms) * SAMPLES_PER_MS
+        tail = self.config.post_roll_ms if kind == "final" else 0
+        end = (end_ms + tail) * SAMPLES_PER_MS
+        audio = self.ring.slice(begin, end).astype(np.float32) / 32768.0
+        return Transcribe(kind, self.utterance, audio, start_ms, end_ms, ratio)
+
+    # ------------------------------------------------------------------ results
+
+    def on_partial(self, job: Transcribe, result: Transcription) -> list[Emit]:
+        self._partial_pending = False
+        if job.utterance != self.utterance or not self.speaking or not result.text:
+            return []  # stale: the utterance ended or a new one began meanwhile
+        stable, full = self.agreement.update(result.text)
+        self.partials_sent += 1
+        return [
+            Emit(
+                {
+                    "type": "transcript.partial",
+                    "text": full,
+                    "stable_text": stable,
+                    "t_ms": job.end_ms,
+                    "segment_id": job.utterance,
+                }
+            )
+        ]
+
+    def on_final(self, job: Transcribe, result: Transcription) -> FinalOutcome:
+        evidence = Evidence(
+            no_speech_prob=result.mean("no_speech_prob"),
+            avg_logprob=result.mean("avg_logprob"),
+            compression_ratio=result.mean("compression_ratio"),
+            speech_ratio=job.speech_ratio,
+        )
+        reason = hallucination_reason(result.text, evidence)
+        if reason is not None:
+            return FinalOutcome(None, reason)
+        text = format_entities(self.corrector.correct(result.text))
+        return FinalOutcome(
+            {
+                "type": "transcript.final",
+                "segment_id": job.utterance,
+                "text": text,
+                "raw_text": result.text,
+                "start_ms": job.start_ms,
+                "end_ms": job.end_ms,
+                "confidence": round(math.exp(min(0.0, evidence.avg_logprob)), 3),
+                "language": result.language,
+            },
+            None,
+        )
