@@ -59,6 +59,11 @@ class Endpointer:
         self._silence_start: int | None = None
         self._last_speech_end = 0
 
+    @property
+    def trailing_silence(self) -> bool:
+        """In speech, but the last frames were silence: the utterance may be about to end."""
+        return self.state is State.SPEECH and self._silence_start is not None
+
     def reconfigure(self, config: EndpointConfig) -> None:
         self.config = config
 

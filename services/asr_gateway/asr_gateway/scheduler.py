@@ -38,6 +38,8 @@ class Job:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     submitted: float = field(default_factory=time.perf_counter)
+    started: float | None = None  # when the model began on it
+    finished: float | None = None
 
     @property
     def audio_s(self) -> float:
@@ -78,6 +80,12 @@ class AsrMetrics:
             "Speech start (audio arrival) to the first partial.",
             registry=registry,
             buckets=(0.1, 0.15, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5),
+        )
+        self.overhead = Histogram(
+            "asr_final_overhead_seconds",
+            "The gateway's own time on a final: end of speech to the event, less queue wait and model time.",
+            registry=registry,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25),
         )
         self.final_delay = Histogram(
             "asr_final_delay_seconds",
@@ -162,9 +170,12 @@ class InferenceScheduler:
             job.future.cancel()
         self._update_depth()
 
+    #: Share of the model's time partials may take; the rest stays free so finals do not wait.
+    PARTIAL_SHARE = 0.6
+
     def partial_interval_ms(self, speaking_sessions: int) -> int:
         """How often each speaking session may ask for a partial, given measured model time."""
-        budget_ms = self._partial_s * 1000 * max(1, speaking_sessions) * 1.25
+        budget_ms = self._partial_s * 1000 * max(1, speaking_sessions) / self.PARTIAL_SHARE
         return int(max(self.min_partial_interval_ms, budget_ms))
 
     @property
@@ -195,8 +206,8 @@ class InferenceScheduler:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            self.metrics.wait.labels(job.kind).observe(time.perf_counter() - job.submitted)
-            started = time.perf_counter()
+            started = job.started = time.perf_counter()
+            self.metrics.wait.labels(job.kind).observe(started - job.submitted)
             self.busy = True
             try:
                 work = functools.partial(
@@ -213,7 +224,8 @@ class InferenceScheduler:
                 continue
             finally:
                 self.busy = False
-            seconds = time.perf_counter() - started
+            job.finished = time.perf_counter()
+            seconds = job.finished - started
             self.metrics.inference.labels(job.kind).observe(seconds)
             if job.audio_s > 0:
                 self.metrics.rtf.labels(job.kind).observe(seconds / job.audio_s)

@@ -37,8 +37,10 @@ class SessionConfig:
     hotwords: list[str] = field(default_factory=list)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     partials: bool = True
-    pre_roll_ms: int = 300
-    post_roll_ms: int = 200
+    pre_roll_ms: int = 400
+    # Audio after the end of speech given to the model; the endpoint has already waited
+    # end_silence_ms for it, so including most of it costs no latency and helps the last words.
+    post_roll_ms: int = 450
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,12 @@ class TranscriptionSession:
                 self._speech_frames += prob >= 0.5
             for event in self.endpointer.feed(prob, t_ms, FRAME_MS):
                 actions.extend(self._on_endpoint(event))
-        if self.speaking and self.config.partials and not self._partial_pending:
+        if (
+            self.speaking
+            and self.config.partials
+            and not self._partial_pending
+            and not self.endpointer.trailing_silence
+        ):
             now_ms = self._frames_seen * FRAME_MS
             if (
                 now_ms - self._last_partial_ms >= self.partial_interval_ms
@@ -157,7 +164,9 @@ class TranscriptionSession:
         if isinstance(event, SpeechStarted):
             self.utterance += 1
             self._utt_start_ms = event.t_ms
-            self._last_partial_ms = event.t_ms
+            self._last_partial_ms = (
+                event.t_ms - self.partial_interval_ms
+            )  # the first partial comes early
             self._speech_frames = self._utt_frames = 0
             self._partial_pending = False
             self.agreement.reset()

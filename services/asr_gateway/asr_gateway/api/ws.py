@@ -171,12 +171,17 @@ class Connection:
                 action.audio,
                 self.session.config.language,
                 self.session.config.hotwords,
+                # Finals decode as offline transcription does (timestamp mode reads better);
+                # partials skip timestamps, which is faster.
+                with_timestamps=action.kind == "final",
             )
             future = self.scheduler.submit(job)
             self.pending.add(future)
-            future.add_done_callback(functools.partial(self.result, action))
+            future.add_done_callback(functools.partial(self.result, action, job))
 
-    def result(self, job: Transcribe, future: asyncio.Future[Transcription]) -> None:
+    def result(
+        self, job: Transcribe, scheduled: Job, future: asyncio.Future[Transcription]
+    ) -> None:
         self.pending.discard(future)
         session = self.session
         if session is None or future.cancelled():
@@ -202,10 +207,16 @@ class Connection:
             if outcome.event is None:
                 self.metrics.hallucinations.labels(outcome.dropped_reason or "unknown").inc()
                 return
-            arrived = session.arrival_of(job.end_ms)
-            if arrived is not None:
-                self.metrics.final_delay.observe(time.perf_counter() - arrived)
             self.emit(outcome.event)
+            now = time.perf_counter()
+            # The endpoint fires once end_silence_ms of silence has arrived after the speech.
+            decided = session.arrival_of(job.end_ms + session.config.endpoint.end_silence_ms)
+            if decided is not None and scheduled.started and scheduled.finished:
+                model_and_wait = scheduled.finished - scheduled.submitted
+                self.metrics.overhead.observe(max(0.0, now - decided - model_and_wait))
+            end_arrived = session.arrival_of(job.end_ms)
+            if end_arrived is not None:
+                self.metrics.final_delay.observe(now - end_arrived)
         except ClientNotReading:
             # Results arrive outside the receive loop: close from here; the loop then ends.
             self._closing = asyncio.get_running_loop().create_task(

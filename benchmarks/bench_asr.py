@@ -1,0 +1,371 @@
+"""ASR gateway figures: final and first-partial latency against the true end of speech, WER
+against offline transcription of the same audio, concurrent real-time streams, the gateway's own
+overhead on a final, and memory for a 1-minute and a 30-minute session.
+
+Starts `python -m asr_gateway` as an operator would, streams at real time over the WebSocket.
+Test set: clinic sentences spoken by Piper (and by espeak-ng when it is installed), clean and
+through 8 kHz G.711 µ-law.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+
+from callkit.audio import resample, ulaw_decode, ulaw_encode
+from callkit.models import ModelStore, Registry
+from callkit.redis_provision import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = [
+    "Hello, I would like to book an MRI of my knee.",
+    "My name is John Smith.",
+    "The pain started about two weeks ago.",
+    "It is a sharp pain when I climb the stairs.",
+    "I have not seen a doctor yet.",
+    "Tomorrow afternoon would be perfect for me.",
+    "I am forty two years old and I weigh eighty kilograms.",
+    "Do I need to bring anything with me?",
+]
+LEAD_S, TAIL_S = 0.4, 1.2
+
+
+def voices() -> dict[str, list[np.ndarray]]:
+    """Per voice, one 16 kHz int16 clip per sentence."""
+    from tts_gateway.engines import CancelToken, PiperEngine
+    from tts_gateway.text import normalizer_for
+
+    engine = PiperEngine.from_registry(
+        ModelStore(Registry.load()), "piper-en_US-joe-medium", threads=2
+    )
+    norm = normalizer_for("en")
+    out: dict[str, list[np.ndarray]] = {"piper": []}
+    for s in SENTENCES:
+        syn = engine.synthesize(norm.normalize(s), speed=1.0, cancel=CancelToken())
+        out["piper"].append(
+            np.frombuffer(resample(syn.audio.tobytes(), syn.sample_rate, 16000), "<i2")
+        )
+    if shutil.which("espeak-ng"):
+        out["espeak"] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, s in enumerate(SENTENCES):
+                path = Path(tmp) / f"{i}.wav"
+                subprocess.run(
+                    ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(path), s], check=True
+                )
+                with wave.open(str(path)) as w:
+                    pcm = w.readframes(w.getnframes())
+                    out["espeak"].append(
+                        np.frombuffer(resample(pcm, w.getframerate(), 16000), "<i2")
+                    )
+    return out
+
+
+def telephone(clip: np.ndarray) -> np.ndarray:
+    line8k = ulaw_decode(ulaw_encode(resample(clip.tobytes(), 16000, 8000)))
+    return np.frombuffer(resample(line8k, 8000, 16000), "<i2")
+
+
+def words(text: str) -> list[str]:
+    from tts_gateway.text import normalizer_for
+
+    text = re.sub(r"\b(\d{1,2})[.:]?(\d{2})\s?([AaPp])\.?[Mm]\.?", r"\1:\2 \3m", text)
+    text = normalizer_for("en").normalize(text).lower().replace("-", " ")
+    return re.sub(r"[^a-z' ]+", " ", text).split()
+
+
+def edits(ref: list[str], hyp: list[str]) -> int:
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)]
+
+
+async def stream_utterance(
+    url: str, clip: np.ndarray, *, repeats: int = 1, gap_s: float = TAIL_S, offset_s: float = 0.0
+) -> dict[str, Any]:
+    """Send lead silence, then the clip ``repeats`` times with gaps, at real time.
+
+    Returns the finals (arrival time, event), the first partial's arrival, and the wall time at
+    which each utterance truly started and ended, so latency is measured against the audio.
+    """
+    await asyncio.sleep(offset_s)
+    gap = np.zeros(int(gap_s * 16000), np.int16)
+    parts = [np.zeros(int(LEAD_S * 16000), np.int16)]
+    bounds = []
+    position = LEAD_S
+    for _ in range(repeats):
+        parts += [clip, gap]
+        bounds.append((position, position + len(clip) / 16000))
+        position += len(clip) / 16000 + gap_s
+    data = np.concatenate(parts).tobytes()
+    step = 640  # 20 ms
+    finals: list[tuple[float, dict[str, Any]]] = []
+    first_partial: list[float] = []
+    async with websockets.connect(url, max_size=2**20) as ws:
+        await ws.send(json.dumps({"type": "session.start", "sample_rate": 16000}))
+        await ws.recv()
+        t0 = time.perf_counter()
+
+        async def reader() -> None:
+            async for message in ws:
+                event = json.loads(message)
+                if event["type"] == "transcript.partial" and not first_partial:
+                    first_partial.append(time.perf_counter())
+                elif event["type"] == "transcript.final":
+                    finals.append((time.perf_counter(), event))
+
+        task = asyncio.create_task(reader())
+        for i in range(0, len(data), step):
+            await asyncio.sleep(max(0.0, t0 + i / 32000 - time.perf_counter()))
+            await ws.send(data[i : i + step])
+        await ws.send(json.dumps({"type": "session.close"}))
+        await asyncio.wait_for(task, 60)
+    return {
+        "finals": finals,
+        "text": " ".join(e["text"] for _, e in finals),
+        "first_partial": first_partial[0] if first_partial else None,
+        "utterances": [(t0 + a, t0 + b) for a, b in bounds],
+    }
+
+
+def final_delays(r: dict[str, Any]) -> list[float]:
+    """For each utterance, its last final's arrival minus the true end of its speech."""
+    delays = []
+    for start, end in r["utterances"]:
+        mine = [
+            t
+            for t, e in r["finals"]
+            if t >= end
+            and abs(e["start_ms"] / 1000 - (start - r["utterances"][0][0] + LEAD_S)) < 1.5
+        ]
+        if mine:
+            delays.append(max(mine) - end)
+    return delays
+
+
+def start(model: str, port: int, **env: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asr_gateway"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "ASR_PORT": str(port),
+            "ASR_MODEL": model,
+            "ASR_MAX_SESSIONS": "32",
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("asr_gateway did not start")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else float("nan")
+
+
+async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> None:
+    port = free_port()
+    proc = start(model, port)
+    url = f"ws://127.0.0.1:{port}/ws/transcribe"
+    try:
+        from faster_whisper import WhisperModel
+
+        offline = WhisperModel(
+            str(ModelStore(Registry.load()).resolve(model)),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=2,
+        )
+        print(f"\n[{model}] RSS after load {rss_mb(proc.pid):.0f} MB   target 1000 MB")
+        finals, partials = [], []
+        for voice, voice_clips in clips.items():
+            for line_kind in ("clean", "g711"):
+                e_gw = e_off = n = 0
+                for sentence, clip in zip(SENTENCES, voice_clips, strict=True):
+                    audio = clip if line_kind == "clean" else telephone(clip)
+                    r = await stream_utterance(url, audio)
+                    heard = r["text"]
+                    finals.extend(final_delays(r))
+                    if r["first_partial"]:
+                        partials.append(r["first_partial"] - r["utterances"][0][0])
+                    padded = np.concatenate(
+                        [
+                            np.zeros(int(LEAD_S * 16000), np.int16),
+                            audio,
+                            np.zeros(int(TAIL_S * 16000), np.int16),
+                        ]
+                    )
+                    segs, _ = offline.transcribe(
+                        padded.astype(np.float32) / 32768,
+                        language="en",
+                        beam_size=1,
+                        vad_filter=False,
+                        condition_on_previous_text=False,
+                    )
+                    off_text = " ".join(s.text.strip() for s in segs)
+                    ref = words(sentence)
+                    e_gw += edits(ref, words(heard))
+                    e_off += edits(ref, words(off_text))
+                    n += len(ref)
+                ratio = (e_gw / n) / (e_off / n) if e_off else (1.0 if e_gw == 0 else float("inf"))
+                print(
+                    f"  WER {voice:6} {line_kind:5}  gateway {100 * e_gw / n:5.1f}%   offline {100 * e_off / n:5.1f}%"
+                    f"   ratio {ratio:.2f} (target <= 1.1)"
+                )
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+
+        def mean(name: str, labels: str = "") -> float:
+            return metric(text, f"{name}_sum", labels) / metric(text, f"{name}_count", labels)
+
+        print(
+            f"  final after true end of speech   p50 {pct(finals, 50) * 1000:5.0f} ms  p95 {pct(finals, 95) * 1000:5.0f} ms"
+            f"  (includes the 500 ms end-of-speech silence)"
+        )
+        print(
+            f"  first partial after speech start p50 {pct(partials, 50) * 1000:5.0f} ms  p95 {pct(partials, 95) * 1000:5.0f} ms"
+        )
+        final = '{kind="final"}'
+        model_ms = mean("asr_inference_seconds", final) * 1000
+        wait_ms = mean("asr_queue_wait_seconds", final) * 1000
+        overhead_ms = mean("asr_final_overhead_seconds") * 1000
+        print(
+            f"  per final: model {model_ms:.0f} ms, queue wait {wait_ms:.0f} ms,"
+            f" gateway's own overhead {overhead_ms:.1f} ms (target 30 ms)"
+        )
+    finally:
+        stop(proc)
+
+
+async def concurrency(model: str, clip: np.ndarray) -> None:
+    """Independent calls: each stream starts at a random offset and says three utterances."""
+    port = free_port()
+    proc = start(model, port)
+    url = f"ws://127.0.0.1:{port}/ws/transcribe"
+    rng = np.random.default_rng(3)
+    print(
+        f"\n[{model}] concurrent real-time streams, 3 utterances each, random starts "
+        "(target: final p95 < 1 s after the true end of speech, with the 500 ms end silence)"
+    )
+    sustained = 0
+    try:
+        for n in (1, 2, 4, 6, 8):
+            offsets = rng.uniform(0, 3.0, n)
+            results = await asyncio.gather(
+                *(stream_utterance(url, clip, repeats=3, gap_s=2.0, offset_s=o) for o in offsets)
+            )
+            delays = [d for r in results for d in final_delays(r)]
+            missing = 3 * n - len(delays)
+            p95 = pct(delays, 95)
+            ok = missing == 0 and p95 < 1.0
+            print(
+                f"  {n} streams: final p50 {pct(delays, 50) * 1000:5.0f} ms  p95 {p95 * 1000:5.0f} ms"
+                f"  missing {missing}  {'ok' if ok else 'over target'}",
+                flush=True,
+            )
+            if not ok:
+                break
+            sustained = n
+        print(f"  sustained: {sustained} concurrent streams (target >= 4 with tiny.en)")
+    finally:
+        stop(proc)
+
+
+async def memory(model: str, clip: np.ndarray) -> None:
+    """RSS after a 1-minute and after a 30-minute session (audio sent faster than real time)."""
+    port = free_port()
+    proc = start(model, port)
+    url = f"ws://127.0.0.1:{port}/ws/transcribe"
+    period = np.concatenate([clip, np.zeros(16000 * 8, np.int16)])  # speech every ~10 s
+    try:
+        async with websockets.connect(url, max_size=2**20) as ws:
+            await ws.send(
+                json.dumps({"type": "session.start", "sample_rate": 16000, "partials": False})
+            )
+            await ws.recv()
+            reader = asyncio.create_task(_drain(ws))
+            sent_s = 0.0
+            marks: dict[int, float] = {}
+            for minute in (1, 30):
+                while sent_s < minute * 60:
+                    data = period.tobytes()
+                    for i in range(0, len(data), 32000):
+                        await ws.send(data[i : i + 32000])
+                    sent_s += len(period) / 16000
+                    await asyncio.sleep(0.05)  # let the model keep up with the finals
+                await asyncio.sleep(2)
+                marks[minute] = rss_mb(proc.pid)
+                print(
+                    f"  session audio {sent_s / 60:4.1f} min: RSS {marks[minute]:.0f} MB",
+                    flush=True,
+                )
+            await ws.send(json.dumps({"type": "session.close"}))
+            await asyncio.wait_for(reader, 120)
+        print(f"  RSS 30-minute vs 1-minute session: {marks[30] - marks[1]:+.0f} MB")
+    finally:
+        stop(proc)
+
+
+async def _drain(ws: Any) -> None:
+    async for _ in ws:
+        pass
+
+
+def main() -> None:
+    print(
+        f"ASR gateway benchmark, {os.cpu_count()} cores; espeak-ng {'found' if shutil.which('espeak-ng') else 'not installed (Piper voice only)'}"
+    )
+    clips = voices()
+    asyncio.run(latency_and_wer("whisper-base", clips))
+    asyncio.run(concurrency("whisper-tiny.en", clips["piper"][0]))
+    print("\n[whisper-base] memory")
+    asyncio.run(memory("whisper-base", clips["piper"][1]))
+
+
+if __name__ == "__main__":
+    main()
