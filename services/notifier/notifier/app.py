@@ -1,14 +1,64 @@
-"""Composition root of the notifier: builds the FastAPI app from settings."""
+"""Composition root of the notifier: sink, column layout, the stream consumer, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from callkit.http import create_service_app
 from callkit.lifecycle import redis_lifespan, redis_ready
+from notifier.columns import Layout
+from notifier.consumer import ConsumerConfig, NotifierMetrics, OutcomeConsumer
 from notifier.settings import NotifySettings
+from notifier.sinks import CsvSink, Sink
+
+
+def build_sink(settings: NotifySettings) -> Sink:
+    return CsvSink(settings.csv_path)
+
+
+def consumer_config(settings: NotifySettings) -> ConsumerConfig:
+    return ConsumerConfig(
+        stream=settings.stream,
+        dead_stream=settings.dead_stream,
+        group=settings.group,
+        consumer=settings.consumer,
+        batch=settings.batch,
+        claim_idle_ms=settings.claim_idle_ms,
+        max_deliveries=settings.max_deliveries,
+    )
 
 
 def create_app(settings: NotifySettings) -> FastAPI:
-    app = create_service_app(settings.service_name, lifespan=redis_lifespan(settings.redis_url))
+    layout = Layout.build(settings.columns, settings.locale)  # a bad layout stops start-up here
+    sink = build_sink(settings)
+    redis = redis_lifespan(settings.redis_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with redis(app):
+            consumer = OutcomeConsumer(
+                app.state.redis,
+                sink,
+                layout,
+                consumer_config(settings),
+                NotifierMetrics(app.state.metrics.registry),
+            )
+            app.state.consumer = consumer
+            task = asyncio.create_task(consumer.run(), name="notifier-consumer")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = create_service_app(settings.service_name, lifespan=lifespan)
     app.state.settings = settings
     app.state.readiness["redis"] = redis_ready(app)
+    app.state.readiness["sink"] = sink.check
     return app

@@ -1,11 +1,14 @@
 """Notifier configuration (environment prefix ``NOTIFY_``)."""
 
+import os
+import socket
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from callkit.settings import ServiceSettings, prefixed_config
+from notifier.columns import DEFAULT_LAYOUT
 
 
 class NotifySettings(ServiceSettings):
@@ -15,7 +18,36 @@ class NotifySettings(ServiceSettings):
     port: int = Field(
         8085, ge=1, le=65535, description="TCP port of the health and metrics endpoints."
     )
-    sink: Literal["csv", "sheets"] = Field(
-        "csv", description="Where call rows go: a local CSV file or Google Sheets."
-    )
+    sink: Literal["csv"] = Field("csv", description="Where call rows go: a local CSV file.")
     csv_path: Path = Field(Path("data/calls.csv"), description="CSV sink file (NOTIFY_SINK=csv).")
+    locale: Literal["ru", "en"] = Field(
+        "ru", description="Header labels: Russian as in the original worksheet, or English."
+    )
+    columns: list[str] = Field(
+        list(DEFAULT_LAYOUT), description="Column layout, as a JSON list of column keys."
+    )
+    stream: str = Field(
+        "calls:completed", min_length=1, description="Redis stream of finished calls."
+    )
+    dead_stream: str = Field(
+        "calls:dead", min_length=1, description="Redis stream for entries that cannot be written."
+    )
+    group: str = Field(
+        "notifier", min_length=1, description="Consumer group shared by notifier replicas."
+    )
+    consumer: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="This replica's consumer name.",
+    )
+    batch: int = Field(50, ge=1, le=1000, description="Entries taken and rows appended per batch.")
+    claim_idle_ms: int = Field(
+        60000,
+        ge=100,
+        description="Pending entries idle this long are claimed from a crashed replica.",
+    )
+    max_deliveries: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Deliveries after which a failing entry goes to the dead stream.",
+    )
