@@ -18,6 +18,18 @@ from notifier.sinks import CsvSink, Sink
 
 
 def build_sink(settings: NotifySettings) -> Sink:
+    if settings.sink == "sheets":
+        from notifier.sinks.sheets import SheetsSink
+
+        assert settings.google_credentials_file is not None
+        assert settings.spreadsheet_id is not None
+        return SheetsSink(
+            settings.google_credentials_file,
+            settings.spreadsheet_id,
+            settings.worksheet,
+            api_url=settings.sheets_api_url,
+            timeout_s=settings.sheets_timeout_s,
+        )
     return CsvSink(settings.csv_path)
 
 

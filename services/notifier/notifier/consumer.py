@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -34,6 +34,7 @@ from notifier.sinks.base import Sink
 
 log = logging.getLogger("notifier.consumer")
 Entry = tuple[bytes, dict[bytes, bytes]]
+T = TypeVar("T")
 
 
 class NotifierMetrics:
@@ -182,7 +183,7 @@ class OutcomeConsumer:
                 await self._bury(entry_id, fields, exc.message, "unmappable")
         if not good:
             return
-        written = await self.sink.call_ids(self.layout.call_id_index)
+        written = await self._retrying(self.sink.call_ids, self.layout.call_id_index)
         rows: list[list[str]] = []
         seen: set[str] = set()
         for _, outcome in good:
@@ -202,6 +203,11 @@ class OutcomeConsumer:
 
     async def _append(self, rows: list[list[str]]) -> None:
         started = time.perf_counter()
+        await self._retrying(self.sink.append, rows)
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+
+    async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a sink call, retrying rate limits, server errors and timeouts with backoff."""
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.config.write_attempts),
             wait=wait_exponential_jitter(
@@ -212,8 +218,8 @@ class OutcomeConsumer:
             before_sleep=lambda _state: self.metrics.retries.inc(),
         ):
             with attempt:
-                await self.sink.append(rows)
-        self.metrics.write_seconds.observe(time.perf_counter() - started)
+                return await call(*args)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _bury_exhausted(self, ids: list[bytes], error: AgentError) -> None:
         """Entries delivered max_deliveries times without a successful write go to calls:dead."""

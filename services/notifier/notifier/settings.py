@@ -5,7 +5,7 @@ import socket
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from callkit.settings import ServiceSettings, prefixed_config
 from notifier.columns import DEFAULT_LAYOUT
@@ -18,8 +18,25 @@ class NotifySettings(ServiceSettings):
     port: int = Field(
         8085, ge=1, le=65535, description="TCP port of the health and metrics endpoints."
     )
-    sink: Literal["csv"] = Field("csv", description="Where call rows go: a local CSV file.")
+    sink: Literal["csv", "sheets"] = Field(
+        "csv", description="Where call rows go: a local CSV file or Google Sheets."
+    )
     csv_path: Path = Field(Path("data/calls.csv"), description="CSV sink file (NOTIFY_SINK=csv).")
+    google_credentials_file: Path | None = Field(
+        None, description="Service-account JSON key file, mounted read-only (NOTIFY_SINK=sheets)."
+    )
+    spreadsheet_id: str | None = Field(
+        None, description="The spreadsheet's id, from its URL (NOTIFY_SINK=sheets)."
+    )
+    worksheet: str = Field("Лист4", min_length=1, description="Worksheet (tab) the rows go to.")
+    sheets_api_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Send Sheets API calls here instead of Google (an emulator or proxy).",
+    )
+    sheets_timeout_s: float = Field(
+        20.0, gt=0, le=300, description="Timeout of one Sheets API call, in seconds."
+    )
     locale: Literal["ru", "en"] = Field(
         "ru", description="Header labels: Russian as in the original worksheet, or English."
     )
@@ -51,3 +68,18 @@ class NotifySettings(ServiceSettings):
         le=100,
         description="Deliveries after which a failing entry goes to the dead stream.",
     )
+
+    @model_validator(mode="after")
+    def _sheets_needs_credentials(self) -> "NotifySettings":
+        if self.sink == "sheets":
+            missing = [
+                name
+                for name, value in (
+                    ("NOTIFY_GOOGLE_CREDENTIALS_FILE", self.google_credentials_file),
+                    ("NOTIFY_SPREADSHEET_ID", self.spreadsheet_id),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"NOTIFY_SINK=sheets needs {' and '.join(missing)}")
+        return self

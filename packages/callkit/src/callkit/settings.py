@@ -72,7 +72,10 @@ class ServiceSettings(BaseSettings):
     def describe_errors(cls, exc: ValidationError) -> str:
         lines = [f"invalid {cls.service_name} configuration:"]
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule across fields: its message names the variables
+                lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+                continue
+            field = str(err["loc"][0])
             got = err.get("input")
             shown = (
                 "<secret>"
