@@ -154,4 +154,9 @@ async def test_sheets_down_for_a_while_then_back_loses_nothing_and_keeps_order(g
                 await asyncio.sleep(0.15)
     finally:
         await r.delete(stream, stream + ":dead")
-    assert [row[10] for row in fake.sheet.rows[1:]] == ["call-0001", "call-0002", "call-0003", "call-0004"]
+    assert [row[10] for row in fake.sheet.rows[1:]] == [
+        "call-0001",
+        "call-0002",
+        "call-0003",
+        "call-0004",
+    ]
