@@ -255,3 +255,13 @@ def _port() -> int:
     from callkit.redis_provision import free_port
 
     return free_port()
+
+
+async def test_the_consumer_stops_promptly_when_cancelled(r, names, tmp_path: Path) -> None:
+    c = consumer(r, tmp_path / "calls.csv", names)
+    for pause in (0.0, 0.05, 0.3, 1.0):  # cancel in setup, in the blocking read, between turns
+        task = asyncio.create_task(c.run())
+        await asyncio.sleep(pause)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=3)
+        assert task in done, f"the consumer ignored a cancel after {pause}s"

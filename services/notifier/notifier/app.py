@@ -66,8 +66,9 @@ def create_app(settings: NotifySettings) -> FastAPI:
                 yield
             finally:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # A stuck client call must not hold up shutdown.
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+                    await asyncio.wait_for(task, 5)
 
     app = create_service_app(settings.service_name, lifespan=lifespan)
     app.state.settings = settings

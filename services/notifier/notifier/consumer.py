@@ -131,6 +131,9 @@ class OutcomeConsumer:
                     "batch not written; will retry", extra={"error": exc.message, "code": exc.code}
                 )
             except Exception as exc:  # the consumer must outlive any one bad batch or Redis outage
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # being stopped: a client library turned the cancellation into an error
                 failures += 1
                 log.warning(
                     "consumer turn failed; will retry",

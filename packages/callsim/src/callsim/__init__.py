@@ -1,0 +1,1 @@
+"""callsim: FreeSWITCH as the bridge sees it on the wire, and scripted callers."""
