@@ -1,0 +1,199 @@
+"""The emulated switch: channels, their variables and state, and the events they fire.
+
+Events carry FreeSWITCH's standard header set in its order (Event-Name, Core-UUID, hostname,
+dates, Event-Sequence, then Event-Subclass for CUSTOM, then channel headers), so a client sees
+what a real switch sends. Every ESL connection registers a listener; ``fire`` hands each event to
+all of them and each applies its own subscriptions and filters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from callkit.esl import Event
+from callsim.switch_strings import separate_string
+
+Listener = Callable[[Event], None]
+
+
+@dataclass
+class Channel:
+    uuid: str
+    direction: str  # "inbound" or "outbound"
+    caller_number: str
+    destination_number: str
+    variables: dict[str, str] = field(default_factory=dict)
+    state: str = "CS_EXECUTE"
+    call_state: str = "RINGING"
+    answered: bool = False
+    created: float = field(default_factory=time.time)
+    answered_at: float | None = None
+
+
+class Switch:
+    def __init__(self, hostname: str | None = None) -> None:
+        self.core_uuid = str(uuid.uuid4())
+        self.hostname = hostname or socket.gethostname()
+        self.channels: dict[str, Channel] = {}
+        self.listeners: list[Listener] = []
+        self._sequence = itertools.count(1)
+
+    # ------------------------------------------------------------------ events
+
+    def event(
+        self,
+        name: str,
+        headers: list[tuple[str, str]] | None = None,
+        body: str = "",
+        subclass: str | None = None,
+        channel: Channel | None = None,
+    ) -> Event:
+        now = datetime.now(UTC)
+        base = [
+            ("Event-Name", name),
+            ("Core-UUID", self.core_uuid),
+            ("FreeSWITCH-Hostname", self.hostname),
+            ("FreeSWITCH-Switchname", self.hostname),
+            ("FreeSWITCH-IPv4", "127.0.0.1"),
+            ("FreeSWITCH-IPv6", "::1"),
+            ("Event-Date-Local", now.astimezone().strftime("%Y-%m-%d %H:%M:%S")),
+            ("Event-Date-GMT", now.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+            ("Event-Date-Timestamp", str(int(now.timestamp() * 1_000_000))),
+            ("Event-Calling-File", "callsim"),
+            ("Event-Calling-Function", name.lower()),
+            ("Event-Calling-Line-Number", "0"),
+            ("Event-Sequence", str(next(self._sequence))),
+        ]
+        if subclass:
+            base.append(("Event-Subclass", subclass))
+        if channel is not None:
+            base += self.channel_headers(channel)
+        return Event(base + list(headers or []), body)
+
+    def channel_headers(self, ch: Channel) -> list[tuple[str, str]]:
+        return [
+            ("Channel-State", ch.state),
+            ("Channel-Call-State", ch.call_state),
+            ("Channel-Name", f"sofia/callsim/{ch.caller_number}"),
+            ("Unique-ID", ch.uuid),
+            ("Call-Direction", ch.direction),
+            ("Answer-State", "answered" if ch.answered else "ringing"),
+            ("Caller-Caller-ID-Number", ch.caller_number),
+            ("Caller-Destination-Number", ch.destination_number),
+            ("Caller-Unique-ID", ch.uuid),
+            *((f"variable_{k}", v) for k, v in ch.variables.items()),
+        ]
+
+    def fire(self, event: Event) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    def fire_channel(
+        self, name: str, ch: Channel, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        self.fire(self.event(name, headers, channel=ch))
+
+    # ------------------------------------------------------------------ channels
+
+    def create_channel(
+        self,
+        *,
+        direction: str,
+        caller: str,
+        destination: str,
+        variables: dict[str, str] | None = None,
+        channel_uuid: str | None = None,
+    ) -> Channel:
+        ch = Channel(
+            channel_uuid or str(uuid.uuid4()), direction, caller, destination, dict(variables or {})
+        )
+        self.channels[ch.uuid] = ch
+        self.fire_channel("CHANNEL_CREATE", ch)
+        return ch
+
+    def answer(self, ch: Channel) -> None:
+        if ch.answered:
+            return
+        ch.answered, ch.answered_at, ch.call_state = True, time.time(), "ACTIVE"
+        self.fire_channel("CHANNEL_ANSWER", ch)
+
+    def hangup(self, ch: Channel, cause: str = "NORMAL_CLEARING") -> None:
+        if ch.uuid not in self.channels:
+            return
+        ch.state, ch.call_state = "CS_HANGUP", "HANGUP"
+        self.fire_channel("CHANNEL_HANGUP", ch, [("Hangup-Cause", cause)])
+        duration = int(time.time() - ch.created)
+        billsec = int(time.time() - ch.answered_at) if ch.answered_at else 0
+        self.fire_channel(
+            "CHANNEL_HANGUP_COMPLETE",
+            ch,
+            [
+                ("Hangup-Cause", cause),
+                ("variable_duration", str(duration)),
+                ("variable_billsec", str(billsec)),
+            ],
+        )
+        del self.channels[ch.uuid]
+        self.fire_channel("CHANNEL_DESTROY", ch)
+
+    # ------------------------------------------------------------------ APIs
+
+    def api(self, command: str, args: str) -> str:
+        """Run an API as `api` would: the output text, errors included (never raises)."""
+        handler = getattr(self, f"_api_{command}", None)
+        if handler is None:
+            return f"-ERR {command} Command not found!\n"
+        output: str = handler(args)
+        return output or "-ERR no reply\n"
+
+    def _channel(self, uuid_arg: str) -> Channel | None:
+        return self.channels.get(uuid_arg)
+
+    def _api_create_uuid(self, args: str) -> str:
+        return str(uuid.uuid4())
+
+    def _api_uuid_exists(self, args: str) -> str:
+        return "true" if args.strip() in self.channels else "false"
+
+    def _api_uuid_getvar(self, args: str) -> str:
+        parts = separate_string(args, 2)
+        if len(parts) < 2:
+            return "-USAGE: <uuid> <var>\n"
+        ch = self._channel(parts[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        return ch.variables.get(parts[1], "_undef_")
+
+    def _api_uuid_setvar(self, args: str) -> str:
+        parts = separate_string(args, 3)
+        if len(parts) < 2:
+            return "-USAGE: <uuid> <var> [value]\n"
+        ch = self._channel(parts[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        if len(parts) == 3:
+            ch.variables[parts[1]] = parts[2]
+        else:
+            ch.variables.pop(parts[1], None)
+        return "+OK\n"
+
+    def _api_uuid_kill(self, args: str) -> str:
+        parts = separate_string(args, 2)
+        ch = self._channel(parts[0]) if parts else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        self.hangup(ch, parts[1] if len(parts) > 1 else "NORMAL_CLEARING")
+        return "+OK\n"
+
+    def _api_uuid_answer(self, args: str) -> str:
+        ch = self._channel(args.strip())
+        if ch is None:
+            return "-ERR No such channel!\n"
+        self.answer(ch)
+        return "+OK\n"

@@ -1,0 +1,214 @@
+"""The emulated Event Socket, driven with raw sockets and checked byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from callkit import esl
+from callsim.esl_server import EslServer
+from callsim.switch import Switch
+
+PASSWORD = "s3cret"
+
+
+class RawClient:
+    """A socket and the ESL framing, nothing else: replies and events as they arrive."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.parser = esl.MessageReader()
+        self.pending: list[esl.Message] = []
+        self.events: list[esl.Event] = []
+        self.replies: list[esl.Message] = []
+
+    async def send(self, raw: bytes) -> None:
+        self.writer.write(raw)
+        await self.writer.drain()
+
+    async def next(self, wait_s: float = 5) -> esl.Message:
+        while not self.pending:
+            data = await asyncio.wait_for(self.reader.read(65536), wait_s)
+            if not data:
+                raise ConnectionError("closed")
+            self.pending += self.parser.feed(data)
+        return self.pending.pop(0)
+
+    async def reply(self, wait_s: float = 5) -> esl.Message:
+        """The next reply (command/reply, api/response, notices); events are kept aside."""
+        if self.replies:
+            return self.replies.pop(0)
+        while True:
+            message = await self.next(wait_s)
+            if message.content_type and message.content_type.startswith("text/event"):
+                self.events.append(esl.parse_event(message))
+                continue
+            return message
+
+    async def event(self, name: str, wait_s: float = 5) -> esl.Event:
+        while True:
+            for i, event in enumerate(self.events):
+                if event.name == name:
+                    return self.events.pop(i)
+            message = await self.next(wait_s)
+            if message.content_type and message.content_type.startswith("text/event"):
+                self.events.append(esl.parse_event(message))
+            else:
+                self.replies.append(message)
+
+    async def closed(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.reader.read(1), 5) == b""
+        except ConnectionError:
+            return True
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+CLIENTS: list[RawClient] = []
+
+
+@pytest.fixture
+async def switch() -> AsyncIterator[tuple[Switch, int]]:
+    sw = Switch(hostname="callsim-test")
+    server = EslServer(sw, PASSWORD, port=0)
+    await server.start()
+    yield sw, server.port
+    while CLIENTS:
+        await CLIENTS.pop().close()
+    await server.close()
+
+
+async def connect(port: int, password: str | None = PASSWORD) -> RawClient:
+    client = RawClient(*await asyncio.open_connection("127.0.0.1", port))
+    CLIENTS.append(client)
+    assert (await client.next()).content_type == "auth/request"
+    if password is not None:
+        await client.send(f"auth {password}\n\n".encode())
+        assert (await client.reply()).reply_text == "+OK accepted"
+    return client
+
+
+async def test_the_reference_session(switch) -> None:
+    _, port = switch
+    client = await connect(port)
+    await client.send(
+        b"event plain CHANNEL_CREATE BACKGROUND_JOB CUSTOM mod_audio_fork::connect\n\n"
+    )
+    assert (await client.reply()).reply_text == "+OK event listener enabled plain"
+    await client.send(b"api create_uuid\n\n")
+    reply = await client.reply()
+    assert reply.content_type == "api/response"
+    assert int(reply.get("Content-Length") or 0) == len(reply.body) == 36
+    await client.send(b"bgapi uuid_exists nope\nJob-UUID: 9a2e0d4c-0000-4000-8000-000000000001\n\n")
+    reply = await client.reply()
+    assert reply.reply_text == "+OK Job-UUID: 9a2e0d4c-0000-4000-8000-000000000001"
+    assert reply.get("Job-UUID") == "9a2e0d4c-0000-4000-8000-000000000001"
+    job = await client.event("BACKGROUND_JOB")
+    assert job.get("Job-UUID") == "9a2e0d4c-0000-4000-8000-000000000001"
+    assert job.get("Job-Command") == "uuid_exists"
+    assert job.body == "false"
+    await client.send(b"exit\n\n")
+    assert (await client.reply()).reply_text == "+OK bye"
+    notice = await client.reply()
+    assert notice.content_type == "text/disconnect-notice"
+    assert notice.body == esl.DISCONNECT_TEXT.encode()
+    assert await client.closed()
+
+
+async def test_a_wrong_password_is_refused_and_the_connection_closed(switch) -> None:
+    _, port = switch
+    client = await connect(port, password=None)
+    await client.send(b"api status\n\n")
+    assert (await client.reply()).reply_text == "-ERR command not found"
+    await client.send(b"auth ClueCon\n\n")
+    assert (await client.reply()).reply_text == "-ERR invalid"
+    assert (await client.reply()).content_type == "text/disconnect-notice"
+    assert await client.closed()
+
+
+async def test_api_errors_are_text_in_an_api_response(switch) -> None:
+    _, port = switch
+    client = await connect(port)
+    await client.send(b"api no_such_api now\n\n")
+    assert (await client.reply()).body == b"-ERR no_such_api Command not found!\n"
+    await client.send(b"api uuid_kill 00000000-0000-0000-0000-000000000000\n\n")
+    assert (await client.reply()).body == b"-ERR No such channel!\n"
+    await client.send(b"bogus\n\n")
+    assert (await client.reply()).reply_text == "-ERR command not found"
+    await client.send(b"event plain\n\n")
+    assert (await client.reply()).reply_text == "-ERR no keywords supplied"
+
+
+async def test_channel_events_and_hangup_cause(switch) -> None:
+    sw, port = switch
+    client = await connect(port)
+    await client.send(b"event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE\n\n")
+    await client.reply()
+    ch = sw.create_channel(
+        direction="inbound",
+        caller="+15551234567",
+        destination="1000",
+        variables={"sip_from_user": "15551234567"},
+    )
+    created = await client.event("CHANNEL_CREATE")
+    assert created.get("Unique-ID") == ch.uuid
+    assert created.get("Call-Direction") == "inbound"
+    assert created.get("Caller-Caller-ID-Number") == "+15551234567"
+    assert created.headers[0] == ("Event-Name", "CHANNEL_CREATE")
+    assert [h for h, _ in created.headers[:13]][-1] == "Event-Sequence"
+    await client.send(f"api uuid_answer {ch.uuid}\n\n".encode())
+    await client.event("CHANNEL_ANSWER")
+    await client.send(f"api uuid_setvar {ch.uuid} campaign 'spring sale'\n\n".encode())
+    await client.send(f"api uuid_getvar {ch.uuid} campaign\n\n".encode())
+    await client.send(f"api uuid_kill {ch.uuid} USER_BUSY\n\n".encode())
+    bodies = [(await client.reply()).body for _ in range(3)]
+    assert bodies == [b"+OK\n", b"+OK\n", b"spring sale"]
+    done = await client.event("CHANNEL_HANGUP_COMPLETE")
+    assert done.get("Hangup-Cause") == "USER_BUSY"
+    assert (await client.reply()).body == b"+OK\n"  # uuid_kill
+    await client.send(f"api uuid_exists {ch.uuid}\n\n".encode())
+    assert (await client.reply()).body == b"false"
+
+
+async def test_filters_are_a_whitelist_that_can_drop_background_jobs(switch) -> None:
+    sw, port = switch
+    client = await connect(port)
+    await client.send(b"event plain ALL\n\n")
+    await client.reply()
+    ch = sw.create_channel(direction="outbound", caller="1000", destination="15551234567")
+    await client.send(f"filter Unique-ID {ch.uuid}\n\n".encode())
+    assert (await client.reply()).reply_text == f"+OK filter added. [Unique-ID]=[{ch.uuid}]"
+    await client.send(b"bgapi create_uuid\n\n")
+    await client.reply()
+    with pytest.raises(TimeoutError):  # BACKGROUND_JOB has no Unique-ID: the filter drops it
+        await client.event("BACKGROUND_JOB", wait_s=0.5)
+    await client.send(b"filter Event-Name BACKGROUND_JOB\n\n")
+    await client.reply()
+    await client.send(b"bgapi create_uuid\n\n")
+    await client.reply()
+    assert len((await client.event("BACKGROUND_JOB")).body) == 36
+    other = sw.create_channel(direction="inbound", caller="2000", destination="1000")
+    sw.hangup(ch)
+    assert (await client.event("CHANNEL_HANGUP")).get("Unique-ID") == ch.uuid  # not `other`
+    assert other.uuid in sw.channels
+
+
+async def test_custom_events_need_their_subclass(switch) -> None:
+    sw, port = switch
+    client = await connect(port)
+    await client.send(b"event json CUSTOM mod_audio_fork::connect\n\n")
+    assert (await client.reply()).reply_text == "+OK event listener enabled json"
+    sw.fire(sw.event("CUSTOM", subclass="mod_audio_fork::play_audio"))
+    sw.fire(sw.event("CUSTOM", subclass="mod_audio_fork::connect"))
+    message = await client.next()
+    assert message.content_type == "text/event-json"
+    assert esl.parse_event(message).subclass == "mod_audio_fork::connect"
+    with pytest.raises(TimeoutError):  # play_audio was not subscribed
+        await client.next(wait_s=0.3)
