@@ -10,7 +10,7 @@ import pytest
 
 from callkit import esl
 from callsim.esl_server import EslServer
-from callsim.switch import Switch
+from callsim.switch import Callee, Switch
 
 PASSWORD = "s3cret"
 
@@ -212,3 +212,63 @@ async def test_custom_events_need_their_subclass(switch) -> None:
     assert esl.parse_event(message).subclass == "mod_audio_fork::connect"
     with pytest.raises(TimeoutError):  # play_audio was not subscribed
         await client.next(wait_s=0.3)
+
+
+LEG = "2c1f5b9e-6c43-4f5e-9a6e-0f5d8b6f7a11"
+
+
+async def test_bgapi_originate_answers_parks_and_runs_api_on_answer(switch) -> None:
+    sw, port = switch
+    sw.callees["15551234567"] = Callee("answer", ring_s=0.1)
+    client = await connect(port)
+    await client.send(b"event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_PARK BACKGROUND_JOB\n\n")
+    await client.reply()
+    line = (
+        f"bgapi originate {{origination_uuid={LEG},originate_timeout=30,campaign_id=42,"
+        f"api_on_answer='uuid_setvar {LEG} greeted yes'}}sofia/gateway/carrier/15551234567 &park()\n\n"
+    )
+    await client.send(line.encode())
+    assert (await client.reply()).reply_text.startswith("+OK Job-UUID: ")
+    created = await client.event("CHANNEL_CREATE")
+    assert (created.get("Unique-ID"), created.get("Call-Direction")) == (LEG, "outbound")
+    assert created.get("variable_campaign_id") == "42"
+    await client.event("CHANNEL_ANSWER")
+    await client.event("CHANNEL_PARK")
+    job = await client.event("BACKGROUND_JOB")
+    assert job.body == f"+OK {LEG}\n"
+    assert sw.channels[LEG].variables["greeted"] == "yes"  # api_on_answer ran
+
+
+@pytest.mark.parametrize(
+    ("callee", "reply"),
+    [
+        (Callee("busy", 0.05), "-ERR USER_BUSY\n"),
+        (Callee("reject"), "-ERR CALL_REJECTED\n"),
+        (Callee("no_answer"), "-ERR NO_ANSWER\n"),
+        (None, "-ERR NO_ROUTE_DESTINATION\n"),
+    ],
+)
+async def test_failed_originates_hang_up_with_the_cause(
+    switch, callee: Callee | None, reply: str
+) -> None:
+    sw, port = switch
+    if callee is not None:
+        sw.callees["15550001111"] = callee
+    client = await connect(port)
+    await client.send(b"event plain CHANNEL_HANGUP_COMPLETE\n\n")
+    await client.reply()
+    await client.send(
+        b"api originate {originate_timeout=1}sofia/gateway/carrier/15550001111 &park()\n\n"
+    )
+    assert (await client.reply(wait_s=5)).body.decode() == reply
+    assert (await client.event("CHANNEL_HANGUP_COMPLETE")).get("Hangup-Cause") == reply[5:].strip()
+    assert sw.channels == {}
+
+
+async def test_originate_refuses_unexpanded_variables(switch) -> None:
+    _, port = switch
+    client = await connect(port)
+    await client.send(
+        b"api originate {api_on_answer=uuid_setvar ${uuid} a b}sofia/gateway/c/1 &park()\n\n"
+    )
+    assert (await client.reply()).body.startswith(b"-ERR")

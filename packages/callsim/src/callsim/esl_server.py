@@ -83,6 +83,7 @@ class EslConnection:
         self.sub = Subscription()
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUE)
         self.subscribed = False
+        self.jobs: set[asyncio.Task[None]] = set()
 
     def deliver(self, event: Event) -> None:
         if not self.authed or not self.subscribed or not self.sub.wants(event):
@@ -213,7 +214,7 @@ class EslConnection:
     async def cmd_api(self, cmd: Command) -> bool:
         name, _, args = cmd.args.partition(" ")
         # Synchronous, as in mod_event_socket: the connection waits for the API to return.
-        output = self.switch.api(name.strip(), args)
+        output = await self.switch.api(name.strip(), args)
         await self.send(esl.api_response(output))
         return True
 
@@ -223,8 +224,7 @@ class EslConnection:
         await self.send(esl.command_reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)]))
 
         async def run() -> None:
-            await asyncio.sleep(0)
-            output = self.switch.api(name.strip(), args)
+            output = await self.switch.api(name.strip(), args)
             self.switch.fire(
                 self.switch.event(
                     "BACKGROUND_JOB",
@@ -238,7 +238,9 @@ class EslConnection:
                 )
             )
 
-        asyncio.get_running_loop().create_task(run())
+        task = asyncio.get_running_loop().create_task(run())
+        self.jobs.add(task)  # keep a reference until it is done
+        task.add_done_callback(self.jobs.discard)
         return True
 
 

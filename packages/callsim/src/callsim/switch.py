@@ -8,6 +8,8 @@ all of them and each applies its own subscriptions and filters.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
 import socket
 import time
@@ -17,9 +19,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callkit.esl import Event
-from callsim.switch_strings import separate_string
+from callsim.switch_strings import parse_brackets, separate_string
 
 Listener = Callable[[Event], None]
+
+
+@dataclass
+class Callee:
+    """How the far end of an originated call behaves (set by a scripted caller)."""
+
+    outcome: str = "answer"  # answer | busy | reject | no_answer
+    ring_s: float = 0.0
+
+
+OUTCOME_CAUSES = {"busy": "USER_BUSY", "reject": "CALL_REJECTED", "no_answer": "NO_ANSWER"}
 
 
 @dataclass
@@ -42,6 +55,7 @@ class Switch:
         self.hostname = hostname or socket.gethostname()
         self.channels: dict[str, Channel] = {}
         self.listeners: list[Listener] = []
+        self.callees: dict[str, Callee] = {}
         self._sequence = itertools.count(1)
 
     # ------------------------------------------------------------------ events
@@ -144,12 +158,13 @@ class Switch:
 
     # ------------------------------------------------------------------ APIs
 
-    def api(self, command: str, args: str) -> str:
+    async def api(self, command: str, args: str) -> str:
         """Run an API as `api` would: the output text, errors included (never raises)."""
         handler = getattr(self, f"_api_{command}", None)
         if handler is None:
             return f"-ERR {command} Command not found!\n"
-        output: str = handler(args)
+        result = handler(args)
+        output: str = await result if inspect.isawaitable(result) else result
         return output or "-ERR no reply\n"
 
     def _channel(self, uuid_arg: str) -> Channel | None:
@@ -197,3 +212,51 @@ class Switch:
             return "-ERR No such channel!\n"
         self.answer(ch)
         return "+OK\n"
+
+    async def _api_originate(self, args: str) -> str:
+        """originate <url> <exten>|&<app>(<args>) [dialplan] [context] [cid_name] [cid_num] [timeout]."""
+        parts = separate_string(args, 7)
+        if len(parts) < 2:
+            return "-USAGE: <call_url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+        try:
+            variables, url = parse_brackets(parts[0])
+        except ValueError:
+            return "-ERR INVALID_GATEWAY\n"
+        if (
+            any("${" in v for v in variables.values())
+            and variables.get("origination_nested_vars") != "true"
+        ):
+            return "-ERR DESTINATION_OUT_OF_ORDER\n"  # FreeSWITCH's var check refuses ${…} here
+        number = url.rsplit("/", 1)[-1]
+        timeout = float(variables.get("originate_timeout") or (parts[6] if len(parts) > 6 else 60))
+        ch = self.create_channel(
+            direction="outbound",
+            caller=variables.get("origination_caller_id_number", "0000000000"),
+            destination=number,
+            variables=variables,
+            channel_uuid=variables.get("origination_uuid"),
+        )
+        callee = self.callees.get(number)
+        if callee is None:
+            self.hangup(ch, "NO_ROUTE_DESTINATION")
+            return "-ERR NO_ROUTE_DESTINATION\n"
+        self.fire_channel("CHANNEL_PROGRESS", ch)
+        if callee.outcome == "no_answer" or callee.ring_s >= timeout:
+            await asyncio.sleep(
+                min(timeout, callee.ring_s if callee.outcome == "answer" else timeout)
+            )
+            self.hangup(ch, "NO_ANSWER")
+            return "-ERR NO_ANSWER\n"
+        await asyncio.sleep(callee.ring_s)
+        if callee.outcome != "answer":
+            cause = OUTCOME_CAUSES.get(callee.outcome, "CALL_REJECTED")
+            self.hangup(ch, cause)
+            return f"-ERR {cause}\n"
+        self.answer(ch)
+        for name in sorted(k for k in variables if k.startswith("api_on_answer")):
+            command, _, api_args = variables[name].partition(" ")
+            await self.api(command, api_args)
+        if parts[1].startswith("&park"):
+            ch.state = "CS_PARK"
+            self.fire_channel("CHANNEL_PARK", ch)
+        return f"+OK {ch.uuid}\n"
