@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import logging
 import socket
 import time
 import uuid
@@ -18,10 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from callkit.audio import resample
 from callkit.esl import Event
+from callsim.audio_fork import DEFAULT_BUG, AudioFork
 from callsim.switch_strings import parse_brackets, separate_string
 
 Listener = Callable[[Event], None]
+log = logging.getLogger("callsim.switch")
 
 
 @dataclass
@@ -47,6 +51,30 @@ class Channel:
     answered: bool = False
     created: float = field(default_factory=time.time)
     answered_at: float | None = None
+    # 16 kHz L16: what the far end says (read) and what the switch plays to it (write).
+    read_audio: bytearray = field(default_factory=bytearray)
+    write_audio: bytearray = field(default_factory=bytearray)
+    forks: dict[str, AudioFork] = field(default_factory=dict)
+
+    def take_read(self, samples: int, rate: int) -> bytes:
+        return self._take(self.read_audio, samples, rate, pad=True) or b""
+
+    def take_write(self, samples: int, rate: int) -> bytes | None:
+        return self._take(self.write_audio, samples, rate, pad=bool(self.write_audio))
+
+    def _take(self, buf: bytearray, samples: int, rate: int, *, pad: bool) -> bytes | None:
+        if not buf and not pad:
+            return None
+        need = samples * 16000 // rate * 2
+        chunk = bytes(buf[:need]).ljust(need, b"\0")
+        del buf[:need]
+        if rate == 16000:
+            return chunk
+        out = resample(chunk, 16000, rate)  # frame by frame; both telephony rates divide evenly
+        return out[: samples * 2].ljust(samples * 2, b"\0")
+
+    def break_playback(self, *, flush_queue: bool) -> None:
+        self.write_audio.clear()
 
 
 class Switch:
@@ -56,6 +84,7 @@ class Switch:
         self.channels: dict[str, Channel] = {}
         self.listeners: list[Listener] = []
         self.callees: dict[str, Callee] = {}
+        self.faults: list[str] = []  # inputs that would have crashed a real FreeSWITCH
         self._sequence = itertools.count(1)
 
     # ------------------------------------------------------------------ events
@@ -113,6 +142,17 @@ class Switch:
     ) -> None:
         self.fire(self.event(name, headers, channel=ch))
 
+    def fire_custom(self, subclass: str, ch: Channel, body: str | None = None) -> None:
+        self.fire(self.event("CUSTOM", body=body or "", subclass=subclass, channel=ch))
+
+    def record_fault(self, what: str) -> None:
+        log.error("input that would crash FreeSWITCH", extra={"fault": what})
+        self.faults.append(what)
+
+    def say(self, ch: Channel, pcm16k: bytes) -> None:
+        """The far end speaks: 16 kHz L16 queued on the channel's read side."""
+        ch.read_audio += pcm16k
+
     # ------------------------------------------------------------------ channels
 
     def create_channel(
@@ -141,6 +181,9 @@ class Switch:
         if ch.uuid not in self.channels:
             return
         ch.state, ch.call_state = "CS_HANGUP", "HANGUP"
+        for fork in list(ch.forks.values()):  # closed with 1000; no event, as the module does
+            asyncio.get_running_loop().create_task(fork.stop())
+        ch.forks.clear()
         self.fire_channel("CHANNEL_HANGUP", ch, [("Hangup-Cause", cause)])
         duration = int(time.time() - ch.created)
         billsec = int(time.time() - ch.answered_at) if ch.answered_at else 0
@@ -260,3 +303,69 @@ class Switch:
             ch.state = "CS_PARK"
             self.fire_channel("CHANNEL_PARK", ch)
         return f"+OK {ch.uuid}\n"
+
+    async def _api_uuid_audio_fork(self, args: str) -> str:
+        usage = (
+            "-USAGE: <uuid> [start | stop | send_text | pause | resume | graceful-shutdown ] "
+            "[wss-url | path] [mono | mixed | stereo] [8000 | 16000 | 24000 | 32000 | 64000] "
+            "[bugname] [metadata]\n"
+        )
+        argv = separate_string(args, 7)
+        if len(argv) < 2:
+            return usage
+        ch = self._channel(argv[0])
+        if ch is None:
+            return "-ERR Operation Failed\n"
+        action = argv[1]
+        if action == "start":
+            if len(argv) < 4:
+                return usage
+            if len(argv) == 4:
+                self.record_fault("uuid_audio_fork start without a sampling rate (strcmp on NULL)")
+                return ""
+            mix = argv[3]
+            if mix not in ("mono", "mixed", "stereo"):
+                return ""  # logged by the module before any reply; ESL then says -ERR no reply
+            rate = {"16k": 16000, "8k": 8000}.get(argv[4]) or int(
+                "".join(c for c in argv[4] if c.isdigit()) or 0
+            )
+            if rate not in (8000, 16000):
+                return "-ERR Operation Failed\n"
+            bugname, metadata = DEFAULT_BUG, None
+            if len(argv) == 6:
+                if argv[5].startswith(("{", "[")):
+                    metadata = argv[5]
+                else:
+                    bugname = argv[5]
+            elif len(argv) == 7:
+                bugname, metadata = argv[5], argv[6]
+            if bugname in ch.forks:
+                return "-ERR Operation Failed\n"  # bug already attached (also after a drop)
+            new_fork = AudioFork(self, ch, bugname, argv[2], mix, rate, metadata)
+            ch.forks[bugname] = new_fork
+            new_fork.start()
+            return "+OK Success\n"
+        bugname = argv[2] if len(argv) > 2 and not argv[2].startswith(("{", "[")) else DEFAULT_BUG
+        fork = ch.forks.get(bugname)
+        if action == "stop":
+            if fork is None:
+                return "-ERR Operation Failed\n"
+            final = next((a for a in argv[2:] if a.startswith(("{", "["))), None)
+            del ch.forks[bugname]
+            await fork.stop(final)
+            return "+OK Success\n"
+        if action == "send_text":
+            if len(argv) < 3:
+                return ""  # logged by the module; ESL then says -ERR no reply
+            bugname, text = (argv[2], argv[3]) if len(argv) > 3 else (DEFAULT_BUG, argv[2])
+            fork = ch.forks.get(bugname)
+            if fork is None:
+                return "-ERR Operation Failed\n"
+            await fork.send_text(text)
+            return "+OK Success\n"
+        if action in ("pause", "resume"):
+            if fork is None:
+                return "-ERR Operation Failed\n"
+            fork.paused = action == "pause"
+            return "+OK Success\n"
+        return usage
