@@ -272,3 +272,74 @@ async def test_originate_refuses_unexpanded_variables(switch) -> None:
         b"api originate {api_on_answer=uuid_setvar ${uuid} a b}sofia/gateway/c/1 &park()\n\n"
     )
     assert (await client.reply()).body.startswith(b"-ERR")
+
+
+def write_r16(path, seconds: float) -> str:
+    import numpy as np
+
+    t = np.arange(int(16000 * seconds)) / 16000
+    path.write_bytes((6000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes())
+    return str(path)
+
+
+async def test_sendmsg_playback_runs_in_real_time_with_its_events(switch, tmp_path) -> None:
+    sw, port = switch
+    ch = sw.create_channel(direction="inbound", caller="1", destination="2")
+    short = write_r16(tmp_path / "short.r16", 0.3)
+    client = await connect(port)
+    await client.send(
+        b"event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE PLAYBACK_START PLAYBACK_STOP\n\n"
+    )
+    await client.reply()
+    started = asyncio.get_running_loop().time()
+    await client.send(
+        f"sendmsg {ch.uuid}\ncall-command: execute\nexecute-app-name: playback\n"
+        f"execute-app-arg: {short}\nevent-lock: true\nEvent-UUID: app-1\n\n".encode()
+    )
+    assert (await client.reply()).reply_text == "+OK"
+    assert (await client.event("PLAYBACK_START")).get("Playback-File-Path") == short
+    stop = await client.event("PLAYBACK_STOP")
+    assert stop.get("Playback-Status") == "done"
+    assert asyncio.get_running_loop().time() - started >= 0.28  # real time, not instant
+    done = await client.event("CHANNEL_EXECUTE_COMPLETE")
+    assert (done.get("Application-Response"), done.get("Application-UUID")) == (
+        "FILE PLAYED",
+        "app-1",
+    )
+
+
+async def test_uuid_break_all_stops_the_current_file_and_flushes_the_queue(
+    switch, tmp_path
+) -> None:
+    sw, port = switch
+    ch = sw.create_channel(direction="inbound", caller="1", destination="2")
+    long = write_r16(tmp_path / "long.r16", 5.0)
+    client = await connect(port)
+    await client.send(b"event plain PLAYBACK_START PLAYBACK_STOP\n\n")
+    await client.reply()
+    for _ in range(2):
+        await client.send(f"api uuid_broadcast {ch.uuid} {long} aleg\n\n".encode())
+        assert (await client.reply()).body == b"+OK Message sent\n"
+    await client.event("PLAYBACK_START")
+    await client.send(f"api uuid_break {ch.uuid} all\n\n".encode())
+    assert (await client.reply()).body == b"+OK\n"
+    assert (await client.event("PLAYBACK_STOP", wait_s=1)).get("Playback-Status") == "break"
+    with pytest.raises(TimeoutError):  # the queued second file never starts
+        await client.event("PLAYBACK_START", wait_s=0.5)
+
+
+async def test_sendmsg_errors(switch, tmp_path) -> None:
+    sw, port = switch
+    ch = sw.create_channel(direction="inbound", caller="1", destination="2")
+    client = await connect(port)
+    await client.send(b"event plain CHANNEL_EXECUTE_COMPLETE\n\n")
+    await client.reply()
+    await client.send(b"sendmsg not-a-uuid\ncall-command: execute\n\n")
+    assert (await client.reply()).reply_text == "-ERR invalid session id [not-a-uuid]"
+    await client.send(
+        f"sendmsg {ch.uuid}\ncall-command: execute\nexecute-app-name: playback\n"
+        f"execute-app-arg: {tmp_path}/missing.wav\n\n".encode()
+    )
+    await client.reply()
+    done = await client.event("CHANNEL_EXECUTE_COMPLETE")
+    assert done.get("Application-Response") == "FILE NOT FOUND"

@@ -235,3 +235,21 @@ async def test_metadata_with_spaces_and_no_bugname_is_split_as_freeswitch_does(
     assert server.texts[0] == '1, "b": 2}'  # the bugname took '{"a":'
     assert '{"a":' in ch.forks
     await sw.api("uuid_audio_fork", f'{ch.uuid} stop {{"a":')
+
+
+async def test_played_audio_appears_on_the_right_channel(fork_server, switch, tmp_path) -> None:
+    server, port = fork_server
+    sw, events = switch
+    ch = sw.create_channel(direction="inbound", caller="1", destination="2")
+    path = tmp_path / "prompt.r16"
+    await asyncio.to_thread(path.write_bytes, tone(0.4))
+    await sw.api("uuid_audio_fork", f"{ch.uuid} start ws://127.0.0.1:{port}/f stereo 16k")
+    await until(lambda: server.connected.is_set())
+    sw.execute(ch, "playback", str(path))
+    await until(lambda: any(e.name == "PLAYBACK_STOP" for e in events))
+    await asyncio.sleep(0.1)
+    stereo = np.frombuffer(b"".join(server.frames), "<i2").reshape(-1, 2)
+    assert np.abs(stereo[:, 1]).max() > 5000  # what was played, on the right
+    assert np.abs(stereo[:, 0]).max() == 0  # the caller said nothing
+    assert 0.3 <= len(stereo) / 16000 <= 0.6  # frames only while something was written
+    await sw.api("uuid_audio_fork", f"{ch.uuid} stop")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -65,10 +64,10 @@ def create_app(settings: NotifySettings) -> FastAPI:
             try:
                 yield
             finally:
-                task.cancel()
-                # A stuck client call must not hold up shutdown.
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
-                    await asyncio.wait_for(task, 5)
+                consumer.stop()
+                done, _ = await asyncio.wait({task}, timeout=consumer.config.block_ms / 1000 + 3)
+                if not done:  # a stuck client call must not hold up shutdown
+                    task.cancel()
 
     app = create_service_app(settings.service_name, lifespan=lifespan)
     app.state.settings = settings

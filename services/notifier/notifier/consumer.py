@@ -103,6 +103,7 @@ class OutcomeConsumer:
         self.layout = layout
         self.config = config
         self.metrics = metrics
+        self._stopping = asyncio.Event()
 
     async def setup(self) -> None:
         try:
@@ -114,11 +115,19 @@ class OutcomeConsumer:
                 raise
         await self.sink.ensure_header(self.layout.header)
 
+    def stop(self) -> None:
+        """Finish the current turn (a blocking read lasts at most block_ms) and return from run()."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        """Consume until cancelled; a failed batch (or an unreachable Redis) is retried next turn."""
+        """Consume until stopped; a failed batch (or an unreachable Redis) is retried next turn.
+
+        Stopping goes through ``stop()`` rather than task cancellation: a cancelled blocking read
+        inside the Redis client does not always surface as CancelledError.
+        """
         set_up = False
         failures = 0
-        while True:
+        while not self._stopping.is_set():
             try:
                 if not set_up:
                     await self.setup()
@@ -140,9 +149,9 @@ class OutcomeConsumer:
                     extra={"error": f"{type(exc).__name__}: {exc}"},
                 )
             if failures:
-                await asyncio.sleep(
-                    min(self.config.backoff_s * 2 ** (failures - 1), self.config.backoff_max_s)
-                )
+                delay = min(self.config.backoff_s * 2 ** (failures - 1), self.config.backoff_max_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
             if set_up:
                 with contextlib.suppress(Exception):
                     await self.refresh_gauges()

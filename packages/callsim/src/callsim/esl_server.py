@@ -146,6 +146,9 @@ class EslConnection:
         result: bool = await handler(cmd)
         return result
 
+    async def cmd_sendmsg(self, cmd: Command) -> bool:
+        return await _sendmsg(self, cmd)
+
     async def cmd_exit(self, cmd: Command) -> bool:
         await self.send(esl.command_reply("+OK bye"))
         await self.send(esl.disconnect_notice())
@@ -242,6 +245,24 @@ class EslConnection:
         self.jobs.add(task)  # keep a reference until it is done
         task.add_done_callback(self.jobs.discard)
         return True
+
+
+async def _sendmsg(conn: EslConnection, cmd: Command) -> bool:
+    target = cmd.args.strip()
+    ch = conn.switch.channels.get(target)
+    if ch is None:
+        await conn.send(esl.command_reply(f"-ERR invalid session id [{target}]"))
+        return True
+    command = (cmd.get("call-command") or "").lower()
+    if command == "execute":
+        arg = cmd.get("execute-app-arg")
+        if arg is None and cmd.body:
+            arg = cmd.body.decode()
+        conn.switch.execute(ch, cmd.get("execute-app-name") or "", arg or "", cmd.get("Event-UUID"))
+    elif command == "hangup":
+        conn.switch.hangup(ch, cmd.get("hangup-cause") or "NORMAL_CLEARING")
+    await conn.send(esl.command_reply("+OK"))
+    return True
 
 
 class EslServer:

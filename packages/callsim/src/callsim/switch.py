@@ -15,9 +15,14 @@ import logging
 import socket
 import time
 import uuid
+import wave
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
 
 from callkit.audio import resample
 from callkit.esl import Event
@@ -55,6 +60,8 @@ class Channel:
     read_audio: bytearray = field(default_factory=bytearray)
     write_audio: bytearray = field(default_factory=bytearray)
     forks: dict[str, AudioFork] = field(default_factory=dict)
+    playlist: deque[tuple[str, str]] = field(default_factory=deque)  # (file, application uuid)
+    playing: Playback | None = None
 
     def take_read(self, samples: int, rate: int) -> bytes:
         return self._take(self.read_audio, samples, rate, pad=True) or b""
@@ -74,7 +81,19 @@ class Channel:
         return out[: samples * 2].ljust(samples * 2, b"\0")
 
     def break_playback(self, *, flush_queue: bool) -> None:
+        """Stop the current file (CF_BREAK); with flush_queue also drop the queued ones."""
+        if flush_queue:
+            self.playlist.clear()
+        if self.playing is not None:
+            self.playing.broken = True
         self.write_audio.clear()
+
+
+@dataclass
+class Playback:
+    file: str
+    app_uuid: str
+    broken: bool = False
 
 
 class Switch:
@@ -85,6 +104,7 @@ class Switch:
         self.listeners: list[Listener] = []
         self.callees: dict[str, Callee] = {}
         self.faults: list[str] = []  # inputs that would have crashed a real FreeSWITCH
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sequence = itertools.count(1)
 
     # ------------------------------------------------------------------ events
@@ -369,3 +389,104 @@ class Switch:
             fork.paused = action == "pause"
             return "+OK Success\n"
         return usage
+
+    # ------------------------------------------------------------------ playback
+
+    def execute(self, ch: Channel, app: str, arg: str, app_uuid: str | None = None) -> None:
+        """sendmsg execute / uuid_broadcast: applications run one after another (FIFO)."""
+        if app != "playback":
+            self.fire_channel(
+                "CHANNEL_EXECUTE_COMPLETE",
+                ch,
+                [
+                    ("Application", app),
+                    ("Application-Data", arg),
+                    ("Application-Response", "_none_"),
+                    ("Application-UUID", app_uuid or str(uuid.uuid4())),
+                ],
+            )
+            return
+        ch.playlist.append((arg, app_uuid or str(uuid.uuid4())))
+        if ch.playing is None:
+            task = asyncio.get_running_loop().create_task(self._play_all(ch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _play_all(self, ch: Channel) -> None:
+        while ch.playlist and ch.uuid in self.channels:
+            path, app_uuid = ch.playlist.popleft()
+            ch.playing = Playback(path, app_uuid)
+            app = [
+                ("Application", "playback"),
+                ("Application-Data", path),
+                ("Application-UUID", app_uuid),
+            ]
+            self.fire_channel("CHANNEL_EXECUTE", ch, app)
+            audio = await asyncio.to_thread(self._load, path)
+            if audio is None:
+                ch.playing = None
+                self.fire_channel(
+                    "CHANNEL_EXECUTE_COMPLETE",
+                    ch,
+                    [*app, ("Application-Response", "FILE NOT FOUND")],
+                )
+                continue
+            self.fire_channel("PLAYBACK_START", ch, [("Playback-File-Path", path)])
+            loop = asyncio.get_running_loop()
+            tick = loop.time()
+            for i in range(0, len(audio), 640):  # 20 ms at 16 kHz, in real time
+                if ch.playing.broken or ch.uuid not in self.channels:
+                    break
+                ch.write_audio += audio[i : i + 640]
+                del ch.write_audio[
+                    : max(0, len(ch.write_audio) - 3200)
+                ]  # nobody listening: keep 100 ms
+                tick += 0.02
+                await asyncio.sleep(max(0.0, tick - loop.time()))
+            status = "break" if ch.playing.broken else "done"
+            ch.playing = None
+            self.fire_channel(
+                "PLAYBACK_STOP", ch, [("Playback-File-Path", path), ("Playback-Status", status)]
+            )
+            self.fire_channel(
+                "CHANNEL_EXECUTE_COMPLETE", ch, [*app, ("Application-Response", "FILE PLAYED")]
+            )
+
+    @staticmethod
+    def _load(path: str) -> bytes | None:
+        """16 kHz L16 of a file mod_sndfile can play: .r8/.r16 raw 16-bit mono, or WAV."""
+        try:
+            if path.endswith((".r8", ".r16")):
+                raw = Path(path).read_bytes()
+                return (
+                    resample(raw[: len(raw) // 2 * 2], 8000, 16000) if path.endswith(".r8") else raw
+                )
+            with wave.open(path, "rb") as w:
+                if w.getsampwidth() != 2:
+                    return None
+                pcm = w.readframes(w.getnframes())
+                if w.getnchannels() == 2:
+                    pcm = np.frombuffer(pcm, "<i2")[0::2].tobytes()
+                return resample(pcm, w.getframerate(), 16000)
+        except (OSError, wave.Error, EOFError):
+            return None
+
+    def _api_uuid_break(self, args: str) -> str:
+        parts = separate_string(args, 2)
+        ch = self._channel(parts[0]) if parts else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        ch.break_playback(flush_queue=len(parts) > 1 and parts[1] == "all")
+        return "+OK\n"
+
+    def _api_uuid_broadcast(self, args: str) -> str:
+        parts = separate_string(args, 3)
+        ch = self._channel(parts[0]) if parts else None
+        if ch is None or len(parts) < 2:
+            return "-ERR invalid uuid\n"
+        app, _, app_arg = parts[1].partition("::")
+        if app_arg:
+            self.execute(ch, app, app_arg)
+        else:
+            self.execute(ch, "playback", parts[1])
+        return "+OK Message sent\n"
