@@ -343,3 +343,51 @@ async def test_sendmsg_errors(switch, tmp_path) -> None:
     await client.reply()
     done = await client.event("CHANNEL_EXECUTE_COMPLETE")
     assert done.get("Application-Response") == "FILE NOT FOUND"
+
+
+async def test_callsim_serve_runs_the_event_socket(free_port: int) -> None:
+    import os
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "callsim",
+        "serve",
+        "--esl-port",
+        str(free_port),
+        "--esl-password",
+        "pw",
+        "--callee",
+        "15550002222=busy:0.1",
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert f"Event Socket on 127.0.0.1:{free_port}" in line.decode()
+        client = await connect(free_port, password="pw")
+        await client.send(b"api originate sofia/gateway/carrier/15550002222 &park()\n\n")
+        assert (await client.reply()).body == b"-ERR USER_BUSY\n"
+        await client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_callsim_serve_needs_a_password() -> None:
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "callsim",
+        "serve",
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in __import__("os").environ.items() if k != "CALLSIM_ESL_PASSWORD"},
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"--esl-password" in err
