@@ -253,3 +253,28 @@ async def test_played_audio_appears_on_the_right_channel(fork_server, switch, tm
     assert np.abs(stereo[:, 0]).max() == 0  # the caller said nothing
     assert 0.3 <= len(stereo) / 16000 <= 0.6  # frames only while something was written
     await sw.api("uuid_audio_fork", f"{ch.uuid} stop")
+
+
+@pytest.mark.parametrize(("codec", "min_snr_db"), [("L16", 60), ("PCMU", 25), ("PCMA", 25)])
+def test_caller_audio_passes_through_the_channel_codec(codec: str, min_snr_db: float) -> None:
+    sw = Switch(hostname="callsim-test")
+    ch = sw.create_channel(direction="inbound", caller="1", destination="2", codec=codec)
+    t = np.arange(16000) / 16000
+    wide = (6000 * (np.sin(2 * np.pi * 500 * t) + np.sin(2 * np.pi * 6000 * t))).astype("<i2")
+    sw.say(ch, wide.tobytes())
+    heard = np.frombuffer(bytes(ch.read_audio), "<i2").astype(float)
+    spectrum = np.abs(np.fft.rfft(heard * np.hanning(len(heard))))
+    freqs = np.fft.rfftfreq(len(heard), 1 / 16000)
+    level = lambda f: spectrum[np.argmin(np.abs(freqs - f))]  # noqa: E731
+    assert level(500) > 1000 * np.median(spectrum)  # speech band survives every codec
+    if codec == "L16":
+        assert heard.tolist() == wide.astype(float).tolist()
+    else:  # G.711 is narrowband: nothing above 4 kHz reaches the fork
+        assert level(6000) < level(500) / 1000
+    low = np.sin(2 * np.pi * 500 * t[:8000]) * 6000
+    if codec != "L16":
+        noise = heard[2000:6000] - low[2000:6000]
+        snr = 10 * np.log10(np.mean(low[2000:6000] ** 2) / np.mean(noise**2))
+        assert snr > min_snr_db
+    with pytest.raises(ValueError, match="not emulated"):
+        sw.create_channel(direction="inbound", caller="1", destination="2", codec="G729")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callkit.audio import resample
+from callkit.audio import alaw_decode, alaw_encode, resample, ulaw_decode, ulaw_encode
 from callkit.esl import Event
 from callsim.audio_fork import DEFAULT_BUG, AudioFork
 from callsim.switch_strings import parse_brackets, separate_string
@@ -39,6 +39,20 @@ class Callee:
 
     outcome: str = "answer"  # answer | busy | reject | no_answer
     ring_s: float = 0.0
+
+
+CODEC_RATES = {"PCMU": 8000, "PCMA": 8000, "L16": 16000}
+
+
+def through_codec(codec: str, pcm16k: bytes) -> bytes:
+    """16 kHz L16 as it comes out of the given codec, back at 16 kHz."""
+    if codec == "L16":
+        return pcm16k
+    if codec not in ("PCMU", "PCMA"):
+        raise ValueError(f"codec {codec!r} is not emulated; use PCMU, PCMA or L16")
+    narrow = resample(pcm16k, 16000, 8000)
+    line = ulaw_decode(ulaw_encode(narrow)) if codec == "PCMU" else alaw_decode(alaw_encode(narrow))
+    return resample(line, 8000, 16000)
 
 
 OUTCOME_CAUSES = {"busy": "USER_BUSY", "reject": "CALL_REJECTED", "no_answer": "NO_ANSWER"}
@@ -57,6 +71,7 @@ class Channel:
     created: float = field(default_factory=time.time)
     answered_at: float | None = None
     # 16 kHz L16: what the far end says (read) and what the switch plays to it (write).
+    codec: str = "PCMU"  # what the far end negotiated: PCMU, PCMA (8 kHz) or L16 (16 kHz)
     read_audio: bytearray = field(default_factory=bytearray)
     write_audio: bytearray = field(default_factory=bytearray)
     forks: dict[str, AudioFork] = field(default_factory=dict)
@@ -150,6 +165,10 @@ class Switch:
             ("Caller-Caller-ID-Number", ch.caller_number),
             ("Caller-Destination-Number", ch.destination_number),
             ("Caller-Unique-ID", ch.uuid),
+            ("Channel-Read-Codec-Name", ch.codec),
+            ("Channel-Read-Codec-Rate", str(CODEC_RATES[ch.codec])),
+            ("Channel-Write-Codec-Name", ch.codec),
+            ("Channel-Write-Codec-Rate", str(CODEC_RATES[ch.codec])),
             *((f"variable_{k}", v) for k, v in ch.variables.items()),
         ]
 
@@ -170,8 +189,12 @@ class Switch:
         self.faults.append(what)
 
     def say(self, ch: Channel, pcm16k: bytes) -> None:
-        """The far end speaks: 16 kHz L16 queued on the channel's read side."""
-        ch.read_audio += pcm16k
+        """The far end speaks: 16 kHz L16, through the channel's codec, onto its read side.
+
+        PCMU and PCMA are 8 kHz G.711: the audio is band-limited to 8 kHz, encoded, decoded and
+        brought back to 16 kHz, as FreeSWITCH's resampler does for a 16 kHz fork. L16 passes as is.
+        """
+        ch.read_audio += through_codec(ch.codec, pcm16k)
 
     # ------------------------------------------------------------------ channels
 
@@ -183,9 +206,17 @@ class Switch:
         destination: str,
         variables: dict[str, str] | None = None,
         channel_uuid: str | None = None,
+        codec: str = "PCMU",
     ) -> Channel:
+        if codec not in CODEC_RATES:
+            raise ValueError(f"codec {codec!r} is not emulated; use PCMU, PCMA or L16")
         ch = Channel(
-            channel_uuid or str(uuid.uuid4()), direction, caller, destination, dict(variables or {})
+            channel_uuid or str(uuid.uuid4()),
+            direction,
+            caller,
+            destination,
+            dict(variables or {}),
+            codec=codec,
         )
         self.channels[ch.uuid] = ch
         self.fire_channel("CHANNEL_CREATE", ch)
