@@ -278,3 +278,73 @@ def test_caller_audio_passes_through_the_channel_codec(codec: str, min_snr_db: f
         assert snr > min_snr_db
     with pytest.raises(ValueError, match="not emulated"):
         sw.create_channel(direction="inbound", caller="1", destination="2", codec="G729")
+
+
+def jambonz_start(ch_uuid: str, port: int) -> str:
+    args = [
+        ch_uuid,
+        "start",
+        f"ws://127.0.0.1:{port}/f",
+        "stereo",
+        "16000",
+        "audio_fork",
+        '{"a": 1}',
+        "true",
+        "true",
+        "16000",
+    ]
+    return "^^|" + "|".join(args)
+
+
+async def test_jambonz_build_plays_streamed_audio_and_reports_marks_at_playout(fork_server) -> None:
+    server, port = fork_server
+    sw = Switch(hostname="callsim-test", fork_build="jambonz")
+    events: list[Event] = []
+    sw.listeners.append(events.append)
+    ch = sw.create_channel(
+        direction="inbound", caller="1", destination="2", variables={"send_silence_when_idle": "-1"}
+    )
+    assert await sw.api("uuid_audio_fork", jambonz_start(ch.uuid, port)) == "+OK Success\n"
+    await until(lambda: server.texts)
+    assert server.texts[0] == '{"a": 1}'  # metadata with spaces survives the ^^| form
+    started = asyncio.get_running_loop().time()
+    audio = tone(0.3)
+    for i in range(0, len(audio), 999):  # odd-sized frames: a stray byte carries over
+        await server.connection.send(audio[i : i + 999])
+    await server.connection.send('{"type":"mark","data":{"name":"m1"}}')
+    await server.connection.send(tone(0.3))
+    await server.connection.send('{"type":"mark","data":{"name":"m2"}}')
+    await server.connection.send(
+        json.dumps({"type": "playAudio", "data": {"audioContentType": "raw"}})
+    )
+    await until(lambda: len(server.texts) >= 2)
+    assert server.texts[1] == '{"type": "mark", "data": {"name":"m1", "event": "playout"}}'
+    assert asyncio.get_running_loop().time() - started >= 0.25  # at playout, not on arrival
+    await until(lambda: len(server.texts) >= 3)
+    assert server.texts[2] == '{"type": "mark", "data": {"name":"m2", "event": "playout"}}'
+    assert not custom(events, "play_audio")  # ignored while streaming
+    stereo = np.frombuffer(b"".join(server.frames), "<i2").reshape(-1, 2)
+    assert np.abs(stereo[:, 1]).max() > 5000  # the streamed audio is what the caller heard
+    await sw.api("uuid_audio_fork", f"{ch.uuid} stop")
+
+
+async def test_jambonz_kill_audio_clears_the_stream_and_its_marks(fork_server) -> None:
+    server, port = fork_server
+    sw = Switch(hostname="callsim-test", fork_build="jambonz")
+    ch = sw.create_channel(
+        direction="inbound", caller="1", destination="2", variables={"send_silence_when_idle": "-1"}
+    )
+    await sw.api("uuid_audio_fork", jambonz_start(ch.uuid, port))
+    await until(lambda: server.texts)
+    await server.connection.send(tone(3.0))
+    await server.connection.send('{"type":"mark","data":{"name":"late"}}')
+    await asyncio.sleep(0.2)
+    await server.connection.send('{"type":"killAudio"}')
+    await until(lambda: len(server.texts) >= 2)
+    assert server.texts[1] == '{"type": "mark", "data": {"name":"late", "event": "cleared"}}'
+    before = len(server.frames)
+    await asyncio.sleep(0.2)
+    tail = np.frombuffer(b"".join(server.frames[before + 2 :]), "<i2").reshape(-1, 2)
+    assert np.abs(tail[:, 1]).max() == 0  # nothing more is played
+    assert await sw.api("uuid_audio_fork", f"{ch.uuid} stop_play") == "+OK Success\n"
+    await sw.api("uuid_audio_fork", f"{ch.uuid} stop")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import websockets
 
-from callkit.audio import interleave
+from callkit.audio import interleave, resample
 
 if TYPE_CHECKING:
     from callsim.switch import Channel, Switch
@@ -62,9 +62,15 @@ class AudioFork:
     state: str = "CONNECTING"  # CONNECTING, CONNECTED, FAILED, DROPPED, CLOSING
     paused: bool = False
     files: list[Path] = field(default_factory=list)
+    streaming: bool = False  # jambonz build: the server streams L16 to play, with marks
+    stream_rate: int = 16000
     _ws: Any = None
     _task: asyncio.Task[None] | None = None
-    _stop_text: str | None = None
+    _stream: bytearray = field(default_factory=bytearray)  # 16 kHz audio waiting to be played
+    _carry: bytes = b""  # a stray odd byte, kept for the next frame
+    _streamed: int = 0  # bytes (16 kHz) queued so far
+    _played: int = 0  # bytes (16 kHz) played so far
+    _marks: list[tuple[int, str]] = field(default_factory=list)  # (position, name)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -125,6 +131,8 @@ class AudioFork:
         while self.state == "CONNECTED":
             next_tick += 0.02
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            if self.streaming:
+                await self._play_stream()
             if self.paused:
                 continue
             data = self._frame(frame)
@@ -155,13 +163,22 @@ class AudioFork:
         try:
             async for message in ws:
                 if isinstance(message, bytes):
+                    if self.streaming:
+                        self._queue_stream(message)
                     continue  # the upstream build discards binary from the server
-                self._dispatch(message)
+                if self.streaming and self._mark(message):
+                    continue
+                await self._dispatch_async(message)
         except websockets.ConnectionClosed:
             pass
         if self.state == "CONNECTED":  # the server closed it: no reconnect, the bug stays
             self.state = "DROPPED"
             self.switch.fire_custom("mod_audio_fork::disconnect", self.channel)
+
+    async def _dispatch_async(self, text: str) -> None:
+        if self.streaming and '"killAudio"' in text.replace(" ", ""):
+            await self.clear_stream()
+        self._dispatch(text)
 
     def _dispatch(self, text: str) -> None:
         try:
@@ -174,6 +191,8 @@ class AudioFork:
         kind = message.get("type", "json")
         data = message.get("data")
         if kind == "playAudio":
+            if self.streaming:
+                return  # the jambonz build ignores playAudio while streaming
             self._play_audio(data)
         elif kind == "killAudio":
             self.switch.fire_custom("mod_audio_fork::kill_audio", self.channel)
@@ -208,6 +227,63 @@ class AudioFork:
         self.switch.fire_custom(
             "mod_audio_fork::play_audio", self.channel, json.dumps(data, separators=(",", ":"))
         )
+
+    # ------------------------------------------------------------------ jambonz streaming
+
+    def _queue_stream(self, data: bytes) -> None:
+        data = self._carry + data
+        cut = len(data) - len(data) % 2
+        self._carry = data[cut:]
+        pcm = (
+            resample(data[:cut], self.stream_rate, 16000)
+            if self.stream_rate != 16000
+            else data[:cut]
+        )
+        self._stream += pcm
+        self._streamed += len(pcm)
+
+    def _mark(self, text: str) -> bool:
+        """Queue a mark at the current end of the stream; True when the message was a mark."""
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError:
+            return False
+        if not isinstance(message, dict) or message.get("type") not in ("mark", "clearMarks"):
+            return False
+        if message["type"] == "clearMarks":
+            self._marks.clear()
+        elif len(self._marks) < 30:
+            name = str((message.get("data") or {}).get("name", ""))
+            self._marks.append((self._streamed, name))
+        return True
+
+    async def _play_stream(self) -> None:
+        """20 ms of streamed audio onto the channel's write side; report marks played out."""
+        frame = bytes(self._stream[:640])
+        if frame:
+            del self._stream[:640]
+            self._played += len(frame)
+            self.channel.write_audio += frame
+            del self.channel.write_audio[: max(0, len(self.channel.write_audio) - 3200)]
+        while self._marks and self._marks[0][0] <= self._played:
+            _, name = self._marks.pop(0)
+            await self._report_mark(name, "playout")
+
+    async def _report_mark(self, name: str, event: str) -> None:
+        # The module's exact text, spaces included.
+        text = '{"type": "mark", "data": {"name":"' + name + '", "event": "' + event + '"}}'
+        if self._ws is not None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self._ws.send(text)
+
+    async def clear_stream(self) -> None:
+        """killAudio / stop_play: drop what is queued; pending marks are reported as cleared."""
+        self._stream.clear()
+        self._played = self._streamed
+        self.channel.write_audio.clear()
+        marks, self._marks = self._marks, []
+        for _, name in marks:
+            await self._report_mark(name, "cleared")
 
     async def send_text(self, text: str) -> None:
         if self.state == "CONNECTED" and self._ws is not None:

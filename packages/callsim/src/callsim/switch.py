@@ -112,13 +112,16 @@ class Playback:
 
 
 class Switch:
-    def __init__(self, hostname: str | None = None) -> None:
+    def __init__(self, hostname: str | None = None, fork_build: str = "drachtio") -> None:
         self.core_uuid = str(uuid.uuid4())
         self.hostname = hostname or socket.gethostname()
         self.channels: dict[str, Channel] = {}
         self.listeners: list[Listener] = []
         self.callees: dict[str, Callee] = {}
         self.faults: list[str] = []  # inputs that would have crashed a real FreeSWITCH
+        # Which mod_audio_fork build the deployment runs: "drachtio" (upstream: playAudio files)
+        # or "jambonz" (streamed L16 playback with marks).
+        self.fork_build = fork_build
         self._tasks: set[asyncio.Task[None]] = set()
         self._sequence = itertools.count(1)
 
@@ -361,7 +364,8 @@ class Switch:
             "[wss-url | path] [mono | mixed | stereo] [8000 | 16000 | 24000 | 32000 | 64000] "
             "[bugname] [metadata]\n"
         )
-        argv = separate_string(args, 7)
+        # The jambonz build reads up to 10 arguments (its metadata is no longer the rest of the line).
+        argv = separate_string(args, 10 if self.fork_build == "jambonz" else 7)
         if len(argv) < 2:
             return usage
         ch = self._channel(argv[0])
@@ -388,11 +392,25 @@ class Switch:
                     metadata = argv[5]
                 else:
                     bugname = argv[5]
-            elif len(argv) == 7:
+            elif len(argv) >= 7:
                 bugname, metadata = argv[5], argv[6]
+            streaming, stream_rate = False, rate
+            if self.fork_build == "jambonz" and len(argv) > 8:
+                streaming = argv[8] == "true"
+                stream_rate = int(argv[9]) if len(argv) > 9 and argv[9].isdigit() else rate
             if bugname in ch.forks:
                 return "-ERR Operation Failed\n"  # bug already attached (also after a drop)
-            new_fork = AudioFork(self, ch, bugname, argv[2], mix, rate, metadata)
+            new_fork = AudioFork(
+                self,
+                ch,
+                bugname,
+                argv[2],
+                mix,
+                rate,
+                metadata,
+                streaming=streaming,
+                stream_rate=stream_rate,
+            )
             ch.forks[bugname] = new_fork
             new_fork.start()
             return "+OK Success\n"
@@ -413,6 +431,11 @@ class Switch:
             if fork is None:
                 return "-ERR Operation Failed\n"
             await fork.send_text(text)
+            return "+OK Success\n"
+        if action == "stop_play" and self.fork_build == "jambonz":
+            if fork is None:
+                return "-ERR Operation Failed\n"
+            await fork.clear_stream()
             return "+OK Success\n"
         if action in ("pause", "resume"):
             if fork is None:
