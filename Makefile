@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 COMPOSE ?= docker compose
 
-.PHONY: help setup test test-unit lint fmt typecheck check bench demo up down logs models \
+.PHONY: help setup test test-unit lint fmt typecheck check bench bench-realtimestt demo up down logs models \
         run-asr run-tts run-policy run-llm run-notifier run-bridge clean
 
 help: ## Show this help
@@ -40,6 +40,10 @@ check: lint typecheck test ## Everything CI checks
 
 bench: setup ## Measure speed and memory; prints figures and ratios to targets
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done
+
+bench-realtimestt: setup ## The ASR gateway side by side with RealtimeSTT (own venv, torch CPU)
+	@bash scripts/realtimestt_venv.sh
+	@$(PY) benchmarks/bench_asr.py realtimestt
 
 demo: setup ## Start the stack on this machine and show each service's readiness
 	@$(PY) scripts/demo.py

@@ -3,7 +3,8 @@ against offline transcription of the same audio, concurrent real-time streams, t
 overhead on a final, and memory for a 1-minute and a 30-minute session.
 
 Starts `python -m asr_gateway` as an operator would, streams at real time over the WebSocket.
-Arguments pick parts: `wer`, `concurrency`, `memory` (default: all).
+Arguments pick parts: `wer`, `concurrency`, `memory`, `realtimestt` (default: all; the last one
+needs the environment `make bench-realtimestt` creates).
 Test set: clinic sentences spoken by Piper (and by espeak-ng when it is installed), clean and
 through 8 kHz G.711 µ-law.
 """
@@ -357,11 +358,116 @@ async def _drain(ws: Any) -> None:
         pass
 
 
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def versus_realtimestt(clips: dict[str, list[np.ndarray]]) -> None:
+    """The gateway and RealtimeSTT on the same clips, same model, real time, one stream each."""
+    venv = ROOT / ".venv-realtimestt" / "bin" / "python"
+    if not venv.exists():
+        print("\n[RealtimeSTT] skipped: run `make bench-realtimestt` to create its environment")
+        return
+    store = ModelStore(Registry.load())
+    model = str(store.resolve("whisper-base"))
+    silero = str(store.resolve("silero-vad") / "silero_vad.onnx")
+    out_dir = ROOT / ".run" / "bench" / "clips"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = []
+    for i, (sentence, clip) in enumerate(zip(SENTENCES, clips["piper"], strict=True)):
+        audio = np.concatenate(
+            [np.zeros(int(LEAD_S * 16000), np.int16), clip, np.zeros(int(TAIL_S * 16000), np.int16)]
+        )
+        with wave.open(str(out_dir / f"{i}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(audio.tobytes())
+        meta.append(
+            {
+                "file": f"{i}.wav",
+                "text": sentence,
+                "speech_start_s": LEAD_S,
+                "speech_end_s": LEAD_S + len(clip) / 16000,
+            }
+        )
+    (out_dir / "clips.json").write_text(json.dumps(meta))
+
+    port = free_port()
+    proc = start("whisper-base", port)
+    url = f"ws://127.0.0.1:{port}/ws/transcribe"
+    gw_final, gw_first, gw_err, words_n, audio_s = [], [], 0, 0, 0.0
+    try:
+        cpu0 = cpu_of(proc.pid)
+        for sentence, clip in zip(SENTENCES, clips["piper"], strict=True):
+            r = await stream_utterance(url, clip)
+            gw_final.extend(final_delays(r))
+            if r["first_partial"]:
+                gw_first.append(r["first_partial"] - r["utterances"][0][0])
+            errors = edits(words(sentence), words(r["text"]))
+            if errors:
+                print(f"  gateway heard {r['text']!r} for {sentence!r}")
+            gw_err += errors
+            words_n += len(words(sentence))
+            audio_s += LEAD_S + len(clip) / 16000 + TAIL_S
+        gw_cpu = (cpu_of(proc.pid) - cpu0) / audio_s
+    finally:
+        stop(proc)
+
+    result_path = out_dir / "realtimestt.json"
+    done = subprocess.run(
+        [
+            str(venv),
+            str(ROOT / "benchmarks" / "realtimestt" / "compare.py"),
+            model,
+            silero,
+            str(out_dir),
+            str(result_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0 or not result_path.exists():
+        print(f"\n[RealtimeSTT] failed: {done.stderr[-800:]}")
+        return
+    rt = json.loads(result_path.read_text())
+    rt_err = 0
+    for m, r in zip(meta, rt, strict=True):
+        errors = edits(words(m["text"]), words(r["text"]))
+        if errors:
+            print(f"  RealtimeSTT heard {r['text']!r} for {m['text']!r}")
+        rt_err += errors
+    rt_final = [r["final_after_end_s"] for r in rt]
+    rt_first = [
+        r["first_update_after_start_s"] for r in rt if r["first_update_after_start_s"] is not None
+    ]
+    rt_cpu = sum(r["cpu_s"] for r in rt) / sum(r["audio_s"] for r in rt)
+    print(
+        "\n[gateway vs RealtimeSTT 1.1.2] whisper base int8, Piper clips, one real-time stream, 500 ms end silence"
+    )
+    print(f"  {'':32} {'gateway':>12} {'RealtimeSTT':>12}")
+    print(
+        f"  {'final after end of speech p50':32} {pct(gw_final, 50) * 1000:10.0f}ms {pct(rt_final, 50) * 1000:10.0f}ms"
+    )
+    print(
+        f"  {'final after end of speech p95':32} {pct(gw_final, 95) * 1000:10.0f}ms {pct(rt_final, 95) * 1000:10.0f}ms"
+    )
+    print(
+        f"  {'first partial after start p50':32} {pct(gw_first, 50) * 1000:10.0f}ms {pct(rt_first, 50) * 1000:10.0f}ms"
+    )
+    print(f"  {'WER':32} {100 * gw_err / words_n:11.1f}% {100 * rt_err / words_n:11.1f}%")
+    print(f"  {'CPU seconds per audio second':32} {gw_cpu:12.2f} {rt_cpu:12.2f}")
+
+
 def main() -> None:
     print(
         f"ASR gateway benchmark, {os.cpu_count()} cores; espeak-ng {'found' if shutil.which('espeak-ng') else 'not installed (Piper voice only)'}"
     )
-    parts = set(sys.argv[1:]) or {"wer", "concurrency", "memory"}
+    parts = set(sys.argv[1:]) or {"wer", "concurrency", "memory", "realtimestt"}
     clips = voices()
     if "wer" in parts:
         asyncio.run(latency_and_wer("whisper-base", clips))
@@ -370,6 +476,8 @@ def main() -> None:
     if "memory" in parts:
         print("\n[whisper-base] memory")
         asyncio.run(memory("whisper-base", clips["piper"][1]))
+    if "realtimestt" in parts:
+        asyncio.run(versus_realtimestt(clips))
 
 
 if __name__ == "__main__":
