@@ -417,7 +417,8 @@ async def versus_realtimestt(clips: dict[str, list[np.ndarray]]) -> None:
         stop(proc)
 
     result_path = out_dir / "realtimestt.json"
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [
             str(venv),
             str(ROOT / "benchmarks" / "realtimestt" / "compare.py"),
