@@ -102,17 +102,36 @@ def test_miss_then_hit_gives_the_same_call_rate_audio(tts) -> None:
     assert len(other_rate.content) == pytest.approx(2 * len(first.content), rel=0.06)
 
 
+def spoken_words(text: str) -> list[str]:
+    """Text as words the way they are said, so "$120" and "one hundred twenty dollars" compare equal."""
+    import re
+
+    from tts_gateway.text import normalizer_for
+
+    return re.sub(
+        r"[^a-z' ]+", " ", normalizer_for("en").normalize(text).lower().replace("-", " ")
+    ).split()
+
+
+def word_errors(reference: list[str], heard: list[str]) -> int:
+    row = list(range(len(heard) + 1))
+    for i, r in enumerate(reference, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(heard, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
 def test_telephone_audio_is_intelligible(tts) -> None:
     """8 kHz, through G.711 µ-law and back, then transcribed: the words and numbers survive."""
     url, _ = tts
-    pcm8k = synth(
-        url, text="The M R I of the knee costs $120. Call us at 555-123-4567.", sample_rate=8000
-    ).content
+    text = "Please call us back at 555-123-4567. Your visit costs $120."
+    pcm8k = synth(url, text=text, sample_rate=8000).content
     line = ulaw_decode(ulaw_encode(pcm8k))
-    heard = transcribe(resample(line, 8000, 16000)).lower()
-    assert "knee" in heard
-    assert "120" in heard or "hundred twenty" in heard or "hundred and twenty" in heard
-    assert "555" in heard or "five five five" in heard
+    reference = spoken_words(text)
+    heard = spoken_words(transcribe(resample(line, 8000, 16000)))
+    # Piper varies its delivery from one synthesis to the next; allow one slip in ~20 words.
+    assert word_errors(reference, heard) <= 1, (reference, heard)
 
 
 def test_redis_entry_expires_and_the_file_level_still_serves(tts, redis_url: str) -> None:
