@@ -98,8 +98,8 @@ def test_miss_then_hit_gives_the_same_call_rate_audio(tts) -> None:
     assert second.content == first.content
     other_rate = synth(url, text=text, sample_rate=16000)
     assert other_rate.headers["x-cache"] == "miss"
-    # Piper varies phoneme durations slightly between runs; twice the samples, give or take.
-    assert len(other_rate.content) == pytest.approx(2 * len(first.content), rel=0.06)
+    # Piper varies its timing between syntheses (up to ~7% seen); a wrong rate would be 50% off.
+    assert len(other_rate.content) == pytest.approx(2 * len(first.content), rel=0.15)
 
 
 def spoken_words(text: str) -> list[str]:
