@@ -333,7 +333,7 @@ async def memory(model: str, clip: np.ndarray) -> None:
             reader = asyncio.create_task(_drain(ws))
             sent_s = 0.0
             marks: dict[int, float] = {}
-            for minute in (1, 30):
+            for minute in (1, 5, 10, 20, 30):
                 while sent_s < minute * 60:
                     data = period.tobytes()
                     for i in range(0, len(data), 32000):
