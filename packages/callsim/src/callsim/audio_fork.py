@@ -166,21 +166,14 @@ class AudioFork:
                     if self.streaming:
                         self._queue_stream(message)
                     continue  # the upstream build discards binary from the server
-                if self.streaming and self._mark(message):
-                    continue
-                await self._dispatch_async(message)
+                await self._dispatch(message)
         except websockets.ConnectionClosed:
             pass
         if self.state == "CONNECTED":  # the server closed it: no reconnect, the bug stays
             self.state = "DROPPED"
             self.switch.fire_custom("mod_audio_fork::disconnect", self.channel)
 
-    async def _dispatch_async(self, text: str) -> None:
-        if self.streaming and '"killAudio"' in text.replace(" ", ""):
-            await self.clear_stream()
-        self._dispatch(text)
-
-    def _dispatch(self, text: str) -> None:
+    async def _dispatch(self, text: str) -> None:
         try:
             message = json.loads(text)
         except json.JSONDecodeError:
@@ -190,11 +183,15 @@ class AudioFork:
             return
         kind = message.get("type", "json")
         data = message.get("data")
-        if kind == "playAudio":
+        if self.streaming and kind in ("mark", "clearMarks"):
+            self._mark(kind, data)
+        elif kind == "playAudio":
             if self.streaming:
                 return  # the jambonz build ignores playAudio while streaming
             self._play_audio(data)
         elif kind == "killAudio":
+            if self.streaming:
+                await self.clear_stream()
             self.switch.fire_custom("mod_audio_fork::kill_audio", self.channel)
             self.channel.break_playback(flush_queue=False)
         elif kind in ("transcription", "transfer", "disconnect", "error"):
@@ -242,20 +239,13 @@ class AudioFork:
         self._stream += pcm
         self._streamed += len(pcm)
 
-    def _mark(self, text: str) -> bool:
-        """Queue a mark at the current end of the stream; True when the message was a mark."""
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError:
-            return False
-        if not isinstance(message, dict) or message.get("type") not in ("mark", "clearMarks"):
-            return False
-        if message["type"] == "clearMarks":
+    def _mark(self, kind: str, data: Any) -> None:
+        """Queue a mark at the current end of the stream (at most 30), or forget them all."""
+        if kind == "clearMarks":
             self._marks.clear()
         elif len(self._marks) < 30:
-            name = str((message.get("data") or {}).get("name", ""))
+            name = str((data if isinstance(data, dict) else {}).get("name", ""))
             self._marks.append((self._streamed, name))
-        return True
 
     async def _play_stream(self) -> None:
         """20 ms of streamed audio onto the channel's write side; report marks played out."""
