@@ -7,7 +7,6 @@ traceback so an operator can find the cause of a 500 without the response reveal
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -84,11 +83,17 @@ def error_body(detail: str, error_id: str, code: str) -> dict[str, str]:
 
 
 def error_response(
-    request: Request, status: int, detail: str, code: str, headers: Mapping[str, str] | None = None
+    request: Request,
+    status: int,
+    detail: str,
+    code: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    error_id: str | None = None,
 ) -> JSONResponse:
     """The stack's error body; OpenAI-compatible routes (/v1/…) also get OpenAI's ``error`` object,
     so the official clients show the message instead of a bare status code."""
-    error_id = uuid.uuid4().hex[:12]
+    error_id = error_id or uuid.uuid4().hex[:12]
     body: dict[str, Any] = dict(error_body(detail, error_id, code))
     if request.url.path.startswith("/v1/"):
         kind = "invalid_request_error" if status < 500 else "server_error"
@@ -164,14 +169,14 @@ async def run_readiness(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AgentError)
     async def agent_error(request: Request, exc: AgentError) -> JSONResponse:
-        response = error_response(request, exc.http_status, exc.message, exc.code)
+        error_id = uuid.uuid4().hex[:12]
         level = logging.ERROR if exc.http_status >= 500 else logging.INFO
         log.log(
             level,
             "request failed",
-            extra={"error_id": _error_id(response), "code": exc.code, "route": _route(request)},
+            extra={"error_id": error_id, "code": exc.code, "route": _route(request)},
         )
-        return response
+        return error_response(request, exc.http_status, exc.message, exc.code, error_id=error_id)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -189,17 +194,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        response = error_response(request, 500, "internal error", "internal_error")
+        error_id = uuid.uuid4().hex[:12]
         log.error(
-            "unhandled error",
-            exc_info=exc,
-            extra={"error_id": _error_id(response), "route": _route(request)},
+            "unhandled error", exc_info=exc, extra={"error_id": error_id, "route": _route(request)}
         )
-        return response
-
-
-def _error_id(response: JSONResponse) -> str:
-    return str(json.loads(bytes(response.body))["error_id"])
+        return error_response(request, 500, "internal error", "internal_error", error_id=error_id)
 
 
 def _route(request: Request) -> str:
