@@ -34,7 +34,6 @@ class Transcription:
 class AsrEngine(Protocol):
     name: str
     device: str
-    max_batch: int  # how many jobs one call may take; 1 where the engine cannot batch
 
     def transcribe(
         self,

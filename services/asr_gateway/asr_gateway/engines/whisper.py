@@ -19,8 +19,6 @@ def cuda_available() -> bool:
 
 
 class FasterWhisperEngine:
-    max_batch = 1  # one utterance per call; the scheduler serializes jobs across sessions
-
     def __init__(
         self, store: ModelStore, model: str, *, device: str = "auto", cpu_threads: int = 2
     ) -> None:
