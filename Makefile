@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 COMPOSE ?= docker compose
+# The LLM runs in exactly one profile: cpu (embedded llama.cpp) or gpu (vLLM).
+PROFILE ?= cpu
 
 .PHONY: help setup test test-unit lint fmt typecheck check bench bench-realtimestt demo up down logs models \
         run-asr run-tts run-policy run-llm run-notifier run-bridge clean
@@ -51,9 +53,9 @@ demo: setup ## Start the stack on this machine and show each service's readiness
 models: setup ## List the model registry and cache status
 	@$(VENV)/bin/agent-models list
 
-up: ## docker compose up (needs Docker; GPU profile: make up PROFILE=gpu)
+up: ## docker compose up with the CPU LLM (PROFILE=gpu for vLLM on an NVIDIA GPU)
 	@command -v docker >/dev/null || { echo "error: docker is not installed" >&2; exit 1; }
-	$(COMPOSE) $(if $(PROFILE),--profile $(PROFILE)) up -d
+	$(COMPOSE) --profile $(PROFILE) up -d
 
 down: ## docker compose down
 	$(COMPOSE) down
