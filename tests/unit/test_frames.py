@@ -52,7 +52,7 @@ def test_float_conversion_clips_instead_of_wrapping() -> None:
 
 
 def test_aligner_reassembles_samples_split_across_messages() -> None:
-    stereo = np.arange(12, dtype="<i2").tobytes()  # 6 stereo... 3 frames of 4 bytes each x2
+    stereo = np.arange(12, dtype="<i2").tobytes()  # 6 stereo samples, 4 bytes each
     aligner = SampleAligner(channels=2)
     out = aligner.feed(stereo[:5]) + aligner.feed(stereo[5:11]) + aligner.feed(stereo[11:])
     assert out == stereo
