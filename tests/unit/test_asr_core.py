@@ -12,9 +12,9 @@ from asr_gateway.postprocess import (
     HotwordCorrector,
     format_entities,
     hallucination_reason,
-    words_to_number,
 )
 from asr_gateway.ring import AudioRing
+from callkit.spoken import words_to_number
 
 # ---------------------------------------------------------------- ring buffer
 

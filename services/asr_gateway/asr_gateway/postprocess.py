@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from callkit.spoken import numbers_to_digits
+
 # ---------------------------------------------------------------- hot words
 
 
@@ -265,71 +267,6 @@ class HotwordCorrector:
 
 # ---------------------------------------------------------------- entity formatting
 
-_SMALL = {
-    "zero": 0,
-    "oh": 0,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-}
-_TENS = {
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
-_NUMBER_WORDS = "|".join([*_SMALL, *_TENS, "hundred"])
-_NUMBER_PHRASE = re.compile(
-    rf"\b(?:{_NUMBER_WORDS})(?:[\s-]+(?:and\s+)?(?:{_NUMBER_WORDS}))*\b", re.I
-)
-
-
-def words_to_number(phrase: str) -> int | None:
-    """ "forty two" -> 42, "one hundred and twenty" -> 120; None if it is not a number."""
-    total = 0
-    current = 0
-    for word in re.split(r"[\s-]+", phrase.lower()):
-        if word == "and":
-            continue
-        if word in _SMALL:
-            current += _SMALL[word]
-        elif word in _TENS:
-            current += _TENS[word]
-        elif word == "hundred":
-            current = (current or 1) * 100
-        else:
-            return None
-    return total + current
-
-
-def _digits_run(phrase: str) -> str | None:
-    """ "five five five one two three" -> "555123" when every word is a single digit."""
-    words = re.split(r"[\s,-]+", phrase.lower().strip())
-    if len(words) >= 3 and all(w in _SMALL and _SMALL[w] < 10 for w in words):
-        return "".join(str(_SMALL[w]) for w in words)
-    return None
-
-
 def _format_phone(digits: str) -> str:
     if len(digits) == 10:
         return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
@@ -343,16 +280,7 @@ def _format_phone(digits: str) -> str:
 def format_entities(text: str) -> str:
     """Numbers as digits and phone numbers, ages, weights, times and prices in one written form."""
 
-    # Spoken digit runs and number words to digits.
-    def spoken(m: re.Match[str]) -> str:
-        phrase = m.group(0)
-        run = _digits_run(phrase)
-        if run is not None:
-            return run
-        n = words_to_number(phrase)
-        return str(n) if n is not None else phrase
-
-    text = _NUMBER_PHRASE.sub(spoken, text)
+    text = numbers_to_digits(text)
 
     # Phone numbers: 10-11 digits however the recognizer grouped them ("555, 123, 4,567").
     def phone(m: re.Match[str]) -> str:

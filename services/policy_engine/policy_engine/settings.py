@@ -18,13 +18,40 @@ class PolicySettings(ServiceSettings):
         pattern=r"^https?://",
         description="OpenAI-compatible base URL of the LLM service.",
     )
-    session_ttl_s: int = Field(
-        86400, ge=60, description="How long a call's dialog session is kept in Redis, in seconds."
-    )
     llm_model: str = Field(
         "clinic-agent", min_length=1, description="Served model name to request."
+    )
+    llm_enabled: bool = Field(
+        True,
+        description="Use the LLM for names, symptoms, intents and free answers; off runs on the "
+        "deterministic parsers alone.",
+    )
+    require_llm: bool = Field(
+        False,
+        description="Report not ready while the LLM is down (by default the script goes on "
+        "without it and policy_llm_up says so).",
+    )
+    llm_timeout_s: float = Field(
+        8.0, gt=0, le=120, description="Longest wait for the LLM's first token in one turn."
     )
     system_prompt_file: Path = Field(
         Path("prompts/system.en.txt"),
         description="The dialog's fixed system prompt, always the first message (its KV cache is reused).",
+    )
+    script_dir: Path = Field(
+        Path("prompts/clinic"),
+        description="The clinic script: script, clinic facts, catalogue, schedule, FAQ, lexicon.",
+    )
+    locale: str = Field("en", min_length=2, max_length=8, description="Default call locale.")
+    session_ttl_s: int = Field(
+        86400, ge=60, description="How long a call's dialog session is kept in Redis, in seconds."
+    )
+    max_text_chars: int = Field(
+        2000, ge=10, le=100_000, description="Longest utterance accepted, in characters."
+    )
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="Largest POST /dialog body accepted, in bytes."
+    )
+    max_silences: int = Field(
+        2, ge=0, le=10, description="Reprompts for a silent caller before a polite hang-up."
     )

@@ -1,0 +1,316 @@
+"""`python -m policy_engine.dialogues`: run scripted text dialogues and score the engine.
+
+Each YAML file is one call: what the caller says turn by turn (or a silence, a barge-in, a key
+press, a hang-up) and what must be true at the end (status, slots, things said and never said).
+The report gives completion and slot accuracy over the booking dialogues, per-turn latency with
+and without the LLM, and checks that no appointment slot was booked twice.
+
+Dialogue file::
+
+    name: knee-happy-path
+    booking: true                 # counts toward completion and slot accuracy
+    caller: "+15551234567"
+    now: "2026-11-23T09:00"       # the clinic's clock for this call (default: this value)
+    turns:
+      - "Hi, my name is John Smith."            # an utterance
+      - {silence: 8}
+      - {interrupt: {heard: "From what you", say: "How much is it?"}}
+      - {dtmf: "1"}
+      - {hangup: NORMAL_CLEARING}
+    expect:
+      status: booked
+      slots: {client_name: John Smith, appointment_time: "offered:1"}
+      says: ["costs $450"]
+      never_says: ["system prompt"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter
+
+from callkit.llm_client import LlmClient
+from callkit.redis_client import connect
+from policy_engine.engine import DialogEngine
+from policy_engine.events import DialogReply, Event
+from policy_engine.script import Script, load_script
+
+DEFAULT_NOW = "2026-11-23T09:00"
+_EVENT = TypeAdapter(Event)
+
+
+@dataclass
+class Result:
+    name: str
+    booking: bool
+    status: str | None
+    problems: list[str] = field(default_factory=list)
+    slot_total: int = 0
+    slot_right: int = 0
+    turn_ms: list[tuple[float, bool]] = field(default_factory=list)  # (ms, used the LLM)
+    first_ms: list[tuple[float, bool]] = field(default_factory=list)
+    booked_key: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def _matches(expected: Any, actual: Any, offered: list[str]) -> bool:
+    if isinstance(expected, str) and expected.startswith("offered:"):
+        index = int(expected.split(":", 1)[1]) - 1
+        return 0 <= index < len(offered) and actual == offered[index]
+    if (
+        isinstance(expected, float | int)
+        and isinstance(actual, float | int)
+        and not isinstance(expected, bool)
+    ):
+        return abs(float(expected) - float(actual)) < 0.51
+    if isinstance(expected, str) and isinstance(actual, str):
+        return expected.strip().lower() == actual.strip().lower()
+    return bool(expected == actual)
+
+
+async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str) -> Result:
+    now = datetime.fromisoformat(str(spec.get("now", DEFAULT_NOW))).replace(
+        tzinfo=engine.script.schedule.zone
+    )
+    engine.clock = lambda: now
+    result = Result(name=spec["name"], booking=bool(spec.get("booking")), status=None)
+    said: list[str] = []
+    offered_seen: list[str] = []
+
+    async def send(event: dict[str, Any]) -> DialogReply:
+        started = time.perf_counter()
+        first: list[float] = []
+
+        async def emit(sentence: Any) -> None:
+            if not first:
+                first.append(time.perf_counter())
+
+        reply = await engine.handle(call_id, _EVENT.validate_python(event), emit)
+        used = reply.llm_calls > 0 and not reply.replayed
+        result.turn_ms.append(((time.perf_counter() - started) * 1000, used))
+        if first:
+            result.first_ms.append(((first[0] - started) * 1000, used))
+        said.extend(r.text for r in reply.replies)
+        session = await engine.get(call_id)
+        for t in session.offered_times:
+            if t not in offered_seen:
+                offered_seen.append(t)
+        return reply
+
+    await send(
+        {
+            "type": "call.started",
+            "direction": spec.get("direction", "inbound"),
+            "caller": spec.get("caller"),
+            **({"contact": spec["contact"]} if spec.get("contact") else {}),
+            **({"locale": spec["locale"]} if spec.get("locale") else {}),
+        }
+    )
+    hung_up = False
+    for i, turn in enumerate(spec.get("turns", [])):
+        if isinstance(turn, str):
+            await send({"type": "user.utterance", "text": turn, "segment_id": i})
+        elif "silence" in turn:
+            await send({"type": "user.silence", "seconds": float(turn["silence"])})
+        elif "interrupt" in turn:
+            body = turn["interrupt"]
+            event: dict[str, Any] = {"type": "user.interrupted", "heard_text": body["heard"]}
+            if body.get("say"):
+                event["utterance"] = {"text": body["say"], "segment_id": i}
+            await send(event)
+        elif "dtmf" in turn:
+            await send({"type": "dtmf", "digits": str(turn["dtmf"])})
+        elif "hangup" in turn:
+            await send({"type": "call.ended", "cause": str(turn["hangup"] or "NORMAL_CLEARING")})
+            hung_up = True
+        elif "repeat" in turn:  # the same utterance again, as a retry of the last segment
+            await send({"type": "user.utterance", "text": turn["repeat"], "segment_id": i - 1})
+        else:
+            result.problems.append(f"turn {i}: unknown turn {turn!r}")
+    if not hung_up:
+        await send({"type": "call.ended", "cause": "NORMAL_CLEARING"})
+    session = await engine.get(call_id)
+    result.status = session.status
+    expect = spec.get("expect", {})
+    if "status" in expect and session.status != expect["status"]:
+        result.problems.append(f"status {session.status!r}, expected {expect['status']!r}")
+    for slot, wanted in (expect.get("slots") or {}).items():
+        result.slot_total += 1
+        actual = session.slots.get(slot)
+        if _matches(wanted, actual, offered_seen):
+            result.slot_right += 1
+        else:
+            result.problems.append(f"slot {slot} = {actual!r}, expected {wanted!r}")
+    text = " ".join(said).lower()
+    for phrase in expect.get("says", []):
+        if phrase.lower() not in text:
+            result.problems.append(f"never said {phrase!r}")
+    for phrase in expect.get("never_says", []):
+        if phrase.lower() in text:
+            result.problems.append(f"said {phrase!r}")
+    if session.hold is not None and session.hold.booked:
+        result.booked_key = engine.calendar.key(
+            session.hold.modality,
+            datetime.fromisoformat(session.hold.date).date(),
+            datetime.strptime(session.hold.time, "%H:%M").time(),
+        )
+        owner = await engine.calendar.redis.get(result.booked_key)
+        if owner != f"booked:{call_id}".encode():
+            result.problems.append(f"slot {result.booked_key} is owned by {owner!r}")
+    return result
+
+
+@dataclass
+class Report:
+    results: list[Result]
+
+    @property
+    def bookings(self) -> list[Result]:
+        return [r for r in self.results if r.booking]
+
+    @property
+    def completion(self) -> float:
+        b = self.bookings
+        return sum(r.status == "booked" for r in b) / len(b) if b else 0.0
+
+    @property
+    def booked_with_every_slot_right(self) -> float:
+        b = self.bookings
+        ok = [r for r in b if r.status == "booked" and r.slot_right == r.slot_total]
+        return len(ok) / len(b) if b else 0.0
+
+    @property
+    def slot_accuracy(self) -> float:
+        total = sum(r.slot_total for r in self.results)
+        return sum(r.slot_right for r in self.results) / total if total else 0.0
+
+    @property
+    def double_bookings(self) -> list[str]:
+        keys = [r.booked_key for r in self.results if r.booked_key]
+        return sorted({k for k in keys if keys.count(k) > 1})
+
+    def lines(self) -> list[str]:
+        out = []
+        for r in self.results:
+            mark = "ok  " if r.passed else "FAIL"
+            out.append(f"{mark} {r.name:<40} status={r.status}")
+            out.extend(f"       - {p}" for p in r.problems)
+
+        def pct(values: list[float], q: float) -> float:
+            values = sorted(values)
+            return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+        scripted = [ms for r in self.results for ms, used in r.first_ms if not used]
+        with_llm = [ms for r in self.results for ms, used in r.first_ms if used]
+        turns_llm = [ms for r in self.results for ms, used in r.turn_ms if used]
+        passed = sum(r.passed for r in self.results)
+        out += [
+            "",
+            f"dialogues: {len(self.results)}, all expectations met: {passed}/{len(self.results)}",
+            f"booking dialogues: {len(self.bookings)}; booked: {self.completion:.1%}; "
+            f"booked with every slot right: {self.booked_with_every_slot_right:.1%} (target 95%)",
+            f"slot accuracy over all dialogues: {self.slot_accuracy:.1%}",
+            f"double bookings: {len(self.double_bookings)}",
+            f"first sentence, scripted turns: p50 {pct(scripted, 0.5):.1f} ms, p95 "
+            f"{pct(scripted, 0.95):.1f} ms (n={len(scripted)}; target 50 ms)",
+            f"first sentence, turns with LLM: p50 {pct(with_llm, 0.5):.0f} ms, p95 "
+            f"{pct(with_llm, 0.95):.0f} ms (n={len(with_llm)})",
+            f"whole turn with LLM: p50 {pct(turns_llm, 0.5):.0f} ms "
+            f"(mean {statistics.fmean(turns_llm) if turns_llm else float('nan'):.0f} ms)",
+        ]
+        return out
+
+
+def load_dialogues(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    specs = []
+    for path in paths:
+        files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        for f in files:
+            spec = yaml.safe_load(f.read_text(encoding="utf-8"))
+            spec.setdefault("name", f.stem)
+            specs.append(spec)
+    return specs
+
+
+async def run_suite(
+    script: Script,
+    redis_url: str,
+    specs: list[dict[str, Any]],
+    *,
+    llm: LlmClient | None,
+    system_prompt: str,
+    run_id: str,
+    progress: bool = False,
+) -> Report:
+    redis = connect(redis_url)
+    try:
+        engine = DialogEngine(script, redis, llm=llm, system_prompt=system_prompt)
+        engine.calendar.prefix = f"appt-{run_id}"
+        results = []
+        for n, spec in enumerate(specs, 1):
+            result = await run_dialogue(engine, spec, f"{run_id}-{n:03d}")
+            results.append(result)
+            if progress:
+                print(
+                    f"[{n}/{len(specs)}] {'ok  ' if result.passed else 'FAIL'} {result.name}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        return Report(results)
+    finally:
+        await redis.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m policy_engine.dialogues",
+        description="Run scripted text dialogues against the policy engine and report "
+        "completion, slot accuracy and per-turn latency.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="dialogue YAML files or folders")
+    parser.add_argument("--script-dir", type=Path, default=Path("prompts/clinic"))
+    parser.add_argument("--system-prompt", type=Path, default=Path("prompts/system.en.txt"))
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--llm-url", help="OpenAI-compatible base URL; without it, parsers only")
+    parser.add_argument("--llm-model", default="clinic-agent")
+    args = parser.parse_args(argv)
+    script = load_script(args.script_dir)
+    specs = load_dialogues(args.paths)
+
+    async def go() -> Report:
+        llm = LlmClient(args.llm_url, args.llm_model) if args.llm_url else None
+        try:
+            return await run_suite(
+                script,
+                args.redis_url,
+                specs,
+                llm=llm,
+                system_prompt=args.system_prompt.read_text(encoding="utf-8"),
+                run_id=f"suite-{int(time.time())}",
+                progress=True,
+            )
+        finally:
+            if llm is not None:
+                await llm.aclose()
+
+    report = asyncio.run(go())
+    print("\n".join(report.lines()))
+    return 0 if report.booked_with_every_slot_right >= 0.95 and not report.double_bookings else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,663 @@
+"""Deterministic parsers for what must be exact: yes/no, phone numbers, ages, weights, dates,
+times, durations, names and the caller's intents.
+
+Each parser is a pure function of the utterance (and, where it matters, of today's date in the
+clinic's timezone or of the times just offered), so they are table-tested. Words come from the
+script's lexicon (prompts/clinic/lexicon.yaml); only number, date and time grammar lives here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+
+from callkit.spoken import numbers_to_digits
+
+WEEKDAYS = {
+    "monday": 0,
+    "tuesday": 1,
+    "wednesday": 2,
+    "thursday": 3,
+    "friday": 4,
+    "saturday": 5,
+    "sunday": 6,
+    "понедельник": 0,
+    "вторник": 1,
+    "среду": 2,
+    "среда": 2,
+    "четверг": 3,
+    "пятницу": 4,
+    "пятница": 4,
+    "субботу": 5,
+    "суббота": 5,
+    "воскресенье": 6,
+}
+MONTHS = {
+    "january": 1,
+    "february": 2,
+    "march": 3,
+    "april": 4,
+    "may": 5,
+    "june": 6,
+    "july": 7,
+    "august": 8,
+    "september": 9,
+    "october": 10,
+    "november": 11,
+    "december": 12,
+    "января": 1,
+    "февраля": 2,
+    "марта": 3,
+    "апреля": 4,
+    "мая": 5,
+    "июня": 6,
+    "июля": 7,
+    "августа": 8,
+    "сентября": 9,
+    "октября": 10,
+    "ноября": 11,
+    "декабря": 12,
+}
+ORDINALS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "last": -1,
+    "earliest": 1,
+    "latest": -1,
+    "первое": 1,
+    "первый": 1,
+    "второе": 2,
+    "второй": 2,
+    "третье": 3,
+    "третий": 3,
+    "последнее": -1,
+    "последний": -1,
+}
+# Words that look like names at the start of a sentence but are not.
+NOT_NAMES = (
+    frozenset(
+        [
+            "i",
+            "i'm",
+            "im",
+            "yes",
+            "yeah",
+            "no",
+            "nope",
+            "ok",
+            "okay",
+            "sure",
+            "well",
+            "so",
+            "hi",
+            "hello",
+            "hey",
+            "good",
+            "thanks",
+            "thank",
+            "sorry",
+            "please",
+            "it's",
+            "its",
+            "it",
+            "this",
+            "that",
+            "the",
+            "a",
+            "an",
+            "my",
+            "mr",
+            "mrs",
+            "ms",
+            "dr",
+            "doctor",
+            "mri",
+            "ct",
+            "yes.",
+            "um",
+            "uh",
+            "oh",
+            "hmm",
+            "right",
+            "just",
+            "calling",
+            "fine",
+            "not",
+            "here",
+            "speaking",
+            "looking",
+            "wondering",
+            "interested",
+            "actually",
+            "also",
+            "and",
+            "but",
+            "been",
+            "going",
+            "having",
+            "getting",
+            "feeling",
+            "trying",
+            "in",
+            "on",
+            "at",
+            "for",
+            "with",
+            "about",
+            "from",
+            "да",
+            "нет",
+            "алло",
+            "здравствуйте",
+            "добрый",
+            "спасибо",
+            "это",
+            "меня",
+            "зовут",
+        ]
+    )
+    | set(WEEKDAYS)
+    | set(MONTHS)
+)
+_NAME_TOKEN = r"[A-ZА-ЯЁ][a-zа-яё'’-]+"
+_NAME = rf"({_NAME_TOKEN}(?:\s+{_NAME_TOKEN}){{0,2}})"
+# What people say before their name; matched case-insensitively, the name itself must be
+# capitalized (the ASR gateway capitalizes names) unless the agent just asked for it.
+_NAME_CUES = [
+    r"\bmy name(?:'s| is)\s+",
+    r"\bname(?:'s| is)\s+",
+    r"\bcall me\s+",
+    r"(?:^|[.,!?]\s*|\b(?:no|sorry|actually|oh),?\s+)(?:it's|it is|this is)\s+",
+    r"(?:^|[.,!?]\s*)(?:i'm|i am)\s+",
+    r"\bменя зовут\s+",
+    r"(?:^|[.,!?]\s*)это\s+",
+]
+SYMPTOM_WORDS = [
+    "pain",
+    "pains",
+    "painful",
+    "hurt",
+    "hurts",
+    "hurting",
+    "ache",
+    "aches",
+    "aching",
+    "achy",
+    "sore",
+    "swollen",
+    "swelling",
+    "stiff",
+    "numb",
+    "numbness",
+    "injury",
+    "injured",
+    "twisted",
+    "fell",
+    "cough",
+    "coughing",
+    "dizzy",
+    "headache",
+    "headaches",
+    "migraine",
+    "bleeding",
+    "бол*",
+    "ноет",
+    "ноют",
+    "опух*",
+    "травм*",
+    "кашел*",
+    "кружится",
+]
+_SYMPTOMS = re.compile(
+    r"(?<![\w'])(?:"
+    + "|".join(
+        re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in SYMPTOM_WORDS
+    )
+    + r")(?![\w'])",
+    re.I,
+)
+_DURATION_UNITS = {
+    "day": "day",
+    "days": "day",
+    "week": "week",
+    "weeks": "week",
+    "month": "month",
+    "months": "month",
+    "year": "year",
+    "years": "year",
+    "день": "day",
+    "дня": "day",
+    "дней": "day",
+    "неделю": "week",
+    "недели": "week",
+    "недель": "week",
+    "месяц": "month",
+    "месяца": "month",
+    "месяцев": "month",
+    "год": "year",
+    "года": "year",
+    "лет": "year",
+}
+
+
+def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
+    """Whole words or phrases, case-insensitive; a trailing "*" matches any ending."""
+    alts = sorted(
+        (re.escape(p.rstrip("*")) + (r"\w*" if p.endswith("*") else "") for p in phrases),
+        key=len,
+        reverse=True,
+    )
+    return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?![\w'])", re.I)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The script's word lists for one locale (see prompts/clinic/lexicon.yaml)."""
+
+    yes: tuple[str, ...]
+    no: tuple[str, ...]
+    intents: dict[str, tuple[str, ...]]
+    question_words: tuple[str, ...]
+    same_number: tuple[str, ...]
+    pain: tuple[str, ...]
+    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def pattern(self, phrases: Sequence[str]) -> re.Pattern[str]:
+        key = "\x00".join(phrases)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = phrase_pattern(phrases)
+        return compiled
+
+    def find(self, phrases: Sequence[str], text: str) -> re.Match[str] | None:
+        return self.pattern(phrases).search(text) if phrases else None
+
+
+_RU_NUMBERS = {
+    "один": 1, "одну": 1, "одна": 1, "два": 2, "две": 2, "пару": 2, "три": 3, "четыре": 4,
+    "пять": 5, "шесть": 6, "семь": 7, "восемь": 8, "девять": 9, "десять": 10,
+}  # fmt: skip
+_RU_NUMBER = re.compile(rf"(?<!\w)({'|'.join(_RU_NUMBERS)})(?!\w)", re.I)
+
+
+def normalize(text: str) -> str:
+    """One spelling for apostrophes and spaces, spoken numbers as digits."""
+    text = text.replace("’", "'").replace("‘", "'")
+    text = numbers_to_digits(text)
+    text = _RU_NUMBER.sub(lambda m: str(_RU_NUMBERS[m.group(1).lower()]), text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# ---------------------------------------------------------------- yes / no
+
+# Phrases with a negative word that still mean yes.
+_NOT_NEGATIVE = re.compile(
+    r"\b(?:no problem|no worries|why not|not a problem|no doubt|don't mind|do not mind|"
+    r"нет проблем|почему бы и нет)\b",
+    re.I,
+)
+
+
+def parse_yes_no(text: str, lex: Lexicon) -> bool | None:
+    """True for yes, False for no, None when the utterance says neither."""
+    cleaned = _NOT_NEGATIVE.sub(" yes ", text)
+    if lex.find(lex.no, cleaned):
+        return False
+    if lex.find(lex.yes, cleaned):
+        return True
+    return None
+
+
+# ---------------------------------------------------------------- phone numbers
+
+
+def parse_phone(text: str, default_country_code: str) -> str | None:
+    """A phone number in E.164 form ("+15551234567"), however it was grouped or spoken."""
+    for m in re.finditer(r"\+?\d[\d\s().,-]{5,}\d", text):
+        raw = m.group(0)
+        digits = re.sub(r"\D", "", raw)
+        if raw.startswith("+") and 8 <= len(digits) <= 15:
+            return "+" + digits
+        if default_country_code == "1":
+            if len(digits) == 10:
+                return "+1" + digits
+            if len(digits) == 11 and digits[0] == "1":
+                return "+" + digits
+        elif default_country_code == "7" and len(digits) == 11 and digits[0] in "78":
+            return "+7" + digits[1:]
+        if len(digits) == 10 + len(default_country_code) and digits.startswith(
+            default_country_code
+        ):
+            return "+" + digits
+    return None
+
+
+# ---------------------------------------------------------------- age and weight
+
+_AGE = [
+    r"\b(\d{1,3})\s*(?:years? old|years? of age|y/?o\b|yrs\b)",
+    r"\b(?:i'm|i am|age(?: is)?|aged)\s+(\d{1,3})\b(?!\s*(?:kg|kilo|pound|lb|%))",
+    r"\b(\d{1,3})\s*(?:лет|года|год)\b",
+    r"\bмне\s+(\d{1,3})\b",
+]
+_KG = r"\b(\d{2,3}(?:[.,]\d)?)\s*(?:kg|kgs|kilo|kilos|kilograms?|кг|килограмм\w*)\b"
+_LB = r"\b(\d{2,3}(?:[.,]\d)?)\s*(?:lb|lbs|pounds?)\b"
+_WEIGH = r"\b(?:weigh|weight is|weight's|вес|вешу)\s+(?:about\s+|around\s+)?(\d{2,3}(?:[.,]\d)?)\b"
+LB_TO_KG = 0.45359237
+
+
+def parse_age(text: str) -> int | None:
+    for pattern in _AGE:
+        m = re.search(pattern, text, re.I)
+        if m and 1 <= int(m.group(1)) <= 120:
+            return int(m.group(1))
+    return None
+
+
+def parse_weight(text: str) -> float | None:
+    """Kilograms, from kilograms or pounds."""
+    m = re.search(_KG, text, re.I)
+    if m:
+        return _kg(float(m.group(1).replace(",", ".")))
+    m = re.search(_LB, text, re.I)
+    if m:
+        return _kg(float(m.group(1).replace(",", ".")) * LB_TO_KG)
+    m = re.search(_WEIGH, text, re.I)
+    if m:
+        return _kg(float(m.group(1).replace(",", ".")))
+    return None
+
+
+def _kg(value: float) -> float | None:
+    return round(value, 1) if 20 <= value <= 300 else None
+
+
+def parse_age_weight(text: str) -> tuple[int | None, float | None]:
+    """Age and weight when the caller was asked for both: labelled numbers first, then bare ones
+    in the order asked ("45 and 80" is 45 years, 80 kg)."""
+    age, weight = parse_age(text), parse_weight(text)
+    if age is not None and weight is not None:
+        return age, weight
+    used = {str(age)} if age is not None else set()
+    bare = [
+        n
+        for n in re.findall(r"(?<![\d.,:])\d{1,3}(?:[.,]\d)?(?![\d:])", text)
+        if n not in used and (weight is None or float(n.replace(",", ".")) != weight)
+    ]
+    if age is None and weight is None and len(bare) >= 2:
+        a = int(float(bare[0].replace(",", ".")))
+        return (a if 1 <= a <= 120 else None), _kg(float(bare[1].replace(",", ".")))
+    if len(bare) == 1:
+        value = float(bare[0].replace(",", "."))
+        if age is None and weight is not None and 1 <= value <= 120:
+            return int(value), weight
+        if weight is None and age is not None:
+            return age, _kg(value)
+    return age, weight
+
+
+# ---------------------------------------------------------------- dates
+
+
+def _next_weekday(today: date, weekday: int) -> date:
+    days = (weekday - today.weekday()) % 7 or 7
+    return today + timedelta(days=days)
+
+
+def _day_in_month(today: date, day: int, month: int | None) -> date | None:
+    year, m = today.year, month or today.month
+    try:
+        candidate = date(year, m, day)
+    except ValueError:
+        return None
+    if candidate < today:
+        try:
+            candidate = date(year + 1, m, day) if month else date(year + (m == 12), m % 12 + 1, day)
+        except ValueError:
+            return None
+    return candidate
+
+
+def parse_date(text: str, today: date) -> date | None:
+    """A calendar date from what the caller said, relative to ``today`` (the clinic's date)."""
+    t = text.lower()
+    m = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", t)
+    if m:
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return None
+    if re.search(r"\bday after tomorrow\b|\bпослезавтра\b", t):
+        return today + timedelta(days=2)
+    if re.search(r"\btomorrow\b|\bзавтра\b", t):
+        return today + timedelta(days=1)
+    if re.search(r"\btoday\b|\bсегодня\b", t):
+        return today
+    m = re.search(r"\bin (\d{1,2}|a) (day|days|week|weeks)\b", t)
+    if m:
+        n = 1 if m.group(1) == "a" else int(m.group(1))
+        return today + timedelta(days=n * (7 if m.group(2).startswith("week") else 1))
+    month_names = "|".join(MONTHS)
+    m = re.search(rf"\b({month_names})\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b", t)
+    if m:
+        return _day_in_month(today, int(m.group(2)), MONTHS[m.group(1)])
+    m = re.search(rf"\b(\d{{1,2}})(?:st|nd|rd|th|-?го|-?е)?\s+(?:of\s+)?({month_names})\b", t)
+    if m:
+        return _day_in_month(today, int(m.group(1)), MONTHS[m.group(2)])
+    m = re.search(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b", t)
+    if m:
+        return _day_in_month(today, int(m.group(1)), None)
+    m = re.search(r"(?<![\d:])(\d{1,2})/(\d{1,2})(?![\d/])", t)
+    if m:
+        return _day_in_month(today, int(m.group(2)), int(m.group(1)))
+    for name, weekday in WEEKDAYS.items():
+        if re.search(rf"\b{name}\b", t):
+            return _next_weekday(today, weekday)
+    if re.search(r"\bnext week\b|\bна следующей неделе\b", t):
+        return _next_weekday(today, 0)
+    return None
+
+
+# ---------------------------------------------------------------- times
+
+_PERIODS = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24), "утр": (0, 12)}
+
+
+def parse_time(
+    text: str,
+    offered: Sequence[time] = (),
+    opens: time = time(8, 0),
+) -> time | None:
+    """A clock time, or one of the ``offered`` times picked by position or part of day.
+
+    A bare hour before opening time is taken as afternoon ("at 3" is 15:00 when the clinic
+    opens at 8).
+    """
+    t = text.lower()
+    if re.search(r"\bnoon\b|\bmidday\b|\bполдень\b", t):
+        return time(12, 0)
+    m = re.search(r"\bhalf past (\d{1,2})\b", t)
+    if m:
+        return _clock(int(m.group(1)), 30, None, opens)
+    m = re.search(r"\bquarter (past|to) (\d{1,2})\b", t)
+    if m:
+        hour = int(m.group(2))
+        return (
+            _clock(hour, 15, None, opens)
+            if m.group(1) == "past"
+            else _clock(hour - 1, 45, None, opens)
+        )
+    m = re.search(r"\b(\d{1,2})[:.](\d{2})\s*([ap])?\.?\s*m?\b", t)
+    if m:
+        return _clock(int(m.group(1)), int(m.group(2)), m.group(3), opens)
+    m = re.search(r"\b(\d{1,2})\s*([ap])\.?\s?m\b\.?", t)
+    if m:
+        return _clock(int(m.group(1)), 0, m.group(2), opens)
+    m = re.search(r"\b(\d{1,2}) (\d{2})\b", t)  # "ten thirty" after numbers became digits
+    if m and int(m.group(2)) in (0, 15, 30, 45):
+        return _clock(int(m.group(1)), int(m.group(2)), None, opens)
+    m = re.search(r"\b(\d{1,2}) o'?clock\b|\b(?:at|в)\s+(\d{1,2})\b(?![:.]\d)", t)
+    if m:
+        return _clock(int(m.group(1) or m.group(2)), 0, None, opens)
+    if offered:
+        for word, position in ORDINALS.items():
+            if re.search(rf"\b{word}\b", t):
+                index = position - 1 if position > 0 else len(offered) + position
+                if 0 <= index < len(offered):
+                    return offered[index]
+        for word, (start, end) in _PERIODS.items():
+            if re.search(rf"\b{word}", t):
+                for slot in offered:
+                    if start <= slot.hour < end:
+                        return slot
+        bare = re.fullmatch(r"\D*?(\d{1,2})\D*", t)
+        if bare:
+            return _clock(int(bare.group(1)), 0, None, opens)
+    return None
+
+
+def _clock(hour: int, minute: int, meridiem: str | None, opens: time) -> time | None:
+    if meridiem == "p" and hour < 12:
+        hour += 12
+    elif meridiem == "a" and hour == 12:
+        hour = 0
+    elif meridiem is None and hour < opens.hour and hour + 12 < 24:
+        hour += 12
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        return None
+    return time(hour, minute)
+
+
+# ---------------------------------------------------------------- symptoms
+
+
+def parse_duration(text: str) -> str | None:
+    """How long something has lasted, in a short written form ("2 weeks", "since yesterday")."""
+    t = text.lower()
+    m = re.search(
+        r"\b(?:for|about|around|over|almost|nearly|past|last|уже|около)?\s*"
+        r"(\d{1,3}|a|an|one|a couple of|couple of|a few|few|several)\s+"
+        r"(days?|weeks?|months?|years?|дн\w*|день|недел\w*|месяц\w*|год\w*|лет)\b",
+        t,
+    )
+    if m:
+        count, unit = m.group(1), m.group(2)
+        unit_en = next((v for k, v in _DURATION_UNITS.items() if unit.startswith(k[:4])), unit)
+        unit_en = _DURATION_UNITS.get(unit, unit_en)
+        if count in ("a", "an", "one"):
+            return f"1 {unit_en}"
+        if count.isdigit():
+            return f"{count} {unit_en}{'s' if int(count) != 1 else ''}"
+        return f"{count.removeprefix('a ').strip()} {unit_en}s"
+    m = re.search(
+        r"\bsince (yesterday|last \w+|monday|tuesday|wednesday|thursday|friday|"
+        r"saturday|sunday|the weekend|this morning)\b",
+        t,
+    )
+    if m:
+        return f"since {m.group(1)}"
+    m = re.search(r"\b(yesterday|this morning|last night|вчера)\b", t)
+    if m:
+        return f"since {m.group(1)}"
+    return None
+
+
+def mentions_symptom(text: str, body_words: Iterable[str]) -> bool:
+    words = list(body_words)
+    return bool(_SYMPTOMS.search(text)) or bool(words and phrase_pattern(words).search(text))
+
+
+def symptom_phrase(text: str) -> str:
+    """The caller's own words for the problem, without fillers or how long it has lasted."""
+    s = re.sub(
+        r"\b(?:for|about|around|over|almost|nearly|since)\s+(?:\d{1,3}|a|an|a couple of|a few|"
+        r"several|yesterday|last \w+)\s*(?:days?|weeks?|months?|years?)?\b",
+        "",
+        text,
+        flags=re.I,
+    )
+    s = re.sub(r"^(?:well|so|um|uh|yes|yeah|hi|hello|okay|ok)[,.]?\s+", "", s.strip(), flags=re.I)
+    s = re.sub(r"\s+", " ", s).strip(" .,!?;")
+    return s[:200]
+
+
+def parse_pain(text: str, lex: Lexicon) -> str | None:
+    m = lex.find(lex.pain, text)
+    return m.group(0).lower() if m else None
+
+
+# ---------------------------------------------------------------- names
+
+
+def _clean_name(raw: str) -> str | None:
+    words = [w for w in raw.split() if w.lower().strip(".,!?") not in NOT_NAMES]
+    name = " ".join(w.strip(".,!?") for w in words)
+    return name or None
+
+
+def parse_spelled(text: str) -> str | None:
+    """A spelled-out name: "J-O-N", "J O N" -> "Jon"."""
+    m = re.search(r"\b([A-Za-z](?:[\s.-]+[A-Za-z]\b){2,})", text)
+    if not m:
+        return None
+    letters = re.sub(r"[\s.-]+", "", m.group(1))
+    return letters.capitalize()
+
+
+def parse_name(text: str, *, expecting: bool) -> str | None:
+    """The caller's name when they say it with a cue ("my name is…", "it's…"), or, when the
+    agent just asked for it, an utterance that is nothing but a name (or starts with one)."""
+    for cue in _NAME_CUES:
+        m = re.search(rf"(?i:{cue}){_NAME}", text)
+        if m and _clean_name(m.group(1)):
+            return _clean_name(m.group(1))
+    m = re.search(rf"(?:^|[.,!?]\s*){_NAME}\s+(?:here|speaking)\b", text)
+    if m and _clean_name(m.group(1)):
+        return _clean_name(m.group(1))
+    if not expecting:
+        return None
+    stripped = re.sub(
+        r"^(?:(?:yes|yeah|sure|hi|hello|ok|okay|um|uh|sorry)[,.!]?\s+)+",
+        "",
+        text.strip(),
+        flags=re.I,
+    ).strip(" .!,")
+    words = stripped.split()
+    if len(words) <= 5:
+        # Said in lower case ("my name is jon"): only in a short answer to the question.
+        for cue in _NAME_CUES:
+            m = re.search(rf"{cue}([a-zа-яё]+)\b", text, re.I)
+            if m and m.group(1).lower() not in NOT_NAMES:
+                return m.group(1).capitalize()
+        spelled = parse_spelled(text)
+        if spelled:
+            return spelled
+    if 1 <= len(words) <= 3 and all(re.fullmatch(_NAME_TOKEN, w) for w in words):
+        return _clean_name(stripped)
+    # "Anna Kowalski, and my number is…": a name first, then something else.
+    m = re.match(rf"{_NAME}\s*[,;]", stripped)
+    if m:
+        return _clean_name(m.group(1))
+    return None
+
+
+# ---------------------------------------------------------------- intents and questions
+
+
+def detect_intents(text: str, lex: Lexicon) -> set[str]:
+    return {name for name, phrases in lex.intents.items() if lex.find(phrases, text)}
+
+
+def is_question(text: str, lex: Lexicon) -> bool:
+    stripped = text.strip()
+    if stripped.endswith("?"):
+        return True
+    first = re.split(r"[.,!]\s*", stripped.lower())[0] if stripped else ""
+    return bool(first) and bool(
+        lex.pattern(lex.question_words).match(first.removeprefix("and ").removeprefix("so "))
+    )

@@ -1,0 +1,453 @@
+"""The clinic script as data: loading and validating prompts/clinic/*.yaml.
+
+A clinic edits these files without touching code. Everything the engine relies on is checked
+at start-up, and a broken script is refused with a message naming the file and the state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from callkit.errors import ConfigError
+from policy_engine.parsers import Lexicon
+
+Kind = Literal["question", "announce", "exit", "end"]
+Localized = dict[str, str]
+
+# Every slot the engine knows how to fill, with what it holds.
+SLOTS: dict[str, str] = {
+    "client_name": "the caller's name",
+    "symptoms": "what bothers the caller, in their words",
+    "symptoms_duration": "how long it has lasted",
+    "pain_character": "sharp, dull, aching…",
+    "visited_doctor": "yes/no",
+    "study_requested": "yes/no: a doctor asked for a study",
+    "study_type": "catalogue id of the study",
+    "study_decision": "yes/no: wants the study",
+    "video_conclusion": "yes/no",
+    "appointment_date": "ISO date",
+    "appointment_time": "HH:MM, held in Redis",
+    "time_confirmed": "yes/no",
+    "phone": "E.164",
+    "age": "years",
+    "weight_kg": "kilograms",
+    "contraindications": "yes/no (details in contraindication_notes)",
+    "discount": "yes/no",
+    "appointment_confirmed": "yes/no",
+    "correction": "what the caller asked to change",
+}
+# Placeholders a text may use; the engine fills them per call.
+PLACEHOLDERS = frozenset(
+    [
+        "client_name",
+        "study_name",
+        "study_name_cap",
+        "price",
+        "video_price",
+        "total_price",
+        "date",
+        "time",
+        "times",
+        "address",
+        "clinic_phone",
+        "hours",
+        "discount_percent",
+        "horizon_days",
+        "clinic_name",
+        "agent_name",
+    ]
+)
+# States the engine goes to by itself (caller intents, silence, the booking).
+ENGINE_STATES: dict[str, str] = {
+    "goodbye_not_interested": "the caller is not interested",
+    "goodbye_wrong_number": "the caller says it is a wrong number",
+    "goodbye_callback": "the caller asks to be called back later",
+    "goodbye_silence": "the caller stays silent",
+    "transfer_to_human": "the caller asks for a person",
+    "offer_appointment_times": "free times are offered for the chosen date",
+}
+# Sentences the engine says outside any state.
+ENGINE_PHRASES = frozenset(
+    [
+        "resume",
+        "off_topic",
+        "cannot_answer",
+        "date_closed",
+        "date_out_of_range",
+        "day_full",
+        "time_taken",
+        "time_not_offered",
+        "objection_price",
+        "discount_applied",
+        "contraindication_noted",
+        "booking_failed",
+        "unclear_study",
+    ]
+)
+STATUSES = frozenset(
+    ["booked", "callback", "not_interested", "transferred", "wrong_number", "incomplete", "failed"]
+)
+_CONDITION = re.compile(r"^(filled|missing|yes|no):(\w+)$")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    when: str | None = Field(None, alias="if")
+    to: str
+    clear: list[str] = Field(default_factory=list)
+
+
+class StateDef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = ""
+    kind: Kind
+    slots: list[str] = Field(default_factory=list)
+    say: Localized = Field(default_factory=dict)
+    reprompt: Localized = Field(default_factory=dict)
+    next: str | list[Transition] | None = None
+    status: str | None = None
+    action: Literal["hangup", "transfer", "none"] | None = None
+
+    @property
+    def transitions(self) -> list[Transition]:
+        if self.next is None:
+            return []
+        if isinstance(self.next, str):
+            return [Transition(to=self.next)]
+        return self.next
+
+
+class Study(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: Localized
+    modality: str
+    price: float = Field(ge=0)
+    minutes: int = Field(gt=0)
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class VideoConclusion(BaseModel):
+    price: float = Field(ge=0)
+
+
+class Discount(BaseModel):
+    percent: float = Field(ge=0, le=100)
+    automatic_from_age: int | None = None
+
+
+class Catalogue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    studies: list[Study]
+    default_study: str
+    video_conclusion: VideoConclusion
+    discount: Discount
+
+    def study(self, study_id: str) -> Study:
+        return next(s for s in self.studies if s.id == study_id)
+
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timezone: str
+    slot_minutes: int = Field(gt=0, le=240)
+    horizon_days: int = Field(gt=0, le=365)
+    offer_count: int = Field(gt=0, le=10)
+    modalities: list[str]
+    days: dict[str, tuple[time, time] | None]
+    closed: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _week(
+        cls, value: dict[str, tuple[time, time] | None]
+    ) -> dict[str, tuple[time, time] | None]:
+        week = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        unknown = set(value) - set(week)
+        if unknown:
+            raise ValueError(f"unknown day(s) {sorted(unknown)}; use {', '.join(week)}")
+        for day, hours in value.items():
+            if hours is not None and hours[0] >= hours[1]:
+                raise ValueError(f"{day}: opening {hours[0]} is not before closing {hours[1]}")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def hours(self, day: date) -> tuple[time, time] | None:
+        if day in self.closed:
+            return None
+        name = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"][
+            day.weekday()
+        ]
+        return self.days.get(name)
+
+    @property
+    def earliest_opening(self) -> time:
+        return min(h[0] for h in self.days.values() if h is not None)
+
+
+class Clinic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Localized
+    agent_name: Localized
+    address: Localized
+    phone: str
+    website: str | None = None
+    hours: Localized
+    currency: str = Field(min_length=3, max_length=3)
+    default_country_code: str = Field(pattern=r"^\d{1,3}$")
+    transfer_target: str
+
+
+class FaqTopic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keywords: dict[str, list[str]]
+    say: Localized
+
+
+class LexiconFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    affirmative: dict[str, list[str]]
+    negative: dict[str, list[str]]
+    intents: dict[str, dict[str, list[str]]]
+    question_words: dict[str, list[str]]
+    same_number: dict[str, list[str]]
+    pain: dict[str, list[str]]
+
+
+INTENTS = frozenset(
+    [
+        "wants_human",
+        "wrong_number",
+        "not_interested",
+        "call_back_later",
+        "objection_price",
+        "prompt_injection",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Script:
+    start: str
+    locales: tuple[str, ...]
+    states: dict[str, StateDef]
+    phrases: dict[str, Localized]
+    clinic: Clinic
+    catalogue: Catalogue
+    schedule: Schedule
+    faq: dict[str, FaqTopic]
+    lexicons: dict[str, Lexicon]
+    directory: Path
+
+    def state(self, state_id: str) -> StateDef:
+        return self.states[state_id]
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: the script needs this file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def _model(cls: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None
+
+
+def load_script(directory: Path) -> Script:
+    """Load prompts/clinic and check everything the engine relies on."""
+    directory = Path(directory)
+    script_path = directory / "script.yaml"
+    raw = _read(script_path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("states"), dict):
+        raise ConfigError(f"{script_path}: expected a mapping with 'start', 'locales' and 'states'")
+    locales = tuple(raw.get("locales") or ())
+    if not locales:
+        raise ConfigError(f"{script_path}: 'locales' lists no locale")
+    states: dict[str, StateDef] = {}
+    for state_id, body in raw["states"].items():
+        state = _model(StateDef, body, f"{script_path}: state {state_id!r}")
+        state.id = state_id
+        states[state_id] = state
+    phrases_raw = raw.get("phrases") or {}
+    clinic = _model(Clinic, _read(directory / "clinic.yaml"), str(directory / "clinic.yaml"))
+    catalogue = _model(
+        Catalogue, _read(directory / "catalogue.yaml"), str(directory / "catalogue.yaml")
+    )
+    schedule = _model(
+        Schedule, _read(directory / "schedule.yaml"), str(directory / "schedule.yaml")
+    )
+    faq_raw = _read(directory / "faq.yaml") or {}
+    faq = {
+        k: _model(FaqTopic, v, f"{directory / 'faq.yaml'}: topic {k!r}")
+        for k, v in (faq_raw.get("topics") or {}).items()
+    }
+    lex = _model(LexiconFile, _read(directory / "lexicon.yaml"), str(directory / "lexicon.yaml"))
+    script = Script(
+        start=str(raw.get("start", "")),
+        locales=locales,
+        states=states,
+        phrases=phrases_raw,
+        clinic=clinic,
+        catalogue=catalogue,
+        schedule=schedule,
+        faq=faq,
+        lexicons={loc: _lexicon(lex, loc) for loc in locales},
+        directory=directory,
+    )
+    _validate(script, script_path)
+    return script
+
+
+def _lexicon(lex: LexiconFile, locale: str) -> Lexicon:
+    return Lexicon(
+        yes=tuple(lex.affirmative.get(locale, [])),
+        no=tuple(lex.negative.get(locale, [])),
+        intents={name: tuple(per.get(locale, [])) for name, per in lex.intents.items()},
+        question_words=tuple(lex.question_words.get(locale, [])),
+        same_number=tuple(lex.same_number.get(locale, [])),
+        pain=tuple(lex.pain.get(locale, [])),
+    )
+
+
+def _check_text(text: Localized, locales: tuple[str, ...], where: str, what: str) -> None:
+    for locale in locales:
+        value = text.get(locale)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: '{what}' has no {locale!r} text")
+        unknown = set(_PLACEHOLDER.findall(value)) - PLACEHOLDERS
+        if unknown:
+            raise ConfigError(
+                f"{where}: '{what}' ({locale}) uses unknown placeholder(s) "
+                f"{sorted(unknown)}; known: {', '.join(sorted(PLACEHOLDERS))}"
+            )
+
+
+def _validate(script: Script, path: Path) -> None:
+    states, locales = script.states, script.locales
+    if script.start not in states:
+        raise ConfigError(f"{path}: start state {script.start!r} is not a state")
+    ends = [s for s in states.values() if s.kind == "end"]
+    if not ends:
+        raise ConfigError(f"{path}: no state has kind 'end'")
+    for needed, why in ENGINE_STATES.items():
+        if needed not in states:
+            raise ConfigError(f"{path}: state {needed!r} is missing (used when {why})")
+    for state in states.values():
+        where = f"{path}: state {state.id!r}"
+        if state.kind == "end":
+            continue
+        _check_text(state.say, locales, where, "say")
+        if state.kind == "question":
+            if not state.slots:
+                raise ConfigError(f"{where}: a question must name the slots it collects")
+            _check_text(state.reprompt, locales, where, "reprompt")
+        elif state.slots:
+            raise ConfigError(f"{where}: only questions collect slots")
+        for slot in state.slots:
+            if slot not in SLOTS:
+                raise ConfigError(
+                    f"{where}: unknown slot {slot!r}; known: {', '.join(sorted(SLOTS))}"
+                )
+        if state.kind == "exit":
+            if state.status not in STATUSES:
+                raise ConfigError(
+                    f"{where}: an exit needs a status, one of {', '.join(sorted(STATUSES))}"
+                )
+        elif state.status is not None:
+            raise ConfigError(f"{where}: only exits have a status")
+        transitions = state.transitions
+        if not transitions:
+            raise ConfigError(f"{where}: 'next' is missing")
+        if transitions[-1].when is not None:
+            raise ConfigError(f"{where}: the last transition must have no 'if' (the default)")
+        for tr in transitions:
+            if tr.to not in states:
+                raise ConfigError(f"{where}: next state {tr.to!r} is not a state")
+            if tr.when is not None:
+                m = _CONDITION.match(tr.when)
+                if not m:
+                    raise ConfigError(
+                        f"{where}: condition {tr.when!r} is not filled:/missing:/yes:/no:<slot>"
+                    )
+                if m.group(2) not in SLOTS:
+                    raise ConfigError(f"{where}: condition {tr.when!r} names an unknown slot")
+            for slot in tr.clear:
+                if slot not in SLOTS:
+                    raise ConfigError(f"{where}: 'clear' names unknown slot {slot!r}")
+    for phrase in sorted(ENGINE_PHRASES):
+        if phrase not in script.phrases:
+            raise ConfigError(f"{path}: phrases: {phrase!r} is missing")
+    for phrase, text in script.phrases.items():
+        _check_text(text, locales, f"{path}: phrases", phrase)
+    reachable = _reachable(script)
+    for state in states.values():
+        if state.id not in reachable:
+            raise ConfigError(f"{path}: state {state.id!r} cannot be reached from {script.start!r}")
+    _validate_facts(script)
+
+
+def _reachable(script: Script) -> set[str]:
+    seen = set()
+    todo = [script.start, *ENGINE_STATES]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(tr.to for tr in script.states[current].transitions)
+    return seen
+
+
+def _validate_facts(script: Script) -> None:
+    d = script.directory
+    locales = script.locales
+    ids = [s.id for s in script.catalogue.studies]
+    if len(ids) != len(set(ids)):
+        raise ConfigError(f"{d / 'catalogue.yaml'}: study ids repeat")
+    if script.catalogue.default_study not in ids:
+        raise ConfigError(
+            f"{d / 'catalogue.yaml'}: default_study {script.catalogue.default_study!r} is not a study"
+        )
+    for study in script.catalogue.studies:
+        _check_text(study.name, locales, f"{d / 'catalogue.yaml'}: study {study.id!r}", "name")
+        if study.modality not in script.schedule.modalities:
+            raise ConfigError(
+                f"{d / 'catalogue.yaml'}: study {study.id!r} uses modality {study.modality!r}, "
+                f"which schedule.yaml does not list"
+            )
+    for field in ("name", "agent_name", "address", "hours"):
+        _check_text(getattr(script.clinic, field), locales, str(d / "clinic.yaml"), field)
+    for topic_id, topic in script.faq.items():
+        _check_text(topic.say, locales, f"{d / 'faq.yaml'}: topic {topic_id!r}", "say")
+    if not any(h is not None for h in script.schedule.days.values()):
+        raise ConfigError(f"{d / 'schedule.yaml'}: the clinic is never open")

@@ -1,0 +1,346 @@
+"""Understanding one caller utterance: deterministic parsers first, the LLM only for the rest.
+
+Exact things (phone numbers, ages, weights, dates, times, yes/no) come from the parsers and are
+never taken from the model. The LLM is asked only when the question just asked wants something
+the parsers cannot read (a name said without a cue, symptoms in unusual words) or when the
+utterance says nothing the parsers understand; whatever it returns is checked against the
+caller's own words before it is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from callkit.errors import AgentError
+from callkit.llm_client import LlmClient
+from policy_engine import parsers as p
+from policy_engine.script import Script
+
+log = logging.getLogger("policy_engine.understand")
+
+YES_NO_SLOTS = frozenset(
+    [
+        "visited_doctor",
+        "study_requested",
+        "study_decision",
+        "video_conclusion",
+        "time_confirmed",
+        "contraindications",
+        "discount",
+        "appointment_confirmed",
+    ]
+)
+# Words that say the caller is talking about booking, so a day or time is an appointment.
+_BOOKING_CUES = re.compile(
+    r"\b(?:book|appointment|come in|come|visit|available|free|schedule|slot|make it|how about|"
+    r"instead|change|move|записат|запиш|приду|прийти)\w*",
+    re.I,
+)
+_CORRECTION_CUES = re.compile(
+    r"^(?:no|sorry|actually|wait|oops|i mean|correction|нет|извините|точнее)\b|\b(?:i mean|"
+    r"not \w+ but|instead)\b",
+    re.I,
+)
+_CHANGE_TOPICS = {
+    "appointment_date": re.compile(r"\b(?:day|date|день|дату)\b", re.I),
+    "appointment_time": re.compile(r"\b(?:time|hour|время)\b", re.I),
+    "client_name": re.compile(r"\b(?:name|имя)\b", re.I),
+    "phone": re.compile(r"\b(?:phone|number|телефон|номер)\b", re.I),
+    "age": re.compile(r"\b(?:age|возраст)\b", re.I),
+    "weight_kg": re.compile(r"\b(?:weight|вес)\b", re.I),
+    "video_conclusion": re.compile(r"\b(?:video|видео)\w*", re.I),
+}
+Intent = Literal[
+    "answer",
+    "question",
+    "objection",
+    "correction",
+    "wants_human",
+    "wrong_number",
+    "not_interested",
+    "call_back_later",
+]
+
+
+class CallerFacts(BaseModel):
+    """What the LLM is asked to read from one utterance."""
+
+    client_name: str | None = Field(None, max_length=60)
+    symptoms: str | None = Field(None, max_length=200)
+    pain_character: str | None = Field(None, max_length=40)
+    intent: Intent = "answer"
+
+
+@dataclass
+class Heard:
+    text: str
+    slots: dict[str, Any] = field(default_factory=dict)
+    date: date | None = None
+    time: time | None = None
+    intents: set[str] = field(default_factory=set)
+    question: bool = False
+    faq: str | None = None
+    change: list[str] = field(default_factory=list)  # slots the caller wants to change
+    correction: bool = False
+    llm_used: bool = False
+    llm_error: str | None = None
+
+
+@dataclass
+class Context:
+    """Where the call is: the state whose question was just asked, and what it offered."""
+
+    state: str
+    expects: tuple[str, ...]
+    question_text: str
+    today: date
+    offered: tuple[time, ...]
+    caller_number: str | None
+    known: dict[str, Any]
+
+
+def study_in(text: str, script: Script, locale: str, *, need_modality: bool) -> str | None:
+    """The catalogue study the text names (a body part, with a modality word if required)."""
+    t = text.lower()
+    modality_words = {
+        "mri": r"\b(?:mri|magnetic|мрт)\b",
+        "ct": r"\b(?:ct|cat scan|кт|компьютерн)\w*",
+        "ultrasound": r"\b(?:ultrasound|sonogram|узи)\b",
+    }
+    named = {m for m, pattern in modality_words.items() if re.search(pattern, t)}
+    if need_modality and not named:
+        return None
+    for study in script.catalogue.studies:
+        if named and study.modality not in named:
+            continue
+        words = study.keywords.get(locale, [])
+        if words and p.phrase_pattern(words).search(t):
+            return study.id
+    if len(named) == 1 and need_modality:
+        only = [s for s in script.catalogue.studies if s.modality in named]
+        if len(only) == 1:
+            return only[0].id
+    return None
+
+
+def body_words(script: Script, locale: str) -> list[str]:
+    return [w for s in script.catalogue.studies for w in s.keywords.get(locale, [])]
+
+
+def _strip_durations(text: str) -> str:
+    return re.sub(
+        r"\b(?:since|for|about|last|past|over|ago)\s+[\w' ]{0,20}?"
+        r"(?:days?|weeks?|months?|years?|yesterday|monday|tuesday|wednesday|thursday|friday|"
+        r"saturday|sunday|weekend|morning|night)\b|\b\w+ ago\b",
+        " ",
+        text,
+        flags=re.I,
+    )
+
+
+def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Heard:
+    """Everything the deterministic parsers can read from ``text`` in this context."""
+    lex = script.lexicons[locale]
+    norm = p.normalize(text)
+    heard = Heard(text=norm)
+    expects = ctx.expects
+    heard.intents = p.detect_intents(norm, lex)
+    heard.question = p.is_question(norm, lex)
+    heard.correction = bool(_CORRECTION_CUES.search(norm))
+    if heard.question:
+        heard.faq = _faq_topic(norm, script, locale)
+
+    # Names: with a cue anywhere, bare only when the name was asked for.
+    name = p.parse_name(norm, expecting="client_name" in expects or ctx.state == "ask_correction")
+    if name:
+        heard.slots["client_name"] = name
+
+    phone = p.parse_phone(norm, script.clinic.default_country_code)
+    if phone:
+        heard.slots["phone"] = phone
+    elif "phone" in expects and ctx.caller_number and lex.find(lex.same_number, norm):
+        heard.slots["phone"] = ctx.caller_number
+    digits_free = re.sub(r"\+?\d[\d\s().,-]{5,}\d", " ", norm) if phone else norm
+
+    if "age" in expects or "weight_kg" in expects:
+        age, weight = p.parse_age_weight(digits_free)
+    else:
+        age, weight = p.parse_age(digits_free), p.parse_weight(digits_free)
+    if age is not None:
+        heard.slots["age"] = age
+    if weight is not None:
+        heard.slots["weight_kg"] = weight
+
+    # Symptoms and what the pain is like.
+    bodies = body_words(script, locale)
+    if (
+        p.mentions_symptom(norm, bodies)
+        and ("symptoms" in expects or "symptoms" not in ctx.known)
+        and not heard.question
+    ):
+        about = [
+            sentence
+            for sentence in re.split(r"(?<=[.!?])\s+", norm)
+            if p.mentions_symptom(sentence, bodies)
+        ]
+        phrase = p.symptom_phrase(" ".join(about) or norm)
+        if phrase:
+            heard.slots["symptoms"] = phrase
+    duration = p.parse_duration(norm)
+    if duration and (
+        "symptoms_duration" in expects
+        or (
+            "symptoms_duration" not in ctx.known
+            and ("symptoms" in heard.slots or "symptoms" in ctx.known)
+        )
+    ):
+        heard.slots["symptoms_duration"] = duration
+    pain = p.parse_pain(norm, lex)
+    if pain:
+        heard.slots["pain_character"] = pain
+
+    # A study named outright ("an MRI of my knee").
+    study = study_in(norm, script, locale, need_modality=True)
+    if study:
+        heard.slots["study_type"] = study
+        if "study_requested" in expects:
+            heard.slots["study_requested"] = True
+
+    # Dates and times: when asked, or when the caller talks about booking.
+    booking_talk = bool(_BOOKING_CUES.search(norm))
+    date_text = _strip_durations(norm)
+    if "appointment_date" in expects or "appointment_time" in expects or booking_talk:
+        heard.date = p.parse_date(date_text, ctx.today)
+    if "appointment_time" in expects or "appointment_date" in expects or booking_talk:
+        heard.time = p.parse_time(
+            date_text,
+            ctx.offered if "appointment_time" in expects else (),
+            script.schedule.earliest_opening,
+        )
+
+    # Yes or no to the question just asked.
+    yes_no = [s for s in expects if s in YES_NO_SLOTS]
+    if yes_no:
+        answer = p.parse_yes_no(norm, lex)
+        if answer is None and "not_interested" in heard.intents:
+            answer = False
+            heard.intents.discard("not_interested")
+        if answer is None and "study_requested" in yes_no and study:
+            answer = True
+        if answer is not None:
+            heard.slots[yes_no[0]] = answer
+        if answer is False and "call_back_later" not in heard.intents:
+            heard.intents.discard("not_interested")
+
+    if ctx.state == "ask_correction":
+        heard.change = [slot for slot, pattern in _CHANGE_TOPICS.items() if pattern.search(norm)]
+    return heard
+
+
+def _faq_topic(text: str, script: Script, locale: str) -> str | None:
+    lex = script.lexicons[locale]
+    for topic_id, topic in script.faq.items():
+        if lex.find(topic.keywords.get(locale, []), text):
+            return topic_id
+    return None
+
+
+def needs_llm(heard: Heard, ctx: Context) -> bool:
+    """Whether the model has anything to add to what the parsers found."""
+    if heard.intents or heard.faq:
+        return False
+    missing = [s for s in ctx.expects if s not in heard.slots]
+    if not missing:
+        return False
+    if heard.question:
+        return False  # answered as a question, not read as an answer
+    understood = bool(heard.slots) or heard.date is not None or heard.time is not None
+    wants_words = {"client_name", "symptoms", "pain_character"} & set(missing)
+    return bool(wants_words) or not understood
+
+
+def _grounded(value: str, text: str) -> bool:
+    """Every word of ``value`` is among the caller's words (no invented names)."""
+    said = {w.lower() for w in re.findall(r"[\w'-]+", text)}
+    words = [w.lower() for w in re.findall(r"[\w'-]+", value)]
+    return bool(words) and all(w in said for w in words)
+
+
+async def llm_read(
+    llm: LlmClient, system_prompt: str, heard: Heard, ctx: Context
+) -> CallerFacts | None:
+    """Ask the model for names, symptoms and intent; None if it is down or answers badly."""
+    heard.llm_used = True
+    messages = [
+        {"role": "system", "content": system_prompt},
+        {
+            "role": "user",
+            "content": (
+                "Read the caller's last words on a phone call with a clinic receptionist and "
+                "reply with JSON only.\n"
+                f'The receptionist asked: "{ctx.question_text}"\n'
+                f'The caller said: "{heard.text}"\n'
+                "Fields: client_name (the caller's own name exactly as said, or null), symptoms "
+                "(body part and problem in a few words, or null), pain_character (one word such "
+                "as sharp, dull or aching, or null), intent (answer, question, objection, "
+                "correction, wants_human, wrong_number, not_interested or call_back_later)."
+            ),
+        },
+    ]
+    try:
+        facts = await llm.extract(messages, CallerFacts, max_tokens=80)
+    except AgentError as exc:
+        heard.llm_error = exc.code
+        log.warning("LLM extraction failed; using the parsers alone", extra={"code": exc.code})
+        return None
+    return facts
+
+
+def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context) -> None:
+    """Take from the model only what the caller's words support and the parsers did not find."""
+    if facts.client_name and "client_name" not in heard.slots and "client_name" in ctx.expects:
+        name = facts.client_name.strip(" .,")
+        if _grounded(name, heard.text) and name.lower() not in p.NOT_NAMES:
+            heard.slots["client_name"] = " ".join(w.capitalize() for w in name.split())
+    if facts.symptoms and "symptoms" not in heard.slots and "symptoms" in ctx.expects:
+        said = set(re.findall(r"\w+", heard.text.lower()))
+        if said & set(re.findall(r"\w+", facts.symptoms.lower())):
+            heard.slots["symptoms"] = facts.symptoms.strip()
+    if (
+        facts.pain_character
+        and "pain_character" not in heard.slots
+        and "pain_character" in ctx.expects
+        and _grounded(facts.pain_character, heard.text)
+    ):
+        heard.slots["pain_character"] = facts.pain_character.lower()
+    if not heard.slots and facts.intent in (
+        "wants_human",
+        "wrong_number",
+        "not_interested",
+        "call_back_later",
+    ):
+        heard.intents.add(facts.intent)
+    if facts.intent == "question" and not heard.slots:
+        heard.question = True
+
+
+def fill_from_words(heard: Heard, ctx: Context) -> None:
+    """Last resort for free-text answers (the LLM is down or found nothing): the caller's own
+    words are the answer to "what is bothering you" and "what kind of pain"."""
+    if heard.question or heard.intents:
+        return
+    words = heard.text.split()
+    if "symptoms" in ctx.expects and "symptoms" not in heard.slots and len(words) >= 2:
+        heard.slots["symptoms"] = p.symptom_phrase(heard.text)
+    if (
+        "pain_character" in ctx.expects
+        and "pain_character" not in heard.slots
+        and 1 <= len(words) <= 6
+    ):
+        heard.slots["pain_character"] = heard.text.strip(" .!?").lower()
