@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,8 @@ from tts_gateway.settings import TtsSettings
 
 # Each factory gets a Redis URL and the LLM's base URL (only the policy engine uses the LLM).
 REDIS_SERVICES: list[tuple[str, Callable[[str, str], FastAPI]]] = [
-    ("tts_gateway", lambda url, _: tts_app(TtsSettings.load(redis_url=url))),
+    # Prerender readiness has its own test (tests/integration/test_tts_gateway.py).
+    ("tts_gateway", lambda url, _: tts_app(TtsSettings.load(redis_url=url, prerender=False))),
     (
         "policy_engine",
         lambda url, llm: policy_app(PolicySettings.load(redis_url=url, llm_base_url=llm)),
@@ -72,20 +74,39 @@ def test_asr_refuses_a_model_the_registry_does_not_know() -> None:
         asr_app(AsrSettings.load(model="whisper-huge-nonexistent"))
 
 
-def test_policy_readiness_names_the_llm_problem(
+def test_policy_readiness_names_the_llm_problem_when_the_llm_is_required(
     redis_url: str, embedded_llm: str, dead_port: int
 ) -> None:
-    down = PolicySettings.load(redis_url=redis_url, llm_base_url=f"http://127.0.0.1:{dead_port}/v1")
+    down = PolicySettings.load(
+        redis_url=redis_url, llm_base_url=f"http://127.0.0.1:{dead_port}/v1", require_llm=True
+    )
     with TestClient(policy_app(down)) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert "LLM unreachable" in ready.json()["checks"]["llm"]
     wrong = PolicySettings.load(
-        redis_url=redis_url, llm_base_url=embedded_llm, llm_model="gpt-nonexistent"
+        redis_url=redis_url,
+        llm_base_url=embedded_llm,
+        llm_model="gpt-nonexistent",
+        require_llm=True,
     )
     with TestClient(policy_app(wrong)) as client:
         check = client.get("/ready").json()["checks"]["llm"]
         assert "not 'gpt-nonexistent' (POLICY_LLM_MODEL)" in check
+
+
+def test_policy_is_ready_without_the_llm_and_says_so_in_metrics(
+    redis_url: str, dead_port: int
+) -> None:
+    down = PolicySettings.load(redis_url=redis_url, llm_base_url=f"http://127.0.0.1:{dead_port}/v1")
+    with TestClient(policy_app(down)) as client:
+        assert client.get("/ready").status_code == 200
+        for _ in range(200):
+            if "policy_llm_up 0.0" in client.get("/metrics").text:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("policy_llm_up never reported the LLM down")
 
 
 def test_metrics_count_requests_by_route_template(redis_url: str) -> None:
@@ -100,7 +121,7 @@ def test_metrics_count_requests_by_route_template(redis_url: str) -> None:
 
 
 def test_errors_have_detail_error_id_and_code(redis_url: str) -> None:
-    with TestClient(tts_app(TtsSettings.load(redis_url=redis_url))) as client:
+    with TestClient(tts_app(TtsSettings.load(redis_url=redis_url, prerender=False))) as client:
         missing = client.get("/no/such/route")
         assert missing.status_code == 404
         assert set(missing.json()) == {"detail", "error_id", "code"}

@@ -31,6 +31,7 @@ def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
         "REDIS_URL": redis_url,
         "BRIDGE_ESL_PASSWORD": "test-pass",
         "POLICY_LLM_BASE_URL": embedded_llm,
+        "TTS_PRERENDER": "false",  # prerender readiness: tests/integration/test_tts_gateway.py
     }
     with running_service(module, env, free_port) as proc:
         ready = httpx.get(f"http://127.0.0.1:{free_port}/ready", timeout=5)

@@ -267,6 +267,7 @@ class HotwordCorrector:
 
 # ---------------------------------------------------------------- entity formatting
 
+
 def _format_phone(digits: str) -> str:
     if len(digits) == 10:
         return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"

@@ -99,6 +99,7 @@ def _lifespan(settings: PolicySettings, script: Script, system_prompt: str) -> L
                 default_locale=settings.locale,
                 metrics=app.state.policy_metrics,
             )
+            app.state.engine.calendar.prefix = settings.calendar_namespace
             log.info(
                 "script loaded",
                 extra={"states": len(script.states), "locales": list(script.locales)},
@@ -184,17 +185,6 @@ async def dialog(request: Request) -> Response:
     if "text/event-stream" not in request.headers.get("accept", ""):
         reply = await engine.handle(req.session_id, req.event)
         return JSONResponse(reply.model_dump(mode="json"))
-    return ClosingStreamingResponse(
-        _sse(engine, req), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
-
-
-def _sse_event(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
-async def _sse(engine: DialogEngine, req: DialogRequest) -> AsyncIterator[bytes]:
-    """reply.sentence as soon as each sentence is ready, then reply.done (or error)."""
     queue: asyncio.Queue[Sentence | None] = asyncio.Queue()
 
     async def emit(sentence: Sentence) -> None:
@@ -207,11 +197,33 @@ async def _sse(engine: DialogEngine, req: DialogRequest) -> AsyncIterator[bytes]
             await queue.put(None)
 
     task = asyncio.create_task(run())
+    first = await queue.get()
+    failure = task.exception() if first is None else None
+    if failure is not None:
+        # Failed before saying anything (unknown session, bad event): a plain HTTP error.
+        raise failure
+    return ClosingStreamingResponse(
+        _sse(task, queue, first),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def _sse_event(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def _sse(
+    task: asyncio.Task[DialogReply], queue: asyncio.Queue[Sentence | None], first: Sentence | None
+) -> AsyncIterator[bytes]:
+    """reply.sentence as soon as each sentence is ready, then reply.done (or error)."""
+    sentence = first
     try:
-        while (sentence := await queue.get()) is not None:
+        while sentence is not None:
             yield _sse_event(
                 "reply.sentence", {"text": sentence.text, "cache_key": sentence.cache_key}
             )
+            sentence = await queue.get()
         try:
             reply = await task
         except AgentError as exc:
@@ -219,8 +231,7 @@ async def _sse(engine: DialogEngine, req: DialogRequest) -> AsyncIterator[bytes]
                 "error", {"code": exc.code, "message": exc.message, "recoverable": exc.retryable}
             )
             return
-        done = reply.model_dump(mode="json", exclude={"replies"})
-        yield _sse_event("reply.done", done)
+        yield _sse_event("reply.done", reply.model_dump(mode="json", exclude={"replies"}))
     finally:
         if not task.done():
             # The client went away mid-turn: let the turn finish so the session stays whole.

@@ -52,6 +52,11 @@ class PolicySettings(ServiceSettings):
     max_body_bytes: int = Field(
         65536, ge=1024, description="Largest POST /dialog body accepted, in bytes."
     )
+    calendar_namespace: str = Field(
+        "appt",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Redis key prefix of appointment slots (one per clinic sharing a Redis).",
+    )
     max_silences: int = Field(
         2, ge=0, le=10, description="Reprompts for a silent caller before a polite hang-up."
     )

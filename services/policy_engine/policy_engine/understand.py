@@ -68,13 +68,22 @@ Intent = Literal[
 ]
 
 
-class CallerFacts(BaseModel):
-    """What the LLM is asked to read from one utterance."""
+class IntentFacts(BaseModel):
+    """What the LLM is asked when only the caller's intent is unclear."""
 
-    client_name: str | None = Field(None, max_length=60)
-    symptoms: str | None = Field(None, max_length=200)
-    pain_character: str | None = Field(None, max_length=40)
     intent: Intent = "answer"
+
+
+class NameFacts(IntentFacts):
+    client_name: str | None = Field(None, max_length=60)
+
+
+class SymptomFacts(IntentFacts):
+    symptoms: str | None = Field(None, max_length=60)
+
+
+class CallerFacts(NameFacts, SymptomFacts):
+    pain_character: str | None = Field(None, max_length=40)
 
 
 @dataclass
@@ -272,34 +281,53 @@ def _grounded(value: str, text: str) -> bool:
     return bool(words) and all(w in said for w in words)
 
 
+_FIELDS = {
+    "client_name": "client_name: the caller's own name exactly as said, or null",
+    "symptoms": "symptoms: the body part and the problem in at most five words, or null",
+}
+_INTENTS = (
+    "intent: answer, question, objection, correction, wants_human, wrong_number, "
+    "not_interested or call_back_later"
+)
+
+
 async def llm_read(
     llm: LlmClient, system_prompt: str, heard: Heard, ctx: Context
 ) -> CallerFacts | None:
-    """Ask the model for names, symptoms and intent; None if it is down or answers badly."""
+    """Ask the model for what the parsers missed; None if it is down or answers badly.
+
+    The schema holds only the fields this question wants (plus the intent): every field the
+    model writes costs decoding time on the call's critical path.
+    """
     heard.llm_used = True
+    wanted = [s for s in ("client_name", "symptoms") if s in ctx.expects and s not in heard.slots]
+    schema: type[IntentFacts] = (
+        CallerFacts
+        if len(wanted) == 2
+        else NameFacts
+        if wanted == ["client_name"]
+        else SymptomFacts
+        if wanted == ["symptoms"]
+        else IntentFacts
+    )
+    fields = "; ".join([*(_FIELDS[w] for w in wanted), _INTENTS])
     messages = [
         {"role": "system", "content": system_prompt},
         {
             "role": "user",
             "content": (
-                "Read the caller's last words on a phone call with a clinic receptionist and "
-                "reply with JSON only.\n"
-                f'The receptionist asked: "{ctx.question_text}"\n'
-                f'The caller said: "{heard.text}"\n'
-                "Fields: client_name (the caller's own name exactly as said, or null), symptoms "
-                "(body part and problem in a few words, or null), pain_character (one word such "
-                "as sharp, dull or aching, or null), intent (answer, question, objection, "
-                "correction, wants_human, wrong_number, not_interested or call_back_later)."
+                f'You asked: "{ctx.question_text}"\nThe caller said: "{heard.text}"\n'
+                f"Reply with JSON only. Fields: {fields}."
             ),
         },
     ]
     try:
-        facts = await llm.extract(messages, CallerFacts, max_tokens=80)
+        facts = await llm.extract(messages, schema, max_tokens=60)
     except AgentError as exc:
         heard.llm_error = exc.code
         log.warning("LLM extraction failed; using the parsers alone", extra={"code": exc.code})
         return None
-    return facts
+    return CallerFacts.model_validate(facts.model_dump())
 
 
 def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context) -> None:
@@ -310,8 +338,9 @@ def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context) -> None:
             heard.slots["client_name"] = " ".join(w.capitalize() for w in name.split())
     if facts.symptoms and "symptoms" not in heard.slots and "symptoms" in ctx.expects:
         said = set(re.findall(r"\w+", heard.text.lower()))
-        if said & set(re.findall(r"\w+", facts.symptoms.lower())):
-            heard.slots["symptoms"] = facts.symptoms.strip()
+        first = re.split(r"[,.;]", facts.symptoms)[0].strip()
+        if first and said & set(re.findall(r"\w+", first.lower())):
+            heard.slots["symptoms"] = first
     if (
         facts.pain_character
         and "pain_character" not in heard.slots

@@ -47,21 +47,53 @@ NUMBER_PHRASE = re.compile(
 )
 
 
-def words_to_number(phrase: str) -> int | None:
-    """ "forty two" -> 42, "one hundred and twenty" -> 120; None if it is not a number."""
+def _groups(words: list[str]) -> list[list[str]]:
+    """Split number words into the numbers they say: "ten thirty" is 10 and 30, not 40."""
+    groups: list[list[str]] = []
+    last: str | None = None  # kind of the previous word in the current group
+    for word in words:
+        kind = (
+            "tens"
+            if word in TENS
+            else "hundred"
+            if word == "hundred"
+            else "and"
+            if word == "and"
+            else "small"
+        )
+        starts_new = (
+            not groups
+            or (kind == "tens" and last in ("small", "tens"))
+            or (kind == "small" and last == "small")
+            or (kind == "small" and last == "tens" and SMALL[word] >= 10)
+        )
+        if starts_new:
+            groups.append([])
+        if kind != "and":
+            groups[-1].append(word)
+        last = kind if kind != "and" else last
+    return [g for g in groups if g]
+
+
+def _value(group: list[str]) -> int:
     current = 0
-    for word in re.split(r"[\s-]+", phrase.lower()):
-        if word == "and":
-            continue
-        if word in SMALL:
-            current += SMALL[word]
-        elif word in TENS:
-            current += TENS[word]
-        elif word == "hundred":
+    for word in group:
+        if word == "hundred":
             current = (current or 1) * 100
         else:
-            return None
+            current += SMALL.get(word, 0) + TENS.get(word, 0)
     return current
+
+
+def words_to_number(phrase: str) -> int | None:
+    """ "forty two" -> 42, "one hundred and twenty" -> 120; None if it is not one number."""
+    words = re.split(r"[\s-]+", phrase.lower().strip())
+    if not words or any(
+        w not in SMALL and w not in TENS and w not in ("hundred", "and") for w in words
+    ):
+        return None
+    groups = _groups(words)
+    return _value(groups[0]) if len(groups) == 1 else None
 
 
 def digits_run(phrase: str) -> str | None:
@@ -80,7 +112,7 @@ def numbers_to_digits(text: str) -> str:
         run = digits_run(phrase)
         if run is not None:
             return run
-        n = words_to_number(phrase)
-        return str(n) if n is not None else phrase
+        words = re.split(r"[\s-]+", phrase.lower().strip())
+        return " ".join(str(_value(g)) for g in _groups(words))
 
     return NUMBER_PHRASE.sub(spoken, text)
