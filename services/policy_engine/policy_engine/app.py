@@ -16,7 +16,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Gauge
 from pydantic import TypeAdapter, ValidationError
 
-from callkit.errors import AgentError, DependencyUnavailable, InvalidInput, PayloadTooLarge
+from callkit.errors import (
+    AgentError,
+    DependencyUnavailable,
+    InvalidInput,
+    PayloadTooLarge,
+    validation_problems,
+)
 from callkit.http import ClosingStreamingResponse, Lifespan, create_service_app
 from callkit.lifecycle import redis_lifespan, redis_ready
 from callkit.llm_client import LlmClient, LlmMetrics
@@ -167,9 +173,7 @@ async def _read_request(request: Request) -> DialogRequest:
     try:
         return _REQUEST.validate_python(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise InvalidInput(f"malformed dialog request: {problems}", code="invalid_event") from None
 
 

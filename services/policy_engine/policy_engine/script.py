@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from callkit.errors import ConfigError
+from callkit.errors import ConfigError, validation_problems
 from policy_engine.parsers import Lexicon
 
 Kind = Literal["question", "announce", "exit", "end"]
@@ -277,9 +277,7 @@ def _model(cls: type[BaseModel], data: Any, where: str) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise ConfigError(f"{where}: {problems}") from None
 
 

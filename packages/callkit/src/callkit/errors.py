@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import errno
 
+from pydantic import ValidationError
+
 
 class AgentError(Exception):
     """Base of the stack's own errors.
@@ -146,3 +148,10 @@ def _status_of(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     value = getattr(response, "status_code", None)
     return value if isinstance(value, int) else None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """A pydantic error as one line naming each bad field: "event.text: Field required; …"."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+    )

@@ -29,6 +29,7 @@ from callkit.errors import (
     DependencyUnavailable,
     InvalidInput,
     is_retryable,
+    validation_problems,
 )
 
 Backend = Literal["llama.cpp", "vllm", "openai"]
@@ -389,9 +390,7 @@ def parse_structured(text: str, schema: type[T]) -> T:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = validation_problems(exc)
         raise LlmOutputError(
             f"LLM reply violates the {schema.__name__} schema: {problems}",
             code="llm_schema_violation",

@@ -144,10 +144,9 @@ class AudioFork:
                 break
 
     def _frame(self, samples: int) -> bytes | None:
-        read = self.channel.take_read(samples, self.rate)
+        read, written = self.channel.media_tick(samples, self.rate)
         if self.mix == "mono":
             return read
-        written = self.channel.take_write(samples, self.rate)
         if written is None:
             if self.channel.variables.get("send_silence_when_idle") is None:
                 return None  # the core produces no stereo frame while nothing is written
@@ -193,7 +192,7 @@ class AudioFork:
             if self.streaming:
                 await self.clear_stream()
             self.switch.fire_custom("mod_audio_fork::kill_audio", self.channel)
-            self.channel.break_playback(flush_queue=False)
+            self.channel.break_playback(flush_queue=False, why="killAudio")
         elif kind in ("transcription", "transfer", "disconnect", "error"):
             body = json.dumps(data) if data is not None else None
             self.switch.fire_custom(f"mod_audio_fork::{kind}", self.channel, body)
@@ -268,6 +267,8 @@ class AudioFork:
 
     async def clear_stream(self) -> None:
         """killAudio / stop_play: drop what is queued; pending marks are reported as cleared."""
+        for listener in self.channel.stop_listeners:
+            listener("clear_stream")
         self._stream.clear()
         self._played = self._streamed
         self.channel.write_audio.clear()

@@ -260,7 +260,7 @@ async def _sendmsg(conn: EslConnection, cmd: Command) -> bool:
             arg = cmd.body.decode()
         conn.switch.execute(ch, cmd.get("execute-app-name") or "", arg or "", cmd.get("Event-UUID"))
     elif command == "hangup":
-        conn.switch.hangup(ch, cmd.get("hangup-cause") or "NORMAL_CLEARING")
+        conn.switch.hangup(ch, cmd.get("hangup-cause") or "NORMAL_CLEARING", by="sendmsg")
     await conn.send(esl.command_reply("+OK"))
     return True
 

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from callkit.audio import alaw_decode, alaw_encode, resample, ulaw_decode, ulaw_encode
+from callkit.audio import resample
 from callkit.esl import Event
 from callsim.audio_fork import DEFAULT_BUG, AudioFork
+from callsim.line import CallerLine, through_codec
 from callsim.switch_strings import parse_brackets, separate_string
 
 Listener = Callable[[Event], None]
@@ -41,18 +42,9 @@ class Callee:
     ring_s: float = 0.0
 
 
-CODEC_RATES = {"PCMU": 8000, "PCMA": 8000, "L16": 16000}
-
-
-def through_codec(codec: str, pcm16k: bytes) -> bytes:
-    """16 kHz L16 as it comes out of the given codec, back at 16 kHz."""
-    if codec == "L16":
-        return pcm16k
-    if codec not in ("PCMU", "PCMA"):
-        raise ValueError(f"codec {codec!r} is not emulated; use PCMU, PCMA or L16")
-    narrow = resample(pcm16k, 16000, 8000)
-    line = ulaw_decode(ulaw_encode(narrow)) if codec == "PCMU" else alaw_decode(alaw_encode(narrow))
-    return resample(line, 8000, 16000)
+CODEC_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "L16": 16000}
+# Each 20 ms tick of a channel: (what the far end said, what was played to it), 16 kHz L16.
+Tap = Callable[[bytes, bytes | None], None]
 
 
 OUTCOME_CAUSES = {"busy": "USER_BUSY", "reject": "CALL_REJECTED", "no_answer": "NO_ANSWER"}
@@ -77,31 +69,51 @@ class Channel:
     forks: dict[str, AudioFork] = field(default_factory=dict)
     playlist: deque[tuple[str, str]] = field(default_factory=deque)  # (file, application uuid)
     playing: Playback | None = None
+    # A scripted far end (callsim run): produces the read side each tick instead of read_audio.
+    line: CallerLine | None = None
+    taps: list[Tap] = field(default_factory=list)
+    # Told when playback to the caller is stopped on the switch's side (uuid_break, killAudio).
+    stop_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    hangup_cause: str | None = None
+    hung_up_by: str | None = None
+    transferred_to: str | None = None
+    _last_written: bytes | None = None
 
-    def take_read(self, samples: int, rate: int) -> bytes:
-        return self._take(self.read_audio, samples, rate, pad=True) or b""
+    def media_tick(self, samples: int, rate: int) -> tuple[bytes, bytes | None]:
+        """One 20 ms media frame at ``rate``: (read, written or None when nothing is written)."""
+        need = 320 * 2  # 20 ms at 16 kHz
+        if self.line is not None:
+            read16 = self.line.frame(self._last_written)
+        else:
+            read16 = bytes(self.read_audio[:need]).ljust(need, b"\0")
+            del self.read_audio[:need]
+        written16: bytes | None = None
+        if self.write_audio:
+            written16 = bytes(self.write_audio[:need]).ljust(need, b"\0")
+            del self.write_audio[:need]
+        self._last_written = written16
+        for tap in self.taps:
+            tap(read16, written16)
+        return _at(read16, samples, rate), (
+            _at(written16, samples, rate) if written16 is not None else None
+        )
 
-    def take_write(self, samples: int, rate: int) -> bytes | None:
-        return self._take(self.write_audio, samples, rate, pad=bool(self.write_audio))
-
-    def _take(self, buf: bytearray, samples: int, rate: int, *, pad: bool) -> bytes | None:
-        if not buf and not pad:
-            return None
-        need = samples * 16000 // rate * 2
-        chunk = bytes(buf[:need]).ljust(need, b"\0")
-        del buf[:need]
-        if rate == 16000:
-            return chunk
-        out = resample(chunk, 16000, rate)  # frame by frame; both telephony rates divide evenly
-        return out[: samples * 2].ljust(samples * 2, b"\0")
-
-    def break_playback(self, *, flush_queue: bool) -> None:
+    def break_playback(self, *, flush_queue: bool, why: str = "uuid_break") -> None:
         """Stop the current file (CF_BREAK); with flush_queue also drop the queued ones."""
+        for listener in self.stop_listeners:
+            listener(why)
         if flush_queue:
             self.playlist.clear()
         if self.playing is not None:
             self.playing.broken = True
         self.write_audio.clear()
+
+
+def _at(pcm16k: bytes, samples: int, rate: int) -> bytes:
+    if rate == 16000:
+        return pcm16k
+    out = resample(pcm16k, 16000, rate)  # frame by frame; both telephony rates divide evenly
+    return out[: samples * 2].ljust(samples * 2, b"\0")
 
 
 @dataclass
@@ -118,6 +130,8 @@ class Switch:
         self.channels: dict[str, Channel] = {}
         self.listeners: list[Listener] = []
         self.callees: dict[str, Callee] = {}
+        # Scripted far ends waiting for a call to their number: attached before it rings.
+        self.attach: dict[str, Callable[[Channel], None]] = {}
         self.faults: list[str] = []  # inputs that would have crashed a real FreeSWITCH
         # Which mod_audio_fork build the deployment runs: "drachtio" (upstream: playAudio files)
         # or "jambonz" (streamed L16 playback with marks).
@@ -195,7 +209,8 @@ class Switch:
         """The far end speaks: 16 kHz L16, through the channel's codec, onto its read side.
 
         PCMU and PCMA are 8 kHz G.711: the audio is band-limited to 8 kHz, encoded, decoded and
-        brought back to 16 kHz, as FreeSWITCH's resampler does for a 16 kHz fork. L16 passes as is.
+        brought back to 16 kHz, as FreeSWITCH's resampler does for a 16 kHz fork. G.722 is coded
+        at 64 kbit/s at 16 kHz. L16 passes as is.
         """
         ch.read_audio += through_codec(ch.codec, pcm16k)
 
@@ -212,7 +227,7 @@ class Switch:
         codec: str = "PCMU",
     ) -> Channel:
         if codec not in CODEC_RATES:
-            raise ValueError(f"codec {codec!r} is not emulated; use PCMU, PCMA or L16")
+            raise ValueError(f"codec {codec!r} is not emulated; use {', '.join(CODEC_RATES)}")
         ch = Channel(
             channel_uuid or str(uuid.uuid4()),
             direction,
@@ -231,9 +246,12 @@ class Switch:
         ch.answered, ch.answered_at, ch.call_state = True, time.time(), "ACTIVE"
         self.fire_channel("CHANNEL_ANSWER", ch)
 
-    def hangup(self, ch: Channel, cause: str = "NORMAL_CLEARING") -> None:
+    def hangup(self, ch: Channel, cause: str = "NORMAL_CLEARING", by: str = "switch") -> None:
+        """End the call; ``by`` says who: the far end ("caller"), an API (``uuid_kill``,
+        ``sendmsg``) or the switch itself."""
         if ch.uuid not in self.channels:
             return
+        ch.hangup_cause, ch.hung_up_by = cause, by
         ch.state, ch.call_state = "CS_HANGUP", "HANGUP"
         for fork in list(ch.forks.values()):  # closed with 1000; no event, as the module does
             asyncio.get_running_loop().create_task(fork.stop())
@@ -300,8 +318,52 @@ class Switch:
         ch = self._channel(parts[0]) if parts else None
         if ch is None:
             return "-ERR No such channel!\n"
-        self.hangup(ch, parts[1] if len(parts) > 1 else "NORMAL_CLEARING")
+        self.hangup(ch, parts[1] if len(parts) > 1 else "NORMAL_CLEARING", by="uuid_kill")
         return "+OK\n"
+
+    def _api_uuid_setvar_multi(self, args: str) -> str:
+        parts = separate_string(args, 2)
+        if len(parts) < 2:
+            return "-USAGE: <uuid> <var>=<value>;<var>=<value>\n"
+        ch = self._channel(parts[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        for pair in parts[1].split(";"):
+            name, _, value = pair.partition("=")
+            if name:
+                ch.variables[name] = value
+        return "+OK\n"
+
+    def _api_uuid_transfer(self, args: str) -> str:
+        """uuid_transfer <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]."""
+        parts = separate_string(args, 5)
+        if len(parts) < 2:
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+        ch = self._channel(parts[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        rest = parts[1:]
+        if rest[0] in ("-bleg", "-both"):
+            rest = rest[1:]
+        if not rest:
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+        ch.transferred_to = rest[0]
+        ch.variables["transfer_destination"] = rest[0]
+        if ch.state == "CS_PARK":
+            ch.state = "CS_EXECUTE"
+            self.fire_channel("CHANNEL_UNPARK", ch)
+        self.fire_channel(
+            "CHANNEL_EXECUTE",
+            ch,
+            [("Application", "transfer"), ("Application-Data", " ".join(rest))],
+        )
+        return "+OK\n"
+
+    def _api_hupall(self, args: str) -> str:
+        cause = args.strip().split(" ")[0] or "MANAGER_REQUEST"
+        for ch in list(self.channels.values()):
+            self.hangup(ch, cause, by="hupall")
+        return "+OK hangup all channels with cause " + cause + "\n"
 
     def _api_uuid_answer(self, args: str) -> str:
         ch = self._channel(args.strip())
@@ -333,6 +395,9 @@ class Switch:
             variables=variables,
             channel_uuid=variables.get("origination_uuid"),
         )
+        hook = self.attach.get(number)
+        if hook is not None:
+            hook(ch)
         callee = self.callees.get(number)
         if callee is None:
             self.hangup(ch, "NO_ROUTE_DESTINATION")

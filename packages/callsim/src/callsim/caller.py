@@ -1,0 +1,381 @@
+"""A scripted far end on one channel, and what it measures on the fork's audio timeline.
+
+The caller is attached to a channel before its media starts: it becomes the channel's read side
+(``CallerLine``) and taps every 20 ms tick, so it hears exactly what the fork sends: its own
+audio on the left, what the agent played on the right. Times in the report are milliseconds of
+that timeline (tick x 20 ms from the first frame), not wall-clock times from service logs.
+
+- v2v: from the end of the caller's speech (its last voiced frame) to the first voiced frame the
+  agent plays after it.
+- barge-in stop latency: from the caller's speech onset to the last voiced frame the agent
+  played before its audio stopped (or to the switch's own stop, whichever is first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from callkit.audio import WavWriter
+from callsim.line import FRAME, CallerLine, LineOptions
+from callsim.script import CallScript, Step
+from callsim.voices import voice_for
+
+if TYPE_CHECKING:
+    from callsim.switch import Channel, Switch
+
+log = logging.getLogger("callsim.caller")
+TICK_MS = 20
+VOICED_RMS = 300.0  # about -40 dBFS: above line noise, below any speech
+HANGOVER_TICKS = 10  # a pause shorter than 200 ms does not end a run of agent audio
+STOP_WINDOW_MS = 2000  # audio still playing this long after a barge-in: the agent did not stop
+
+
+def _rms(pcm: bytes | None) -> float:
+    if not pcm:
+        return 0.0
+    x = np.frombuffer(pcm, "<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+
+
+def voiced_bounds(pcm16k: bytes) -> tuple[int, int]:
+    """(first, last+1) voiced 20 ms frames of an utterance, as frame offsets."""
+    step = FRAME * 2
+    frames = [_rms(pcm16k[i : i + step]) > VOICED_RMS for i in range(0, len(pcm16k), step)]
+    if not any(frames):
+        return 0, len(frames)
+    first = frames.index(True)
+    last = len(frames) - frames[::-1].index(True)
+    return first, last
+
+
+@dataclass
+class Utterance:
+    index: int
+    kind: str  # say | barge_in | backchannel | voicemail
+    text: str
+    onset_tick: int
+    end_tick: int
+    agent_first_tick: int | None = None
+    agent_was_speaking: bool = False
+    stop_tick: int | None = None  # when the agent's audio stopped after this (barge-ins)
+    switch_stop_tick: int | None = None
+
+
+@dataclass
+class Timeline:
+    tick: int = 0
+    agent_voiced_ticks: int = 0
+    last_agent_tick: int = -10_000
+    agent_runs: list[list[int]] = field(default_factory=list)  # [start, end) of agent audio
+    stops: list[tuple[int, str]] = field(default_factory=list)  # switch-side stops of playback
+
+    @property
+    def agent_speaking(self) -> bool:
+        return self.tick - self.last_agent_tick <= HANGOVER_TICKS
+
+
+class ScriptedCaller:
+    def __init__(
+        self,
+        switch: Switch,
+        channel: Channel,
+        script: CallScript,
+        *,
+        recording: Path | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.switch = switch
+        self.channel = channel
+        self.script = script
+        self.voice = voice_for(script.caller.voice)
+        echo = script.line.echo
+        self.line = CallerLine(
+            script.caller.codec,
+            LineOptions(
+                echo_delay_ms=echo.delay_ms if echo else 0,
+                echo_gain_db=echo.gain_db if echo else -24.0,
+                noise_dbfs=script.line.noise_dbfs,
+            ),
+        )
+        self.timeline = Timeline()
+        self.utterances: list[Utterance] = []
+        self.errors: list[str] = []
+        self.recording = recording
+        self._recorder: WavWriter | None = None
+        self._progress = progress
+        self._tick_event = asyncio.Event()
+        self._caller_mark = 0  # tick of the caller's last action: agent turns count after it
+        self._step_index = 0
+        self.started_wall: float | None = None
+        channel.line = self.line
+        channel.taps.append(self._on_tick)
+        channel.stop_listeners.append(self._on_switch_stop)
+
+    # ------------------------------------------------------------------ the tap
+
+    def _on_tick(self, read16: bytes, written16: bytes | None) -> None:
+        tl = self.timeline
+        tl.tick = self.line.tick
+        if self.started_wall is None:
+            self.started_wall = time.time()
+            if self.recording is not None:
+                self.recording.parent.mkdir(parents=True, exist_ok=True)
+                self._recorder = WavWriter(self.recording, 16000, 2)
+        if self._recorder is not None:
+            right = written16 if written16 is not None else bytes(len(read16))
+            stereo = np.empty(len(read16), dtype="<i2")
+            stereo[0::2] = np.frombuffer(read16, "<i2")
+            stereo[1::2] = np.frombuffer(right, "<i2")
+            self._recorder.write(stereo.tobytes())
+        if _rms(written16) > VOICED_RMS:
+            if tl.tick - tl.last_agent_tick > HANGOVER_TICKS or not tl.agent_runs:
+                tl.agent_runs.append([tl.tick, tl.tick + 1])
+            else:
+                tl.agent_runs[-1][1] = tl.tick + 1
+            tl.last_agent_tick = tl.tick
+            tl.agent_voiced_ticks += 1
+            for u in self.utterances:
+                if u.agent_first_tick is None and tl.tick >= u.end_tick and u.kind == "say":
+                    u.agent_first_tick = tl.tick
+        self._tick_event.set()
+        self._tick_event = asyncio.Event()
+        if self._progress is not None and tl.tick % 50 == 0:
+            state = "agent speaking" if tl.agent_speaking else "agent silent"
+            self._progress(
+                f"{self.script.name}: {tl.tick * TICK_MS / 1000:5.1f} s  "
+                f"turn {min(self._step_index + 1, len(self.script.turns))}/{len(self.script.turns)}"
+                f"  {state}"
+            )
+
+    def _on_switch_stop(self, kind: str) -> None:
+        self.timeline.stops.append((self.line.tick, kind))
+
+    # ------------------------------------------------------------------ waiting on the timeline
+
+    @property
+    def hung_up(self) -> bool:
+        return self.channel.uuid not in self.switch.channels
+
+    async def _next_tick(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        await asyncio.wait_for(self._tick_event.wait(), remaining)
+
+    async def _until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if self.hung_up:
+                raise CallOver("the call was hung up")
+            if self.channel.transferred_to is not None:
+                raise Transferred(f"transferred to {self.channel.transferred_to}")
+            try:
+                await self._next_tick(deadline)
+            except TimeoutError:
+                raise CallOver(f"timed out after {timeout_s:g}s waiting for {what}") from None
+
+    def _agent_spoke_since_mark(self) -> bool:
+        runs = self.timeline.agent_runs
+        return bool(runs) and runs[-1][1] > self._caller_mark
+
+    async def agent_turn_end(self) -> None:
+        """Wait until the agent has spoken after the caller's last action and then gone quiet."""
+        gap = self.script.timing.agent_turn_gap_ms // TICK_MS
+        tl = self.timeline
+        await self._until(
+            lambda: (
+                self._agent_spoke_since_mark()
+                and not self.line.speaking
+                and tl.tick - tl.last_agent_tick >= gap
+            ),
+            self.script.timing.step_timeout_s,
+            "the agent to speak and finish its turn",
+        )
+
+    async def agent_onset(self) -> int:
+        """Wait for the agent to start speaking after the caller's last action; its tick."""
+        await self._until(
+            self._agent_spoke_since_mark,
+            self.script.timing.step_timeout_s,
+            "the agent to start speaking",
+        )
+        return self.timeline.agent_runs[-1][0]
+
+    # ------------------------------------------------------------------ speaking
+
+    def speak(self, kind: str, text: str) -> Utterance:
+        start, coded = self.line.queue(self.voice.speak(text))
+        first, last = voiced_bounds(coded)
+        utterance = Utterance(
+            index=len(self.utterances),
+            kind=kind,
+            text=text,
+            onset_tick=start + first,
+            end_tick=start + last,
+            agent_was_speaking=self.timeline.agent_speaking,
+        )
+        self.utterances.append(utterance)
+        self._caller_mark = utterance.end_tick
+        return utterance
+
+    async def _finish_speaking(self) -> None:
+        await self._until(lambda: not self.line.speaking, 120, "the caller's audio to play out")
+
+    # ------------------------------------------------------------------ steps
+
+    async def run(self) -> None:
+        """Play the script; errors end the call early and are kept for the report."""
+        try:
+            await self._until(lambda: self.timeline.tick > 0, 20, "the audio fork to start")
+            for index, step in enumerate(self.script.turns):
+                self._step_index = index
+                await self._step(step)
+            await self._until(
+                lambda: False, self.script.timing.end_timeout_s, "the agent to hang up"
+            )
+        except Transferred:
+            pass  # the agent handed the call on: the script ends here
+        except CallOver as over:
+            if not self.hung_up:
+                self.errors.append(str(over))
+        finally:
+            if not self.hung_up:
+                self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
+            if self._recorder is not None:
+                self._recorder.close()
+                self._recorder = None
+
+    async def _step(self, step: Step) -> None:
+        kind = step.kind
+        if kind == "say":
+            await self.agent_turn_end()
+            self.speak("say", step.say or "")
+            await self._finish_speaking()
+        elif kind in ("barge_in", "backchannel"):
+            spec = step.barge_in or step.backchannel
+            assert spec is not None
+            onset = await self.agent_onset()
+            await self._until(
+                lambda: self.timeline.tick >= onset + spec.after_agent_ms // TICK_MS,
+                self.script.timing.step_timeout_s,
+                "the moment to cut in",
+            )
+            if not self.timeline.agent_speaking:
+                self.errors.append(
+                    f"turn {self._step_index + 1}: the agent had stopped before the {kind}"
+                )
+            utterance = self.speak(kind, spec.say)
+            await self._finish_speaking()
+            await self._watch_stop(utterance)
+        elif kind == "silence":
+            await self.agent_turn_end()
+            seconds = float((step.silence or {})["seconds"])
+            start = self.timeline.tick
+            await self._until(
+                lambda: self.timeline.tick >= start + int(seconds * 1000) // TICK_MS,
+                seconds + 30,
+                "the silence to pass",
+            )
+            self._caller_mark = self.timeline.tick - int(seconds * 1000) // TICK_MS
+        elif kind == "dtmf":
+            await self.agent_turn_end()
+            for digit in step.dtmf or "":
+                self.switch.fire_channel(
+                    "DTMF",
+                    self.channel,
+                    [("DTMF-Digit", digit), ("DTMF-Duration", "2000"), ("DTMF-Source", "RTP")],
+                )
+                await asyncio.sleep(0.1)
+            self._caller_mark = self.timeline.tick
+        elif kind == "hangup":
+            if not (step.hangup or {}).get("immediately"):
+                await self.agent_turn_end()
+            self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
+            raise CallOver("the caller hung up")
+
+    async def _watch_stop(self, u: Utterance) -> None:
+        """After a barge-in or backchannel: did the agent's audio stop, and when?"""
+        window = STOP_WINDOW_MS // TICK_MS
+        tl = self.timeline
+        deadline_tick = u.onset_tick + window
+        try:
+            await self._until(
+                lambda: (
+                    tl.tick >= deadline_tick
+                    or (tl.tick > u.onset_tick and tl.tick - tl.last_agent_tick > HANGOVER_TICKS)
+                ),
+                STOP_WINDOW_MS / 1000 + 10,
+                "the agent's audio after the interjection",
+            )
+        except CallOver:
+            return
+        if tl.tick - tl.last_agent_tick > HANGOVER_TICKS and tl.last_agent_tick < deadline_tick:
+            u.stop_tick = max(tl.last_agent_tick + 1, u.onset_tick)
+        stops = [t for t, _ in tl.stops if t >= u.onset_tick]
+        if stops:
+            u.switch_stop_tick = stops[0]
+        self._caller_mark = max(self._caller_mark, u.end_tick)
+
+    # ------------------------------------------------------------------ results
+
+    def measurements(self) -> dict[str, Any]:
+        turns = []
+        for u in self.utterances:
+            if u.kind != "say":
+                continue
+            end_ms = u.end_tick * TICK_MS
+            first = u.agent_first_tick * TICK_MS if u.agent_first_tick is not None else None
+            turns.append(
+                {
+                    "index": u.index,
+                    "text": u.text,
+                    "caller_speech_start_ms": u.onset_tick * TICK_MS,
+                    "caller_speech_end_ms": end_ms,
+                    "agent_first_audio_ms": first,
+                    "v2v_ms": first - end_ms if first is not None else None,
+                }
+            )
+        interjections = []
+        for u in self.utterances:
+            if u.kind not in ("barge_in", "backchannel"):
+                continue
+            stopped_at = u.stop_tick
+            if u.switch_stop_tick is not None and (
+                stopped_at is None or u.switch_stop_tick < stopped_at
+            ):
+                stopped_at = u.switch_stop_tick
+            stopped = stopped_at is not None
+            latency = (stopped_at - u.onset_tick) * TICK_MS if stopped_at is not None else None
+            should = u.kind == "barge_in"
+            interjections.append(
+                {
+                    "index": u.index,
+                    "kind": u.kind,
+                    "text": u.text,
+                    "caller_onset_ms": u.onset_tick * TICK_MS,
+                    "agent_audio_stopped_ms": stopped_at * TICK_MS
+                    if stopped_at is not None
+                    else None,
+                    "stop_latency_ms": latency,
+                    "stopped": stopped,
+                    "should_stop": should,
+                    "correct": stopped == should,
+                }
+            )
+        return {"turns": turns, "barge_ins": interjections}
+
+
+class CallOver(Exception):
+    """The call ended (or cannot go on) before the script did."""
+
+
+class Transferred(CallOver):
+    """The agent transferred the call (to a person): the scripted caller's part is over."""

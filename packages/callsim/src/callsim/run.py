@@ -1,0 +1,397 @@
+"""Placing a scripted call on the emulated switch and reporting on it.
+
+Inbound calls follow the deployment's dialplan (freeswitch/): the channel is created, answered,
+gets ``send_silence_when_idle``, starts ``uuid_audio_fork`` to the bridge in stereo 16 kHz with
+the call's metadata, and parks. Outbound scripts wait for the agent to originate a call to the
+caller's number and answer it after the given rings (or are busy, do not answer, or are a
+voicemail). With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
+the script's ``expect`` against the call's outcome (``calls:completed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from callkit.errors import AgentError
+from callsim.caller import TICK_MS, ScriptedCaller
+from callsim.script import CallScript
+from callsim.switch import Callee, Channel, Switch
+
+RING_S = 1.0  # one ring, shortened so outbound tests do not wait six seconds a ring
+
+
+@dataclass
+class RunOptions:
+    fork_url: str = "ws://127.0.0.1:8080/fork/{uuid}"
+    fork_user: str | None = None
+    fork_password: str | None = None
+    recordings: Path = Path("recordings/callsim")
+    redis_url: str | None = None
+    outcome_timeout_s: float = 15.0
+    outcome_stream: str = "calls:completed"
+    events_stream: str = "calls:events"
+    originate_timeout_s: float = 120.0
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_call(
+    switch: Switch,
+    script: CallScript,
+    options: RunOptions,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Play one script to its end; the report as a JSON-ready dict."""
+    started = time.time()
+    placed = (
+        await _inbound(switch, script, options, progress)
+        if script.direction == "inbound"
+        else await _outbound(switch, script, options, progress)
+    )
+    if placed is None:
+        return _report_without_call(script, options, started)
+    caller = placed
+    max_s = script.timing.max_call_s
+    try:
+        await asyncio.wait_for(caller.run(), max_s)
+    except TimeoutError:
+        caller.errors.append(f"the call ran past max_call_s={max_s:g}")
+        if not caller.hung_up:
+            switch.hangup(caller.channel, "NORMAL_CLEARING", by="caller")
+    return await _report(switch, caller, script, options, started)
+
+
+async def _inbound(
+    switch: Switch,
+    script: CallScript,
+    options: RunOptions,
+    progress: Callable[[str], None] | None,
+) -> ScriptedCaller:
+    ch = switch.create_channel(
+        direction="inbound",
+        caller=script.caller.number,
+        destination=script.callee,
+        codec=script.caller.codec,
+        variables={"sip_from_user": script.caller.number.lstrip("+"), "sip_to_user": script.callee},
+    )
+    caller = _attach(switch, ch, script, options, progress)
+    switch.answer(ch)
+    ch.variables["send_silence_when_idle"] = "-1"
+    if options.fork_user is not None:
+        ch.variables["MOD_AUDIO_BASIC_AUTH_USERNAME"] = options.fork_user
+        ch.variables["MOD_AUDIO_BASIC_AUTH_PASSWORD"] = options.fork_password or ""
+    metadata = json.dumps(
+        {
+            "callId": ch.uuid,
+            "direction": "inbound",
+            "caller": script.caller.number,
+            "callee": script.callee,
+            "codec": script.caller.codec,
+            "language": script.language,
+        },
+        separators=(",", ":"),
+    )
+    url = options.fork_url.format(uuid=ch.uuid)
+    command = f"{ch.uuid} start {url} stereo 16k audio_fork {metadata}"
+    if switch.fork_build == "jambonz":
+        command += " true true 16000"  # bidirectional audio: streamed L16 playback at 16 kHz
+    reply = await switch.api("uuid_audio_fork", command)
+    if not reply.startswith("+OK"):
+        caller.errors.append(f"uuid_audio_fork start failed: {reply.strip()}")
+    ch.state = "CS_PARK"
+    switch.fire_channel("CHANNEL_PARK", ch)
+    return caller
+
+
+async def _outbound(
+    switch: Switch,
+    script: CallScript,
+    options: RunOptions,
+    progress: Callable[[str], None] | None,
+) -> ScriptedCaller | None:
+    out = script.outbound
+    number = script.caller.number
+    attached: asyncio.Future[ScriptedCaller] = asyncio.get_running_loop().create_future()
+
+    def on_channel(ch: Channel) -> None:
+        ch.codec = script.caller.codec
+        caller = _attach(switch, ch, script, options, progress)
+        if out.outcome == "voicemail":
+            caller.speak("voicemail", out.voicemail_greeting)
+            caller.line.queue(_beep())
+        if not attached.done():
+            attached.set_result(caller)
+
+    outcome = "answer" if out.outcome == "voicemail" else out.outcome
+    switch.callees[number] = Callee(outcome, out.answer_after_rings * RING_S)
+    switch.attach[number] = on_channel
+    if out.outcome in ("busy", "no_answer"):
+        return None  # the switch itself answers the originate with the failure
+    try:
+        return await asyncio.wait_for(attached, options.originate_timeout_s)
+    except TimeoutError:
+        return None
+    finally:
+        switch.attach.pop(number, None)
+
+
+def _beep() -> bytes:
+    import numpy as np
+
+    t = np.arange(int(16000 * 0.4)) / 16000
+    tone = (np.sin(2 * np.pi * 1000 * t) * 8000).astype("<i2").tobytes()
+    return bytes(16000) + tone  # half a second of silence, then the tone
+
+
+def _attach(
+    switch: Switch,
+    ch: Channel,
+    script: CallScript,
+    options: RunOptions,
+    progress: Callable[[str], None] | None,
+) -> ScriptedCaller:
+    recording = options.recordings / f"{ch.uuid}.wav"
+    return ScriptedCaller(switch, ch, script, recording=recording, progress=progress)
+
+
+def _report_without_call(script: CallScript, options: RunOptions, started: float) -> dict[str, Any]:
+    expected = script.expect.status
+    outcome = script.outbound.outcome
+    checks = []
+    if expected is not None:
+        checks.append(
+            {
+                "check": "status",
+                "expected": expected,
+                "actual": outcome,
+                "passed": expected == outcome,
+            }
+        )
+    return {
+        "call_id": None,
+        "script": script.name,
+        "direction": script.direction,
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+        "note": f"the callee's outcome was {outcome}; no media",
+        "expect": checks,
+        "errors": [],
+        "passed": all(c["passed"] for c in checks),
+    }
+
+
+async def _report(
+    switch: Switch,
+    caller: ScriptedCaller,
+    script: CallScript,
+    options: RunOptions,
+    started: float,
+) -> dict[str, Any]:
+    ch = caller.channel
+    measured = caller.measurements()
+    v2v = [t["v2v_ms"] for t in measured["turns"] if t["v2v_ms"] is not None]
+    transcript: list[dict[str, Any]] = [
+        {"role": "caller", "text": u.text, "t_ms": u.onset_tick * TICK_MS, "kind": u.kind}
+        for u in caller.utterances
+    ]
+    for run in caller.timeline.agent_runs:
+        transcript.append(
+            {
+                "role": "agent_audio",
+                "t_ms": run[0] * TICK_MS,
+                "duration_ms": (run[1] - run[0]) * TICK_MS,
+            }
+        )
+    windows = [(b["caller_onset_ms"], b["caller_onset_ms"] + 3000) for b in measured["barge_ins"]]
+    spurious = [
+        {"t_ms": tick * TICK_MS, "kind": kind}
+        for tick, kind in caller.timeline.stops
+        if not any(lo <= tick * TICK_MS <= hi for lo, hi in windows)
+    ]
+    outcome: dict[str, Any] | None = None
+    checks: list[dict[str, Any]] = []
+    if options.redis_url:
+        outcome, agent_lines = await _from_redis(options, ch.uuid, caller.started_wall or started)
+        transcript.extend(agent_lines)
+    transcript.sort(key=lambda line: line.get("t_ms") or 0)
+    checks = _expect_checks(script, outcome, bool(options.redis_url))
+    barge_ok = all(b["correct"] for b in measured["barge_ins"])
+    report = {
+        "call_id": ch.uuid,
+        "script": script.name,
+        "direction": script.direction,
+        "voice": script.caller.voice,
+        "codec": script.caller.codec,
+        "started_at": datetime.fromtimestamp(caller.started_wall or started, UTC).isoformat(),
+        "duration_ms": caller.timeline.tick * TICK_MS,
+        "recording": str(caller.recording)
+        if caller.recording and caller.recording.exists()
+        else None,
+        "hangup_cause": ch.hangup_cause,
+        "hung_up_by": ch.hung_up_by,
+        "transferred_to": ch.transferred_to,
+        "transcript": transcript,
+        "turns": measured["turns"],
+        "barge_ins": measured["barge_ins"],
+        "v2v": {
+            "n": len(v2v),
+            "p50_ms": percentile(v2v, 0.5),
+            "p95_ms": percentile(v2v, 0.95),
+            "mean_ms": round(statistics.fmean(v2v), 1) if v2v else None,
+        },
+        "spurious_stops": spurious,
+        "outcome": outcome,
+        "expect": checks,
+        "errors": caller.errors,
+        "faults": list(switch.faults),
+    }
+    report["passed"] = (
+        not caller.errors
+        and barge_ok
+        and not spurious
+        and all(c["passed"] is not False for c in checks)
+    )
+    return report
+
+
+async def _from_redis(
+    options: RunOptions, call_id: str, started_wall: float
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    assert options.redis_url is not None
+    client: Any = aioredis.Redis.from_url(options.redis_url)
+    outcome: dict[str, Any] | None = None
+    lines: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + options.outcome_timeout_s
+        while outcome is None and time.monotonic() < deadline:
+            for _, fields in await client.xrevrange(options.outcome_stream, count=500):
+                raw = fields.get(b"outcome")
+                if raw is None:
+                    continue
+                try:
+                    data = json.loads(raw)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(data, dict) and data.get("call_id") == call_id:
+                    outcome = data
+                    break
+            if outcome is None:
+                await asyncio.sleep(0.2)
+        for entry_id, fields in await client.xrevrange(options.events_stream, count=2000):
+            decoded = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
+            if decoded.get("call_id") != call_id or decoded.get("type") != "agent.sentence":
+                continue
+            at_ms = int(entry_id.decode().split("-")[0])
+            lines.append(
+                {
+                    "role": "agent",
+                    "text": decoded.get("text", ""),
+                    "t_ms": int(decoded["t_ms"])
+                    if decoded.get("t_ms", "").isdigit()
+                    else max(0, at_ms - int(started_wall * 1000)),
+                }
+            )
+    except (OSError, AgentError) as exc:
+        lines.append({"role": "note", "text": f"could not read Redis: {exc}", "t_ms": 0})
+    except Exception as exc:  # redis errors: the report says so rather than failing
+        lines.append(
+            {"role": "note", "text": f"could not read Redis: {type(exc).__name__}", "t_ms": 0}
+        )
+    finally:
+        await client.aclose()
+    return outcome, lines
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return bool(expected == actual)
+    if isinstance(expected, int | float) and isinstance(actual, int | float):
+        return abs(float(expected) - float(actual)) < 0.51
+    if isinstance(expected, str) and isinstance(actual, str):
+        return expected.strip().lower() == actual.strip().lower()
+    return bool(expected == actual)
+
+
+def _expect_checks(
+    script: CallScript, outcome: dict[str, Any] | None, have_redis: bool
+) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    wanted: list[tuple[str, Any, Any]] = []
+    if script.expect.status is not None:
+        wanted.append(("status", script.expect.status, (outcome or {}).get("status")))
+    for slot, value in script.expect.slots.items():
+        wanted.append((f"slots.{slot}", value, ((outcome or {}).get("slots") or {}).get(slot)))
+    for check, expected, actual in wanted:
+        if not have_redis:
+            checks.append({"check": check, "expected": expected, "actual": None, "passed": None,
+                           "note": "skipped: no --redis-url to read the outcome from"})  # fmt: skip
+        elif outcome is None:
+            checks.append({"check": check, "expected": expected, "actual": None, "passed": False,
+                           "note": "no outcome on calls:completed for this call"})  # fmt: skip
+        else:
+            checks.append(
+                {
+                    "check": check,
+                    "expected": expected,
+                    "actual": actual,
+                    "passed": _same(expected, actual),
+                }
+            )
+    return checks
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The report as a person reads it on a terminal."""
+    out = [
+        f"{'PASS' if report.get('passed') else 'FAIL'}  {report['script']}  (call {report.get('call_id')})"
+    ]
+    for line in report.get("transcript", []):
+        t = f"{(line.get('t_ms') or 0) / 1000:7.2f}s"
+        if line["role"] == "caller":
+            out.append(f"  {t}  caller: {line['text']}  [{line.get('kind')}]")
+        elif line["role"] == "agent":
+            out.append(f"  {t}  agent:  {line['text']}")
+        elif line["role"] == "agent_audio":
+            out.append(f"  {t}  agent audio {line['duration_ms'] / 1000:.1f}s")
+    for turn in report.get("turns", []):
+        v2v = turn["v2v_ms"]
+        out.append(
+            f"  turn {turn['index']}: speech end {turn['caller_speech_end_ms']} ms, agent audio "
+            f"{turn['agent_first_audio_ms']} ms, v2v {v2v if v2v is not None else '-'} ms"
+        )
+    for b in report.get("barge_ins", []):
+        verdict = "ok" if b["correct"] else "WRONG"
+        latency = f"{b['stop_latency_ms']} ms" if b["stop_latency_ms"] is not None else "-"
+        out.append(
+            f"  {b['kind']} at {b['caller_onset_ms']} ms: stopped={b['stopped']} (should "
+            f"{'' if b['should_stop'] else 'not '}stop), stop latency {latency}  {verdict}"
+        )
+    v2v = report.get("v2v") or {}
+    if v2v.get("n"):
+        out.append(f"  v2v p50 {v2v['p50_ms']} ms, p95 {v2v['p95_ms']} ms (n={v2v['n']})")
+    for stop in report.get("spurious_stops", []):
+        out.append(f"  agent stopped with no barge-in at {stop['t_ms']} ms ({stop['kind']})")
+    for check in report.get("expect", []):
+        mark = {True: "ok", False: "FAIL", None: "skipped"}[check["passed"]]
+        out.append(
+            f"  expect {check['check']} = {check['expected']!r}: {mark} (got {check['actual']!r})"
+        )
+    for error in report.get("errors", []):
+        out.append(f"  error: {error}")
+    if report.get("recording"):
+        out.append(f"  recording: {report['recording']}")
+    return out

@@ -1,0 +1,359 @@
+"""Scripted callers against a fake agent whose delays are known: the report's v2v, barge-in stop
+latency and verdicts must match what the fake did, on the fork's audio timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+import websockets
+
+from callsim.line import CallerLine, LineOptions, through_codec
+from callsim.run import RunOptions, run_call, summary_lines
+from callsim.script import CallScript
+from callsim.switch import Switch
+
+FRAME_BYTES = 320 * 2 * 2  # 20 ms of 16 kHz stereo L16
+END_SILENCE_FRAMES = 15  # the fake hears the end of speech after 300 ms of silence
+REPLY_DELAY_FRAMES = 20  # ... and answers 400 ms later
+BARGE_FRAMES = 35  # speech this long (700 ms) over the agent is an interruption
+KILL_DELAY_FRAMES = 5  # ... which stops the agent 100 ms later
+REPLY_S = 3.0
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x.astype(np.float32) ** 2))) if x.size else 0.0
+
+
+def agent_audio(seconds: float) -> bytes:
+    """A stand-in for speech: a warbling tone, loud enough to be heard as the agent."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    tone = np.sin(2 * np.pi * (300 + 80 * np.sin(2 * np.pi * 3 * t)) * t) * 6000
+    return tone.astype("<i2").tobytes()
+
+
+class FakeAgent:
+    """A bridge stand-in on the jambonz streaming protocol: greets, answers every caller turn
+    after fixed delays, and stops (killAudio) when the caller talks over it long enough."""
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, Any] | None = None
+        self.replies_sent_at: list[int] = []
+        self.kills_sent_at: list[int] = []
+
+    async def handler(self, ws: Any) -> None:
+        frame_no = 0
+        onset: int | None = None  # first voiced frame of the caller's current speech
+        silence = 0
+        heard_speech = False
+        playing_until = 0  # frame number the current agent audio ends at
+        reply_at: int | None = None
+        barge_kill_at: int | None = None
+
+        async def play(seconds: float) -> None:
+            nonlocal playing_until
+            await ws.send(agent_audio(seconds))
+            playing_until = frame_no + int(seconds * 50)
+            self.replies_sent_at.append(frame_no)
+
+        try:
+            async for message in ws:
+                if isinstance(message, str):
+                    if self.metadata is None:
+                        self.metadata = json.loads(message)
+                        await play(REPLY_S)  # the greeting
+                    continue
+                frame_no += 1
+                left = np.frombuffer(message, "<i2")[0::2]
+                agent_playing = frame_no < playing_until
+                if _rms(left) > 300:
+                    if onset is None:
+                        onset = frame_no
+                    silence = 0
+                    heard_speech = True
+                else:
+                    silence += 1
+                    if silence >= END_SILENCE_FRAMES:
+                        onset = None
+                talking = onset is not None and silence < 4  # still speaking now
+                if (
+                    agent_playing
+                    and talking
+                    and onset is not None
+                    and frame_no - onset == BARGE_FRAMES
+                    and barge_kill_at is None
+                ):
+                    barge_kill_at = frame_no + KILL_DELAY_FRAMES
+                if barge_kill_at is not None and frame_no >= barge_kill_at:
+                    await ws.send(json.dumps({"type": "killAudio"}))
+                    self.kills_sent_at.append(frame_no)
+                    playing_until = frame_no
+                    barge_kill_at = None
+                    heard_speech = True  # answer the interruption once it ends
+                if heard_speech and silence == END_SILENCE_FRAMES:
+                    heard_speech = False
+                    if not agent_playing:  # over the agent it was a backchannel: go on
+                        reply_at = frame_no + REPLY_DELAY_FRAMES
+                if reply_at is not None and frame_no >= reply_at:
+                    reply_at = None
+                    await play(REPLY_S)
+        except websockets.ConnectionClosed:
+            pass
+
+
+@pytest.fixture
+async def fake_agent() -> AsyncIterator[tuple[FakeAgent, str]]:
+    agent = FakeAgent()
+    async with websockets.serve(
+        agent.handler, "127.0.0.1", 0, subprotocols=["audio.drachtio.org"]
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield agent, f"ws://127.0.0.1:{port}/fork/{{uuid}}"
+
+
+SCRIPT = {
+    "name": "fake-agent-timing",
+    "caller": {"voice": "espeak:en-us", "codec": "PCMU"},
+    "timing": {"agent_turn_gap_ms": 600, "step_timeout_s": 20, "end_timeout_s": 2},
+    "turns": [
+        "Hello, I would like to book an appointment.",
+        "My knee has been hurting for two weeks.",
+        {"barge_in": {"after_agent_ms": 600, "say": "Sorry, how much does the scan cost?"}},
+        {"backchannel": {"after_agent_ms": 800, "say": "okay"}},
+        {"hangup": {}},
+    ],
+}
+
+
+async def test_the_report_matches_the_fake_agents_known_delays(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path
+) -> None:
+    agent, url = fake_agent
+    switch = Switch(fork_build="jambonz")
+    options = RunOptions(fork_url=url, recordings=tmp_path)
+    report = await run_call(switch, CallScript.model_validate(SCRIPT), options)
+    assert report["errors"] == [], report["errors"]
+    assert agent.metadata is not None
+    assert agent.metadata["callId"] == report["call_id"]
+    # v2v = the fake's 300 ms end-of-speech wait + 400 ms delay, plus at most two 20 ms ticks
+    # for the streamed audio to reach the played channel.
+    expected = (END_SILENCE_FRAMES + REPLY_DELAY_FRAMES) * 20
+    turns = report["turns"]
+    assert len(turns) == 2
+    for turn in turns:
+        assert expected - 20 <= turn["v2v_ms"] <= expected + 60, turn
+        assert turn["agent_first_audio_ms"] - turn["caller_speech_end_ms"] == turn["v2v_ms"]
+    barge, backchannel = report["barge_ins"]
+    assert barge["kind"] == "barge_in"
+    assert barge["should_stop"]
+    assert barge["stopped"]
+    assert barge["correct"]
+    # Stopped after 700 ms of speech + 100 ms, within two ticks.
+    stop_expected = (BARGE_FRAMES + KILL_DELAY_FRAMES) * 20
+    assert stop_expected - 40 <= barge["stop_latency_ms"] <= stop_expected + 60, barge
+    assert backchannel["kind"] == "backchannel"
+    assert not backchannel["should_stop"]
+    assert not backchannel["stopped"], (backchannel, report["transcript"])
+    assert backchannel["correct"]
+    assert report["spurious_stops"] == []
+    assert report["hung_up_by"] == "caller"
+    assert report["passed"] is True
+    assert report["v2v"]["n"] == 2
+    # The recording is the fork's timeline: stereo, caller left, agent right.
+    with wave.open(report["recording"]) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 16000)
+        assert abs(w.getnframes() / 16000 * 1000 - report["duration_ms"]) <= 40
+    text = "\n".join(summary_lines(report))
+    assert "backchannel" in text
+    assert "v2v p50" in text
+
+
+async def test_a_missing_bridge_is_reported_not_hung(tmp_path: Path, dead_port: int) -> None:
+    switch = Switch()
+    script = CallScript.model_validate({**SCRIPT, "timing": {"step_timeout_s": 2}})
+    report = await run_call(
+        switch,
+        script,
+        RunOptions(fork_url=f"ws://127.0.0.1:{dead_port}/fork/{{uuid}}", recordings=tmp_path),
+    )
+    assert report["passed"] is False
+    assert any("audio fork to start" in e for e in report["errors"])
+
+
+async def test_callsim_run_cli_writes_a_json_report(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path
+) -> None:
+    _, url = fake_agent
+    script = tmp_path / "call.yaml"
+    short = {**SCRIPT, "turns": ["Hello there, I need an appointment.", {"hangup": {}}]}
+    script.write_text(json.dumps(short))  # JSON is YAML
+    out = tmp_path / "report.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callsim", "run", "--script", str(script), "--report", str(out),
+        "--fork-url", url, "--fork-build", "jambonz", "--recordings", str(tmp_path),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, stderr.decode()
+    report = json.loads(out.read_text())
+    assert report["script"] == "fake-agent-timing"
+    assert report["v2v"]["n"] == 1
+    assert "PASS  fake-agent-timing" in stderr.decode()
+    assert f"report: {out}" in stderr.decode()
+
+
+async def test_callsim_run_refuses_a_broken_script(tmp_path: Path) -> None:
+    script = tmp_path / "bad.yaml"
+    script.write_text("name: bad\nturns:\n  - {say: hi, dtmf: '1'}\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callsim", "run", "--script", str(script),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await proc.communicate()
+    assert proc.returncode == 2
+    assert "a turn is exactly one of say, barge_in" in stderr.decode()
+
+
+def test_echo_is_a_delayed_attenuated_copy_of_the_agent() -> None:
+    line = CallerLine("L16", LineOptions(echo_delay_ms=100, echo_gain_db=-20))
+    # Tick k's frame() is handed what was played during tick k-1.
+    played = [agent_audio(0.02) if tick == 3 else bytes(640) for tick in range(12)]
+    heard = [line.frame(played[tick - 1] if tick else None) for tick in range(12)]
+    levels = [_rms(np.frombuffer(h, "<i2")) for h in heard]
+    loudest = int(np.argmax(levels))
+    assert loudest == 3 + 5  # heard 100 ms after it was played
+    assert 0.08 < levels[loudest] / _rms(np.frombuffer(played[3], "<i2")) < 0.12  # -20 dB
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "L16"])
+def test_every_codec_keeps_speech_aligned_and_intelligible(codec: str) -> None:
+    speech = agent_audio(0.5)
+    out = np.frombuffer(through_codec(codec, speech), "<i2").astype(np.float64)
+    ref = np.frombuffer(speech, "<i2").astype(np.float64)
+    lag = 22 if codec == "G722" else 0  # G.722's QMF filters delay 22 samples (1.4 ms)
+    corr = np.corrcoef(ref[400:7000], out[400 + lag : 7000 + lag])[0, 1]
+    assert corr > 0.99, corr
+
+
+async def test_expect_checks_and_agent_lines_come_from_redis(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The stack writes the outcome and the agent's sentences; the report checks `expect`."""
+    redis = aioredis.Redis.from_url(redis_url)
+    streams = f"test-calls-{uuid.uuid4().hex[:8]}"
+
+    class WritingAgent(FakeAgent):
+        async def handler(self, ws: Any) -> None:
+            await super().handler(ws)
+            assert self.metadata is not None
+            call_id = self.metadata["callId"]
+            await redis.xadd(
+                f"{streams}:events",
+                {"call_id": call_id, "type": "agent.sentence", "text": "Hello!", "t_ms": "20"},
+            )
+            outcome = {"call_id": call_id, "status": "booked", "slots": {"client_name": "Jon"}}
+            await redis.xadd(f"{streams}:completed", {"outcome": json.dumps(outcome)})
+
+    agent = WritingAgent()
+    script = CallScript.model_validate(
+        {
+            **SCRIPT,
+            "turns": ["Hello, my name is Jon.", {"hangup": {}}],
+            "expect": {"status": "booked", "slots": {"client_name": "Jon", "phone": "+1555"}},
+        }
+    )
+    try:
+        async with websockets.serve(
+            agent.handler, "127.0.0.1", 0, subprotocols=["audio.drachtio.org"]
+        ) as server:
+            port = server.sockets[0].getsockname()[1]
+            options = RunOptions(
+                fork_url=f"ws://127.0.0.1:{port}/fork/{{uuid}}",
+                recordings=tmp_path,
+                redis_url=redis_url,
+                outcome_timeout_s=5,
+                outcome_stream=f"{streams}:completed",
+                events_stream=f"{streams}:events",
+            )
+            report = await run_call(Switch(fork_build="jambonz"), script, options)
+    finally:
+        await redis.delete(f"{streams}:completed", f"{streams}:events")
+        await redis.aclose()
+    checks = {c["check"]: c for c in report["expect"]}
+    assert checks["status"]["passed"] is True
+    assert checks["slots.client_name"]["passed"] is True
+    assert checks["slots.phone"]["passed"] is False  # the outcome has no phone
+    assert report["passed"] is False
+    agent_lines = [line for line in report["transcript"] if line["role"] == "agent"]
+    assert agent_lines == [{"role": "agent", "text": "Hello!", "t_ms": 20}]
+
+
+async def test_callsim_run_places_calls_on_a_running_emulator(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path, free_port: int
+) -> None:
+    """`callsim serve --control-port` is the stack's FreeSWITCH; `callsim run --emulator` asks it
+    to place the call and gets the progress and the report back."""
+    agent, url = fake_agent
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callsim", "serve", "--esl-port", "0", "--esl-password", "pw",
+        "--fork-build", "jambonz", "--fork-url", url, "--control-port", str(free_port),
+        "--recordings", str(tmp_path), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert serve.stderr is not None
+        for _ in range(2):  # "Event Socket on …", then "control port on …"
+            line = await asyncio.wait_for(serve.stderr.readline(), 30)
+        assert b"control port on" in line
+        script = tmp_path / "call.yaml"
+        script.write_text(json.dumps({**SCRIPT, "turns": ["Hi, I need a scan.", {"hangup": {}}]}))
+        out = tmp_path / "report.json"
+        run = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callsim", "run", "--script", str(script), "--report", str(out),
+            "--emulator", f"http://127.0.0.1:{free_port}", stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(run.communicate(), 60)
+        assert run.returncode == 0, stderr.decode()
+        report = json.loads(out.read_text())
+        assert report["v2v"]["n"] == 1
+        assert agent.metadata is not None
+        assert agent.metadata["callId"] == report["call_id"]
+    finally:
+        serve.terminate()
+        await serve.wait()
+
+
+async def test_transfer_setvar_multi_and_hupall_reply_as_freeswitch_does() -> None:
+    switch = Switch()
+    events: list[Any] = []
+    switch.listeners.append(events.append)
+    ch = switch.create_channel(direction="inbound", caller="+15550001", destination="100")
+    ch.state = "CS_PARK"
+    assert await switch.api("uuid_setvar_multi", f"{ch.uuid} a=1;b=two") == "+OK\n"
+    assert (ch.variables["a"], ch.variables["b"]) == ("1", "two")
+    assert await switch.api("uuid_transfer", f"{ch.uuid} -bleg 1000 XML default") == "+OK\n"
+    assert ch.transferred_to == "1000"
+    assert [e.name for e in events][-2:] == ["CHANNEL_UNPARK", "CHANNEL_EXECUTE"]
+    assert await switch.api("uuid_transfer", "no-such-uuid 1000") == "-ERR No such channel!\n"
+    assert (await switch.api("uuid_transfer", ch.uuid)).startswith("-USAGE:")
+    reply = await switch.api("hupall", "MANAGER_REQUEST")
+    assert reply == "+OK hangup all channels with cause MANAGER_REQUEST\n"
+    assert switch.channels == {}
+
+
+def test_the_bundled_call_scripts_load() -> None:
+    from callsim.script import load_scripts
+
+    scripts = load_scripts(Path(__file__).parents[1] / "calls")
+    names = {s.name for _, s in scripts}
+    assert {"knee-mri-booking", "barge-in-on-price", "backchannel-does-not-stop"} <= names
+    kinds = {step.kind for _, s in scripts for step in s.turns}
+    assert {"say", "barge_in", "backchannel", "silence", "hangup"} <= kinds
