@@ -69,7 +69,9 @@ class FakeAgent:
             async for message in ws:
                 if isinstance(message, str):
                     if self.metadata is None:
-                        self.metadata = json.loads(message)
+                        self.metadata = (
+                            json.loads(message) if message.startswith("{") else {"raw": message}
+                        )
                         await play(REPLY_S)  # the greeting
                     continue
                 frame_no += 1
@@ -357,3 +359,56 @@ def test_the_bundled_call_scripts_load() -> None:
     assert {"knee-mri-booking", "barge-in-on-price", "backchannel-does-not-stop"} <= names
     kinds = {step.kind for _, s in scripts for step in s.turns}
     assert {"say", "barge_in", "backchannel", "silence", "hangup"} <= kinds
+
+
+async def test_an_outbound_script_answers_the_agents_originate(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path
+) -> None:
+    """The dialer originates to the script's number; the scripted callee answers after its
+    rings, the fork starts on answer, and the call is measured like an inbound one."""
+    agent, url = fake_agent
+    switch = Switch(fork_build="jambonz")
+    number = "+15557654321"
+    script = CallScript.model_validate(
+        {
+            **SCRIPT,
+            "name": "outbound-answer",
+            "direction": "outbound",
+            "outbound": {"answer_after_rings": 1, "outcome": "answer"},
+            "caller": {"number": number, "voice": "espeak:en-us", "codec": "PCMA"},
+            "turns": ["Yes, speaking.", {"hangup": {}}],
+        }
+    )
+    call_uuid = str(uuid.uuid4())
+    fork = f"uuid_audio_fork {call_uuid} start {url.format(uuid=call_uuid)} stereo 16k"
+    # No JSON in originate variables (its braces and commas break the {vars} parser).
+    fork += " audio_fork campaign-7 true true 16000"
+
+    async def dial() -> str:
+        await asyncio.sleep(0.3)
+        return await switch.api(
+            "originate",
+            # Without send_silence_when_idle no stereo frame goes out while the agent is
+            # silent, and the far end's end of speech is never heard.
+            f"{{origination_uuid={call_uuid},send_silence_when_idle=-1,api_on_answer='{fork}'}}"
+            f"sofia/gateway/carrier/{number} &park()",
+        )
+
+    report, reply = await asyncio.gather(
+        run_call(switch, script, RunOptions(recordings=tmp_path)), dial()
+    )
+    assert reply == f"+OK {call_uuid}\n"
+    assert report["call_id"] == call_uuid
+    assert report["errors"] == []
+    assert report["v2v"]["n"] == 1
+    assert agent.metadata == {"raw": "campaign-7"}
+
+    busy = CallScript.model_validate(
+        {**script.model_dump(), "outbound": {"outcome": "busy"}, "expect": {"status": "busy"}}
+    )
+    report, reply = await asyncio.gather(
+        run_call(switch, busy, RunOptions(recordings=tmp_path)),
+        switch.api("originate", f"sofia/gateway/carrier/{number} &park()"),
+    )
+    assert reply == "-ERR USER_BUSY\n"
+    assert report["passed"] is True
