@@ -9,7 +9,7 @@ COMPOSE ?= docker compose
 # The LLM runs in exactly one profile: cpu (embedded llama.cpp) or gpu (vLLM).
 PROFILE ?= cpu
 
-.PHONY: help setup test test-unit lint fmt typecheck check bench bench-realtimestt demo up down logs models \
+.PHONY: help setup test test-unit lint fmt typecheck check bench bench-realtimestt demo serve stop up down logs models \
         run-asr run-tts run-policy run-llm run-notifier run-bridge clean
 
 help: ## Show this help
@@ -47,8 +47,14 @@ bench-realtimestt: setup ## The ASR gateway side by side with RealtimeSTT (own v
 	@bash scripts/realtimestt_venv.sh
 	@$(PY) benchmarks/bench_asr.py realtimestt
 
-demo: setup ## Start the stack on this machine and show each service's readiness
-	@$(PY) scripts/demo.py
+demo: setup ## The main job: start the stack, place a scripted booking call, show it (exit 1 if not booked)
+	@$(PY) scripts/stack.py demo
+
+serve: setup ## Start the whole stack on this machine (callsim as FreeSWITCH) and leave it running
+	@$(PY) scripts/stack.py serve
+
+stop: ## Stop what `make serve` started
+	@$(PY) scripts/stack.py stop
 
 models: setup ## List the model registry and cache status
 	@$(VENV)/bin/agent-models list

@@ -1,14 +1,107 @@
-"""Composition root of the fs bridge: builds the FastAPI app from settings."""
+"""Composition root of the bridge: the audio fork endpoint, the Event Socket, the calls."""
 
-from fastapi import FastAPI
+from __future__ import annotations
 
-from callkit.http import create_service_app
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, WebSocket
+
+from callkit.errors import DependencyUnavailable
+from callkit.http import Lifespan, create_service_app
 from callkit.lifecycle import redis_lifespan, redis_ready
+from fs_bridge.bridge import Bridge
+from fs_bridge.session import CallSession
 from fs_bridge.settings import BridgeSettings
+
+log = logging.getLogger("fs_bridge")
+SUBPROTOCOL = "audio.drachtio.org"
 
 
 def create_app(settings: BridgeSettings) -> FastAPI:
-    app = create_service_app(settings.service_name, lifespan=redis_lifespan(settings.redis_url))
+    app = create_service_app(settings.service_name, lifespan=_lifespan(settings))
     app.state.settings = settings
     app.state.readiness["redis"] = redis_ready(app)
+
+    async def esl_ready() -> None:
+        if not app.state.bridge.esl.connected.is_set():
+            raise DependencyUnavailable(
+                f"FreeSWITCH event socket {settings.esl_host}:{settings.esl_port} not connected"
+            )
+
+    app.state.readiness["freeswitch"] = esl_ready
+
+    @app.websocket("/fork/{call_uuid}")
+    async def fork(websocket: WebSocket, call_uuid: str) -> None:
+        bridge: Bridge = app.state.bridge
+        if not _authorized(websocket, settings):
+            bridge.metrics.refused.labels("auth").inc()
+            log.warning("audio fork refused: bad credentials", extra={"call_id": call_uuid})
+            await websocket.close(code=1008)
+            return
+        if call_uuid in bridge.calls:
+            bridge.metrics.refused.labels("duplicate").inc()
+            await websocket.close(code=1008)
+            return
+        offered = websocket.headers.get("sec-websocket-protocol", "")
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        bridge.metrics.calls.inc()
+        first = await websocket.receive()
+        if first["type"] == "websocket.disconnect":
+            return
+        call = CallSession(call_uuid, websocket, bridge)
+        payload: str | bytes | None = first.get("bytes")
+        text = first.get("text")
+        if text is not None:
+            try:
+                meta = json.loads(text)
+                call.metadata = meta if isinstance(meta, dict) else {"raw": text}
+            except json.JSONDecodeError:
+                call.metadata = {"raw": text[:200]}
+        bridge.calls[call_uuid] = call
+        log.info("call connected", extra={"call_id": call_uuid})
+        try:
+            await call.run(payload)
+        finally:
+            bridge.calls.pop(call_uuid, None)
+
     return app
+
+
+def _authorized(websocket: WebSocket, settings: BridgeSettings) -> bool:
+    token = settings.fork_token.get_secret_value() if settings.fork_token else None
+    given = websocket.query_params.get("token")
+    if token and given is not None:
+        return hmac.compare_digest(given, token)
+    header = websocket.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(user, settings.fork_user) and hmac.compare_digest(
+        password, settings.fork_password.get_secret_value()
+    )
+
+
+def _lifespan(settings: BridgeSettings) -> Lifespan:
+    redis = redis_lifespan(settings.redis_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with redis(app):
+            bridge = Bridge(settings, app.state.redis, app.state.metrics.registry)
+            app.state.bridge = bridge
+            await bridge.start()
+            try:
+                yield
+            finally:
+                await bridge.close()
+
+    return lifespan

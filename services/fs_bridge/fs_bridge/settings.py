@@ -1,10 +1,12 @@
 """FreeSWITCH bridge configuration (environment prefix ``BRIDGE_``)."""
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
 from callkit.settings import ServiceSettings, prefixed_config
+from fs_bridge.bargein import BargeInConfig
 
 
 class BridgeSettings(ServiceSettings):
@@ -19,6 +21,16 @@ class BridgeSettings(ServiceSettings):
     esl_password: SecretStr = Field(
         description="FreeSWITCH event socket password (required; never logged)."
     )
+    fork_user: str = Field(
+        "freeswitch", min_length=1, description="Basic-auth user FreeSWITCH's audio fork sends."
+    )
+    fork_password: SecretStr = Field(
+        description="Basic-auth password of the audio fork (MOD_AUDIO_BASIC_AUTH_PASSWORD in the "
+        "dialplan; required; never logged)."
+    )
+    fork_token: SecretStr | None = Field(
+        None, description="Alternatively, a token FreeSWITCH passes as ?token= in the fork URL."
+    )
     asr_url: str = Field(
         "ws://127.0.0.1:8081/ws/transcribe",
         pattern=r"^wss?://",
@@ -30,3 +42,46 @@ class BridgeSettings(ServiceSettings):
     policy_url: str = Field(
         "http://127.0.0.1:8083", pattern=r"^https?://", description="Policy engine base URL."
     )
+    playback: Literal["stream", "file"] = Field(
+        "stream",
+        description="stream: L16 over the fork with playout marks (the jambonz mod_audio_fork); "
+        "file: playAudio files played with sendmsg playback (the upstream module).",
+    )
+    language: str = Field("en", min_length=2, max_length=8, description="Default call language.")
+    recordings_dir: Path = Field(
+        Path("recordings"), description="Where each call's stereo recording is written."
+    )
+    silence_s: float = Field(
+        7.0, gt=0, le=120, description="Caller silence before the agent reprompts, in seconds."
+    )
+    max_call_s: float = Field(900.0, gt=0, description="Longest call before the bridge hangs up.")
+    interrupt_wait_s: float = Field(
+        3.0, gt=0, le=30, description="After a barge-in, how long to wait for the caller's words."
+    )
+    barge_in_min_span_ms: int = Field(
+        700,
+        ge=100,
+        le=3000,
+        description="Caller speech over the agent lasting this long stops it (backchannels are "
+        "shorter).",
+    )
+    barge_in_min_voiced_ms: int = Field(
+        400, ge=60, le=3000, description="...of which this much must be the caller's own voice."
+    )
+    barge_in_echo_margin: float = Field(
+        0.25,
+        gt=0,
+        le=4,
+        description="Caller level must exceed this share of the agent's recent level (echo guard).",
+    )
+    apology_text: str = Field(
+        "Sorry, I did not catch that. Could you say it again?",
+        description="Said when a service fails mid-turn.",
+    )
+
+    def barge_in_config(self) -> BargeInConfig:
+        return BargeInConfig(
+            min_span_ms=self.barge_in_min_span_ms,
+            min_voiced_ms=self.barge_in_min_voiced_ms,
+            echo_margin=self.barge_in_echo_margin,
+        )

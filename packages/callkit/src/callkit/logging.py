@@ -172,4 +172,8 @@ def configure_logging(
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+    # HTTP clients log every request at INFO: one line per TTS sentence and LLM probe drowns
+    # what matters. Their warnings still show.
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return redactor

@@ -7,13 +7,15 @@ that timeline (tick x 20 ms from the first frame), not wall-clock times from ser
 
 - v2v: from the end of the caller's speech (its last voiced frame) to the first voiced frame the
   agent plays after it.
-- barge-in stop latency: from the caller's speech onset to the last voiced frame the agent
-  played before its audio stopped (or to the switch's own stop, whichever is first).
+- barge-in stop latency: from the caller's speech onset to the tick the switch was told to stop
+  playback (``killAudio``, ``uuid_break``, ``stop_play``); the played channel is silent from
+  that tick. Pauses inside the agent's speech are not stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -302,26 +304,28 @@ class ScriptedCaller:
             raise CallOver("the caller hung up")
 
     async def _watch_stop(self, u: Utterance) -> None:
-        """After a barge-in or backchannel: did the agent's audio stop, and when?"""
-        window = STOP_WINDOW_MS // TICK_MS
+        """After a barge-in or backchannel: did the agent stop its playback, and when?
+
+        Stopping is what the switch is told to do (``killAudio``, ``uuid_break``,
+        ``stop_play``): pauses inside the agent's own speech are not stops. The stop time is
+        the first such command after the caller's onset; the played channel goes silent on the
+        same tick.
+        """
+        deadline_tick = u.onset_tick + STOP_WINDOW_MS // TICK_MS
         tl = self.timeline
-        deadline_tick = u.onset_tick + window
-        try:
+
+        def stopped() -> int | None:
+            return next((t for t, _ in tl.stops if t >= u.onset_tick), None)
+
+        with contextlib.suppress(CallOver):
             await self._until(
-                lambda: (
-                    tl.tick >= deadline_tick
-                    or (tl.tick > u.onset_tick and tl.tick - tl.last_agent_tick > HANGOVER_TICKS)
-                ),
+                lambda: tl.tick >= deadline_tick or stopped() is not None,
                 STOP_WINDOW_MS / 1000 + 10,
                 "the agent's audio after the interjection",
             )
-        except CallOver:
-            return
-        if tl.tick - tl.last_agent_tick > HANGOVER_TICKS and tl.last_agent_tick < deadline_tick:
-            u.stop_tick = max(tl.last_agent_tick + 1, u.onset_tick)
-        stops = [t for t, _ in tl.stops if t >= u.onset_tick]
-        if stops:
-            u.switch_stop_tick = stops[0]
+        first = stopped()
+        if first is not None and first <= deadline_tick:
+            u.stop_tick = u.switch_stop_tick = first
         self._caller_mark = max(self._caller_mark, u.end_tick)
 
     # ------------------------------------------------------------------ results

@@ -274,6 +274,7 @@ class EslServer:
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._client, self.host, self.port)
@@ -282,9 +283,16 @@ class EslServer:
             self.port = sockets[0].getsockname()[1]
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await EslConnection(self.switch, self.password, reader, writer).run()
+        self._writers.add(writer)
+        try:
+            await EslConnection(self.switch, self.password, reader, writer).run()
+        finally:
+            self._writers.discard(writer)
 
     async def close(self) -> None:
+        """Stop listening and drop every connection, as a FreeSWITCH shutting down does."""
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):
+                writer.close()
             await self._server.wait_closed()

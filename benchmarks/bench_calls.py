@@ -1,0 +1,178 @@
+"""Whole-call figures on this machine: the callsim suite through the real stack.
+
+Starts the embedded LLM, the ASR and TTS gateways, the policy engine, the bridge and callsim's
+FreeSWITCH (the same processes `make serve` runs, on free ports), then plays tests/calls and
+prints: voice-to-voice p50/p95, barge-in stop latency p50/p95 (target 150 ms), the false-stop
+rate on backchannel and echo scripts (target under 5%), answer-to-greeting time, CPU seconds per
+call, and v2v with several calls at once (how many hold real time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from callkit.redis_provision import ensure, free_port
+from callsim.esl_server import EslServer
+from callsim.run import RunOptions, percentile, run_call
+from callsim.script import CallScript, load_script, load_scripts
+from callsim.switch import Switch
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLS = ROOT / "tests" / "calls"
+STOP_TARGET_MS = 150
+FALSE_STOP_TARGET = 0.05
+REPEATS = int(os.environ.get("BENCH_CALL_REPEATS", "2"))
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start(module: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{module} did not start; see {log}")
+        time.sleep(0.2)
+
+
+async def main() -> None:
+    redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
+    logs = ROOT / ".run" / "bench-calls"
+    logs.mkdir(parents=True, exist_ok=True)
+    ports = {k: free_port() for k in ("llm", "asr", "tts", "policy", "bridge", "esl")}
+    esl_pw, fork_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "LLM_PORT": str(ports["llm"]),
+        "ASR_PORT": str(ports["asr"]),
+        "TTS_PORT": str(ports["tts"]),
+        "POLICY_PORT": str(ports["policy"]),
+        "POLICY_LLM_BASE_URL": f"http://127.0.0.1:{ports['llm']}/v1",
+        "POLICY_CALENDAR_NAMESPACE": f"bench-appt-{secrets.token_hex(4)}",
+        "BRIDGE_PORT": str(ports["bridge"]),
+        "BRIDGE_ESL_PORT": str(ports["esl"]),
+        "BRIDGE_ESL_PASSWORD": esl_pw,
+        "BRIDGE_FORK_PASSWORD": fork_pw,
+        "BRIDGE_ASR_URL": f"ws://127.0.0.1:{ports['asr']}/ws/transcribe",
+        "BRIDGE_TTS_URL": f"http://127.0.0.1:{ports['tts']}",
+        "BRIDGE_POLICY_URL": f"http://127.0.0.1:{ports['policy']}",
+        "BRIDGE_RECORDINGS_DIR": str(logs / "recordings"),
+        "BRIDGE_SILENCE_S": "4",
+    }
+    switch = Switch(fork_build="jambonz")
+    server = EslServer(switch, esl_pw, "127.0.0.1", ports["esl"])
+    await server.start()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, module in (("llm", "llm"), ("asr", "asr_gateway"), ("tts", "tts_gateway"),
+                             ("policy", "policy_engine"), ("bridge", "fs_bridge")):  # fmt: skip
+            procs[name] = await asyncio.to_thread(
+                _start, module, env, ports[name], logs / f"{name}.log"
+            )
+        options = RunOptions(
+            fork_url=f"ws://127.0.0.1:{ports['bridge']}/fork/{{uuid}}",
+            fork_user="freeswitch",
+            fork_password=fork_pw,
+            recordings=logs / "callsim",
+            redis_url=redis_url,
+        )
+        reports: list[dict[str, Any]] = []
+        cpu: list[float] = []
+        for _ in range(REPEATS):
+            for _path, script in load_scripts(CALLS):
+                before = sum(_cpu_seconds(p.pid) for p in procs.values() if p.poll() is None)
+                report = await run_call(switch, script, options)
+                after = sum(_cpu_seconds(p.pid) for p in procs.values() if p.poll() is None)
+                report["cpu_s"] = after - before
+                cpu.append((after - before) / max(0.001, report.get("duration_ms", 1) / 1000))
+                reports.append(report)
+                print(f"  {'PASS' if report.get('passed') else 'FAIL'} {script.name:<28} "
+                      f"v2v p50 {report.get('v2v', {}).get('p50_ms')} ms", flush=True)  # fmt: skip
+        v2v = [t["v2v_ms"] for r in reports for t in r.get("turns", []) if t["v2v_ms"] is not None]
+        stops = [b["stop_latency_ms"] for r in reports for b in r.get("barge_ins", [])
+                 if b["should_stop"] and b["stop_latency_ms"] is not None]  # fmt: skip
+        should_not = [b for r in reports for b in r.get("barge_ins", []) if not b["should_stop"]]
+        echo_calls = [r for r in reports if "echo" in r["script"]]
+        false_stops = sum(b["stopped"] for b in should_not) + sum(
+            bool(r["spurious_stops"]) for r in echo_calls
+        )
+        chances = len(should_not) + len(echo_calls)
+        async with httpx.AsyncClient() as client:
+            greeting = (await client.get(f"http://127.0.0.1:{ports['bridge']}/metrics")).text
+        g_sum = _metric(greeting, "bridge_answer_to_greeting_seconds_sum")
+        g_count = _metric(greeting, "bridge_answer_to_greeting_seconds_count")
+        print(f"\nWhole calls on this machine ({len(reports)} calls, {REPEATS}x the suite):")
+        print(
+            f"  voice-to-voice          p50 {percentile(v2v, 0.5)} ms  p95 {percentile(v2v, 0.95)} ms  (n={len(v2v)})"
+        )
+        if stops:
+            p50, p95 = percentile(stops, 0.5) or 0, percentile(stops, 0.95) or 0
+            print(f"  barge-in stop latency   p50 {p50} ms  p95 {p95} ms  target {STOP_TARGET_MS} ms  "
+                  f"p50 ratio {p50 / STOP_TARGET_MS:.1f}")  # fmt: skip
+        rate = false_stops / chances if chances else 0.0
+        print(f"  false stops             {false_stops}/{chances} backchannel and echo chances = "
+              f"{rate:.0%}  target under {FALSE_STOP_TARGET:.0%}")  # fmt: skip
+        if g_count:
+            print(
+                f"  answer to greeting      mean {g_sum / g_count * 1000:.0f} ms over {g_count:.0f} calls"
+            )
+        print(f"  CPU per call            {sum(cpu) / len(cpu):.2f} CPU-seconds per second of call "
+              f"(all services; this machine has {os.cpu_count()} cores)")  # fmt: skip
+        for k in (2, 3):
+            echo = load_script(CALLS / "echo_line.yaml")
+            batch = [
+                CallScript.model_validate({**echo.model_dump(), "name": f"echo-{i}"})
+                for i in range(k)
+            ]
+            results = await asyncio.gather(*(run_call(switch, s, options) for s in batch))
+            kv2v = [
+                t["v2v_ms"] for r in results for t in r.get("turns", []) if t["v2v_ms"] is not None
+            ]
+            errors = sum(len(r.get("errors", [])) for r in results)
+            print(f"  {k} calls at once         v2v p50 {percentile(kv2v, 0.5)} ms  p95 "
+                  f"{percentile(kv2v, 0.95)} ms  errors {errors}")  # fmt: skip
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await server.close()
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

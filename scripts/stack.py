@@ -1,0 +1,270 @@
+"""The whole stack on this machine, on embedded defaults: serve, stop, status, demo.
+
+  python scripts/stack.py serve    start every service that is not running, leave them running
+  python scripts/stack.py stop     stop what `serve` started
+  python scripts/stack.py status   what answers on which port
+  python scripts/stack.py demo     serve, place a scripted booking call, show it, stop what it started
+
+Services run as `python -m <service>` on their standard ports, with callsim as the FreeSWITCH
+(Event Socket on 8021, control port 8022, so `callsim run --emulator http://127.0.0.1:8022`
+works against a served stack). Passwords are generated once into .run/stack.env (mode 600);
+logs go to .run/logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"
+STATE = RUN / "stack.json"
+SECRETS = RUN / "stack.env"
+LOGS = RUN / "logs"
+DEMO_SCRIPT = ROOT / "tests" / "calls" / "booking_knee.yaml"
+CONTROL = "http://127.0.0.1:8022"
+# (name, command, health URL); order is start order.
+SERVICES: list[tuple[str, list[str], str]] = [
+    ("llm", ["-m", "llm"], "http://127.0.0.1:8000/ready"),
+    ("asr_gateway", ["-m", "asr_gateway"], "http://127.0.0.1:8081/ready"),
+    ("tts_gateway", ["-m", "tts_gateway"], "http://127.0.0.1:8082/ready"),
+    ("policy_engine", ["-m", "policy_engine"], "http://127.0.0.1:8083/ready"),
+    ("notifier", ["-m", "notifier"], "http://127.0.0.1:8085/ready"),
+    (
+        "callsim",
+        ["-m", "callsim", "serve", "--fork-build", "jambonz", "--control-port", "8022"],
+        f"{CONTROL}/health",
+    ),
+    ("fs_bridge", ["-m", "fs_bridge"], "http://127.0.0.1:8080/ready"),
+]
+
+
+def _secrets() -> dict[str, str]:
+    RUN.mkdir(exist_ok=True)
+    if not SECRETS.exists():
+        SECRETS.write_text(
+            f"ESL_PASSWORD={secrets.token_urlsafe(16)}\nFORK_PASSWORD={secrets.token_urlsafe(16)}\n"
+        )
+        SECRETS.chmod(0o600)
+    return dict(line.split("=", 1) for line in SECRETS.read_text().split())
+
+
+def _env(redis_url: str) -> dict[str, str]:
+    s = _secrets()
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "LOG_FORMAT": "json",
+        "CALLSIM_ESL_PASSWORD": s["ESL_PASSWORD"],
+        "CALLSIM_FORK_AUTH": f"freeswitch:{s['FORK_PASSWORD']}",
+        "BRIDGE_ESL_PASSWORD": s["ESL_PASSWORD"],
+        "BRIDGE_FORK_PASSWORD": s["FORK_PASSWORD"],
+        "NOTIFY_SINK": os.environ.get("NOTIFY_SINK", "csv"),
+    }
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _alive(url: str) -> bool:
+    try:
+        httpx.get(url.rsplit("/", 1)[0] + "/health", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def serve(timeout_s: float = 180) -> list[str]:
+    """Start what is not running; returns the names started here."""
+    from callkit.redis_provision import ensure
+
+    redis_url = ensure(RUN, env_url=os.environ.get("REDIS_URL") or None)
+    env = _env(redis_url)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = json.loads(STATE.read_text()) if STATE.exists() else {}
+    started = []
+    for name, command, url in SERVICES:
+        if _alive(url):
+            print(f"  {name:<14} already running", flush=True)
+            continue
+        log = (LOGS / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, *command], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        state[name] = proc.pid
+        started.append(name)
+        print(f"  {name:<14} started (pid {proc.pid}, log .run/logs/{name}.log)", flush=True)
+    state["redis_url"] = redis_url
+    STATE.write_text(json.dumps(state))
+    deadline = time.monotonic() + timeout_s
+    for name, _, url in SERVICES:
+        while not _answers(url):
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"error: {name} is not ready after {timeout_s:.0f}s; see .run/logs/{name}.log"
+                )
+            time.sleep(0.3)
+        print(f"  {name:<14} ready", flush=True)
+    return started
+
+
+def stop(names: list[str] | None = None) -> None:
+    if not STATE.exists():
+        print("nothing was started by `serve`")
+        return
+    state = json.loads(STATE.read_text())
+    for name, _, _ in reversed(SERVICES):
+        if names is not None and name not in names:
+            continue
+        pid = state.pop(name, None)
+        if not pid:
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(150):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        print(f"  {name:<14} stopped")
+    STATE.write_text(json.dumps(state))
+
+
+def status() -> None:
+    for name, _, url in SERVICES:
+        print(
+            f"  {name:<14} {'ready' if _answers(url) else 'up, not ready' if _alive(url) else 'down'}"
+        )
+
+
+def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float) -> None:
+    """Print the two sides as the bridge publishes them on calls:events."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    last = f"{int(started * 1000)}-0"
+    try:
+        while not stop_flag.is_set():
+            for _, entries in client.xread({"calls:events": last}, block=300) or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    f = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
+                    t = int(f.get("t_ms", "0")) / 1000
+                    if f.get("type") == "caller.final":
+                        print(f"  {t:6.1f}s  caller: {f.get('text', '')}", flush=True)
+                    elif f.get("type") == "agent.sentence":
+                        print(f"  {t:6.1f}s  agent:  {f.get('text', '')}", flush=True)
+                    elif f.get("type") == "barge_in":
+                        print(f"  {t:6.1f}s  (the caller cut in)", flush=True)
+    finally:
+        client.close()
+
+
+def demo() -> int:
+    t0 = time.monotonic()
+    print("Starting the stack (embedded LLM, ASR, TTS, policy, notifier, bridge, callsim):")
+    started = serve()
+    redis_url = json.loads(STATE.read_text())["redis_url"]
+    report_path = RUN / "demo" / "report.json"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"\nPlacing a scripted inbound call ({DEMO_SCRIPT.relative_to(ROOT)}):")
+    flag = threading.Event()
+    watcher = threading.Thread(
+        target=_live_transcript, args=(redis_url, flag, time.time()), daemon=True
+    )
+    watcher.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "callsim", "run", "--script", str(DEMO_SCRIPT), "--emulator", CONTROL,
+             "--redis-url", redis_url, "--report", str(report_path)],
+            cwd=ROOT, env=_env(redis_url), capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    finally:
+        flag.set()
+        watcher.join(2)
+    if not report_path.exists():
+        print(done.stderr)
+        print("error: the call produced no report")
+        return 1
+    report = json.loads(report_path.read_text())
+    print("\nPer-turn latency (the fork's audio timeline):")
+    print(f"  {'turn':<5} {'caller said':<48} {'speech end':>10} {'agent audio':>11} {'v2v':>7}")
+    for turn in report.get("turns", []):
+        v2v = f"{turn['v2v_ms']} ms" if turn["v2v_ms"] is not None else "-"
+        print(
+            f"  {turn['index']:<5} {turn['text'][:48]:<48} {turn['caller_speech_end_ms']:>8} ms"
+            f" {turn['agent_first_audio_ms'] or '-':>8} ms {v2v:>7}"
+        )
+    v = report.get("v2v", {})
+    print(f"  v2v p50 {v.get('p50_ms')} ms, p95 {v.get('p95_ms')} ms")
+    status_ = (report.get("outcome") or {}).get("status")
+    print(f"\nOutcome: {status_}")
+    row = _csv_row(report.get("call_id"))
+    if row:
+        print(f"Row appended to data/calls.csv: {row}")
+    print(f"Recording (caller left, agent right): {report.get('recording')}")
+    print(f"Bridge recording: recordings/{report.get('call_id')}.wav")
+    print(f"Report: {report_path}   ({time.monotonic() - t0:.0f} s in all)")
+    if started:
+        print("\nStopping what the demo started:")
+        stop(started)
+    if status_ != "booked":
+        print("error: the call did not book", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _csv_row(call_id: str | None) -> list[str] | None:
+    path = ROOT / "data" / "calls.csv"
+    for _ in range(50):
+        if call_id and path.exists():
+            with path.open(newline="", encoding="utf-8") as f:
+                for row in csv.reader(f):
+                    if call_id in row:
+                        return row
+        time.sleep(0.2)
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["serve", "stop", "status", "demo"])
+    args = parser.parse_args()
+    if args.command == "serve":
+        serve()
+        print("\nThe stack is running. Try: .venv/bin/callsim run --emulator http://127.0.0.1:8022 "
+              "--script tests/calls/booking_knee.yaml   (make stop to stop it)")  # fmt: skip
+        return 0
+    if args.command == "stop":
+        stop()
+        return 0
+    if args.command == "status":
+        status()
+        return 0
+    return demo()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""An asyncio Event Socket client for the bridge: one connection, reconnect with backoff.
+
+Written against the pitfalls of ../shared/design/freeswitch-protocols.md: replies are matched to
+commands strictly in order (one command in flight, as mod_event_socket answers in order), events
+are read on the same socket and never block a reply, ``bgapi`` is used for anything slow (the
+reply comes as a ``BACKGROUND_JOB`` event matched by ``Job-UUID``), the password never reaches a
+log, and a dropped connection is re-established with exponential backoff after which the bridge
+resyncs its calls (``on_connect``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from callkit.errors import DependencyUnavailable
+from callkit.esl import Event, Message, MessageReader, parse_event
+
+log = logging.getLogger("fs_bridge.esl")
+EVENTS = (
+    "CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE DTMF PLAYBACK_START PLAYBACK_STOP "
+    "BACKGROUND_JOB CUSTOM mod_audio_fork::connect mod_audio_fork::connect_failed "
+    "mod_audio_fork::disconnect mod_audio_fork::play_audio mod_audio_fork::kill_audio"
+)
+EventHandler = Callable[[Event], None]
+
+
+class EslClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        on_event: EventHandler,
+        on_connect: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        connect_timeout_s: float = 5.0,
+        reply_timeout_s: float = 10.0,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self._password = password
+        self.on_event = on_event
+        self.on_connect = on_connect
+        self.connect_timeout_s = connect_timeout_s
+        self.reply_timeout_s = reply_timeout_s
+        self.max_backoff_s = max_backoff_s
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies: asyncio.Queue[Message] = asyncio.Queue()
+        self._lock = asyncio.Lock()
+        self._jobs: dict[str, asyncio.Future[str]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._drop()
+
+    # ------------------------------------------------------------------ connection
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                reader = await self._connect()
+                backoff = 0.2
+                self.connects += 1
+                self.connected.set()
+                if self.on_connect is not None:
+                    asyncio.get_running_loop().create_task(self.on_connect())
+                await self._read(reader)
+                log.warning("event socket closed by FreeSWITCH; reconnecting")
+            except (OSError, TimeoutError, DependencyUnavailable) as exc:
+                reason = (
+                    exc.message if isinstance(exc, DependencyUnavailable) else type(exc).__name__
+                )
+                log.warning(
+                    "event socket unavailable; retrying",
+                    extra={"reason": reason, "retry_in_s": round(backoff, 2)},
+                )
+            finally:
+                self.connected.clear()
+                await self._drop()
+            await asyncio.sleep(backoff)
+            backoff = min(self.max_backoff_s, backoff * 2)
+
+    async def _connect(self) -> asyncio.StreamReader:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), self.connect_timeout_s
+        )
+        self._writer = writer
+        parser = MessageReader()
+        pending: list[Message] = []
+
+        async def next_message() -> Message:
+            while not pending:
+                data = await asyncio.wait_for(reader.read(65536), self.connect_timeout_s)
+                if not data:
+                    raise DependencyUnavailable("event socket closed during login")
+                pending.extend(parser.feed(data))
+            return pending.pop(0)
+
+        hello = await next_message()
+        if hello.content_type != "auth/request":
+            raise DependencyUnavailable(f"unexpected greeting {hello.content_type!r}")
+        writer.write(f"auth {self._password}\n\n".encode())
+        reply = await next_message()
+        if not (reply.reply_text or "").startswith("+OK"):
+            raise DependencyUnavailable("event socket refused the password (BRIDGE_ESL_PASSWORD)")
+        writer.write(f"event plain {EVENTS}\n\n".encode())
+        subscribed = await next_message()
+        if not (subscribed.reply_text or "").startswith("+OK"):
+            raise DependencyUnavailable(f"event subscription refused: {subscribed.reply_text}")
+        log.info("event socket connected", extra={"host": self.host, "port": self.port})
+        self._parser = parser
+        for leftover in pending:
+            self._dispatch(leftover)
+        return reader
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            for message in self._parser.feed(data):
+                self._dispatch(message)
+
+    def _dispatch(self, message: Message) -> None:
+        kind = message.content_type
+        if kind in ("command/reply", "api/response"):
+            self._replies.put_nowait(message)
+        elif kind == "text/event-plain":
+            event = parse_event(message)
+            if event.name == "BACKGROUND_JOB":
+                job = self._jobs.pop(event.get("Job-UUID") or "", None)
+                if job is not None and not job.done():
+                    job.set_result(event.body)
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("event handler failed", extra={"event_name": event.name})
+        elif kind == "text/disconnect-notice":
+            log.warning("event socket sent a disconnect notice")
+
+    async def _drop(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        while not self._replies.empty():
+            self._replies.get_nowait()
+        for job in self._jobs.values():
+            if not job.done():
+                job.set_exception(DependencyUnavailable("event socket dropped"))
+        self._jobs.clear()
+
+    # ------------------------------------------------------------------ commands
+
+    async def _command(self, line: str) -> Message:
+        async with self._lock:
+            if self._writer is None or not self.connected.is_set():
+                raise DependencyUnavailable("FreeSWITCH event socket is not connected")
+            self._writer.write(f"{line}\n\n".encode())
+            try:
+                return await asyncio.wait_for(self._replies.get(), self.reply_timeout_s)
+            except TimeoutError:
+                raise DependencyUnavailable(f"no reply to {line.split(' ')[0]!r}") from None
+
+    async def api(self, command: str) -> str:
+        """A quick API (``uuid_break``, ``uuid_exists``): its output text."""
+        reply = await self._command(f"api {command}")
+        return reply.text
+
+    async def bgapi(self, command: str, timeout_s: float = 60.0) -> str:
+        """A slow API (``originate``, ``uuid_kill``): runs in the background, result awaited."""
+        job_id = str(uuid.uuid4())
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._jobs[job_id] = future
+        reply = await self._command(f"bgapi {command}\nJob-UUID: {job_id}")
+        if not (reply.reply_text or "").startswith("+OK"):
+            self._jobs.pop(job_id, None)
+            return reply.reply_text or ""
+        return await asyncio.wait_for(future, timeout_s)
+
+    async def sendmsg_playback(self, call_uuid: str, path: str) -> None:
+        """Play a file on the call (file mode), with event-lock so files play in order."""
+        line = (
+            f"sendmsg {call_uuid}\ncall-command: execute\nexecute-app-name: playback\n"
+            f"execute-app-arg: {path}\nevent-lock: true"
+        )
+        await self._command(line)

@@ -1,0 +1,455 @@
+"""One call: FreeSWITCH's audio fork in, the agent's voice out.
+
+The fork's stereo frames are split into the caller's channel (to the ASR gateway, to the
+barge-in detector) and the played channel (the echo reference), and written to the call's
+stereo recording. Each agent turn is one task: the policy engine's sentences (SSE) go one by one
+to the TTS gateway and their audio straight to the call, in streaming mode as L16 frames with a
+mark after every sentence (the module reports each mark when it has really been played), in file
+mode as ``playAudio`` files played with ``sendmsg … playback``. A barge-in stops playback at
+once, cancels the turn (its policy and TTS streams with it) and tells the policy engine exactly
+what the caller heard. Every task of the call belongs to its task group, so nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from callkit.audio import WavWriter
+from callkit.errors import AgentError
+from fs_bridge.bargein import BargeInDetector, rms
+from fs_bridge.clients import AsrStream
+
+if TYPE_CHECKING:
+    from fs_bridge.bridge import Bridge
+
+log = logging.getLogger("fs_bridge.call")
+RATE = 16000
+CHUNK = RATE // 50 * 2 * 2  # 20 ms of stereo L16 at 16 kHz
+
+
+@dataclass
+class Spoken:
+    """One sentence sent to the call, and what is known of its playout."""
+
+    text: str
+    mark: str
+    duration_ms: float
+    started_ms: float | None = None  # when its audio began to play (fork timeline)
+    played: bool = False
+
+
+def heard_text(spoken: list[Spoken], now_ms: float) -> str:
+    """What the caller has heard of a turn at ``now_ms``: every sentence played out in full,
+    then the words of the sentence playing now in proportion to its elapsed playout."""
+    words: list[str] = []
+    for sentence in spoken:
+        if sentence.played:
+            words.extend(sentence.text.split())
+            continue
+        if sentence.started_ms is not None and sentence.duration_ms > 0:
+            share = max(0.0, min(1.0, (now_ms - sentence.started_ms) / sentence.duration_ms))
+            all_words = sentence.text.split()
+            words.extend(all_words[: math.floor(share * len(all_words))])
+        break
+    return " ".join(words)
+
+
+@dataclass
+class CallSession:
+    call_id: str
+    ws: WebSocket
+    bridge: Bridge
+    metadata: dict[str, Any] = field(default_factory=dict)
+    t_ms: float = 0.0  # the fork's audio timeline
+    hangup_cause: str | None = None
+    _spoken: list[Spoken] = field(default_factory=list)
+    _marks: int = 0
+    _turn: asyncio.Task[None] | None = None
+    _pending_interrupt: str | None = None
+    _interrupt_at: float = 0.0
+    _agent_done_ms: float | None = None
+    _last_caller_voice_ms: float = 0.0
+    _turn_started_wall: float | None = None
+    _first_audio_pending: bool = False
+    _ended: asyncio.Event = field(default_factory=asyncio.Event)
+    _quiet: asyncio.Event = field(default_factory=asyncio.Event)  # nothing left to play
+    _connected_wall: float = field(default_factory=time.monotonic)
+    _greeting_measured: bool = False
+    _file_waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        settings = self.bridge.settings
+        self.detector = BargeInDetector(settings.barge_in_config())
+        self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=500)
+        self.recording: Path = settings.recordings_dir / f"{self.call_id}.wav"
+        self.streaming = settings.playback == "stream"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, first: str | bytes | None) -> None:
+        self.bridge.metrics.active.inc()
+        settings = self.bridge.settings
+        settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+        recorder = WavWriter(self.recording, RATE, 2)
+        language = str(self.metadata.get("language") or settings.language)
+        asr = AsrStream(settings.asr_url, self.call_id, language, self.audio, self._on_asr)
+        await self._publish("started", direction=str(self.metadata.get("direction", "inbound")))
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                asr_task = group.create_task(asr.run())
+                watch = group.create_task(self._watchdog())
+                self._start_turn(self._call_started_event())
+                try:
+                    if isinstance(first, bytes):
+                        self._on_audio(first, recorder)
+                    await self._read(recorder)
+                finally:
+                    self._ended.set()
+                    asr_task.cancel()
+                    watch.cancel()
+                    if self._turn is not None:
+                        self._turn.cancel()
+        finally:
+            recorder.close()
+            self.bridge.metrics.active.dec()
+            await self._end()
+
+    def _call_started_event(self) -> dict[str, Any]:
+        meta = self.metadata
+        event: dict[str, Any] = {
+            "type": "call.started",
+            "direction": meta.get("direction", "inbound"),
+            "caller": meta.get("caller"),
+            "callee": meta.get("callee"),
+        }
+        if meta.get("campaign_id"):
+            event["campaign_id"] = meta["campaign_id"]
+        if isinstance(meta.get("contact"), dict):
+            event["contact"] = meta["contact"]
+        if meta.get("locale") or meta.get("language"):
+            event["locale"] = meta.get("locale") or meta.get("language")
+        return event
+
+    async def _read(self, recorder: WavWriter) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is not None:
+                self._on_audio(data, recorder)
+                continue
+            text = message.get("text")
+            if text:
+                self._on_text(text)
+
+    async def _end(self) -> None:
+        cause = self.hangup_cause or "NORMAL_CLEARING"
+        try:
+            async for _ in self.bridge.policy.events(
+                self.call_id, {"type": "call.ended", "cause": cause, "event_id": "call.ended"}
+            ):
+                pass
+        except AgentError as exc:
+            log.warning(
+                "could not tell the policy engine the call ended", extra={"error": exc.message}
+            )
+        await self._publish("ended", cause=cause, recording=str(self.recording))
+        log.info(
+            "call ended", extra={"call_id": self.call_id, "cause": cause, "ms": round(self.t_ms)}
+        )
+
+    # ------------------------------------------------------------------ audio in
+
+    def _on_audio(self, data: bytes, recorder: WavWriter) -> None:
+        usable = data[: len(data) - len(data) % 4]
+        if not usable:
+            return
+        recorder.write(usable)
+        stereo = np.frombuffer(usable, "<i2")
+        caller = stereo[0::2].astype("<i2").tobytes()
+        played = stereo[1::2].astype("<i2").tobytes()
+        to_asr: list[bytes] = []
+        step = RATE // 50 * 2
+        for i in range(0, len(caller), step):
+            chunk = caller[i : i + step]
+            caller_level, played_level = rms(chunk), rms(played[i : i + step])
+            self.t_ms += len(chunk) / 2 / RATE * 1000
+            speaking = self._agent_speaking()
+            if self.detector.feed(caller_level, played_level, speaking):
+                self._group.create_task(self._interrupt())
+            voiced = self.detector.last_voiced
+            if voiced:
+                self._last_caller_voice_ms = self.t_ms
+            # Echo suppression for the recognizer: while the agent speaks, only what the
+            # detector takes for the caller's own voice goes through; the rest is the agent's
+            # echo and would come back as a transcript of the agent's own words.
+            to_asr.append(chunk if voiced or not speaking else bytes(len(chunk)))
+        if self.audio.full():
+            self.audio.get_nowait()  # the ASR fell behind: drop the oldest audio, keep the call
+        self.audio.put_nowait(b"".join(to_asr))
+
+    def _on_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError:
+            if not self.metadata:
+                self.metadata = {"raw": text}
+            return
+        if not isinstance(message, dict):
+            return
+        if message.get("type") == "mark" and isinstance(message.get("data"), dict):
+            self._on_mark(str(message["data"].get("name")), str(message["data"].get("event")))
+
+    # ------------------------------------------------------------------ playout bookkeeping
+
+    def _agent_speaking(self) -> bool:
+        return any(not s.played for s in self._spoken)
+
+    def _on_mark(self, name: str, event: str) -> None:
+        for i, spoken in enumerate(self._spoken):
+            if spoken.mark == name and not spoken.played:
+                spoken.played = True
+                if event == "playout" and i + 1 < len(self._spoken):
+                    nxt = self._spoken[i + 1]
+                    if nxt.started_ms is None:
+                        nxt.started_ms = self.t_ms
+                break
+        if not self._agent_speaking():
+            self._agent_done_ms = self.t_ms
+            self._quiet.set()
+
+    def heard_text(self) -> str:
+        return heard_text(self._spoken, self.t_ms)
+
+    # ------------------------------------------------------------------ agent turns
+
+    def _start_turn(self, event: dict[str, Any]) -> None:
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
+        self._spoken = []
+        self._quiet.set()
+        self._agent_done_ms = None
+        self._turn_started_wall = time.monotonic()
+        self._first_audio_pending = True
+        self._turn = self._group.create_task(self._agent_turn(event))
+
+    async def _agent_turn(self, event: dict[str, Any]) -> None:
+        actions: list[dict[str, Any]] = []
+        try:
+            async for kind, data in self.bridge.policy.events(self.call_id, event):
+                if kind == "reply.sentence":
+                    await self._say(str(data.get("text", "")))
+                elif kind == "reply.done":
+                    actions = list(data.get("actions") or [])
+                elif kind == "error":
+                    log.warning("policy engine error mid-turn", extra={"code": data.get("code")})
+        except AgentError as exc:
+            log.warning("agent turn failed", extra={"call_id": self.call_id, "error": exc.message})
+            await self._apologize()
+        await self._quiet.wait()
+        self._agent_done_ms = self.t_ms
+        for action in actions:
+            if action.get("type") == "hangup":
+                await self.bridge.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
+            elif action.get("type") == "transfer":
+                target = str(action.get("target") or "").strip()
+                if target:
+                    await self.bridge.control(f"uuid_transfer {self.call_id} {target}")
+
+    async def _apologize(self) -> None:
+        text = self.bridge.settings.apology_text
+        with contextlib.suppress(AgentError):
+            await self._say(text)
+
+    async def _say(self, text: str) -> None:
+        if not text:
+            return
+        self._marks += 1
+        mark = f"s{self._marks}"
+        sent = 0
+        chunks: list[bytes] = []
+        spoken = Spoken(text=text, mark=mark, duration_ms=0.0)
+        idle = not self._agent_speaking()
+        self._spoken.append(spoken)
+        self._quiet.clear()
+        async for chunk in self.bridge.tts.speak(text, RATE):
+            if self.streaming:
+                if sent == 0:
+                    if idle:
+                        spoken.started_ms = self.t_ms
+                    self._note_first_audio()
+                await self.ws.send_bytes(chunk)
+            else:
+                chunks.append(chunk)
+            sent += len(chunk)
+        spoken.duration_ms = sent / 2 / RATE * 1000
+        await self._publish("agent.sentence", text=text)
+        if self.streaming:
+            await self.ws.send_text(json.dumps({"type": "mark", "data": {"name": mark}}))
+            return
+        await self._play_file(spoken, b"".join(chunks), idle)
+
+    async def _play_file(self, spoken: Spoken, pcm: bytes, idle: bool) -> None:
+        """File mode (upstream mod_audio_fork): playAudio writes a file, we play it."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._file_waiters[spoken.mark] = waiter
+        await self.ws.send_text(
+            json.dumps(
+                {
+                    "type": "playAudio",
+                    "data": {
+                        "audioContentType": "raw",
+                        "sampleRate": RATE,
+                        "audioContent": base64.b64encode(pcm).decode(),
+                        "textContent": spoken.mark,
+                    },
+                }
+            )
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, 5)
+        self._note_first_audio()
+        if idle and spoken.started_ms is None:
+            spoken.started_ms = self.t_ms
+        # The playback's duration is known; its end marks the sentence played.
+        self._group.create_task(self._file_played(spoken))
+
+    async def _file_played(self, spoken: Spoken) -> None:
+        started = spoken.started_ms if spoken.started_ms is not None else self.t_ms
+        while not spoken.played and self.t_ms < started + spoken.duration_ms:  # noqa: ASYNC110 (the fork's timeline advances with its frames; there is no event to wait on)
+            await asyncio.sleep(0.02)
+        self._on_mark(spoken.mark, "playout")
+
+    def on_play_audio(self, body: str) -> None:
+        """ESL mod_audio_fork::play_audio: the file is written; play it in order."""
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            return
+        mark, path = data.get("textContent"), data.get("file")
+        if not path:
+            return
+        self._group.create_task(self.bridge.playback(self.call_id, str(path)))
+        waiter = self._file_waiters.pop(str(mark), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _note_first_audio(self) -> None:
+        if not self._first_audio_pending or self._turn_started_wall is None:
+            return
+        self._first_audio_pending = False
+        seconds = time.monotonic() - self._turn_started_wall
+        if not self._greeting_measured:
+            self._greeting_measured = True
+            self.bridge.metrics.greeting.observe(time.monotonic() - self._connected_wall)
+        else:
+            self.bridge.metrics.turn_first_audio.observe(seconds)
+
+    # ------------------------------------------------------------------ barge-in
+
+    async def _interrupt(self) -> None:
+        if not self._agent_speaking():
+            return
+        heard = self.heard_text()
+        self._pending_interrupt = heard
+        self._interrupt_at = time.monotonic()
+        if self._turn is not None:
+            self._turn.cancel()
+        for spoken in self._spoken:
+            spoken.played = True
+        self._quiet.set()
+        self._agent_done_ms = self.t_ms
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(json.dumps({"type": "killAudio"}))
+        if not self.streaming:
+            await self.bridge.control(f"uuid_break {self.call_id} all", slow=False)
+        self.bridge.metrics.barge_ins.inc()
+        await self._publish("barge_in", heard_words=str(len(heard.split())))
+
+    # ------------------------------------------------------------------ the caller's words
+
+    async def _on_asr(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "vad.speech_start":
+            self._last_caller_voice_ms = self.t_ms
+        if kind != "transcript.final":
+            return
+        text = str(event.get("text") or "").strip()
+        if not text:
+            return
+        segment = f"{self.call_id}:{event.get('segment_id')}:{round(self.t_ms)}"
+        await self._publish("caller.final", text=text)
+        if self._pending_interrupt is not None:
+            heard, self._pending_interrupt = self._pending_interrupt, None
+            self._start_turn(
+                {
+                    "type": "user.interrupted",
+                    "heard_text": heard,
+                    "utterance": {"text": text, "segment_id": segment},
+                }
+            )
+        elif self._agent_speaking():
+            # Words over the agent that were no interruption: a backchannel. The agent goes on.
+            return
+        else:
+            self._start_turn({"type": "user.utterance", "text": text, "segment_id": segment})
+
+    def on_dtmf(self, digit: str) -> None:
+        self._start_turn({"type": "dtmf", "digits": digit})
+
+    # ------------------------------------------------------------------ timers
+
+    async def _watchdog(self) -> None:
+        settings = self.bridge.settings
+        while True:
+            await asyncio.sleep(0.25)
+            if self.t_ms >= settings.max_call_s * 1000:
+                log.info("call reached its maximum length", extra={"call_id": self.call_id})
+                await self.bridge.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
+                return
+            if (
+                self._pending_interrupt is not None
+                and time.monotonic() - self._interrupt_at > settings.interrupt_wait_s
+            ):
+                heard, self._pending_interrupt = self._pending_interrupt, None
+                self._start_turn({"type": "user.interrupted", "heard_text": heard})
+                continue
+            turn_running = self._turn is not None and not self._turn.done()
+            if turn_running or self._agent_done_ms is None or self._pending_interrupt is not None:
+                continue
+            quiet_since = max(self._agent_done_ms, self._last_caller_voice_ms)
+            if self.t_ms - quiet_since >= settings.silence_s * 1000:
+                seconds = round((self.t_ms - quiet_since) / 1000, 1)
+                self._start_turn(
+                    {
+                        "type": "user.silence",
+                        "seconds": seconds,
+                        "event_id": f"silence-{round(self.t_ms)}",
+                    }
+                )
+
+    # ------------------------------------------------------------------ events
+
+    async def _publish(self, kind: str, **fields: str) -> None:
+        await self.bridge.publish(self.call_id, kind, round(self.t_ms), fields)
+
+
+SessionFactory = Callable[..., CallSession]

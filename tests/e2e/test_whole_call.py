@@ -1,0 +1,216 @@
+"""Whole calls: callsim's FreeSWITCH and scripted callers against the real bridge, ASR gateway,
+TTS gateway, policy engine (with the embedded LLM) and Redis, as separate processes.
+
+Each test plays a script from tests/calls and checks the report a user would read: booked or
+not, v2v measured on the fork's audio, barge-ins that stop the agent, backchannels and echo
+that do not, a silent caller hung up on politely, and a policy engine restarted mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serving import running_service
+
+from callkit.redis_provision import free_port
+from callsim.esl_server import EslServer
+from callsim.run import RunOptions, run_call, summary_lines
+from callsim.script import CallScript, load_script
+from callsim.switch import Switch
+
+ROOT = Path(__file__).parents[2]
+CALLS = ROOT / "tests" / "calls"
+FORK_PASSWORD = "fork-" + uuid.uuid4().hex[:8]
+ESL_PASSWORD = "esl-" + uuid.uuid4().hex[:8]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    ports: dict[str, int]
+    loop: asyncio.AbstractEventLoop
+    switch: Switch
+    redis_url: str
+    tmp: Path
+    services: dict[str, subprocess.Popen[str]]
+
+    def call(self, script: CallScript, during: Any = None) -> dict[str, Any]:
+        options = RunOptions(
+            fork_url=f"ws://127.0.0.1:{self.ports['bridge']}/fork/{{uuid}}",
+            fork_user="freeswitch",
+            fork_password=FORK_PASSWORD,
+            recordings=self.tmp / "callsim",
+            redis_url=self.redis_url,
+        )
+        future = asyncio.run_coroutine_threadsafe(run_call(self.switch, script, options), self.loop)
+        if during is not None:
+            during()
+        report = future.result(timeout=420)
+        print("\n".join(summary_lines(report)))
+        return report
+
+
+@pytest.fixture(scope="module")
+def stack(
+    redis_url: str, embedded_llm: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("whole-call")
+    ports = {k: free_port() for k in ("asr", "tts", "policy", "bridge", "esl")}
+    env = {
+        "REDIS_URL": redis_url,
+        "ASR_PORT": str(ports["asr"]),
+        "TTS_PORT": str(ports["tts"]),
+        "TTS_PRERENDER_RATES": "[16000]",
+        "POLICY_PORT": str(ports["policy"]),
+        "POLICY_LLM_BASE_URL": embedded_llm,
+        "POLICY_CALENDAR_NAMESPACE": f"test-appt-{uuid.uuid4().hex[:8]}",
+        "BRIDGE_PORT": str(ports["bridge"]),
+        "BRIDGE_ESL_PORT": str(ports["esl"]),
+        "BRIDGE_ESL_PASSWORD": ESL_PASSWORD,
+        "BRIDGE_FORK_PASSWORD": FORK_PASSWORD,
+        "BRIDGE_ASR_URL": f"ws://127.0.0.1:{ports['asr']}/ws/transcribe",
+        "BRIDGE_TTS_URL": f"http://127.0.0.1:{ports['tts']}",
+        "BRIDGE_POLICY_URL": f"http://127.0.0.1:{ports['policy']}",
+        "BRIDGE_RECORDINGS_DIR": str(tmp / "bridge"),
+        "BRIDGE_SILENCE_S": "4",
+    }
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    switch = Switch(fork_build="jambonz")
+    server = EslServer(switch, ESL_PASSWORD, "127.0.0.1", ports["esl"])
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    services: dict[str, subprocess.Popen[str]] = {}
+    with contextlib.ExitStack() as stack_:
+        logs = {name: stack_.enter_context((tmp / f"{name}.log").open("w")) for name in ports}
+        for name, module, port_key in (
+            ("asr", "asr_gateway", "asr"),
+            ("tts", "tts_gateway", "tts"),
+            ("policy", "policy_engine", "policy"),
+            ("bridge", "fs_bridge", "bridge"),
+        ):
+            services[name] = stack_.enter_context(
+                running_service(
+                    module,
+                    env,
+                    ports[port_key],
+                    timeout_s=240,
+                    ready_path="/ready",
+                    output=logs[name],
+                )
+            )
+        yield Stack(env, ports, loop, switch, redis_url, tmp, services)
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_a_short_booking_lands_as_a_booked_outcome(stack: Stack) -> None:
+    report = stack.call(load_script(CALLS / "booking_knee.yaml"))
+    assert report["errors"] == []
+    checks = {c["check"]: c for c in report["expect"]}
+    assert checks["status"]["passed"], checks["status"]
+    assert report["outcome"]["slots"]["appointment_date"]
+    assert report["hung_up_by"] == "uuid_kill"  # the agent hung up after its farewell
+    assert report["v2v"]["n"] == 12
+    assert all(t["v2v_ms"] is not None and t["v2v_ms"] > 0 for t in report["turns"])
+    assert Path(report["recording"]).stat().st_size > 16000 * 4 * 10
+    bridge_recording = stack.tmp / "bridge" / f"{report['call_id']}.wav"
+    assert bridge_recording.stat().st_size > 16000 * 4 * 10
+    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
+    assert any("You're booked" in text for text in agent_lines)
+
+
+def test_a_barge_in_stops_the_agent_and_is_answered(stack: Stack) -> None:
+    report = stack.call(load_script(CALLS / "barge_in.yaml"))
+    (barge,) = report["barge_ins"]
+    assert barge["stopped"], barge
+    assert barge["correct"], barge
+    assert barge["stop_latency_ms"] < 2500  # the detector's 700 ms span plus echo guard, on CPU
+    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
+    assert any("$520" in text for text in agent_lines)  # the price question was answered
+    assert report["spurious_stops"] == []
+
+
+def test_a_backchannel_does_not_stop_the_agent(stack: Stack) -> None:
+    report = stack.call(load_script(CALLS / "backchannel.yaml"))
+    (backchannel,) = report["barge_ins"]
+    assert backchannel["should_stop"] is False
+    assert backchannel["stopped"] is False, backchannel
+    assert report["spurious_stops"] == []
+
+
+def test_echo_of_the_agents_own_voice_does_not_stop_it(stack: Stack) -> None:
+    report = stack.call(load_script(CALLS / "echo_line.yaml"))
+    assert report["errors"] == []
+    assert report["spurious_stops"] == []
+    assert report["v2v"]["n"] == 2
+
+
+def test_a_silent_caller_is_reprompted_then_hung_up_on(stack: Stack) -> None:
+    report = stack.call(load_script(CALLS / "silent_caller.yaml"))
+    assert report["hung_up_by"] == "uuid_kill"
+    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
+    assert any("Sorry, could you tell me your name?" in text for text in agent_lines)
+    assert any("I can't hear you" in text for text in agent_lines)
+    checks = {c["check"]: c for c in report["expect"]}
+    assert checks["status"]["passed"], checks["status"]
+
+
+def test_the_call_goes_on_when_the_policy_engine_restarts(stack: Stack) -> None:
+    script = CallScript.model_validate(
+        {
+            "name": "policy-restart",
+            "caller": {"voice": "piper:en_US-joe-medium", "codec": "L16"},
+            "turns": [
+                "My name is Laura Martin.",
+                "My knee hurts, for two weeks, a sharp pain.",
+                "No, I have not.",
+                {"hangup": {}},
+            ],
+        }
+    )
+    policy = stack.services["policy"]
+
+    def restart_policy() -> None:
+        # Let the call get going, then kill the engine and start a new one on the same port.
+        with httpx.Client() as client:
+            for _ in range(120):
+                metrics = client.get(f"http://127.0.0.1:{stack.ports['policy']}/metrics").text
+                if 'policy_events_total{type="user.utterance"}' in metrics:
+                    break
+                threading.Event().wait(0.5)
+        policy.kill()
+        policy.wait(10)
+        replacement = subprocess.Popen(
+            [sys.executable, "-m", "policy_engine"],
+            cwd=ROOT,
+            env={**os.environ, **stack.env},
+            stdout=(stack.tmp / "policy-restarted.log").open("w"),
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        stack.services["policy"] = replacement
+
+    try:
+        report = stack.call(script, during=restart_policy)
+    finally:
+        stack.services["policy"].terminate()
+        stack.services["policy"].wait(15)
+    assert report["errors"] == []
+    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
+    # The script went on past the restart: the doctor question, then the recommendation.
+    assert any("seen a doctor" in text for text in agent_lines)
+    assert any("I would recommend" in text for text in agent_lines)
