@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +59,7 @@ class Stack:
             during()
         report = future.result(timeout=420)
         print("\n".join(summary_lines(report)))
+        (self.tmp / f"{script.name}.json").write_text(json.dumps(report, indent=1))
         return report
 
 
@@ -120,6 +122,7 @@ def stack(
 def test_a_short_booking_lands_as_a_booked_outcome(stack: Stack) -> None:
     report = stack.call(load_script(CALLS / "booking_knee.yaml"))
     assert report["errors"] == []
+    assert report["spurious_stops"] == []
     checks = {c["check"]: c for c in report["expect"]}
     assert checks["status"]["passed"], checks["status"]
     assert report["outcome"]["slots"]["appointment_date"]
@@ -198,17 +201,19 @@ def test_the_call_goes_on_when_the_policy_engine_restarts(stack: Stack) -> None:
             [sys.executable, "-m", "policy_engine"],
             cwd=ROOT,
             env={**os.environ, **stack.env},
-            stdout=(stack.tmp / "policy-restarted.log").open("w"),
+            stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
         )
         stack.services["policy"] = replacement
 
+    log = (stack.tmp / "policy-restarted.log").open("w")
     try:
         report = stack.call(script, during=restart_policy)
     finally:
         stack.services["policy"].terminate()
         stack.services["policy"].wait(15)
+        log.close()
     assert report["errors"] == []
     agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
     # The script went on past the restart: the doctor question, then the recommendation.
