@@ -27,7 +27,7 @@ END_SILENCE_FRAMES = 15  # the fake hears the end of speech after 300 ms of sile
 REPLY_DELAY_FRAMES = 20  # ... and answers 400 ms later
 BARGE_FRAMES = 35  # speech this long (700 ms) over the agent is an interruption
 KILL_DELAY_FRAMES = 5  # ... which stops the agent 100 ms later
-REPLY_S = 3.0
+REPLY_S = 2.0
 
 
 def _rms(x: np.ndarray) -> float:
