@@ -204,6 +204,23 @@ def test_questions(text: str, question: bool) -> None:
     assert p.is_question(text, EN) is question
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "My left knee has hurt for 2 weeks. It is a sharp pain.",
+            "My left knee has hurt. It is a sharp pain",
+        ),
+        (
+            "Well, my back hurts, for about a month, mostly at night.",
+            "my back hurts, mostly at night",
+        ),
+    ],
+)
+def test_symptoms_are_the_callers_words_without_the_duration(text: str, expected: str) -> None:
+    assert p.symptom_phrase(text) == expected
+
+
 def test_symptom_words_are_whole_words() -> None:
     assert p.mentions_symptom("My knee hurts", ["knee"])
     assert not p.mentions_symptom("my number is 555", ["knee"])  # "numb" is not "number"

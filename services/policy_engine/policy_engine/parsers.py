@@ -584,13 +584,16 @@ def mentions_symptom(text: str, body_words: Iterable[str]) -> bool:
 def symptom_phrase(text: str) -> str:
     """The caller's own words for the problem, without fillers or how long it has lasted."""
     s = re.sub(
-        r"\b(?:for|about|around|over|almost|nearly|since)\s+(?:\d{1,3}|a|an|a couple of|a few|"
-        r"several|yesterday|last \w+)\s*(?:days?|weeks?|months?|years?)?\b",
+        r"\b(?:(?:for|since)\s+)?(?:(?:about|around|over|almost|nearly|the last|the past)\s+)?"
+        r"(?:\d{1,3}|a|an|a couple of|a few|several)\s+(?:days?|weeks?|months?|years?)\b"
+        r"|\bsince\s+(?:yesterday|last \w+|this morning)\b",
         "",
         text,
         flags=re.I,
     )
     s = re.sub(r"^(?:well|so|um|uh|yes|yeah|hi|hello|okay|ok)[,.]?\s+", "", s.strip(), flags=re.I)
+    s = re.sub(r"\s+([.,;!?])", r"\1", s)  # "hurt . It" once "for 2 weeks" is gone
+    s = re.sub(r"([.,;!?])(?:\s*[.,;!?])+", r"\1", s)
     s = re.sub(r"\s+", " ", s).strip(" .,!?;")
     return s[:200]
 
