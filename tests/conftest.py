@@ -85,3 +85,40 @@ def embedded_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ),
     ):
         yield f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture(scope="session")
+def esl_emulator() -> Iterator[tuple[int, str]]:
+    """callsim's FreeSWITCH Event Socket (`callsim serve`) for services that need one."""
+    import subprocess
+    import sys
+    import time
+
+    port, password = find_free_port(), "emulated-esl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "callsim",
+            "serve",
+            "--esl-port",
+            str(port),
+            "--esl-password",
+            password,
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        while "Event Socket on" not in proc.stderr.readline():
+            assert proc.poll() is None, "callsim serve exited"
+            assert time.monotonic() < deadline, "callsim serve did not start"
+        yield port, password
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        if proc.stderr:
+            proc.stderr.close()

@@ -31,8 +31,22 @@ REDIS_SERVICES: list[tuple[str, Callable[[str, str], FastAPI]]] = [
         lambda url, llm: policy_app(PolicySettings.load(redis_url=url, llm_base_url=llm)),
     ),
     ("notifier", lambda url, _: notifier_app(NotifySettings.load(redis_url=url))),
-    ("fs_bridge", lambda url, _: bridge_app(BridgeSettings.load(redis_url=url, esl_password="x"))),
+    ("fs_bridge", lambda url, _: bridge_app(_bridge_settings(url))),
 ]
+ESL: dict[str, tuple[int, str]] = {}
+
+
+def _bridge_settings(url: str) -> BridgeSettings:
+    port, password = ESL.get("emulator", (1, "x"))
+    return BridgeSettings.load(
+        redis_url=url, esl_port=port, esl_password=password, fork_password="fork-secret"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _emulated_freeswitch(esl_emulator: tuple[int, str]) -> None:
+    """The bridge is ready only with FreeSWITCH's Event Socket connected: callsim's here."""
+    ESL["emulator"] = esl_emulator
 
 
 @pytest.mark.parametrize(("name", "factory"), REDIS_SERVICES, ids=[n for n, _ in REDIS_SERVICES])
@@ -44,6 +58,11 @@ def test_ready_when_redis_answers(
         assert health.status_code == 200
         assert health.json()["service"] == name
         ready = client.get("/ready")
+        for _ in range(100):  # the bridge connects to the Event Socket in the background
+            if ready.status_code == 200:
+                break
+            time.sleep(0.05)
+            ready = client.get("/ready")
         assert ready.status_code == 200, ready.json()
         assert ready.json()["checks"]["redis"] == "ok"
 

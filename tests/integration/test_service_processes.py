@@ -24,16 +24,23 @@ from serving import running_service
     ],
 )
 def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
-    module: str, prefix: str, free_port: int, redis_url: str, embedded_llm: str
+    module: str,
+    prefix: str,
+    free_port: int,
+    redis_url: str,
+    embedded_llm: str,
+    esl_emulator: tuple[int, str],
 ) -> None:
     env = {
         f"{prefix}PORT": str(free_port),
         "REDIS_URL": redis_url,
-        "BRIDGE_ESL_PASSWORD": "test-pass",
+        "BRIDGE_ESL_PORT": str(esl_emulator[0]),
+        "BRIDGE_ESL_PASSWORD": esl_emulator[1],
+        "BRIDGE_FORK_PASSWORD": "test-pass",
         "POLICY_LLM_BASE_URL": embedded_llm,
         "TTS_PRERENDER": "false",  # prerender readiness: tests/integration/test_tts_gateway.py
     }
-    with running_service(module, env, free_port) as proc:
+    with running_service(module, env, free_port, ready_path="/ready") as proc:
         ready = httpx.get(f"http://127.0.0.1:{free_port}/ready", timeout=5)
         assert ready.status_code == 200, ready.json()
         proc.send_signal(signal.SIGTERM)
@@ -47,12 +54,13 @@ def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
         r["msg"] == "Application shutdown complete." for r in records
     )  # graceful, not killed
     assert "test-pass" not in stderr
+    assert esl_emulator[1] not in stderr
 
 
 def test_invalid_configuration_exits_2_naming_the_variable() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "fs_bridge"],
-        env={k: v for k, v in os.environ.items() if k != "BRIDGE_ESL_PASSWORD"}
+        env={k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
         | {"BRIDGE_PORT": "0"},
         capture_output=True,
         text=True,
@@ -62,6 +70,7 @@ def test_invalid_configuration_exits_2_naming_the_variable() -> None:
     assert done.returncode == 2
     assert "BRIDGE_PORT: Input should be greater than or equal to 1" in done.stderr
     assert "BRIDGE_ESL_PASSWORD: Field required" in done.stderr
+    assert "BRIDGE_FORK_PASSWORD: Field required" in done.stderr
 
 
 def test_an_unknown_model_stops_start_up_with_the_known_names() -> None:

@@ -25,6 +25,7 @@ DEFAULT_PORTS = [
 @pytest.fixture(autouse=True)
 def _bridge_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRIDGE_ESL_PASSWORD", "s3cret-esl")
+    monkeypatch.setenv("BRIDGE_FORK_PASSWORD", "s3cret-fork")
     for _, var, _ in DEFAULT_PORTS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
