@@ -86,6 +86,8 @@ class CallSession:
     _first_audio_pending: bool = False
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     _quiet: asyncio.Event = field(default_factory=asyncio.Event)  # nothing left to play
+    _turn_audio_ms: float | None = None  # when the current turn's first audio went out
+    _awaiting_final_since: float | None = None  # the recognizer heard speech, no final yet
     _connected_wall: float = field(default_factory=time.monotonic)
     _greeting_measured: bool = False
     _file_waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
@@ -247,6 +249,7 @@ class CallSession:
         self._spoken = []
         self._quiet.set()
         self._agent_done_ms = None
+        self._turn_audio_ms = None
         self._turn_started_wall = time.monotonic()
         self._first_audio_pending = True
         self._turn = self._group.create_task(self._agent_turn(event))
@@ -353,6 +356,8 @@ class CallSession:
             waiter.set_result(None)
 
     def _note_first_audio(self) -> None:
+        if self._turn_audio_ms is None:
+            self._turn_audio_ms = self.t_ms
         if not self._first_audio_pending or self._turn_started_wall is None:
             return
         self._first_audio_pending = False
@@ -365,9 +370,10 @@ class CallSession:
 
     # ------------------------------------------------------------------ barge-in
 
-    async def _interrupt(self) -> None:
+    async def _interrupt(self) -> str | None:
+        """Stop the agent now; what the caller heard of its turn (None if it was silent)."""
         if not self._agent_speaking():
-            return
+            return None
         heard = self.heard_text()
         self._pending_interrupt = heard
         self._interrupt_at = time.monotonic()
@@ -383,6 +389,7 @@ class CallSession:
             await self.bridge.control(f"uuid_break {self.call_id} all", slow=False)
         self.bridge.metrics.barge_ins.inc()
         await self._publish("barge_in", heard_words=str(len(heard.split())))
+        return heard
 
     # ------------------------------------------------------------------ the caller's words
 
@@ -390,8 +397,10 @@ class CallSession:
         kind = event.get("type")
         if kind == "vad.speech_start":
             self._last_caller_voice_ms = self.t_ms
+            self._awaiting_final_since = time.monotonic()
         if kind != "transcript.final":
             return
+        self._awaiting_final_since = None
         text = str(event.get("text") or "").strip()
         if not text:
             return
@@ -407,10 +416,27 @@ class CallSession:
                 }
             )
         elif self._agent_speaking():
+            if self._turn_audio_ms is not None and self._caller_voice_before_turn():
+                # The caller spoke before this turn's audio began (a reprompt crossed their
+                # answer): stop it and take the answer, reporting what was heard of it.
+                cut = await self._interrupt()
+                if cut is not None:
+                    self._pending_interrupt = None
+                    self._start_turn(
+                        {
+                            "type": "user.interrupted",
+                            "heard_text": cut,
+                            "utterance": {"text": text, "segment_id": segment},
+                        }
+                    )
+                return
             # Words over the agent that were no interruption: a backchannel. The agent goes on.
             return
         else:
             self._start_turn({"type": "user.utterance", "text": text, "segment_id": segment})
+
+    def _caller_voice_before_turn(self) -> bool:
+        return self._turn_audio_ms is not None and self._last_caller_voice_ms < self._turn_audio_ms
 
     def on_dtmf(self, digit: str) -> None:
         self._start_turn({"type": "dtmf", "digits": digit})
@@ -435,6 +461,11 @@ class CallSession:
             turn_running = self._turn is not None and not self._turn.done()
             if turn_running or self._agent_done_ms is None or self._pending_interrupt is not None:
                 continue
+            if (
+                self._awaiting_final_since is not None
+                and time.monotonic() - self._awaiting_final_since < settings.interrupt_wait_s * 3
+            ):
+                continue  # the caller spoke and the recognizer is still on it: not silence
             quiet_since = max(self._agent_done_ms, self._last_caller_voice_ms)
             if self.t_ms - quiet_since >= settings.silence_s * 1000:
                 seconds = round((self.t_ms - quiet_since) / 1000, 1)
