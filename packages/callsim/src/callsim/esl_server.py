@@ -286,6 +286,10 @@ class EslServer:
         self._writers.add(writer)
         try:
             await EslConnection(self.switch, self.password, reader, writer).run()
+        except asyncio.CancelledError:
+            # The emulator is shutting down with this connection open (asyncio cancels the
+            # handler); ending quietly keeps asyncio's stream callback from logging a traceback.
+            return
         finally:
             self._writers.discard(writer)
 
