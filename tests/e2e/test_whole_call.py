@@ -172,6 +172,17 @@ def test_a_silent_caller_is_reprompted_then_hung_up_on(stack: Stack) -> None:
     assert checks["status"]["passed"], checks["status"]
 
 
+def test_a_key_press_for_a_person_transfers_the_call(stack: Stack) -> None:
+    """DTMF reaches the agent over the Event Socket; its transfer comes back as uuid_transfer."""
+    report = stack.call(load_script(CALLS / "dtmf_transfer.yaml"))
+    assert report["errors"] == []
+    assert report["transferred_to"] == "1000"  # prompts/clinic/clinic.yaml transfer_target
+    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
+    assert any("putting you through to a colleague" in text for text in agent_lines)
+    checks = {c["check"]: c for c in report["expect"]}
+    assert checks["status"]["passed"], checks["status"]
+
+
 def test_the_call_goes_on_when_the_policy_engine_restarts(stack: Stack) -> None:
     script = CallScript.model_validate(
         {
