@@ -147,3 +147,20 @@ def test_errors_have_detail_error_id_and_code(redis_url: str) -> None:
         wrong_method = client.post("/health")
         assert wrong_method.status_code == 405
         assert wrong_method.json()["code"] == "http_405"
+
+
+def test_the_bridge_reports_its_event_socket(redis_url: str, dead_port: int) -> None:
+    with TestClient(bridge_app(_bridge_settings(redis_url))) as client:
+        for _ in range(100):
+            if client.get("/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert "bridge_esl_connected 1.0" in client.get("/metrics").text
+    down = BridgeSettings.load(
+        redis_url=redis_url, esl_port=dead_port, esl_password="x", fork_password="y"
+    )
+    with TestClient(bridge_app(down)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert "event socket" in ready.json()["checks"]["freeswitch"]
+        assert "bridge_esl_connected 0.0" in client.get("/metrics").text

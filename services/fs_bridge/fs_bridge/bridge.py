@@ -74,6 +74,7 @@ class Bridge:
             on_event=self._on_event,
             on_connect=self._resync,
         )
+        self.metrics.esl_up.set_function(lambda: 1.0 if self.esl.connected.is_set() else 0.0)
 
     async def start(self) -> None:
         self.esl.start()
@@ -103,7 +104,6 @@ class Bridge:
             log.warning("playback command failed", extra={"call_id": call_id, "error": exc.message})
 
     def _on_event(self, event: Event) -> None:
-        self.metrics.esl_up.set(1)
         call = self.calls.get(event.get("Unique-ID") or "")
         if call is None:
             return
@@ -119,7 +119,6 @@ class Bridge:
 
     async def _resync(self) -> None:
         """After a (re)connect: calls FreeSWITCH no longer has are over; close their forks."""
-        self.metrics.esl_up.set(1)
         for call_id, call in list(self.calls.items()):
             exists = await self.control(f"uuid_exists {call_id}", slow=False)
             if exists.strip() == "false":
