@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import websockets
 from callkit.audio import resample, ulaw_decode, ulaw_encode
 from callkit.models import ModelStore, Registry
 from callkit.redis_provision import free_port
+from services import start_service, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = [
@@ -164,34 +164,8 @@ def final_delays(r: dict[str, Any]) -> list[float]:
 
 
 def start(model: str, port: int, **env: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "asr_gateway"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "ASR_PORT": str(port),
-            "ASR_MODEL": model,
-            "ASR_MAX_SESSIONS": "32",
-            **env,
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("asr_gateway did not start")
-        time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=20)
+    settings = {"ASR_PORT": str(port), "ASR_MODEL": model, "ASR_MAX_SESSIONS": "32", **env}
+    return start_service("asr_gateway", port, settings, timeout_s=90)
 
 
 def rss_mb(pid: int) -> float:
@@ -281,7 +255,7 @@ async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> Non
             f" gateway's own overhead {overhead_ms:.1f} ms (target 30 ms)"
         )
     finally:
-        stop(proc)
+        stop_service(proc)
 
 
 async def concurrency(model: str, clip: np.ndarray) -> None:
@@ -315,7 +289,7 @@ async def concurrency(model: str, clip: np.ndarray) -> None:
             sustained = n
         print(f"  sustained: {sustained} concurrent streams (target >= 4 with tiny.en)")
     finally:
-        stop(proc)
+        stop_service(proc)
 
 
 async def memory(model: str, clip: np.ndarray) -> None:
@@ -350,7 +324,7 @@ async def memory(model: str, clip: np.ndarray) -> None:
             await asyncio.wait_for(reader, 120)
         print(f"  RSS 30-minute vs 1-minute session: {marks[30] - marks[1]:+.0f} MB")
     finally:
-        stop(proc)
+        stop_service(proc)
 
 
 async def _drain(ws: Any) -> None:
@@ -414,7 +388,7 @@ async def versus_realtimestt(clips: dict[str, list[np.ndarray]]) -> None:
             audio_s += LEAD_S + len(clip) / 16000 + TAIL_S
         gw_cpu = (cpu_of(proc.pid) - cpu0) / audio_s
     finally:
-        stop(proc)
+        stop_service(proc)
 
     result_path = out_dir / "realtimestt.json"
     done = await asyncio.to_thread(

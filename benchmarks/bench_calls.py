@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from callsim.esl_server import EslServer
 from callsim.run import RunOptions, percentile, run_call
 from callsim.script import CallScript, load_script, load_scripts
 from callsim.switch import Switch
+from services import start_service, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = ROOT / "tests" / "calls"
@@ -37,26 +35,6 @@ REPEATS = int(os.environ.get("BENCH_CALL_REPEATS", "2"))
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _start(module: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{module} did not start; see {log}")
-        time.sleep(0.2)
 
 
 async def main() -> None:
@@ -92,7 +70,7 @@ async def main() -> None:
         for name, module in (("llm", "llm"), ("asr", "asr_gateway"), ("tts", "tts_gateway"),
                              ("policy", "policy_engine"), ("bridge", "fs_bridge")):  # fmt: skip
             procs[name] = await asyncio.to_thread(
-                _start, module, env, ports[name], logs / f"{name}.log"
+                start_service, module, ports[name], env, log=logs / f"{name}.log", timeout_s=300
             )
         options = RunOptions(
             fork_url=f"ws://127.0.0.1:{ports['bridge']}/fork/{{uuid}}",
@@ -158,12 +136,7 @@ async def main() -> None:
                   f"{percentile(kv2v, 0.95)} ms  errors {errors}")  # fmt: skip
     finally:
         for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_service(proc)
         await server.close()
 
 

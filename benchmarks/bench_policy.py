@@ -12,10 +12,7 @@ import asyncio
 import json
 import math
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -28,41 +25,11 @@ from callkit.llm_client import LlmClient
 from callkit.redis_provision import ensure, free_port
 from policy_engine.dialogues import load_dialogues, run_suite
 from policy_engine.script import load_script
+from services import start_service, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTED_TARGET_MS = 50.0
 CALLS = 4
-
-
-def start(
-    module: str, env: dict[str, str], port: int, timeout_s: float = 120
-) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{module} did not start")
-        time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 async def first_sentence_ms(
@@ -147,18 +114,18 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
     llm_port, policy_port = free_port(), free_port()
-    llm = start("llm", {"LLM_PORT": str(llm_port)}, llm_port)
+    llm = start_service("llm", llm_port, {"LLM_PORT": str(llm_port)})
     llm_url = f"http://127.0.0.1:{llm_port}/v1"
     namespace = f"bench-appt-{uuid.uuid4().hex[:6]}"
-    policy = start(
+    policy = start_service(
         "policy_engine",
+        policy_port,
         {
             "POLICY_PORT": str(policy_port),
             "POLICY_LLM_BASE_URL": llm_url,
             "REDIS_URL": redis_url,
             "POLICY_CALENDAR_NAMESPACE": namespace,
         },
-        policy_port,
     )
     try:
         time.sleep(2)  # let the engine's LLM warm-up finish
@@ -194,8 +161,8 @@ def main() -> None:
         for line in report.lines()[-8:]:
             print(f"  {line}" if line else "")
     finally:
-        stop(policy)
-        stop(llm)
+        stop_service(policy)
+        stop_service(llm)
 
 
 if __name__ == "__main__":
