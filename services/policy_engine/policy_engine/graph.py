@@ -66,6 +66,10 @@ class DialogState(TypedDict, total=False):
     steps: int
 
 
+# A script state's node: reads the turn from the run's context, returns where to go next.
+NodeFn = Callable[[DialogState, Runtime["Turn"]], Awaitable[DialogState]]
+
+
 @dataclass
 class Deps:
     script: Script
@@ -480,9 +484,7 @@ def _enter(t: Turn, state_id: str) -> None:
         s.state = state_id
 
 
-def question_node(
-    state_def: StateDef,
-) -> Callable[[DialogState, Runtime[Turn]], Awaitable[DialogState]]:
+def question_node(state_def: StateDef) -> NodeFn:
     sid = state_def.id
 
     async def node(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
@@ -539,9 +541,7 @@ async def _speak(t: Turn, state_def: StateDef, which: Literal["say", "reprompt"]
         await t.say(Sentence(text=sentence, state=state_def.id, source=which))
 
 
-def announce_node(
-    state_def: StateDef,
-) -> Callable[[DialogState, Runtime[Turn]], Awaitable[DialogState]]:
+def announce_node(state_def: StateDef) -> NodeFn:
     sid = state_def.id
 
     async def node(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
@@ -568,9 +568,7 @@ def _choose_study(t: Turn) -> None:
     s.slots["study_type"] = study or t.script.catalogue.default_study
 
 
-def exit_node(
-    state_def: StateDef,
-) -> Callable[[DialogState, Runtime[Turn]], Awaitable[DialogState]]:
+def exit_node(state_def: StateDef) -> NodeFn:
     sid = state_def.id
 
     async def node(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
@@ -619,7 +617,7 @@ async def _book(t: Turn) -> bool:
     return ok
 
 
-def end_node(state_def: StateDef) -> Callable[[DialogState, Runtime[Turn]], Awaitable[DialogState]]:
+def end_node(state_def: StateDef) -> NodeFn:
     async def node(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         t = _turn(runtime)
         _enter(t, state_def.id)
