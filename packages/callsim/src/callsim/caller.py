@@ -170,7 +170,9 @@ class ScriptedCaller:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        await asyncio.wait_for(self._tick_event.wait(), remaining)
+        # A hung-up channel sends no more ticks: wake up now and then to notice it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tick_event.wait(), min(remaining, 0.1))
 
     async def _until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
