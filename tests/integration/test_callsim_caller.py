@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import uuid
 import wave
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
+from callsim import fsconf
 from callsim.line import CallerLine, LineOptions, through_codec
 from callsim.run import RunOptions, run_call, summary_lines
 from callsim.script import CallScript
@@ -189,6 +191,40 @@ async def test_a_missing_bridge_is_reported_not_hung(tmp_path: Path, dead_port: 
     )
     assert report["passed"] is False
     assert any("audio fork to start" in e for e in report["errors"])
+
+
+async def test_inbound_calls_run_through_the_deployments_dialplan(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path
+) -> None:
+    """What reaches the bridge is built by freeswitch/conf's dialplan, so breaking it breaks calls."""
+    agent, url = fake_agent
+    short = {**SCRIPT, "caller": {**SCRIPT["caller"], "number": "+1 555 0199"}}
+    short["turns"] = ["Hello there.", {"hangup": {}}]
+    script = CallScript.model_validate(short)
+    report = await run_call(
+        Switch(fork_build="jambonz"), script, RunOptions(fork_url=url, recordings=tmp_path)
+    )
+    assert report["errors"] == [], report["errors"]
+    assert agent.metadata == {
+        "callId": report["call_id"],
+        "direction": "inbound",
+        "caller": "+1 555 0199",  # spaces and all: the dialplan separates arguments with |
+        "callee": script.callee,
+        "language": "en",
+    }
+
+    broken = tmp_path / "freeswitch"
+    shutil.copytree(fsconf.DEFAULT_DIR, broken)
+    dialplan = broken / "conf" / "dialplan" / "agent.xml"
+    dialplan.write_text(dialplan.read_text().replace("|stereo|16k|", "|stereo|"))
+    switch = Switch(fork_build="jambonz")
+    options = RunOptions(
+        fork_url=url, recordings=tmp_path, freeswitch_dir=broken, fork_password="other"
+    )
+    script = CallScript.model_validate({**short, "timing": {"step_timeout_s": 2}})
+    report = await run_call(switch, script, options)
+    assert report["passed"] is False
+    assert any("api_on_answer failed" in e for e in report["errors"]), report["errors"]
 
 
 async def test_callsim_run_cli_writes_a_json_report(

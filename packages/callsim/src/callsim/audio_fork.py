@@ -77,9 +77,9 @@ class AudioFork:
 
     async def _run(self) -> None:
         headers = {}
-        user = self.channel.variables.get("MOD_AUDIO_BASIC_AUTH_USERNAME")
+        user = self.switch.variable(self.channel, "MOD_AUDIO_BASIC_AUTH_USERNAME")
         if user is not None:
-            password = self.channel.variables.get("MOD_AUDIO_BASIC_AUTH_PASSWORD", "")
+            password = self.switch.variable(self.channel, "MOD_AUDIO_BASIC_AUTH_PASSWORD") or ""
             headers["Authorization"] = (
                 "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
             )

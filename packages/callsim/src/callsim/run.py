@@ -1,8 +1,8 @@
 """Placing a scripted call on the emulated switch and reporting on it.
 
-Inbound calls follow the deployment's dialplan (freeswitch/): the channel is created, answered,
-gets ``send_silence_when_idle``, starts ``uuid_audio_fork`` to the bridge in stereo 16 kHz with
-the call's metadata, and parks. Outbound scripts wait for the agent to originate a call to the
+Inbound calls run through the deployment's own dialplan (freeswitch/conf, rendered by the
+image's entrypoint as at container start): whatever it sets, answers, forks and parks is what the
+emulated switch does, so a broken dialplan breaks the emulated calls too. Outbound scripts wait for the agent to originate a call to the
 caller's number and answer it after the given rings (or are busy, do not answer, or are a
 voicemail). With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
 the script's ``expect`` against the call's outcome (``calls:completed``).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from callkit.errors import AgentError
+from callsim import fsconf
 from callsim.caller import TICK_MS, ScriptedCaller
+from callsim.fsconf import ConfError, Dialplan, expand
 from callsim.script import CallScript
 from callsim.switch import Callee, Channel, Switch
 
@@ -41,6 +44,8 @@ class RunOptions:
     outcome_stream: str = "calls:completed"
     events_stream: str = "calls:events"
     originate_timeout_s: float = 120.0
+    #: The deployment's FreeSWITCH folder: inbound calls run through its dialplan.
+    freeswitch_dir: Path = fsconf.DEFAULT_DIR
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -87,35 +92,81 @@ async def _inbound(
         caller=script.caller.number,
         destination=script.callee,
         codec=script.caller.codec,
-        variables={"sip_from_user": script.caller.number.lstrip("+"), "sip_to_user": script.callee},
+        variables={
+            "sip_from_user": script.caller.number.lstrip("+"),
+            "sip_to_user": script.callee,
+            "caller_id_number": script.caller.number,
+            "destination_number": script.callee,
+            # What a proxy in front would tag per dialled number; the dialplan reads it.
+            "sip_h_X-Agent-Language": script.language,
+        },
     )
     caller = _attach(switch, ch, script, options, progress)
-    switch.answer(ch)
-    ch.variables["send_silence_when_idle"] = "-1"
-    if options.fork_user is not None:
-        ch.variables["MOD_AUDIO_BASIC_AUTH_USERNAME"] = options.fork_user
-        ch.variables["MOD_AUDIO_BASIC_AUTH_PASSWORD"] = options.fork_password or ""
-    metadata = json.dumps(
-        {
-            "callId": ch.uuid,
-            "direction": "inbound",
-            "caller": script.caller.number,
-            "callee": script.callee,
-            "codec": script.caller.codec,
-            "language": script.language,
-        },
-        separators=(",", ":"),
-    )
-    url = options.fork_url.format(uuid=ch.uuid)
-    command = f"{ch.uuid} start {url} stereo 16k audio_fork {metadata}"
-    if switch.fork_build == "jambonz":
-        command += " true true 16000"  # bidirectional audio: streamed L16 playback at 16 kHz
-    reply = await switch.api("uuid_audio_fork", command)
-    if not reply.startswith("+OK"):
-        caller.errors.append(f"uuid_audio_fork start failed: {reply.strip()}")
-    ch.state = "CS_PARK"
-    switch.fire_channel("CHANNEL_PARK", ch)
+    try:
+        plan, context, globals_ = _deployment(switch, options)
+    except ConfError as exc:
+        caller.errors.append(f"the FreeSWITCH configuration was refused: {exc}")
+        switch.hangup(ch, "DESTINATION_OUT_OF_ORDER")
+        return caller
+    switch.globals = dict(globals_)  # what FreeSWITCH holds after reading this configuration
+    found = plan.hunt(context, {**ch.variables, "uuid": ch.uuid})
+    if found is None:
+        caller.errors.append(f"no extension of context {context!r} takes {script.callee!r}")
+        switch.hangup(ch, "NO_ROUTE_DESTINATION")
+        return caller
+    for action in found[1]:
+        data = expand(action.data, {**switch.globals, **ch.variables, "uuid": ch.uuid})
+        if action.application in ("set", "export"):
+            name, _, value = data.partition("=")
+            ch.variables[name] = value
+        elif action.application == "answer":
+            switch.answer(ch)
+            for reply in await switch.api_on(ch, "api_on_answer"):
+                if not reply.startswith("+OK"):
+                    caller.errors.append(f"api_on_answer failed: {reply.strip() or 'no reply'}")
+        elif action.application == "park":
+            ch.state = "CS_PARK"
+            switch.fire_channel("CHANNEL_PARK", ch)
+            break  # park holds the call until the bridge acts on it
+        elif action.application == "hangup":
+            caller.errors.append(f"the dialplan hung up: {data or 'NORMAL_CLEARING'}")
+            switch.hangup(ch, data or "NORMAL_CLEARING")
+            break
+        else:
+            caller.errors.append(f"dialplan application {action.application!r} is not emulated")
     return caller
+
+
+def _deployment(switch: Switch, options: RunOptions) -> tuple[Dialplan, str, dict[str, str]]:
+    """The deployment's dialplan, rendered the way the FreeSWITCH image renders it at start."""
+    base, sep, rest = options.fork_url.rpartition("/{uuid}")
+    if not sep or rest:
+        raise ConfError(f"fork_url must end in /{{uuid}} (got {options.fork_url!r})")
+    key = (base, options.fork_user, options.fork_password, switch.fork_build)
+    cached = _DEPLOYMENTS.get(key)
+    if cached is None:
+        env = {
+            # Callers without credentials still send some: the deployment always authenticates.
+            "ESL_PASSWORD": secrets.token_urlsafe(12),
+            "FORK_PASSWORD": options.fork_password or secrets.token_urlsafe(12),
+            "FORK_USER": options.fork_user or "freeswitch",
+            "FORK_URL": base,
+            "AUDIO_FORK": switch.fork_build,
+        }
+        conf = fsconf.render(options.freeswitch_dir, env)
+        profiles = conf.configuration("sofia.conf")
+        context = "default"
+        if profiles is not None:
+            for param in profiles.iter("param"):
+                if param.get("name") == "context":
+                    context = param.get("value", context)
+        cached = _DEPLOYMENTS[key] = (conf.dialplan(), context, conf.globals)
+    return cached
+
+
+_DEPLOYMENTS: dict[
+    tuple[str, str | None, str | None, str], tuple[Dialplan, str, dict[str, str]]
+] = {}
 
 
 async def _outbound(

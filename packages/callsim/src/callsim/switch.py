@@ -136,6 +136,8 @@ class Switch:
         # Which mod_audio_fork build the deployment runs: "drachtio" (upstream: playAudio files)
         # or "jambonz" (streamed L16 playback with marks).
         self.fork_build = fork_build
+        # Global variables (the configuration's X-PRE-PROCESS set): channel lookups fall back here.
+        self.globals: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sequence = itertools.count(1)
 
@@ -245,6 +247,19 @@ class Switch:
             return
         ch.answered, ch.answered_at, ch.call_state = True, time.time(), "ACTIVE"
         self.fire_channel("CHANNEL_ANSWER", ch)
+
+    def variable(self, ch: Channel, name: str) -> str | None:
+        """A channel variable, else the global of that name (switch_channel_get_variable)."""
+        value = ch.variables.get(name)
+        return value if value is not None else self.globals.get(name)
+
+    async def api_on(self, ch: Channel, prefix: str) -> list[str]:
+        """Run the APIs in the channel's ``api_on_answer``-style variables (sorted by name)."""
+        replies = []
+        for name in sorted(k for k in ch.variables if k.startswith(prefix)):
+            command, _, api_args = ch.variables[name].partition(" ")
+            replies.append(await self.api(command, api_args))
+        return replies
 
     def hangup(self, ch: Channel, cause: str = "NORMAL_CLEARING", by: str = "switch") -> None:
         """End the call; ``by`` says who: the far end ("caller"), an API (``uuid_kill``,
@@ -415,9 +430,7 @@ class Switch:
             self.hangup(ch, cause)
             return f"-ERR {cause}\n"
         self.answer(ch)
-        for name in sorted(k for k in variables if k.startswith("api_on_answer")):
-            command, _, api_args = variables[name].partition(" ")
-            await self.api(command, api_args)
+        await self.api_on(ch, "api_on_answer")
         if parts[1].startswith("&park"):
             ch.state = "CS_PARK"
             self.fire_channel("CHANNEL_PARK", ch)
