@@ -6,10 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 COMPOSE ?= docker compose
-# The LLM runs in exactly one profile: cpu (embedded llama.cpp) or gpu (vLLM).
-PROFILE ?= cpu
+# Compose profiles come from COMPOSE_PROFILES in .env; `make up PROFILE=gpu` adds one.
+PROFILE ?=
 
-.PHONY: help setup test test-unit lint fmt typecheck check bench bench-realtimestt demo serve stop up down logs models \
+.PHONY: help setup test test-unit lint fmt typecheck check check-deploy bench bench-long-call bench-realtimestt demo serve stop up down logs models \
         run-asr run-tts run-policy run-llm run-notifier run-bridge clean
 
 help: ## Show this help
@@ -43,6 +43,9 @@ check: lint typecheck test ## Everything CI checks
 bench: setup ## Measure speed and memory; prints figures and ratios to targets
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done
 
+bench-long-call: setup ## Bridge and ASR memory after a 1-minute and a 30-minute call (takes ~35 min)
+	@$(PY) benchmarks/long_call.py
+
 bench-realtimestt: setup ## The ASR gateway side by side with RealtimeSTT (own venv, torch CPU)
 	@bash scripts/realtimestt_venv.sh
 	@$(PY) benchmarks/bench_asr.py realtimestt
@@ -56,12 +59,16 @@ serve: setup ## Start the whole stack on this machine (callsim as FreeSWITCH) an
 stop: ## Stop what `make serve` started
 	@$(PY) scripts/stack.py stop
 
+check-deploy: setup ## Static checks of compose.yaml, freeswitch/ and the Dockerfiles (no Docker needed)
+	@$(PY) -m deploycheck
+
 models: setup ## List the model registry and cache status
 	@$(VENV)/bin/agent-models list
 
-up: ## docker compose up with the CPU LLM (PROFILE=gpu for vLLM on an NVIDIA GPU)
-	@command -v docker >/dev/null || { echo "error: docker is not installed" >&2; exit 1; }
-	$(COMPOSE) --profile $(PROFILE) up -d
+up: ## docker compose up: builds and starts the deployment described by .env (see docs/deployment.md)
+	@command -v docker >/dev/null || { echo "error: docker is not installed (docs/deployment.md lists what the host needs)" >&2; exit 1; }
+	@test -f .env || { echo "error: no .env: cp .env.example .env, then set ESL_PASSWORD, FORK_PASSWORD and COMPOSE_PROFILES" >&2; exit 1; }
+	$(COMPOSE) $(if $(PROFILE),--profile $(PROFILE)) up -d --build
 
 down: ## docker compose down
 	$(COMPOSE) down

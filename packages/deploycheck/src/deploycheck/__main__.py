@@ -1,0 +1,5 @@
+import sys
+
+from deploycheck.cli import main
+
+sys.exit(main())
