@@ -225,9 +225,9 @@ def _cross_checks(root: Path, model: dict[str, Any], raw: dict[str, Any]) -> Ite
                 yield f"{where}: publishes {spec!r} to every interface; bind it to 127.0.0.1"
         for volume in svc.get("volumes") or []:
             source = volume.split(":", 1)[0] if isinstance(volume, str) else ""
-            if source.startswith("./") and source not in USER_PROVIDED:
-                if not (root / source).exists():
-                    yield f"{where}: mounts {source}, which is not in the repository"
+            in_repo = source.startswith("./") and source not in USER_PROVIDED
+            if in_repo and not (root / source).exists():
+                yield f"{where}: mounts {source}, which is not in the repository"
         build = svc.get("build")
         if isinstance(build, dict):
             context = root / str(build.get("context", "."))
