@@ -258,14 +258,15 @@ async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> Non
         stop_service(proc)
 
 
-async def concurrency(model: str, clip: np.ndarray) -> None:
+async def concurrency(model: str, clip: np.ndarray, batch: int = 1) -> None:
     """Independent calls: each stream starts at a random offset and says three utterances."""
     port = free_port()
-    proc = start(model, port)
+    proc = start(model, port, ASR_MAX_BATCH=str(batch))
     url = f"ws://127.0.0.1:{port}/ws/transcribe"
     rng = np.random.default_rng(3)
     print(
-        f"\n[{model}] concurrent real-time streams, 3 utterances each, random starts "
+        f"\n[{model}, up to {batch} session(s) per pass of the model] concurrent real-time "
+        "streams, 3 utterances each, random starts "
         "(target: final p95 < 1 s after the true end of speech, with the 500 ms end silence)"
     )
     sustained = 0
@@ -288,6 +289,12 @@ async def concurrency(model: str, clip: np.ndarray) -> None:
                 break
             sustained = n
         print(f"  sustained: {sustained} concurrent streams (target >= 4 with tiny.en)")
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        passes, jobs = metric(text, "asr_batch_size_count"), metric(text, "asr_batch_size_sum")
+        print(
+            f"  {jobs:.0f} jobs in {passes:.0f} passes of the model: {jobs / max(passes, 1):.2f} per pass"
+        )
     finally:
         stop_service(proc)
 
@@ -447,7 +454,8 @@ def main() -> None:
     if "wer" in parts:
         asyncio.run(latency_and_wer("whisper-base", clips))
     if "concurrency" in parts:
-        asyncio.run(concurrency("whisper-tiny.en", clips["piper"][0]))
+        for batch in (1, 4):
+            asyncio.run(concurrency("whisper-tiny.en", clips["piper"][0], batch))
     if "memory" in parts:
         print("\n[whisper-base] memory")
         asyncio.run(memory("whisper-base", clips["piper"][1]))

@@ -17,6 +17,7 @@ import websockets
 from serving import serving_in_thread
 
 from asr_gateway.app import create_app
+from asr_gateway.engines import FasterWhisperEngine
 from asr_gateway.settings import AsrSettings
 from callkit.audio import PcmFrame, resample, ulaw_decode, ulaw_encode, write_wav
 from callkit.models import ModelStore, Registry
@@ -46,7 +47,9 @@ def speech() -> dict[str, Any]:
     first_end_ms = int(1000 * (LEAD_S + len(one) / 32000))
     return {
         "audio": audio,
+        "swapped": silence(LEAD_S) + two + silence(GAP_S) + one + silence(GAP_S),
         "one": one,
+        "two": two,
         "first_end_ms": first_end_ms,
         "second_start_ms": first_end_ms + int(GAP_S * 1000),
     }
@@ -246,6 +249,46 @@ async def test_concurrent_sessions_share_the_model(gateway: str, speech: dict[st
         finals = of(events, "transcript.final")
         assert len(finals) == 2
         assert "knee" in finals[1]["text"].lower()
+
+
+def test_a_batch_transcribes_each_clip_as_one_at_a_time_does(speech: dict[str, Any]) -> None:
+    engine = FasterWhisperEngine(ModelStore(Registry.load()), "whisper-tiny.en", device="cpu")
+    clips = [
+        np.frombuffer(speech[k], "<i2").astype(np.float32) / 32768 for k in ("one", "two", "one")
+    ]
+    batch = engine.transcribe_batch(clips, language="en", hotwords=["Smith"])
+    alone = [engine.transcribe(c, language="en", hotwords=["Smith"]) for c in clips]
+    assert [b.text for b in batch] == [a.text for a in alone]
+    assert "john smith" in batch[0].text.lower()
+    assert "knee" in batch[1].text.lower()
+    for result in batch:
+        (segment,) = result.segments
+        assert segment.no_speech_prob < 0.3
+        assert segment.avg_logprob > -1.0
+
+
+async def test_sessions_share_one_pass_of_the_model_and_keep_their_own_words(
+    free_port: int, speech: dict[str, Any]
+) -> None:
+    with start_gateway(free_port, max_batch=4) as url:
+        ws_url = url.replace("http", "ws") + "/ws/transcribe"
+        runs = await asyncio.gather(
+            stream(ws_url, speech["audio"]),
+            stream(ws_url, speech["swapped"]),
+            stream(ws_url, speech["audio"]),
+        )
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(url + "/metrics")).text
+    for events, first, second in zip(
+        runs, ("john", "knee", "john"), ("knee", "john", "knee"), strict=True
+    ):
+        finals = [f["text"].lower() for f in of(events, "transcript.final")]
+        assert len(finals) == 2, finals
+        assert first in finals[0], finals
+        assert second in finals[1], finals
+    passes = float(metrics.split("asr_batch_size_count ")[1].split()[0])
+    jobs = float(metrics.split("asr_batch_size_sum ")[1].split()[0])
+    assert jobs > passes  # some passes carried more than one session's audio
 
 
 def test_openai_client_transcribes_a_file(free_port: int, speech: dict[str, Any], tmp_path) -> None:

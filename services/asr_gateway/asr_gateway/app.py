@@ -41,6 +41,7 @@ def create_app(settings: AsrSettings, store: ModelStore | None = None) -> FastAP
             executor,
             AsrMetrics(app.state.metrics.registry),
             min_partial_interval_ms=settings.min_partial_interval_ms,
+            max_batch=settings.max_batch or (8 if engine.device == "cuda" else 1),
         )
         scheduler.start()
         app.state.scheduler = scheduler

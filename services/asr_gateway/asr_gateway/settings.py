@@ -40,6 +40,13 @@ class AsrSettings(ServiceSettings):
         le=1000,
         description="Concurrent sessions; more are refused with a recoverable error.",
     )
+    max_batch: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Most sessions' clips run in one pass of the model; 0: 8 on CUDA, 1 on CPU "
+        "(on a CPU batching does not pay).",
+    )
     sensitivity: Literal["low", "medium", "high"] = Field(
         "medium", description="VAD sensitivity: high starts on quieter speech."
     )

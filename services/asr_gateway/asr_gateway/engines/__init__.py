@@ -1,6 +1,6 @@
 """Recognition engines behind one interface (faster-whisper now)."""
 
-from asr_gateway.engines.base import AsrEngine, Segment, Transcription
+from asr_gateway.engines.base import AsrEngine, BatchingEngine, Segment, Transcription
 from asr_gateway.engines.whisper import FasterWhisperEngine
 
-__all__ = ["AsrEngine", "FasterWhisperEngine", "Segment", "Transcription"]
+__all__ = ["AsrEngine", "BatchingEngine", "FasterWhisperEngine", "Segment", "Transcription"]

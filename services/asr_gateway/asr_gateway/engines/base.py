@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -43,3 +43,16 @@ class AsrEngine(Protocol):
         hotwords: list[str],
         with_timestamps: bool = False,
     ) -> Transcription: ...
+
+
+@runtime_checkable
+class BatchingEngine(Protocol):
+    """An engine that can run several sessions' clips in one pass (the scheduler batches them)."""
+
+    def transcribe_batch(
+        self,
+        audios: list[npt.NDArray[np.float32]],
+        *,
+        language: str,
+        hotwords: list[str],
+    ) -> list[Transcription]: ...
