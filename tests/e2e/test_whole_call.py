@@ -46,14 +46,18 @@ class Stack:
     tmp: Path
     services: dict[str, subprocess.Popen[str]]
 
-    def call(self, script: CallScript, during: Any = None) -> dict[str, Any]:
-        options = RunOptions(
-            fork_url=f"ws://127.0.0.1:{self.ports['bridge']}/fork/{{uuid}}",
+    def options(self, bridge_port: int | None = None) -> RunOptions:
+        port = bridge_port or self.ports["bridge"]
+        return RunOptions(
+            fork_url=f"ws://127.0.0.1:{port}/fork/{{uuid}}",
             fork_user="freeswitch",
             fork_password=FORK_PASSWORD,
             recordings=self.tmp / "callsim",
             redis_url=self.redis_url,
         )
+
+    def call(self, script: CallScript, during: Any = None) -> dict[str, Any]:
+        options = self.options()
         future = asyncio.run_coroutine_threadsafe(run_call(self.switch, script, options), self.loop)
         if during is not None:
             during()
@@ -113,6 +117,10 @@ def stack(
                 )
             )
         yield Stack(env, ports, loop, switch, redis_url, tmp, services)
+        for proc in services.values():  # a service a test restarted runs outside running_service
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(15)
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
@@ -218,15 +226,85 @@ def test_the_call_goes_on_when_the_policy_engine_restarts(stack: Stack) -> None:
         )
         stack.services["policy"] = replacement
 
-    log = (stack.tmp / "policy-restarted.log").open("w")
-    try:
-        report = stack.call(script, during=restart_policy)
-    finally:
-        stack.services["policy"].terminate()
-        stack.services["policy"].wait(15)
-        log.close()
+    with (stack.tmp / "policy-restarted.log").open("w") as log:
+        report = stack.call(script, during=restart_policy)  # the new engine serves later tests
     assert report["errors"] == []
     agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
     # The script went on past the restart: the doctor question, then the recommendation.
     assert any("seen a doctor" in text for text in agent_lines)
     assert any("I would recommend" in text for text in agent_lines)
+
+
+def test_a_file_mode_call_goes_on_across_an_event_socket_drop(stack: Stack) -> None:
+    """The upstream mod_audio_fork (playAudio files + sendmsg playback) with the bridge in file
+    mode; mid-call the event socket goes away and comes back: the bridge reconnects, finds its call
+    still up (uuid_exists) and the call goes on."""
+    switch = Switch(fork_build="drachtio")
+    esl_port, bridge_port = free_port(), free_port()
+    server = EslServer(switch, ESL_PASSWORD, "127.0.0.1", esl_port)
+    asyncio.run_coroutine_threadsafe(server.start(), stack.loop).result(10)
+    seen: list[str] = []
+    switch.listeners.append(
+        lambda e: seen.append(e.get("Event-Subclass") or e.get("Event-Name") or "")
+    )
+    env = {
+        **stack.env,
+        "BRIDGE_PORT": str(bridge_port),
+        "BRIDGE_ESL_PORT": str(esl_port),
+        "BRIDGE_PLAYBACK": "file",
+        "BRIDGE_RECORDINGS_DIR": str(stack.tmp / "bridge-file"),
+    }
+    script = CallScript.model_validate(
+        {
+            "name": "file-mode-esl-drop",
+            "caller": {"voice": "piper:en_US-joe-medium", "codec": "G722"},
+            "turns": [
+                "My name is Laura Martin.",
+                "My knee hurts, for two weeks, a sharp pain.",
+                {"hangup": {}},
+            ],
+        }
+    )
+    metrics_url = f"http://127.0.0.1:{bridge_port}/metrics"
+    noticed: list[bool] = []
+
+    async def drop_the_event_socket() -> None:
+        # Cut the event socket as the caller starts its second turn; back 1.5 s later.
+        await server.close()
+        async with httpx.AsyncClient() as client:
+            for _ in range(40):
+                if "bridge_esl_connected 0.0" in (await client.get(metrics_url)).text:
+                    noticed.append(True)
+                    break
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)
+        await server.start()
+
+    def progress(line: str) -> None:
+        if not dropping and "turn 2/" in line and "agent silent" in line:
+            dropping.append(asyncio.get_running_loop().create_task(drop_the_event_socket()))
+
+    dropping: list[asyncio.Task[None]] = []
+    with (
+        (stack.tmp / "bridge-file.log").open("w") as log,
+        running_service(
+            "fs_bridge", env, bridge_port, timeout_s=60, ready_path="/ready", output=log
+        ),
+    ):
+        options = stack.options(bridge_port)
+        report = asyncio.run_coroutine_threadsafe(
+            run_call(switch, script, options, progress), stack.loop
+        ).result(timeout=300)
+        print("\n".join(summary_lines(report)))
+        final_metrics = httpx.get(metrics_url).text
+    asyncio.run_coroutine_threadsafe(server.close(), stack.loop).result(10)
+
+    assert report["errors"] == [], report["errors"]
+    assert dropping, "the caller never reached its second turn"
+    assert noticed == [True]  # the socket went away mid-call and the bridge saw it...
+    assert "bridge_esl_connected 1.0" in final_metrics  # ...and reconnected
+    assert seen.count("mod_audio_fork::play_audio") >= 2  # the agent spoke through files
+    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
+    # The script went on past the drop: the symptoms were heard and answered.
+    assert any("seen a doctor" in text for text in agent_lines), agent_lines
+    assert report["v2v"]["n"] == 2
