@@ -20,10 +20,10 @@ import httpx
 
 from callkit.redis_provision import ensure, free_port
 from callsim.esl_server import EslServer
-from callsim.run import RunOptions, percentile, run_call
+from callsim.run import percentile, run_call
 from callsim.script import CallScript, load_script, load_scripts
 from callsim.switch import Switch
-from services import start_service, stop_service
+from services import call_options, call_stack_env, start_call_stack, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = ROOT / "tests" / "calls"
@@ -43,42 +43,14 @@ async def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     ports = {k: free_port() for k in ("llm", "asr", "tts", "policy", "bridge", "esl")}
     esl_pw, fork_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "LLM_PORT": str(ports["llm"]),
-        "ASR_PORT": str(ports["asr"]),
-        "TTS_PORT": str(ports["tts"]),
-        "POLICY_PORT": str(ports["policy"]),
-        "POLICY_LLM_BASE_URL": f"http://127.0.0.1:{ports['llm']}/v1",
-        "POLICY_CALENDAR_NAMESPACE": f"bench-appt-{secrets.token_hex(4)}",
-        "BRIDGE_PORT": str(ports["bridge"]),
-        "BRIDGE_ESL_PORT": str(ports["esl"]),
-        "BRIDGE_ESL_PASSWORD": esl_pw,
-        "BRIDGE_FORK_PASSWORD": fork_pw,
-        "BRIDGE_ASR_URL": f"ws://127.0.0.1:{ports['asr']}/ws/transcribe",
-        "BRIDGE_TTS_URL": f"http://127.0.0.1:{ports['tts']}",
-        "BRIDGE_POLICY_URL": f"http://127.0.0.1:{ports['policy']}",
-        "BRIDGE_RECORDINGS_DIR": str(logs / "recordings"),
-        "BRIDGE_SILENCE_S": "4",
-    }
+    env = call_stack_env(redis_url, ports, esl_pw, fork_pw, logs) | {"BRIDGE_SILENCE_S": "4"}
     switch = Switch(fork_build="jambonz")
     server = EslServer(switch, esl_pw, "127.0.0.1", ports["esl"])
     await server.start()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for name, module in (("llm", "llm"), ("asr", "asr_gateway"), ("tts", "tts_gateway"),
-                             ("policy", "policy_engine"), ("bridge", "fs_bridge")):  # fmt: skip
-            procs[name] = await asyncio.to_thread(
-                start_service, module, ports[name], env, log=logs / f"{name}.log", timeout_s=300
-            )
-        options = RunOptions(
-            fork_url=f"ws://127.0.0.1:{ports['bridge']}/fork/{{uuid}}",
-            fork_user="freeswitch",
-            fork_password=fork_pw,
-            recordings=logs / "callsim",
-            redis_url=redis_url,
-        )
+        procs = await asyncio.to_thread(start_call_stack, ports, env, logs)
+        options = call_options(ports, fork_pw, logs, redis_url)
         reports: list[dict[str, Any]] = []
         cpu: list[float] = []
         for _ in range(REPEATS):
