@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from callkit.audio import WavWriter
+from callkit.esl import Event
 from callsim.line import FRAME, CallerLine, LineOptions
 from callsim.script import CallScript, Step
 from callsim.voices import voice_for
@@ -120,6 +121,8 @@ class ScriptedCaller:
         channel.line = self.line
         channel.taps.append(self._on_tick)
         channel.stop_listeners.append(self._on_switch_stop)
+        # A hung-up channel sends no more ticks: its hang-up must wake whatever waits for one.
+        switch.listeners.append(self._on_switch_event)
 
     # ------------------------------------------------------------------ the tap
 
@@ -157,6 +160,14 @@ class ScriptedCaller:
                 f"  {state}"
             )
 
+    def _on_switch_event(self, event: Event) -> None:
+        if event.get("Unique-ID") == self.channel.uuid and event.get("Event-Name") in (
+            "CHANNEL_HANGUP",
+            "CHANNEL_DESTROY",
+        ):
+            self._tick_event.set()
+            self.switch.listeners.remove(self._on_switch_event)
+
     def _on_switch_stop(self, kind: str) -> None:
         self.timeline.stops.append((self.line.tick, kind))
 
@@ -170,9 +181,7 @@ class ScriptedCaller:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        # A hung-up channel sends no more ticks: wake up now and then to notice it.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._tick_event.wait(), min(remaining, 0.1))
+        await asyncio.wait_for(self._tick_event.wait(), remaining)
 
     async def _until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
