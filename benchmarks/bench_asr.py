@@ -43,6 +43,22 @@ SENTENCES = [
     "Tomorrow afternoon would be perfect for me.",
     "I am forty two years old and I weigh eighty kilograms.",
     "Do I need to bring anything with me?",
+    "My lower back has been aching for a month.",
+    "The headache gets worse in the evening.",
+    "Yes, I saw my family doctor last week.",
+    "She said I should have a scan of my shoulder.",
+    "How much does the ultrasound of the abdomen cost?",
+    "Can I come on Wednesday morning at nine thirty?",
+    "The second time you offered works better for me.",
+    "Please call me back on this number.",
+    "I am allergic to iodine and I have a pacemaker.",
+    "I would like the video conclusion as well.",
+    "Is there a discount for pensioners?",
+    "Where exactly is the clinic and is there parking?",
+    "No, thank you, that is all for today.",
+    "Could you repeat the date and the time, please?",
+    "My daughter will come with me to the appointment.",
+    "I will bring my passport and the referral.",
 ]
 LEAD_S, TAIL_S = 0.4, 1.2
 
