@@ -2,9 +2,9 @@
 
 Inbound calls run through the deployment's own dialplan (freeswitch/conf, rendered by the
 image's entrypoint as at container start): whatever it sets, answers, forks and parks is what the
-emulated switch does, so a broken dialplan breaks the emulated calls too. Outbound scripts wait for the agent to originate a call to the
-caller's number and answer it after the given rings (or are busy, do not answer, or are a
-voicemail). With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
+emulated switch does, so a broken dialplan breaks the emulated calls too. Outbound scripts wait
+for the agent to originate a call to the caller's number and answer it after the given rings (or
+are busy, do not answer, or are a voicemail). With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
 the script's ``expect`` against the call's outcome (``calls:completed``).
 """
 
