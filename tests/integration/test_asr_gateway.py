@@ -325,3 +325,82 @@ def test_openai_client_transcribes_a_file(free_port: int, speech: dict[str, Any]
         )
         assert bad.status_code == 415
         assert "could not decode" in bad.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- encoder windows
+
+SHORT_ANSWERS = ["No.", "Yes.", "Okay.", "Seven.", "Thank you."]
+
+
+def as_final(pcm: bytes) -> np.ndarray:
+    """A clip as the gateway hands a final to the model: 0.9 s before, 0.95 s after."""
+    audio = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
+    return np.concatenate([np.zeros(14400, np.float32), audio, np.zeros(15200, np.float32)])
+
+
+def spoken_words(text: str) -> list[str]:
+    return [w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split()]
+
+
+@pytest.fixture(scope="module")
+def engines() -> dict[str, FasterWhisperEngine]:
+    store = ModelStore(Registry.load())
+    return {
+        "full": FasterWhisperEngine(store, "whisper-tiny.en", device="cpu", window_s=30),
+        "fitted": FasterWhisperEngine(store, "whisper-tiny.en", device="cpu", window_s=15),
+        # Shorter than anyone would configure: Whisper loops on short answers here.
+        "tight": FasterWhisperEngine(store, "whisper-tiny.en", device="cpu", window_s=1),
+    }
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_a_fitted_window_hears_what_the_full_window_hears(
+    engines: dict[str, FasterWhisperEngine], speech: dict[str, Any], timestamps: bool
+) -> None:
+    for key, expected in (("one", "john smith"), ("two", "knee")):
+        clip = as_final(speech[key])
+        full = engines["full"].transcribe(
+            clip, language="en", hotwords=[], with_timestamps=timestamps
+        )
+        fitted = engines["fitted"].transcribe(
+            clip, language="en", hotwords=[], with_timestamps=timestamps
+        )
+        assert fitted.window_s == 15.0  # the encoder read half the window
+        assert full.window_s == 30
+        assert spoken_words(fitted.text) == spoken_words(full.text)
+        assert expected in fitted.text.lower()
+
+
+def test_short_answers_do_not_come_back_repeated(
+    engines: dict[str, FasterWhisperEngine],
+) -> None:
+    piper = PiperEngine.from_registry(
+        ModelStore(Registry.load()), "piper-en_US-joe-medium", threads=2
+    )
+    retried = 0
+    for answer in SHORT_ANSWERS:
+        syn = piper.synthesize(answer, speed=1.0, cancel=CancelToken())
+        clip = as_final(resample(syn.audio.tobytes(), syn.sample_rate, 16000))
+        tight = engines["tight"].transcribe(clip, language="en", hotwords=[])
+        full = engines["full"].transcribe(clip, language="en", hotwords=[])
+        # "No. No." or "7 7" from the short window was decoded again over the full one.
+        assert spoken_words(tight.text) == spoken_words(full.text), answer
+        retried += tight.retried
+    # The loop is real on these answers, and caught: some of them went round twice.
+    assert retried >= 1
+
+
+def test_a_fitted_window_gives_the_file_api_its_segment_times(
+    engines: dict[str, FasterWhisperEngine], speech: dict[str, Any]
+) -> None:
+    audio = np.frombuffer(speech["audio"], "<i2").astype(np.float32) / 32768
+    result = engines["fitted"].transcribe(audio, language="en", hotwords=[], with_timestamps=True)
+    assert result.window_s == 15.0
+    assert len(result.segments) == 2
+    first, second = result.segments
+    assert "john smith" in first.text.lower()
+    assert "knee" in second.text.lower()
+    assert first.start_s < LEAD_S + 0.3
+    assert first.end_s <= second.start_s
+    assert second.start_s * 1000 == pytest.approx(speech["second_start_ms"], abs=700)
+    assert second.end_s <= len(audio) / 16000

@@ -1,12 +1,16 @@
-"""The ASR gateway's pure core: ring buffer, endpointing, local agreement, post-processing."""
+"""The ASR gateway's pure core: ring buffer, endpointing, local agreement, post-processing,
+which window results to trust."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
 
 from asr_gateway.agreement import LocalAgreement
 from asr_gateway.endpointing import EndpointConfig, Endpointer, SpeechEnded, SpeechStarted, State
+from asr_gateway.engines.whisper import _Decoded, repeats_itself
 from asr_gateway.postprocess import (
     Evidence,
     HotwordCorrector,
@@ -230,3 +234,68 @@ SPEECH = Evidence(no_speech_prob=0.05, avg_logprob=-0.2, compression_ratio=1.3, 
 )
 def test_hallucination_guard(text: str, evidence: Evidence, reason: str | None) -> None:
     assert hallucination_reason(text, evidence) == reason
+
+
+# ---------------------------------------------------------------- fitted encoder windows
+
+
+@pytest.mark.parametrize(
+    ("text", "repeats"),
+    [
+        ("No. No.", True),
+        ("Seven Seven Seven Seven", True),
+        ("the pain, the pain started", True),
+        ("I am 42 years old I am 42 years old", True),
+        ("7 7", True),
+        ("Yes, yes.", True),
+        ("five five five, one two three four", False),  # a phone number, digit by digit
+        ("five five five five, one two", True),
+        ("My name is John Smith.", False),
+        ("It is what it is.", False),
+        ("No.", False),
+        ("", False),
+    ],
+)
+def test_repetition_table(text: str, repeats: bool) -> None:
+    assert repeats_itself(text) is repeats
+
+
+def decoded(text: str = "My name is John Smith.", **fields: Any) -> _Decoded:
+    values: dict[str, Any] = {
+        "text": text,
+        "language": "en",
+        "segments": [(0.0, 2.0, text)],
+        "tokens": 8,
+        "avg_logprob": -0.2,
+        "no_speech_prob": 0.01,
+        "compression_ratio": 1.1,
+        "window_s": 15.0,
+    }
+    return _Decoded(**(values | fields))
+
+
+@pytest.mark.parametrize(
+    ("result", "trusted"),
+    [
+        (decoded(), True),
+        (decoded(compression_ratio=2.9), False),  # Whisper's own "too repetitive"
+        (decoded(avg_logprob=-1.4), False),  # Whisper's own "too unlikely"
+        (decoded(avg_logprob=-1.4, no_speech_prob=0.9), True),  # silence: nothing to redo
+        (decoded(tokens=60), False),  # more tokens than 4 s of speech can hold
+        (decoded("No. No."), False),  # a fitted window repeating itself
+        (decoded("No. No.", window_s=30.0), True),  # the full window said it: the caller did
+        (decoded(tokens=60, window_s=30.0), True),
+    ],
+)
+def test_which_fitted_results_are_decoded_again_over_the_full_window(
+    result: _Decoded, trusted: bool
+) -> None:
+    assert result.trusted(audio_s=4.0) is trusted
+
+
+def test_silence_from_a_window_is_an_empty_transcription() -> None:
+    quiet = decoded("Thank you.", avg_logprob=-1.3, no_speech_prob=0.95).transcription()
+    assert (quiet.text, quiet.segments) == ("", ())
+    spoken = decoded().transcription()
+    assert spoken.text == "My name is John Smith."
+    assert [(s.start_s, s.end_s) for s in spoken.segments] == [(0.0, 2.0)]

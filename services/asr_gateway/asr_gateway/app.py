@@ -34,6 +34,7 @@ def create_app(settings: AsrSettings, store: ModelStore | None = None) -> FastAP
             settings.model,
             device=settings.device,
             cpu_threads=settings.cpu_threads,
+            window_s=settings.encoder_window_s,
         )
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
         scheduler = InferenceScheduler(

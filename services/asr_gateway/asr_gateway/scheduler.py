@@ -7,7 +7,7 @@ queue never holds more than the hardware can do.
 
 When the engine can batch (``transcribe_batch``) and ``max_batch`` > 1, the work waiting for the
 model when it frees up goes in one pass: finals first, then partials, of as many sessions as
-share a language and hot words, up to ``max_batch``. On a GPU a batch costs little more than one
+share a language, hot words and decoding mode, up to ``max_batch``. On a GPU a batch costs little more than one
 clip; on a CPU it does not pay (the cores are already busy), hence the default of 1 there.
 """
 
@@ -117,6 +117,11 @@ class AsrMetrics:
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
             registry=registry,
         )
+        self.window_retries = Counter(
+            "asr_window_retries_total",
+            "Results from a fitted encoder window that were decoded again over the full 30 s.",
+            registry=registry,
+        )
         self.refused = Counter(
             "asr_sessions_refused_total", "Sessions refused at the limit.", registry=registry
         )
@@ -222,6 +227,7 @@ class InferenceScheduler:
                 job.kind != "file"
                 and job.language == first.language
                 and job.hotwords == first.hotwords
+                and job.with_timestamps == first.with_timestamps
                 and not job.future.cancelled()
             )
 
@@ -271,6 +277,8 @@ class InferenceScheduler:
                 if job.kind == "partial":
                     # What one partial costs the model, a share of the batch's pass.
                     self._partial_s = 0.7 * self._partial_s + 0.3 * seconds / len(batch)
+                if result.retried:
+                    self.metrics.window_retries.inc()
                 if not job.future.done():
                     job.future.set_result(result)
 
@@ -285,6 +293,7 @@ class InferenceScheduler:
                 [job.audio for job in batch],
                 language=language,
                 hotwords=batch[0].hotwords,
+                with_timestamps=batch[0].with_timestamps,
             )
         job = batch[0]
 

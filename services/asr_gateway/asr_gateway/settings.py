@@ -47,6 +47,14 @@ class AsrSettings(ServiceSettings):
         description="Most sessions' clips run in one pass of the model; 0: 8 on CUDA, 1 on CPU "
         "(on a CPU batching does not pay).",
     )
+    encoder_window_s: int = Field(
+        0,
+        ge=0,
+        le=30,
+        description="Shortest encoder window for an utterance, in seconds (longer utterances get "
+        "theirs plus 3 s); 30 is Whisper's full window; 0: 30 on CUDA, 15 on CPU, where it makes "
+        "a final about 2.5x faster.",
+    )
     sensitivity: Literal["low", "medium", "high"] = Field(
         "medium", description="VAD sensitivity: high starts on quieter speech."
     )

@@ -24,6 +24,8 @@ class Transcription:
     text: str
     language: str
     segments: tuple[Segment, ...]
+    window_s: float = 30.0  # the encoder window the text came from
+    retried: bool = False  # a fitted window's result was rejected and decoded again over 30 s
 
     def mean(self, field: str) -> float:
         if not self.segments:
@@ -55,4 +57,5 @@ class BatchingEngine(Protocol):
         *,
         language: str,
         hotwords: list[str],
+        with_timestamps: bool = False,
     ) -> list[Transcription]: ...
