@@ -99,11 +99,29 @@ def telephone(clip: np.ndarray) -> np.ndarray:
     return np.frombuffer(resample(line8k, 8000, 16000), "<i2")
 
 
+_CONTRACTIONS = [
+    (re.compile(r"\bcan't\b"), "can not"),
+    (re.compile(r"\bcannot\b"), "can not"),
+    (re.compile(r"\bwon't\b"), "will not"),
+    (re.compile(r"n't\b"), " not"),
+    (re.compile(r"'m\b"), " am"),
+    (re.compile(r"'re\b"), " are"),
+    (re.compile(r"'ve\b"), " have"),
+    (re.compile(r"'ll\b"), " will"),
+    (re.compile(r"\b(it|that|there|what|where|here|who|he|she)'s\b"), r"\1 is"),
+    (re.compile(r"\blet's\b"), "let us"),
+]
+
+
 def words(text: str) -> list[str]:
+    """Words for WER: numbers spelled out, lower case, contractions expanded ("I'm" = "I am"),
+    as Whisper's own English normalizer scores them."""
     from tts_gateway.text import normalizer_for
 
     text = re.sub(r"\b(\d{1,2})[.:]?(\d{2})\s?([AaPp])\.?[Mm]\.?", r"\1:\2 \3m", text)
-    text = normalizer_for("en").normalize(text).lower().replace("-", " ")
+    text = normalizer_for("en").normalize(text).lower().replace("-", " ").replace("’", "'")
+    for pattern, expanded in _CONTRACTIONS:
+        text = pattern.sub(expanded, text)
     return re.sub(r"[^a-z' ]+", " ", text).split()
 
 
@@ -215,9 +233,11 @@ async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> Non
         )
         print(f"\n[{model}] RSS after load {rss_mb(proc.pid):.0f} MB   target 1000 MB")
         finals, partials = [], []
+        pooled = [0, 0, 0]  # gateway errors, offline errors, words over every voice and line
         for voice, voice_clips in clips.items():
             for line_kind in ("clean", "g711"):
                 e_gw = e_off = n = 0
+                differing: list[str] = []
                 for sentence, clip in zip(SENTENCES, voice_clips, strict=True):
                     audio = clip if line_kind == "clean" else telephone(clip)
                     r = await stream_utterance(url, audio)
@@ -241,14 +261,23 @@ async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> Non
                     )
                     off_text = " ".join(s.text.strip() for s in segs)
                     ref = words(sentence)
-                    e_gw += edits(ref, words(heard))
-                    e_off += edits(ref, words(off_text))
-                    n += len(ref)
+                    gw, off = edits(ref, words(heard)), edits(ref, words(off_text))
+                    if gw != off:
+                        differing.append(f"      {gw} vs {off} errors: {heard!r} / {off_text!r}")
+                    e_gw, e_off, n = e_gw + gw, e_off + off, n + len(ref)
+                pooled = [pooled[0] + e_gw, pooled[1] + e_off, pooled[2] + n]
                 ratio = (e_gw / n) / (e_off / n) if e_off else (1.0 if e_gw == 0 else float("inf"))
                 print(
                     f"  WER {voice:6} {line_kind:5}  gateway {100 * e_gw / n:5.1f}%   offline {100 * e_off / n:5.1f}%"
                     f"   ratio {ratio:.2f} (target <= 1.1)"
                 )
+                print("\n".join(differing))
+        e_gw, e_off, n = pooled
+        print(
+            f"  WER all {n} words   gateway {100 * e_gw / n:5.1f}%   offline {100 * e_off / n:5.1f}%"
+            f"   ratio {e_gw / max(e_off, 1):.2f}  (Piper's voice differs between syntheses and one"
+            f" word is {100 * 2 * len(clips) / n:.1f} points of one set's WER)"
+        )
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
 
