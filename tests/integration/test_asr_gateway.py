@@ -404,3 +404,36 @@ def test_a_fitted_window_gives_the_file_api_its_segment_times(
     assert first.end_s <= second.start_s
     assert second.start_s * 1000 == pytest.approx(speech["second_start_ms"], abs=700)
     assert second.end_s <= len(audio) / 16000
+
+
+def trimmed(pcm: bytes) -> bytes:
+    """The clip without its leading and trailing quiet (Piper leaves ~0.1-0.3 s each side)."""
+    samples = np.frombuffer(pcm, "<i2")
+    loud = np.nonzero(np.abs(samples.astype(np.int32)) > 500)[0]
+    return samples[loud[0] : loud[-1] + 1].tobytes()
+
+
+async def test_a_pause_mid_sentence_withdraws_the_early_final_and_the_utterance_stays_whole(
+    free_port: int, speech: dict[str, Any]
+) -> None:
+    pause = bytes(int(16000 * 0.35) * 2)  # long enough to start an early final, not to end
+    audio = (
+        bytes(16000)
+        + trimmed(speech["one"])
+        + pause
+        + trimmed(speech["two"])
+        + bytes(int(16000 * GAP_S) * 2)
+    )
+    with start_gateway(free_port) as url:
+        events = await stream(url.replace("http", "ws") + "/ws/transcribe", audio, speedup=1.0)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(url + "/metrics")).text
+    (final,) = of(events, "transcript.final")
+    assert "john smith" in final["text"].lower()
+    assert "knee" in final["text"].lower()
+
+    def early(outcome: str) -> float:
+        return float(metrics.split(f'asr_early_finals_total{{outcome="{outcome}"}} ')[1].split()[0])
+
+    assert early("withdrawn") >= 1  # started in the pause, dropped when speech went on
+    assert early("used") == 1  # the one at the real end gave the final

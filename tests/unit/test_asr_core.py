@@ -18,6 +18,7 @@ from asr_gateway.postprocess import (
     hallucination_reason,
 )
 from asr_gateway.ring import AudioRing
+from asr_gateway.session import Emit, SessionConfig, Transcribe, TranscriptionSession, Withdraw
 from callkit.spoken import words_to_number
 
 # ---------------------------------------------------------------- ring buffer
@@ -299,3 +300,65 @@ def test_silence_from_a_window_is_an_empty_transcription() -> None:
     spoken = decoded().transcription()
     assert spoken.text == "My name is John Smith."
     assert [(s.start_s, s.end_s) for s in spoken.segments] == [(0.0, 2.0)]
+
+
+# ---------------------------------------------------------------- early finals
+
+
+class ScriptedVad:
+    """Speech probabilities by frame, in place of Silero: 1 for speech, 0 for silence."""
+
+    def __init__(self, script: str) -> None:
+        self.probs = [1.0 if c == "S" else 0.0 for c in script]
+
+    def feed(self, samples: np.ndarray) -> list[float]:
+        n = len(samples) // 512
+        out, self.probs = self.probs[:n], self.probs[n:]
+        return out
+
+
+def run_session(script: str, early_after_ms: int | None) -> list[Any]:
+    """Feed one 32 ms frame per script character; every action the session asks for."""
+    session = TranscriptionSession("s", SessionConfig(partials=False), ScriptedVad(script))  # type: ignore[arg-type]
+    session.early_final_after_ms = early_after_ms
+    actions: list[Any] = []
+    for i in range(len(script)):
+        actions += session.feed(np.full(512, 1000, np.int16), now=i * 0.032)
+    return actions
+
+
+def finals(actions: list[Any]) -> list[Transcribe]:
+    return [a for a in actions if isinstance(a, Transcribe) and a.kind == "final"]
+
+
+def test_an_early_final_starts_in_the_end_silence_and_the_endpoint_confirms_it() -> None:
+    # 0.64 s of speech, then silence: 7 frames (224 ms) in, the final starts early.
+    actions = run_session("S" * 20 + "." * 30, early_after_ms=200)
+    early, confirmed = finals(actions)
+    assert early.speculative
+    assert early.early == (1, 640)
+    assert (early.start_ms, early.end_ms) == (0, 640)
+    ended = next(a for a in actions if isinstance(a, Emit) and a.event["type"] == "vad.speech_end")
+    assert actions.index(early) < actions.index(ended)  # before the end silence completed
+    assert not confirmed.speculative
+    assert confirmed.early == early.early  # use the early result, do not transcribe again
+    assert not any(isinstance(a, Withdraw) for a in actions)
+
+
+def test_speech_after_a_pause_withdraws_the_early_final_and_keeps_one_utterance() -> None:
+    # A 320 ms pause mid-sentence: long enough to start an early final, too short to end.
+    actions = run_session("S" * 20 + "." * 10 + "S" * 20 + "." * 30, early_after_ms=200)
+    withdrawn = [a for a in actions if isinstance(a, Withdraw)]
+    assert [w.early for w in withdrawn] == [(1, 640)]
+    last = finals(actions)[-1]
+    assert (last.start_ms, last.end_ms, last.utterance) == (0, 1600, 1)
+    assert last.early == (1, 1600)  # the second early final, taken at the real end
+    starts = [a for a in actions if isinstance(a, Emit) and a.event["type"] == "vad.speech_start"]
+    assert len(starts) == 1
+
+
+def test_without_an_early_threshold_the_final_waits_for_the_endpoint() -> None:
+    actions = run_session("S" * 20 + "." * 30, early_after_ms=None)
+    (final,) = finals(actions)
+    assert final.early is None
+    assert not final.speculative

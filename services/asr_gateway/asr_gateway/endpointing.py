@@ -60,6 +60,11 @@ class Endpointer:
         self._last_speech_end = 0
 
     @property
+    def silence_start_ms(self) -> int | None:
+        """Where the trailing silence of the current utterance began, if it is in one."""
+        return self._silence_start if self.state is State.SPEECH else None
+
+    @property
     def trailing_silence(self) -> bool:
         """In speech, but the last frames were silence: the utterance may be about to end."""
         return self.state is State.SPEECH and self._silence_start is not None

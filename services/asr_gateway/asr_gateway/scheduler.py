@@ -117,6 +117,12 @@ class AsrMetrics:
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
             registry=registry,
         )
+        self.early_finals = Counter(
+            "asr_early_finals_total",
+            "Finals started during the end silence, by outcome: used, or withdrawn when speech resumed.",
+            ["outcome"],
+            registry=registry,
+        )
         self.window_retries = Counter(
             "asr_window_retries_total",
             "Results from a fitted encoder window that were decoded again over the full 30 s.",
@@ -147,6 +153,7 @@ class InferenceScheduler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._partial_s = 0.3  # running estimate of model time per partial
+        self._final_s = 0.5  # running estimate of model time per final
         self.busy = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -196,6 +203,19 @@ class InferenceScheduler:
         """How often each speaking session may ask for a partial, given measured model time."""
         budget_ms = self._partial_s * 1000 * max(1, speaking_sessions) / self.PARTIAL_SHARE
         return int(max(self.min_partial_interval_ms, budget_ms))
+
+    #: Least trailing silence before an early final: shorter pauses are mostly mid-sentence.
+    EARLY_FINAL_MIN_SILENCE_MS = 200
+
+    def early_final_after_ms(self, end_silence_ms: int) -> int | None:
+        """Trailing silence after which to start a final early, so its result is ready when the
+        end silence completes; None when the model has a queue (speculating would delay others)
+        or when the end silence is too short to gain anything."""
+        if self.depth:
+            return None
+        after = end_silence_ms - int(1.2 * self._final_s * 1000)
+        after = max(self.EARLY_FINAL_MIN_SILENCE_MS, after)
+        return after if after < end_silence_ms else None
 
     @property
     def depth(self) -> int:
@@ -277,6 +297,8 @@ class InferenceScheduler:
                 if job.kind == "partial":
                     # What one partial costs the model, a share of the batch's pass.
                     self._partial_s = 0.7 * self._partial_s + 0.3 * seconds / len(batch)
+                elif job.kind == "final" and not result.retried:
+                    self._final_s = 0.7 * self._final_s + 0.3 * seconds / len(batch)
                 if result.retried:
                     self.metrics.window_retries.inc()
                 if not job.future.done():

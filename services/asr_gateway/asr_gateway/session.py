@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -57,9 +57,20 @@ class Transcribe:
     start_ms: int
     end_ms: int
     speech_ratio: float = 1.0
+    # An early final: transcribed while the end silence is still running, kept until the
+    # endpoint confirms it (a final with ``early`` set to the same key) or speech resumes.
+    early: tuple[int, int] | None = None
+    speculative: bool = False  # the early final itself (not the endpoint's confirmation)
 
 
-Action = Emit | Transcribe
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Speech resumed: the early final with this key will not be used."""
+
+    early: tuple[int, int]
+
+
+Action = Emit | Transcribe | Withdraw
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,11 @@ class TranscriptionSession:
         self.agreement = LocalAgreement()
         self.corrector = HotwordCorrector(config.hotwords)
         self.partial_interval_ms = 300
+        # Trailing silence after which an early final starts (None: no early finals); the edge
+        # sets it from the model's measured time per final, so the result is ready when the
+        # end silence completes.
+        self.early_final_after_ms: int | None = None
+        self._early: tuple[int, int] | None = None  # (utterance, silence start) in flight
         self.utterance = 0
         self._frames_seen = 0
         self._utt_start_ms = 0
@@ -140,6 +156,7 @@ class TranscriptionSession:
                 self._speech_frames += prob >= 0.5
             for event in self.endpointer.feed(prob, t_ms, FRAME_MS):
                 actions.extend(self._on_endpoint(event))
+        actions.extend(self._early_final())
         if (
             self.speaking
             and self.config.partials
@@ -154,6 +171,25 @@ class TranscriptionSession:
                 self._partial_pending = True
                 self._last_partial_ms = now_ms
                 actions.append(self._transcribe("partial", self._utt_start_ms, now_ms))
+        return actions
+
+    def _early_final(self) -> list[Action]:
+        """Start the final during the end silence, or withdraw one when speech resumed."""
+        silence = self.endpointer.silence_start_ms
+        key = None if silence is None else (self.utterance, silence)
+        actions: list[Action] = []
+        if self._early is not None and self._early != key:
+            actions.append(Withdraw(self._early))
+            self._early = None
+        after = self.early_final_after_ms
+        if key is None or after is None or self._early is not None:
+            return actions
+        now_ms = self._frames_seen * FRAME_MS
+        assert silence is not None
+        if now_ms - silence >= after:
+            self._early = key
+            job = self._transcribe("final", self._utt_start_ms, silence, tail_ms=now_ms - silence)
+            actions.append(replace(job, early=key, speculative=True))
         return actions
 
     def commit(self) -> list[Action]:
@@ -173,16 +209,31 @@ class TranscriptionSession:
             self.agreement.reset()
             return [Emit({"type": "vad.speech_start", "t_ms": event.t_ms})]
         ratio = self._speech_frames / self._utt_frames if self._utt_frames else 1.0
-        return [
-            Emit({"type": "vad.speech_end", "t_ms": event.t_ms, "forced": event.forced}),
-            self._transcribe("final", self._utt_start_ms, event.t_ms, ratio),
-        ]
+        final = self._transcribe("final", self._utt_start_ms, event.t_ms, ratio=ratio)
+        early, self._early = self._early, None
+        if early == (self.utterance, event.t_ms):
+            # The early final heard exactly this utterance: the edge uses its result.
+            final = replace(final, early=early)
+        elif early is not None:
+            return [
+                Withdraw(early),
+                Emit({"type": "vad.speech_end", "t_ms": event.t_ms, "forced": event.forced}),
+                final,
+            ]
+        return [Emit({"type": "vad.speech_end", "t_ms": event.t_ms, "forced": event.forced}), final]
 
     def _transcribe(
-        self, kind: Literal["partial", "final"], start_ms: int, end_ms: int, ratio: float = 1.0
+        self,
+        kind: Literal["partial", "final"],
+        start_ms: int,
+        end_ms: int,
+        *,
+        ratio: float = 1.0,
+        tail_ms: int | None = None,
     ) -> Transcribe:
         begin = max(0, start_ms - self.config.pre_roll_ms) * SAMPLES_PER_MS
         tail = self.config.post_roll_ms if kind == "final" else 0
+        tail = tail if tail_ms is None else min(tail, tail_ms)
         end = (end_ms + tail) * SAMPLES_PER_MS
         audio = self.ring.slice(begin, end).astype(np.float32) / 32768.0
         # Whisper was trained on speech with silence around it; a tight cut at the VAD edges

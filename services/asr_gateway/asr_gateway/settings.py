@@ -55,6 +55,12 @@ class AsrSettings(ServiceSettings):
         "theirs plus 3 s); 30 is Whisper's full window; 0: 30 on CUDA, 15 on CPU, where it makes "
         "a final about 2.5x faster.",
     )
+    early_finals: bool = Field(
+        True,
+        description="Start a final during the end silence (as late as the model's measured time "
+        "allows) and use it if the silence completes; withdrawn when speech resumes. Skipped while "
+        "the model has a queue.",
+    )
     sensitivity: Literal["low", "medium", "high"] = Field(
         "medium", description="VAD sensitivity: high starts on quieter speech."
     )

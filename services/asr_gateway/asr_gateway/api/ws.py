@@ -32,7 +32,13 @@ from asr_gateway.api.messages import (
 from asr_gateway.endpointing import EndpointConfig
 from asr_gateway.engines import Transcription
 from asr_gateway.scheduler import InferenceScheduler, Job
-from asr_gateway.session import Emit, SessionConfig, Transcribe, TranscriptionSession
+from asr_gateway.session import (
+    Emit,
+    SessionConfig,
+    Transcribe,
+    TranscriptionSession,
+    Withdraw,
+)
 from asr_gateway.settings import AsrSettings
 from callkit.audio import StreamResampler
 from callkit.errors import AgentError, InvalidInput, PayloadTooLarge
@@ -62,6 +68,8 @@ class Connection:
         self.resampler: StreamResampler | None = None
         self.pending: set[asyncio.Future[Transcription]] = set()
         self.first_partial_sent: set[int] = set()
+        # Early finals in flight, by (utterance, silence start): the endpoint confirms or withdraws.
+        self.early: dict[tuple[int, int], tuple[asyncio.Future[Transcription], Job]] = {}
         self._closing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ sending
@@ -131,6 +139,10 @@ class Connection:
         pcm = self.resampler.process(data) if self.resampler else data
         speaking = sum(1 for c in self.ws.app.state.connections if c.session and c.session.speaking)
         self.session.partial_interval_ms = self.scheduler.partial_interval_ms(speaking)
+        if self.settings.early_finals:
+            self.session.early_final_after_ms = self.scheduler.early_final_after_ms(
+                self.session.config.endpoint.end_silence_ms
+            )
         self.run(self.session.feed(np.frombuffer(pcm, dtype="<i2"), time.perf_counter()))
 
     def control(self, msg: SessionConfigure | InputCommit | SessionClose) -> bool:
@@ -159,12 +171,26 @@ class Connection:
         )
         return False
 
-    def run(self, actions: list[Emit | Transcribe]) -> None:
+    def run(self, actions: list[Emit | Transcribe | Withdraw]) -> None:
         assert self.session is not None
         for action in actions:
             if isinstance(action, Emit):
                 self.emit(action.event)
                 continue
+            if isinstance(action, Withdraw):
+                withdrawn = self.early.pop(action.early, None)
+                if withdrawn is not None:
+                    withdrawn[0].cancel()  # dropped from the queue, or its result ignored
+                    self.metrics.early_finals.labels("withdrawn").inc()
+                continue
+            if action.early is not None and not action.speculative:
+                confirmed = self.early.pop(action.early, None)
+                if confirmed is not None:  # the early final heard this utterance: use it
+                    future, job = confirmed
+                    self.metrics.early_finals.labels("used").inc()
+                    self.pending.add(future)
+                    future.add_done_callback(functools.partial(self.result, action, job))
+                    continue
             job = Job(
                 self.session.session_id,
                 action.kind,
@@ -176,6 +202,10 @@ class Connection:
                 with_timestamps=action.kind == "final",
             )
             future = self.scheduler.submit(job)
+            if action.speculative:
+                assert action.early is not None
+                self.early[action.early] = (future, job)
+                continue
             self.pending.add(future)
             future.add_done_callback(functools.partial(self.result, action, job))
 
@@ -211,9 +241,10 @@ class Connection:
             now = time.perf_counter()
             # The endpoint fires once end_silence_ms of silence has arrived after the speech.
             decided = session.arrival_of(job.end_ms + session.config.endpoint.end_silence_ms)
-            if decided is not None and scheduled.started and scheduled.finished:
-                model_and_wait = scheduled.finished - scheduled.submitted
-                self.metrics.overhead.observe(max(0.0, now - decided - model_and_wait))
+            if decided is not None and scheduled.finished:
+                # From when both the endpoint and the model were done (an early final's model
+                # may finish before the endpoint fires).
+                self.metrics.overhead.observe(max(0.0, now - max(decided, scheduled.finished)))
             end_arrived = session.arrival_of(job.end_ms)
             if end_arrived is not None:
                 self.metrics.final_delay.observe(now - end_arrived)
@@ -286,7 +317,7 @@ async def transcribe(ws: WebSocket) -> None:
             await sender
         if conn.session is not None:
             app.state.scheduler.forget(conn.session.session_id)
-        for future in list(conn.pending):
+        for future in [*conn.pending, *(f for f, _ in conn.early.values())]:
             future.cancel()
         conn.session = None
         app.state.connections.discard(conn)
