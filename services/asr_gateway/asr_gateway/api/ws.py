@@ -242,9 +242,12 @@ class Connection:
             # The endpoint fires once end_silence_ms of silence has arrived after the speech.
             decided = session.arrival_of(job.end_ms + session.config.endpoint.end_silence_ms)
             if decided is not None and scheduled.finished:
-                # From when both the endpoint and the model were done (an early final's model
-                # may finish before the endpoint fires).
-                self.metrics.overhead.observe(max(0.0, now - max(decided, scheduled.finished)))
+                # The gateway's own time: before the job was submitted (none for an early final,
+                # submitted before the endpoint fired) and after both the endpoint and the model
+                # were done.
+                before = max(0.0, scheduled.submitted - decided)
+                after = max(0.0, now - max(decided, scheduled.finished))
+                self.metrics.overhead.observe(before + after)
             end_arrived = session.arrival_of(job.end_ms)
             if end_arrived is not None:
                 self.metrics.final_delay.observe(now - end_arrived)
