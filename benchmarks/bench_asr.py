@@ -283,7 +283,8 @@ async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> Non
                     f"  WER {voice:6} {line_kind:5}  gateway {100 * e_gw / n:5.1f}%   offline {100 * e_off / n:5.1f}%"
                     f"   ratio {ratio:.2f} (target <= 1.1)"
                 )
-                print("\n".join(differing))
+                if differing:
+                    print("\n".join(differing))
         e_gw, e_off, n = pooled
         print(
             f"  WER all {n} words   gateway {100 * e_gw / n:5.1f}%   offline {100 * e_off / n:5.1f}%"

@@ -180,7 +180,9 @@ class Connection:
             if isinstance(action, Withdraw):
                 withdrawn = self.early.pop(action.early, None)
                 if withdrawn is not None:
-                    withdrawn[0].cancel()  # dropped from the queue, or its result ignored
+                    future = withdrawn[0]
+                    if not future.cancel() and not future.cancelled():
+                        future.exception()  # finished already: a failure is of no interest now
                     self.metrics.early_finals.labels("withdrawn").inc()
                 continue
             if action.early is not None and not action.speculative:

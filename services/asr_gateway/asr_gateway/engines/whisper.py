@@ -160,13 +160,21 @@ class FasterWhisperEngine:
         hotwords: list[str],
         with_timestamps: bool = False,
     ) -> list[Transcription]:
-        """Several sessions' clips (each up to 30 s) in one encoder and decoder pass.
+        """Several sessions' clips in one encoder and decoder pass (clips over 30 s one by one).
 
         The same decoding as ``transcribe``; a clip whose result needs Whisper's fallback is
         decoded again on its own over the full window. On a GPU the batch costs little more
         than one clip; on a CPU it costs about as much as the clips one after another.
         """
         lang = "en" if self.english_only else language
+        if any(len(a) > FULL_WINDOW_S * 16000 for a in audios):
+            # One window cannot hold a clip this long (ASR_MAX_SPEECH_MS allows up to 60 s).
+            return [
+                self.transcribe(
+                    a, language=lang, hotwords=hotwords, with_timestamps=with_timestamps
+                )
+                for a in audios
+            ]
         fitted = all(self._fits(a) for a in audios)
         frames = self._frames(audios) if fitted else FULL_WINDOW_S * FRAMES_PER_S
         decoded = self._decode(audios, lang, hotwords, frames, timestamps=with_timestamps)
