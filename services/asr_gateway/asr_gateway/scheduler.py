@@ -7,8 +7,9 @@ queue never holds more than the hardware can do.
 
 When the engine can batch (``transcribe_batch``) and ``max_batch`` > 1, the work waiting for the
 model when it frees up goes in one pass: finals first, then partials, of as many sessions as
-share a language, hot words and decoding mode, up to ``max_batch``. On a GPU a batch costs little more than one
-clip; on a CPU it does not pay (the cores are already busy), hence the default of 1 there.
+share a language, hot words and decoding mode, up to ``max_batch``. On a GPU a batch costs
+little more than one clip; on two CPU cores it did not pay consistently (the cores are already
+busy), hence the default of 1 there.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class AsrSettings(ServiceSettings):
         ge=0,
         le=64,
         description="Most sessions' clips run in one pass of the model; 0: 8 on CUDA, 1 on CPU "
-        "(on a CPU batching does not pay).",
+        "(on two CPU cores batching did not pay consistently).",
     )
     encoder_window_s: int = Field(
         0,
