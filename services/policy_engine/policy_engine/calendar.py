@@ -24,11 +24,11 @@ end
 if v == 'booked:' .. ARGV[1] then return 1 end
 return 0
 """
-# KEYS[1] slot; ARGV[1] call id; ARGV[2] unix time the key may expire. 1 when booked.
+# KEYS[1] slot; ARGV[1] call id; ARGV[2] seconds the booking is kept. 1 when booked.
 _BOOK = """
 local v = redis.call('GET', KEYS[1])
 if v == false or v == 'hold:' .. ARGV[1] or v == 'booked:' .. ARGV[1] then
-  redis.call('SET', KEYS[1], 'booked:' .. ARGV[1], 'EXAT', ARGV[2])
+  redis.call('SET', KEYS[1], 'booked:' .. ARGV[1], 'EX', ARGV[2])
   return 1
 end
 return 0
@@ -102,13 +102,17 @@ class Calendar:
             await self._hold(keys=[self.key(modality, day, at)], args=[call_id, self.hold_s])
         )
 
-    async def book(self, modality: str, day: date, at: time, call_id: str) -> bool:
+    async def book(
+        self, modality: str, day: date, at: time, call_id: str, now: datetime
+    ) -> bool:
+        """Book the slot for ``call_id``, kept until a day after the appointment.
+
+        The expiry is relative to ``now``, the engine's clock, not Redis's: a call replayed on a
+        frozen clock (the dialogue suite, tests) books as it would have on that day.
+        """
         expires = datetime.combine(day + timedelta(days=1), at, tzinfo=self.schedule.zone)
-        return bool(
-            await self._book(
-                keys=[self.key(modality, day, at)], args=[call_id, int(expires.timestamp())]
-            )
-        )
+        keep_s = max(int((expires - now).total_seconds()), 60)
+        return bool(await self._book(keys=[self.key(modality, day, at)], args=[call_id, keep_s]))
 
     async def release(self, modality: str, day: date, at: time, call_id: str) -> bool:
         return bool(await self._release(keys=[self.key(modality, day, at)], args=[call_id]))

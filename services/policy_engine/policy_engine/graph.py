@@ -611,7 +611,11 @@ async def _book(t: Turn) -> bool:
     if hold.booked:
         return True
     ok = await t.deps.calendar.book(
-        hold.modality, date.fromisoformat(hold.date), time.fromisoformat(hold.time), s.session_id
+        hold.modality,
+        date.fromisoformat(hold.date),
+        time.fromisoformat(hold.time),
+        s.session_id,
+        t.now,
     )
     hold.booked = ok
     return ok
