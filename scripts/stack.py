@@ -8,7 +8,7 @@
 Services run as `python -m <service>` on their standard ports, with callsim as the FreeSWITCH
 (Event Socket on 8021, control port 8022, so `callsim run --emulator http://127.0.0.1:8022`
 works against a served stack). Passwords are generated once into .run/stack.env (mode 600);
-logs go to .run/logs/.
+logs go to .run/logs/. Which services, their ports and how they start: packages/devstack.
 """
 
 from __future__ import annotations
@@ -17,144 +17,16 @@ import argparse
 import csv
 import json
 import os
-import secrets
-import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
-import httpx
+from devstack import ROOT
+from devstack.served import PORTS, RUN, environment, serve, status, stop_served
 
-ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / ".run"
-STATE = RUN / "stack.json"
-SECRETS = RUN / "stack.env"
-LOGS = RUN / "logs"
 DEMO_SCRIPT = ROOT / "tests" / "calls" / "booking_knee.yaml"
-CONTROL = "http://127.0.0.1:8022"
-# (name, command, health URL); order is start order.
-SERVICES: list[tuple[str, list[str], str]] = [
-    ("llm", ["-m", "llm"], "http://127.0.0.1:8000/ready"),
-    ("asr_gateway", ["-m", "asr_gateway"], "http://127.0.0.1:8081/ready"),
-    ("tts_gateway", ["-m", "tts_gateway"], "http://127.0.0.1:8082/ready"),
-    ("policy_engine", ["-m", "policy_engine"], "http://127.0.0.1:8083/ready"),
-    ("notifier", ["-m", "notifier"], "http://127.0.0.1:8085/ready"),
-    (
-        "callsim",
-        ["-m", "callsim", "serve", "--fork-build", "jambonz", "--control-port", "8022"],
-        f"{CONTROL}/health",
-    ),
-    ("fs_bridge", ["-m", "fs_bridge"], "http://127.0.0.1:8080/ready"),
-]
-
-
-def _secrets() -> dict[str, str]:
-    RUN.mkdir(exist_ok=True)
-    if not SECRETS.exists():
-        SECRETS.write_text(
-            f"ESL_PASSWORD={secrets.token_urlsafe(16)}\nFORK_PASSWORD={secrets.token_urlsafe(16)}\n"
-        )
-        SECRETS.chmod(0o600)
-    return dict(line.split("=", 1) for line in SECRETS.read_text().split())
-
-
-def _env(redis_url: str) -> dict[str, str]:
-    s = _secrets()
-    return {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "LOG_FORMAT": "json",
-        "CALLSIM_ESL_PASSWORD": s["ESL_PASSWORD"],
-        "CALLSIM_FORK_AUTH": f"freeswitch:{s['FORK_PASSWORD']}",
-        "BRIDGE_ESL_PASSWORD": s["ESL_PASSWORD"],
-        "BRIDGE_FORK_PASSWORD": s["FORK_PASSWORD"],
-        "NOTIFY_SINK": os.environ.get("NOTIFY_SINK", "csv"),
-    }
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _alive(url: str) -> bool:
-    try:
-        httpx.get(url.rsplit("/", 1)[0] + "/health", timeout=1)
-    except httpx.TransportError:
-        return False
-    return True
-
-
-def serve(timeout_s: float = 180) -> list[str]:
-    """Start what is not running; returns the names started here."""
-    from callkit.redis_provision import ensure
-
-    redis_url = ensure(RUN, env_url=os.environ.get("REDIS_URL") or None)
-    env = _env(redis_url)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = json.loads(STATE.read_text()) if STATE.exists() else {}
-    started = []
-    for name, command, url in SERVICES:
-        if _alive(url):
-            print(f"  {name:<14} already running", flush=True)
-            continue
-        log = (LOGS / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, *command], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        state[name] = proc.pid
-        started.append(name)
-        print(f"  {name:<14} started (pid {proc.pid}, log .run/logs/{name}.log)", flush=True)
-    state["redis_url"] = redis_url
-    STATE.write_text(json.dumps(state))
-    deadline = time.monotonic() + timeout_s
-    for name, _, url in SERVICES:
-        while not _answers(url):
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"error: {name} is not ready after {timeout_s:.0f}s; see .run/logs/{name}.log"
-                )
-            time.sleep(0.3)
-        print(f"  {name:<14} ready", flush=True)
-    return started
-
-
-def stop(names: list[str] | None = None) -> None:
-    if not STATE.exists():
-        print("nothing was started by `serve`")
-        return
-    state = json.loads(STATE.read_text())
-    for name, _, _ in reversed(SERVICES):
-        if names is not None and name not in names:
-            continue
-        pid = state.pop(name, None)
-        if not pid:
-            continue
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        for _ in range(150):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        print(f"  {name:<14} stopped")
-    STATE.write_text(json.dumps(state))
-
-
-def status() -> None:
-    for name, _, url in SERVICES:
-        print(
-            f"  {name:<14} {'ready' if _answers(url) else 'up, not ready' if _alive(url) else 'down'}"
-        )
+CONTROL = f"http://127.0.0.1:{PORTS.control}"
 
 
 def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float) -> None:
@@ -183,8 +55,7 @@ def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float)
 def demo() -> int:
     t0 = time.monotonic()
     print("Starting the stack (embedded LLM, ASR, TTS, policy, notifier, bridge, callsim):")
-    started = serve()
-    redis_url = json.loads(STATE.read_text())["redis_url"]
+    redis_url, started = serve()
     report_path = RUN / "demo" / "report.json"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"\nPlacing a scripted inbound call ({DEMO_SCRIPT.relative_to(ROOT)}):")
@@ -197,7 +68,8 @@ def demo() -> int:
         done = subprocess.run(
             [sys.executable, "-m", "callsim", "run", "--script", str(DEMO_SCRIPT), "--emulator", CONTROL,
              "--redis-url", redis_url, "--report", str(report_path)],
-            cwd=ROOT, env=_env(redis_url), capture_output=True, text=True, check=False,
+            cwd=ROOT, env={**os.environ, **environment(redis_url)}, capture_output=True, text=True,
+            check=False,
         )  # fmt: skip
     finally:
         flag.set()
@@ -227,7 +99,7 @@ def demo() -> int:
     print(f"Report: {report_path}   ({time.monotonic() - t0:.0f} s in all)")
     if started:
         print("\nStopping what the demo started:")
-        stop(started)
+        stop_served(started, procs=started)
     if status_ != "booked":
         print("error: the call did not book", file=sys.stderr)
         return 1
@@ -254,11 +126,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "serve":
         serve()
-        print("\nThe stack is running. Try: .venv/bin/callsim run --emulator http://127.0.0.1:8022 "
+        print(f"\nThe stack is running. Try: .venv/bin/callsim run --emulator {CONTROL} "
               "--script tests/calls/booking_knee.yaml   (make stop to stop it)")  # fmt: skip
         return 0
     if args.command == "stop":
-        stop()
+        stop_served()
         return 0
     if args.command == "status":
         status()
