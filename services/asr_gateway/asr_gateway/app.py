@@ -3,39 +3,55 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from asr_gateway.api import openai, ws
-from asr_gateway.engines import FasterWhisperEngine
+from asr_gateway.engines import AsrEngine, FasterWhisperEngine
 from asr_gateway.scheduler import AsrMetrics, InferenceScheduler
 from asr_gateway.settings import AsrSettings
-from asr_gateway.vad import SileroVad
+from asr_gateway.vad import SileroVad, VadModel
 from callkit.errors import DependencyUnavailable
 from callkit.http import create_service_app
 from callkit.models import ModelStore, Registry
 
+#: Load the recognizer or the VAD (blocking; run in a thread at start-up).
+EngineLoader = Callable[[AsrSettings, ModelStore], AsrEngine]
+VadLoader = Callable[[AsrSettings, ModelStore], VadModel]
 
-def create_app(settings: AsrSettings, store: ModelStore | None = None) -> FastAPI:
+
+def load_whisper(settings: AsrSettings, models: ModelStore) -> AsrEngine:
+    return FasterWhisperEngine(
+        models,
+        settings.model,
+        device=settings.device,
+        cpu_threads=settings.cpu_threads,
+        window_s=settings.encoder_window_s,
+    )
+
+
+def load_silero(settings: AsrSettings, models: ModelStore) -> VadModel:
+    return SileroVad(next(models.resolve(settings.vad_model).glob("*.onnx")))
+
+
+def create_app(
+    settings: AsrSettings,
+    *,
+    store: ModelStore | None = None,
+    load_engine: EngineLoader = load_whisper,
+    load_vad: VadLoader = load_silero,
+) -> FastAPI:
     models = store or ModelStore(Registry.load())
     for name in (settings.model, settings.vad_model):
         models.registry.get(name)  # an unknown name stops start-up here, with the known names
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        vad_dir = await asyncio.to_thread(models.resolve, settings.vad_model)
-        app.state.vad = SileroVad(next(vad_dir.glob("*.onnx")))
-        engine = await asyncio.to_thread(
-            FasterWhisperEngine,
-            models,
-            settings.model,
-            device=settings.device,
-            cpu_threads=settings.cpu_threads,
-            window_s=settings.encoder_window_s,
-        )
+        app.state.vad = await asyncio.to_thread(load_vad, settings, models)
+        engine = await asyncio.to_thread(load_engine, settings, models)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
         scheduler = InferenceScheduler(
             engine,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +19,18 @@ FRAME_SAMPLES = 512  # 32 ms at 16 kHz
 CONTEXT_SAMPLES = 64
 SAMPLE_RATE = 16000
 FRAME_MS = FRAME_SAMPLES * 1000 // SAMPLE_RATE
+
+
+class VadModel(Protocol):
+    """A shared speech detector; ``SileroVad`` is the real one."""
+
+    def stream(self, energy_floor_dbfs: float = -55.0) -> VadStream: ...
+
+    def run(
+        self, frame: npt.NDArray[np.float32], state: npt.NDArray[np.float32]
+    ) -> tuple[float, npt.NDArray[np.float32]]:
+        """The probability that ``frame`` (context + 512 new samples) is speech, and the new state."""
+        ...
 
 
 class SileroVad:
@@ -48,7 +61,7 @@ class SileroVad:
 class VadStream:
     """Per-session VAD: feed any number of 16 kHz samples, get one probability per 32 ms frame."""
 
-    def __init__(self, model: SileroVad, energy_floor_dbfs: float) -> None:
+    def __init__(self, model: VadModel, energy_floor_dbfs: float) -> None:
         self._model = model
         self._state = np.zeros((2, 1, 128), dtype=np.float32)
         self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)

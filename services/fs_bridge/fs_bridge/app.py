@@ -12,10 +12,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
 
+from callkit import redis_client
 from callkit.errors import DependencyUnavailable
 from callkit.http import Lifespan, create_service_app
-from callkit.lifecycle import redis_lifespan, redis_ready
+from callkit.lifecycle import RedisFactory, redis_lifespan, redis_ready
 from fs_bridge.bridge import Bridge
+from fs_bridge.esl import EventSocketFactory, connect_event_socket
 from fs_bridge.session import CallSession
 from fs_bridge.settings import BridgeSettings
 
@@ -23,8 +25,15 @@ log = logging.getLogger("fs_bridge")
 SUBPROTOCOL = "audio.drachtio.org"
 
 
-def create_app(settings: BridgeSettings) -> FastAPI:
-    app = create_service_app(settings.service_name, lifespan=_lifespan(settings))
+def create_app(
+    settings: BridgeSettings,
+    *,
+    connect_redis: RedisFactory = redis_client.connect,
+    event_socket: EventSocketFactory = connect_event_socket,
+) -> FastAPI:
+    app = create_service_app(
+        settings.service_name, lifespan=_lifespan(settings, connect_redis, event_socket)
+    )
     app.state.settings = settings
     app.state.readiness["redis"] = redis_ready(app)
 
@@ -90,13 +99,17 @@ def _authorized(websocket: WebSocket, settings: BridgeSettings) -> bool:
     )
 
 
-def _lifespan(settings: BridgeSettings) -> Lifespan:
-    redis = redis_lifespan(settings.redis_url)
+def _lifespan(
+    settings: BridgeSettings, connect_redis: RedisFactory, event_socket: EventSocketFactory
+) -> Lifespan:
+    redis = redis_lifespan(settings.redis_url, connect_redis)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with redis(app):
-            bridge = Bridge(settings, app.state.redis, app.state.metrics.registry)
+            bridge = Bridge(
+                settings, app.state.redis, app.state.metrics.registry, event_socket=event_socket
+            )
             app.state.bridge = bridge
             await bridge.start()
             try:

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from callkit.errors import AgentError
 from callkit.esl import Event
 from fs_bridge.clients import PolicyClient, TtsClient
-from fs_bridge.esl import EslClient
+from fs_bridge.esl import EventSocketFactory, connect_event_socket
 from fs_bridge.settings import BridgeSettings
 
 if TYPE_CHECKING:
@@ -59,7 +59,14 @@ class BridgeMetrics:
 
 
 class Bridge:
-    def __init__(self, settings: BridgeSettings, redis: Redis, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        redis: Redis,
+        registry: CollectorRegistry,
+        *,
+        event_socket: EventSocketFactory = connect_event_socket,
+    ) -> None:
         self.settings = settings
         self.redis = redis
         self.metrics = BridgeMetrics(registry)
@@ -67,12 +74,12 @@ class Bridge:
         self.policy = PolicyClient(settings.policy_url, self.http)
         self.tts = TtsClient(settings.tts_url, self.http)
         self.calls: dict[str, CallSession] = {}
-        self.esl = EslClient(
+        self.esl = event_socket(
             settings.esl_host,
             settings.esl_port,
             settings.esl_password.get_secret_value(),
-            on_event=self._on_event,
-            on_connect=self._resync,
+            self._on_event,
+            self._resync,
         )
         self.metrics.esl_up.set_function(lambda: 1.0 if self.esl.connected.is_set() else 0.0)
 

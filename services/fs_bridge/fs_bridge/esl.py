@@ -15,7 +15,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from callkit.errors import DependencyUnavailable
 from callkit.esl import Event, Message, MessageReader, parse_event
@@ -201,3 +201,35 @@ class EslClient:
             f"execute-app-arg: {path}\nevent-lock: true"
         )
         await self._command(line)
+
+
+class EventSocket(Protocol):
+    """What the bridge needs of FreeSWITCH's Event Socket (``EslClient`` is the real one)."""
+
+    connected: asyncio.Event
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def api(self, command: str) -> str: ...
+
+    async def bgapi(self, command: str, timeout_s: float = 60.0) -> str: ...
+
+    async def sendmsg_playback(self, call_uuid: str, path: str) -> None: ...
+
+
+#: Builds the Event Socket from the host, port and password, with the bridge's two callbacks.
+EventSocketFactory = Callable[
+    [str, int, str, EventHandler, Callable[[], Coroutine[Any, Any, None]]], EventSocket
+]
+
+
+def connect_event_socket(
+    host: str,
+    port: int,
+    password: str,
+    on_event: EventHandler,
+    on_connect: Callable[[], Coroutine[Any, Any, None]],
+) -> EventSocket:
+    return EslClient(host, port, password, on_event=on_event, on_connect=on_connect)

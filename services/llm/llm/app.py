@@ -7,6 +7,7 @@ except by the structured-output form each enforces.
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from callkit.models import ModelStore, Registry
 from llm.settings import LlmSettings
 
 log = logging.getLogger("llm")
+
+#: Builds the OpenAI-compatible app serving the configured model (blocking: it loads the model).
+ModelServer = Callable[[LlmSettings, ModelStore], FastAPI]
 
 
 def gguf_path(settings: LlmSettings, store: ModelStore | None = None) -> Path:
@@ -35,11 +39,12 @@ def gguf_path(settings: LlmSettings, store: ModelStore | None = None) -> Path:
     return files[0]
 
 
-def create_app(settings: LlmSettings) -> FastAPI:
+def serve_llama_cpp(settings: LlmSettings, models: ModelStore) -> FastAPI:
+    """llama.cpp's server app on the verified GGUF file, its KV cache primed (``warm_up``)."""
     from llama_cpp.server.app import create_app as create_llama_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    model_file = gguf_path(settings)
+    model_file = gguf_path(settings, models)
     app: FastAPI = create_llama_app(
         # interrupt_requests would let each new request cut off the stream in progress, i.e.
         # one call's reply would end when another call asks something; queue them instead.
@@ -57,9 +62,19 @@ def create_app(settings: LlmSettings) -> FastAPI:
             )
         ],
     )
+    warm_up(settings)
+    return app
+
+
+def create_app(
+    settings: LlmSettings,
+    *,
+    store: ModelStore | None = None,
+    serve: ModelServer = serve_llama_cpp,
+) -> FastAPI:
+    app = serve(settings, store or ModelStore(Registry.load()))
     install_ops(app, settings.service_name)
     app.state.settings = settings
-    warm_up(settings)
     return app
 
 

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from callkit import redis_client
 from callkit.http import create_service_app
-from callkit.lifecycle import redis_lifespan, redis_ready
+from callkit.lifecycle import RedisFactory, redis_lifespan, redis_ready
 from notifier.columns import Layout
 from notifier.consumer import ConsumerConfig, NotifierMetrics, OutcomeConsumer
 from notifier.settings import NotifySettings
@@ -39,15 +40,22 @@ def consumer_config(settings: NotifySettings) -> ConsumerConfig:
         group=settings.group,
         consumer=settings.consumer,
         batch=settings.batch,
+        block_ms=settings.block_ms,
         claim_idle_ms=settings.claim_idle_ms,
         max_deliveries=settings.max_deliveries,
     )
 
 
-def create_app(settings: NotifySettings) -> FastAPI:
+def create_app(
+    settings: NotifySettings,
+    *,
+    connect_redis: RedisFactory = redis_client.connect,
+    sink: Sink | None = None,
+) -> FastAPI:
+    """``sink`` defaults to the one the settings name (``build_sink``)."""
     layout = Layout.build(settings.columns, settings.locale)  # a bad layout stops start-up here
-    sink = build_sink(settings)
-    redis = redis_lifespan(settings.redis_url)
+    sink = sink or build_sink(settings)
+    redis = redis_lifespan(settings.redis_url, connect_redis)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -62,6 +62,12 @@ class NotifySettings(ServiceSettings):
         ge=100,
         description="Pending entries idle this long are claimed from a crashed replica.",
     )
+    block_ms: int = Field(
+        2000,
+        ge=10,
+        le=60000,
+        description="Longest wait for new entries in one read; shutdown waits for it too.",
+    )
     max_deliveries: int = Field(
         5,
         ge=1,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from callkit import redis_client
 from callkit.errors import DependencyUnavailable
 from callkit.http import create_service_app
-from callkit.lifecycle import redis_lifespan, redis_ready
+from callkit.lifecycle import RedisFactory, redis_lifespan, redis_ready
 from callkit.models import ModelStore, Registry
 from tts_gateway.api.routes import router
 from tts_gateway.cache import AudioCache, FileCache
@@ -21,10 +22,23 @@ from tts_gateway.prerender import PrerenderProgress, prerender
 from tts_gateway.settings import TtsSettings
 from tts_gateway.synthesizer import Synthesizer, TtsMetrics
 
+#: Load one voice by name (blocking; run in a thread at start-up).
+VoiceLoader = Callable[[TtsSettings, ModelStore, str], TtsEngine]
 
-def create_app(settings: TtsSettings, store: ModelStore | None = None) -> FastAPI:
+
+def load_piper(settings: TtsSettings, models: ModelStore, name: str) -> TtsEngine:
+    return PiperEngine.from_registry(models, name, threads=settings.onnx_threads)
+
+
+def create_app(
+    settings: TtsSettings,
+    *,
+    store: ModelStore | None = None,
+    connect_redis: RedisFactory = redis_client.connect,
+    load_voice: VoiceLoader = load_piper,
+) -> FastAPI:
     models = store or ModelStore(Registry.load())
-    redis = redis_lifespan(settings.redis_url)
+    redis = redis_lifespan(settings.redis_url, connect_redis)
     voices = [settings.voice, *[v for v in settings.extra_voices if v != settings.voice]]
     progress = PrerenderProgress()
 
@@ -33,9 +47,7 @@ def create_app(settings: TtsSettings, store: ModelStore | None = None) -> FastAP
         async with redis(app):
             engines: dict[str, TtsEngine] = {}
             for name in voices:
-                engines[name] = await asyncio.to_thread(
-                    PiperEngine.from_registry, models, name, threads=settings.onnx_threads
-                )
+                engines[name] = await asyncio.to_thread(load_voice, settings, models, name)
             executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="tts")
             cache = AudioCache(
                 app.state.redis,

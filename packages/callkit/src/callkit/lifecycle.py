@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from callkit import redis_client
 from callkit.http import Lifespan, ReadinessCheck
 from callkit.models import ModelStore, Registry
 
+RedisFactory = Callable[[str], aioredis.Redis]
 
-def redis_lifespan(url: str) -> Lifespan:
-    """Opens ``app.state.redis`` on start-up and closes it on shutdown."""
+
+def redis_lifespan(url: str, connect: RedisFactory = redis_client.connect) -> Lifespan:
+    """Opens ``app.state.redis`` (``connect(url)``) on start-up and closes it on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.redis = redis_client.connect(url)
+        app.state.redis = connect(url)
         try:
             yield
         finally:
