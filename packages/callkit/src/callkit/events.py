@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -29,8 +29,24 @@ class WireEvent(BaseModel):
     type: str
 
 
+class ErrorEvent(WireEvent):
+    """A failure told to the other side; ``recoverable``: the connection or session goes on."""
+
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    recoverable: bool
+
+
 class UnknownEventType(InvalidInput):
     code = "unknown_event_type"
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Every problem of a validation error as ``field.path: message``, joined by ``; ``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+    )
 
 
 class EventCodec(Generic[E]):
@@ -57,6 +73,10 @@ class EventCodec(Generic[E]):
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"message is not valid JSON: {exc}", code="invalid_json") from None
+        return self.validate(data)
+
+    def validate(self, data: Any) -> E:
+        """The event for already decoded JSON (a producer checking what it is about to send)."""
         if not isinstance(data, dict):
             raise InvalidInput(
                 f"expected a JSON object, got {type(data).__name__}", code="invalid_json"
@@ -71,25 +91,25 @@ class EventCodec(Generic[E]):
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-                for e in exc.errors()
-            )
             raise InvalidInput(
-                f"invalid {kind!r} message: {problems}", code="invalid_event"
+                f"invalid {kind!r} message: {validation_problems(exc)}", code="invalid_event"
             ) from None
 
 
-def error_event(exc: BaseException, *, recoverable: bool | None = None) -> dict[str, Any]:
+def error_for(exc: BaseException, *, recoverable: bool | None = None) -> ErrorEvent:
     """The ``error`` event sent back for a failure; never includes the offending input."""
     if isinstance(exc, AgentError):
         code, message = exc.code, exc.message
         default_recoverable = isinstance(exc, InvalidInput) or exc.retryable
     else:
         code, message, default_recoverable = "internal_error", "internal error", False
-    return {
-        "type": "error",
-        "code": code,
-        "message": message,
-        "recoverable": default_recoverable if recoverable is None else recoverable,
-    }
+    return ErrorEvent(
+        code=code,
+        message=message,
+        recoverable=default_recoverable if recoverable is None else recoverable,
+    )
+
+
+def error_event(exc: BaseException, *, recoverable: bool | None = None) -> dict[str, Any]:
+    """:func:`error_for` as the JSON-ready dict a socket sends."""
+    return error_for(exc, recoverable=recoverable).model_dump()

@@ -1,0 +1,70 @@
+"""The messages that cross a service boundary, one module per contract; :data:`REGISTRY` lists them.
+
+``streams`` names the Redis streams and key namespaces; ``outcome`` is the call outcome on
+calls:completed; ``dialog`` is POST /dialog and its SSE stream; ``asr`` is WS /ws/transcribe;
+``live`` is calls:events. Producers build these models and consumers parse with them; the
+Contracts section of docs/ARCHITECTURE.md is generated from this registry
+(``python -m callkit.contracts.docs``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel
+
+from callkit.contracts import asr, dialog, live, outcome
+from callkit.events import ErrorEvent
+
+#: Every contract model, by module, in the order the docs list them.
+REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
+    outcome.__name__: (
+        outcome.CallOutcome,
+        outcome.Slots,
+        outcome.TranscriptLine,
+        outcome.CallLatency,
+    ),
+    dialog.__name__: (
+        dialog.DialogRequest,
+        dialog.CallStarted,
+        dialog.Contact,
+        dialog.UserUtterance,
+        dialog.UserInterrupted,
+        dialog.HeardUtterance,
+        dialog.UserSilence,
+        dialog.Dtmf,
+        dialog.CallEnded,
+        dialog.ReplySentence,
+        dialog.ReplyDone,
+        dialog.DialogReply,
+        dialog.DialogError,
+        dialog.HangupAction,
+        dialog.TransferAction,
+        dialog.NoAction,
+    ),
+    asr.__name__: (
+        asr.SessionStart,
+        asr.SessionConfigure,
+        asr.InputCommit,
+        asr.SessionClose,
+        asr.SessionCreated,
+        asr.SessionUpdated,
+        asr.SpeechStarted,
+        asr.SpeechEnded,
+        asr.TranscriptPartial,
+        asr.TranscriptFinal,
+        asr.SessionClosed,
+        ErrorEvent,
+    ),
+    live.__name__: (
+        live.LiveCallStarted,
+        live.LiveCallEnded,
+        live.CallerFinal,
+        live.AgentSentence,
+        live.BargeIn,
+        live.StateChanged,
+        live.TurnTimed,
+    ),
+}
+
+__all__ = ["REGISTRY", "asr", "dialog", "live", "outcome"]
