@@ -23,7 +23,7 @@ from serving import running_service
 
 from callkit.errors import ConfigError, NotFound
 from callkit.llm_client import LlmClient
-from notifier.outcome import parse_entry
+from callkit.contracts.outcome import parse_entry
 from policy_engine.app import create_app
 from policy_engine.dialogues import load_dialogues, run_dialogue
 from policy_engine.engine import DialogEngine, PolicyMetrics

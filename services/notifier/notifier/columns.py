@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from callkit.contracts.outcome import CallOutcome
 from callkit.errors import ConfigError
-from notifier.outcome import CallOutcome
 
 Locale = Literal["ru", "en"]
 

@@ -27,9 +27,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import ResponseError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from callkit.contracts.outcome import CallOutcome, parse_entry
+from callkit.contracts.streams import CALLS_COMPLETED, CALLS_DEAD
 from callkit.errors import AgentError, InvalidInput, is_retryable
 from notifier.columns import Layout
-from notifier.outcome import DEAD_STREAM, STREAM, CallOutcome, parse_entry
 from notifier.sinks.base import Sink
 
 log = logging.getLogger("notifier.consumer")
@@ -76,8 +77,8 @@ class NotifierMetrics:
 
 @dataclass
 class ConsumerConfig:
-    stream: str = STREAM
-    dead_stream: str = DEAD_STREAM
+    stream: str = CALLS_COMPLETED
+    dead_stream: str = CALLS_DEAD
     group: str = "notifier"
     consumer: str = "notifier-1"
     batch: int = 50

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from callkit.contracts.streams import CALLS_COMPLETED, CALLS_DEAD
 from callkit.settings import ServiceSettings, prefixed_config
 from notifier.columns import DEFAULT_LAYOUT
 
@@ -44,10 +45,10 @@ class NotifySettings(ServiceSettings):
         list(DEFAULT_LAYOUT), description="Column layout, as a JSON list of column keys."
     )
     stream: str = Field(
-        "calls:completed", min_length=1, description="Redis stream of finished calls."
+        CALLS_COMPLETED, min_length=1, description="Redis stream of finished calls."
     )
     dead_stream: str = Field(
-        "calls:dead", min_length=1, description="Redis stream for entries that cannot be written."
+        CALLS_DEAD, min_length=1, description="Redis stream for entries that cannot be written."
     )
     group: str = Field(
         "notifier", min_length=1, description="Consumer group shared by notifier replicas."
