@@ -24,6 +24,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import devstack
 import httpx
 import numpy as np
 import websockets
@@ -31,7 +32,6 @@ import websockets
 from callkit.audio import resample, ulaw_decode, ulaw_encode
 from callkit.models import ModelStore, Registry
 from callkit.redis_provision import free_port
-from services import start_service, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = [
@@ -209,9 +209,9 @@ def final_delays(r: dict[str, Any]) -> list[float]:
     return delays
 
 
-def start(model: str, port: int, **env: str) -> subprocess.Popen[bytes]:
+def start_gateway(model: str, port: int, **env: str) -> subprocess.Popen[str]:
     settings = {"ASR_PORT": str(port), "ASR_MODEL": model, "ASR_MAX_SESSIONS": "32", **env}
-    return start_service("asr_gateway", port, settings, timeout_s=90)
+    return devstack.start("asr_gateway", settings, port, timeout_s=90)
 
 
 def rss_mb(pid: int) -> float:
@@ -232,7 +232,7 @@ def pct(xs: list[float], q: float) -> float:
 
 async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> None:
     port = free_port()
-    proc = start(model, port)
+    proc = start_gateway(model, port)
     url = f"ws://127.0.0.1:{port}/ws/transcribe"
     try:
         from faster_whisper import WhisperModel
@@ -313,13 +313,13 @@ async def latency_and_wer(model: str, clips: dict[str, list[np.ndarray]]) -> Non
             f" gateway's own overhead {overhead_ms:.1f} ms (target 30 ms)"
         )
     finally:
-        stop_service(proc)
+        devstack.stop(proc)
 
 
 async def concurrency(model: str, clip: np.ndarray, batch: int = 1) -> None:
     """Independent calls: each stream starts at a random offset and says three utterances."""
     port = free_port()
-    proc = start(model, port, ASR_MAX_BATCH=str(batch))
+    proc = start_gateway(model, port, ASR_MAX_BATCH=str(batch))
     url = f"ws://127.0.0.1:{port}/ws/transcribe"
     rng = np.random.default_rng(3)
     print(
@@ -354,13 +354,13 @@ async def concurrency(model: str, clip: np.ndarray, batch: int = 1) -> None:
             f"  {jobs:.0f} jobs in {passes:.0f} passes of the model: {jobs / max(passes, 1):.2f} per pass"
         )
     finally:
-        stop_service(proc)
+        devstack.stop(proc)
 
 
 async def memory(model: str, clip: np.ndarray) -> None:
     """RSS after a 1-minute and after a 30-minute session (audio sent faster than real time)."""
     port = free_port()
-    proc = start(model, port)
+    proc = start_gateway(model, port)
     url = f"ws://127.0.0.1:{port}/ws/transcribe"
     period = np.concatenate([clip, np.zeros(16000 * 8, np.int16)])  # speech every ~10 s
     try:
@@ -389,7 +389,7 @@ async def memory(model: str, clip: np.ndarray) -> None:
             await asyncio.wait_for(reader, 120)
         print(f"  RSS 30-minute vs 1-minute session: {marks[30] - marks[1]:+.0f} MB")
     finally:
-        stop_service(proc)
+        devstack.stop(proc)
 
 
 async def _drain(ws: Any) -> None:
@@ -435,7 +435,7 @@ async def versus_realtimestt(clips: dict[str, list[np.ndarray]]) -> None:
     (out_dir / "clips.json").write_text(json.dumps(meta))
 
     port = free_port()
-    proc = start("whisper-base", port)
+    proc = start_gateway("whisper-base", port)
     url = f"ws://127.0.0.1:{port}/ws/transcribe"
     gw_final, gw_first, gw_err, words_n, audio_s = [], [], 0, 0, 0.0
     try:
@@ -453,7 +453,7 @@ async def versus_realtimestt(clips: dict[str, list[np.ndarray]]) -> None:
             audio_s += LEAD_S + len(clip) / 16000 + TAIL_S
         gw_cpu = (cpu_of(proc.pid) - cpu0) / audio_s
     finally:
-        stop_service(proc)
+        devstack.stop(proc)
 
     result_path = out_dir / "realtimestt.json"
     done = await asyncio.to_thread(

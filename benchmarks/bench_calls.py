@@ -13,17 +13,18 @@ import asyncio
 import os
 import secrets
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
 
-from callkit.redis_provision import ensure, free_port
+from callkit.redis_provision import ensure
 from callsim.esl_server import EslServer
 from callsim.run import percentile, run_call
 from callsim.script import CallScript, load_script, load_scripts
 from callsim.switch import Switch
-from services import call_options, call_stack_env, start_call_stack, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = ROOT / "tests" / "calls"
@@ -41,16 +42,27 @@ async def main() -> None:
     redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
     logs = ROOT / ".run" / "bench-calls"
     logs.mkdir(parents=True, exist_ok=True)
-    ports = {k: free_port() for k in ("llm", "asr", "tts", "policy", "bridge", "esl")}
+    ports = Ports.free()
     esl_pw, fork_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    env = call_stack_env(redis_url, ports, esl_pw, fork_pw, logs) | {"BRIDGE_SILENCE_S": "4"}
+    env = stack_env(
+        ports,
+        redis_url=redis_url,
+        esl_password=esl_pw,
+        fork_password=fork_pw,
+        recordings=logs / "recordings",
+    ) | {
+        "POLICY_CALENDAR_NAMESPACE": f"bench-appt-{os.getpid()}-{time.time_ns()}",
+        "BRIDGE_SILENCE_S": "4",
+    }
     switch = Switch(fork_build="jambonz")
-    server = EslServer(switch, esl_pw, "127.0.0.1", ports["esl"])
+    server = EslServer(switch, esl_pw, "127.0.0.1", ports.esl)
     await server.start()
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs: dict[str, subprocess.Popen[str]] = {}
     try:
-        procs = await asyncio.to_thread(start_call_stack, ports, env, logs)
-        options = call_options(ports, fork_pw, logs, redis_url)
+        procs = await asyncio.to_thread(start_all, CALL_PATH, ports, env, logs, timeout_s=300)
+        options = caller_options(
+            ports.bridge, fork_password=fork_pw, redis_url=redis_url, recordings=logs / "callsim"
+        )
         reports: list[dict[str, Any]] = []
         cpu: list[float] = []
         for _ in range(REPEATS):
@@ -73,7 +85,7 @@ async def main() -> None:
         )
         chances = len(should_not) + len(echo_calls)
         async with httpx.AsyncClient() as client:
-            greeting = (await client.get(f"http://127.0.0.1:{ports['bridge']}/metrics")).text
+            greeting = (await client.get(f"http://127.0.0.1:{ports.bridge}/metrics")).text
         g_sum = _metric(greeting, "bridge_answer_to_greeting_seconds_sum")
         g_count = _metric(greeting, "bridge_answer_to_greeting_seconds_count")
         print(f"\nWhole calls on this machine ({len(reports)} calls, {REPEATS}x the suite):")
@@ -107,8 +119,7 @@ async def main() -> None:
             print(f"  {k} calls at once         v2v p50 {percentile(kv2v, 0.5)} ms  p95 "
                   f"{percentile(kv2v, 0.95)} ms  errors {errors}")  # fmt: skip
     finally:
-        for proc in procs.values():
-            stop_service(proc)
+        stop_all(procs)
         await server.close()
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Literal
 
-import httpx
+from devstack import start, stop
 from pydantic import BaseModel
 
 from callkit.llm_client import LlmClient
@@ -103,25 +101,10 @@ async def measure(url: str, label: str) -> None:
     )
 
 
-def start_embedded() -> tuple[subprocess.Popen[bytes], str, float]:
+def start_embedded() -> tuple[subprocess.Popen[str], str, float]:
     port = free_port()
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm"],
-        cwd=ROOT,
-        env={**os.environ, "LLM_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.perf_counter() - started > 120:
-            raise SystemExit("embedded LLM server did not start")
-        time.sleep(0.05)
+    proc = start("llm", {"LLM_PORT": str(port)}, port, timeout_s=120)
     return proc, f"http://127.0.0.1:{port}/v1", time.perf_counter() - started
 
 
@@ -134,8 +117,7 @@ def main() -> None:
     try:
         asyncio.run(measure(url, "embedded llama.cpp"))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        stop(proc)
     vllm = os.environ.get("LLM_BENCH_VLLM_URL")
     if vllm:
         asyncio.run(measure(vllm, "vLLM"))

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from devstack import start, stop
 
 from callkit.llm_client import LlmClient
 from callkit.redis_provision import ensure, free_port
 from policy_engine.dialogues import load_dialogues, run_suite
 from policy_engine.script import load_script
-from services import start_service, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTED_TARGET_MS = 50.0
@@ -114,18 +114,19 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
     llm_port, policy_port = free_port(), free_port()
-    llm = start_service("llm", llm_port, {"LLM_PORT": str(llm_port)})
+    llm = start("llm", {"LLM_PORT": str(llm_port)}, llm_port, timeout_s=120)
     llm_url = f"http://127.0.0.1:{llm_port}/v1"
     namespace = f"bench-appt-{uuid.uuid4().hex[:6]}"
-    policy = start_service(
+    policy = start(
         "policy_engine",
-        policy_port,
         {
             "POLICY_PORT": str(policy_port),
             "POLICY_LLM_BASE_URL": llm_url,
             "REDIS_URL": redis_url,
             "POLICY_CALENDAR_NAMESPACE": namespace,
         },
+        policy_port,
+        timeout_s=120,
     )
     try:
         time.sleep(2)  # let the engine's LLM warm-up finish
@@ -161,8 +162,8 @@ def main() -> None:
         for line in report.lines()[-8:]:
             print(f"  {line}" if line else "")
     finally:
-        stop_service(policy)
-        stop_service(llm)
+        stop(policy)
+        stop(llm)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from devstack import start, stop
 
 from callkit.audio import resample, ulaw_decode, ulaw_encode
 from callkit.models import ModelStore, Registry
@@ -226,39 +224,21 @@ def main() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         env = {
-            **os.environ,
             "TTS_PORT": str(port),
             "REDIS_URL": redis_url,
             "TTS_CACHE_DIR": tmp,
             "TTS_CACHE_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}",
             "TTS_PRERENDER": "false",
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tts_gateway"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = start("tts_gateway", env, port, timeout_s=60)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("tts_gateway did not start")
-                time.sleep(0.1)
             print(
                 f"tts_gateway pid {proc.pid}, voice piper-en_US-joe-medium, {os.cpu_count()} cores"
             )
             asyncio.run(run(url, proc.pid))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
+            stop(proc)
 
 
 if __name__ == "__main__":

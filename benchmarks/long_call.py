@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from callkit.redis_provision import ensure, free_port
+from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
+
+from callkit.redis_provision import ensure
 from callsim.esl_server import EslServer
 from callsim.run import RunOptions, run_call
 from callsim.script import CallScript
 from callsim.switch import Switch
-from services import call_options, call_stack_env, start_call_stack, stop_service
 
 ROOT = Path(__file__).resolve().parent.parent
 MINUTES = float(os.environ.get("LONG_CALL_MINUTES", "30"))
@@ -62,7 +63,7 @@ def script(name: str, minutes: float) -> CallScript:
     )
 
 
-async def sample(procs: dict[str, subprocess.Popen[bytes]], into: list[dict[str, float]]) -> None:
+async def sample(procs: dict[str, subprocess.Popen[str]], into: list[dict[str, float]]) -> None:
     started = time.monotonic()
     while True:
         into.append(
@@ -73,7 +74,7 @@ async def sample(procs: dict[str, subprocess.Popen[bytes]], into: list[dict[str,
 
 
 async def play(
-    switch: Switch, call: CallScript, options: RunOptions, procs: dict[str, subprocess.Popen[bytes]]
+    switch: Switch, call: CallScript, options: RunOptions, procs: dict[str, subprocess.Popen[str]]
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
     samples: list[dict[str, float]] = []
     sampler = asyncio.create_task(sample(procs, samples))
@@ -90,21 +91,30 @@ async def main() -> int:
     redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
     logs = ROOT / ".run" / "bench-long-call"
     logs.mkdir(parents=True, exist_ok=True)
-    ports = {k: free_port() for k in ("llm", "asr", "tts", "policy", "bridge", "esl")}
+    ports = Ports.free()
     esl_pw, fork_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    env = call_stack_env(redis_url, ports, esl_pw, fork_pw, logs) | {
+    env = stack_env(
+        ports,
+        redis_url=redis_url,
+        esl_password=esl_pw,
+        fork_password=fork_pw,
+        recordings=logs / "recordings",
+    ) | {
+        "POLICY_CALENDAR_NAMESPACE": f"bench-appt-{os.getpid()}-{time.time_ns()}",
         # The caller is quiet for 75 s at a time: one reprompt, then it asks its next question.
         "BRIDGE_SILENCE_S": str(SILENCE_S),
         "BRIDGE_MAX_CALL_S": str(MINUTES * 60 + 900),
     }
     switch = Switch(fork_build="jambonz")
-    server = EslServer(switch, esl_pw, "127.0.0.1", ports["esl"])
+    server = EslServer(switch, esl_pw, "127.0.0.1", ports.esl)
     await server.start()
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs: dict[str, subprocess.Popen[str]] = {}
     try:
-        procs = await asyncio.to_thread(start_call_stack, ports, env, logs)
-        options = call_options(ports, fork_pw, logs, redis_url)
-        watched = {k: procs[k] for k in ("bridge", "asr")}
+        procs = await asyncio.to_thread(start_all, CALL_PATH, ports, env, logs, timeout_s=300)
+        options = caller_options(
+            ports.bridge, fork_password=fork_pw, redis_url=redis_url, recordings=logs / "callsim"
+        )
+        watched = {"bridge": procs["fs_bridge"], "asr": procs["asr_gateway"]}
         print(f"a short call (one question), then a {MINUTES:g}-minute call; RSS every 10 s")
         short, short_rss = await play(switch, script("short-call", 1.0), options, watched)
         print(f"  short call: {short['duration_ms'] / 1000:.0f} s, {len(short['turns'])} turns, "
@@ -126,8 +136,7 @@ async def main() -> int:
             )
         return 0 if not short["errors"] and not long["errors"] else 1
     finally:
-        for proc in procs.values():
-            stop_service(proc)
+        stop_all(procs)
         await server.close()
 
 

@@ -12,6 +12,7 @@ from devstack.catalog import (
     SERVICES,
     Ports,
     Service,
+    caller_options,
     fork_url,
     stack_env,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Service",
     "StartError",
     "answers",
+    "caller_options",
     "fork_url",
     "launch",
     "running",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callkit.redis_provision import free_port
+
+if TYPE_CHECKING:
+    from callsim.run import RunOptions
 
 #: The working tree whose services run (cwd of every process: prompts/, data/, recordings/).
 ROOT = Path(__file__).resolve().parents[4]
@@ -90,6 +94,21 @@ CALL_PATH = ("llm", "asr_gateway", "tts_gateway", "policy_engine", "fs_bridge")
 def fork_url(bridge_port: int) -> str:
     """The bridge's mod_audio_fork endpoint, ``{uuid}`` left for the call's uuid."""
     return f"ws://127.0.0.1:{bridge_port}/fork/{{uuid}}"
+
+
+def caller_options(
+    bridge_port: int, *, fork_password: str, redis_url: str, recordings: Path
+) -> RunOptions:
+    """callsim's options for calls this process places (its own switch) on the stack's bridge."""
+    from callsim.run import RunOptions  # the caller side's voices load only when calls are placed
+
+    return RunOptions(
+        fork_url=fork_url(bridge_port),
+        fork_user=FORK_USER,
+        fork_password=fork_password,
+        recordings=recordings,
+        redis_url=redis_url,
+    )
 
 
 def stack_env(
