@@ -8,11 +8,8 @@ that do not, a silent caller hung up on politely, and a policy engine restarted 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import devstack
 import httpx
 import pytest
-from serving import running_service
 
 from callkit.redis_provision import free_port
 from callsim.esl_server import EslServer
@@ -32,6 +29,7 @@ from callsim.switch import Switch
 
 ROOT = Path(__file__).parents[2]
 CALLS = ROOT / "tests" / "calls"
+SERVICES = ("asr_gateway", "tts_gateway", "policy_engine", "fs_bridge")  # the LLM: embedded_llm
 FORK_PASSWORD = "fork-" + uuid.uuid4().hex[:8]
 ESL_PASSWORD = "esl-" + uuid.uuid4().hex[:8]
 
@@ -39,7 +37,7 @@ ESL_PASSWORD = "esl-" + uuid.uuid4().hex[:8]
 @dataclass
 class Stack:
     env: dict[str, str]
-    ports: dict[str, int]
+    ports: devstack.Ports
     loop: asyncio.AbstractEventLoop
     switch: Switch
     redis_url: str
@@ -47,13 +45,11 @@ class Stack:
     services: dict[str, subprocess.Popen[str]]
 
     def options(self, bridge_port: int | None = None) -> RunOptions:
-        port = bridge_port or self.ports["bridge"]
-        return RunOptions(
-            fork_url=f"ws://127.0.0.1:{port}/fork/{{uuid}}",
-            fork_user="freeswitch",
+        return devstack.caller_options(
+            bridge_port or self.ports.bridge,
             fork_password=FORK_PASSWORD,
-            recordings=self.tmp / "callsim",
             redis_url=self.redis_url,
+            recordings=self.tmp / "callsim",
         )
 
     def call(self, script: CallScript, during: Any = None) -> dict[str, Any]:
@@ -72,57 +68,34 @@ def stack(
     redis_url: str, embedded_llm: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("whole-call")
-    ports = {k: free_port() for k in ("asr", "tts", "policy", "bridge", "esl")}
-    env = {
-        "REDIS_URL": redis_url,
-        "ASR_PORT": str(ports["asr"]),
-        "TTS_PORT": str(ports["tts"]),
+    ports = devstack.Ports.free()
+    env = devstack.stack_env(
+        ports,
+        redis_url=redis_url,
+        esl_password=ESL_PASSWORD,
+        fork_password=FORK_PASSWORD,
+        recordings=tmp / "bridge",
+    ) | {
         "TTS_PRERENDER_RATES": "[16000]",
-        "POLICY_PORT": str(ports["policy"]),
         "POLICY_LLM_BASE_URL": embedded_llm,
         "POLICY_CALENDAR_NAMESPACE": f"test-appt-{uuid.uuid4().hex[:8]}",
-        "BRIDGE_PORT": str(ports["bridge"]),
-        "BRIDGE_ESL_PORT": str(ports["esl"]),
-        "BRIDGE_ESL_PASSWORD": ESL_PASSWORD,
-        "BRIDGE_FORK_PASSWORD": FORK_PASSWORD,
-        "BRIDGE_ASR_URL": f"ws://127.0.0.1:{ports['asr']}/ws/transcribe",
-        "BRIDGE_TTS_URL": f"http://127.0.0.1:{ports['tts']}",
-        "BRIDGE_POLICY_URL": f"http://127.0.0.1:{ports['policy']}",
-        "BRIDGE_RECORDINGS_DIR": str(tmp / "bridge"),
         "BRIDGE_SILENCE_S": "4",
     }
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     switch = Switch(fork_build="jambonz")
-    server = EslServer(switch, ESL_PASSWORD, "127.0.0.1", ports["esl"])
+    server = EslServer(switch, ESL_PASSWORD, "127.0.0.1", ports.esl)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    services: dict[str, subprocess.Popen[str]] = {}
-    with contextlib.ExitStack() as stack_:
-        logs = {name: stack_.enter_context((tmp / f"{name}.log").open("w")) for name in ports}
-        for name, module, port_key in (
-            ("asr", "asr_gateway", "asr"),
-            ("tts", "tts_gateway", "tts"),
-            ("policy", "policy_engine", "policy"),
-            ("bridge", "fs_bridge", "bridge"),
-        ):
-            services[name] = stack_.enter_context(
-                running_service(
-                    module,
-                    env,
-                    ports[port_key],
-                    timeout_s=240,
-                    ready_path="/ready",
-                    output=logs[name],
-                )
-            )
-        yield Stack(env, ports, loop, switch, redis_url, tmp, services)
-        for proc in services.values():  # a service a test restarted runs outside running_service
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(15)
+    try:
+        services = devstack.start_all(SERVICES, ports, env, tmp, timeout_s=240)
+        try:
+            yield Stack(env, ports, loop, switch, redis_url, tmp, services)
+        finally:
+            devstack.stop_all(services)  # a restarted service is in here too
+    finally:
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
+        loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     loop.close()
 
@@ -204,30 +177,23 @@ def test_the_call_goes_on_when_the_policy_engine_restarts(stack: Stack) -> None:
             ],
         }
     )
-    policy = stack.services["policy"]
+    policy = stack.services["policy_engine"]
 
     def restart_policy() -> None:
         # Let the call get going, then kill the engine and start a new one on the same port.
         with httpx.Client() as client:
             for _ in range(120):
-                metrics = client.get(f"http://127.0.0.1:{stack.ports['policy']}/metrics").text
+                metrics = client.get(f"http://127.0.0.1:{stack.ports.policy}/metrics").text
                 if 'policy_events_total{type="user.utterance"}' in metrics:
                     break
                 threading.Event().wait(0.5)
         policy.kill()
         policy.wait(10)
-        replacement = subprocess.Popen(
-            [sys.executable, "-m", "policy_engine"],
-            cwd=ROOT,
-            env={**os.environ, **stack.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
+        stack.services["policy_engine"] = devstack.launch(
+            "policy_engine", env=stack.env, output=stack.tmp / "policy-restarted.log"
         )
-        stack.services["policy"] = replacement
 
-    with (stack.tmp / "policy-restarted.log").open("w") as log:
-        report = stack.call(script, during=restart_policy)  # the new engine serves later tests
+    report = stack.call(script, during=restart_policy)  # the new engine serves later tests
     assert report["errors"] == []
     agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
     # The script went on past the restart: the doctor question, then the recommendation.
@@ -285,11 +251,8 @@ def test_a_file_mode_call_goes_on_across_an_event_socket_drop(stack: Stack) -> N
             dropping.append(asyncio.get_running_loop().create_task(drop_the_event_socket()))
 
     dropping: list[asyncio.Task[None]] = []
-    with (
-        (stack.tmp / "bridge-file.log").open("w") as log,
-        running_service(
-            "fs_bridge", env, bridge_port, timeout_s=60, ready_path="/ready", output=log
-        ),
+    with devstack.running(
+        "fs_bridge", env, bridge_port, timeout_s=60, output=stack.tmp / "bridge-file.log"
     ):
         options = stack.options(bridge_port)
         report = asyncio.run_coroutine_threadsafe(
