@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import pytest
+from fakes import EnergyVad, FakeSwitch, MemoryRedis, MemorySink, ToneRecognizer, bridge_settings
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -14,75 +14,71 @@ from asr_gateway.app import create_app as asr_app
 from asr_gateway.settings import AsrSettings
 from callkit.errors import NotFound
 from fs_bridge.app import create_app as bridge_app
-from fs_bridge.settings import BridgeSettings
-from notifier.app import create_app as notifier_app
-from notifier.settings import NotifySettings
-from policy_engine.app import create_app as policy_app
-from policy_engine.settings import PolicySettings
-from tts_gateway.app import create_app as tts_app
-from tts_gateway.settings import TtsSettings
 
-# Each factory gets a Redis URL and the LLM's base URL (only the policy engine uses the LLM).
-REDIS_SERVICES: list[tuple[str, Callable[[str, str], FastAPI]]] = [
-    # Prerender readiness has its own test (tests/integration/test_tts_gateway.py).
-    ("tts_gateway", lambda url, _: tts_app(TtsSettings.load(redis_url=url, prerender=False))),
-    (
-        "policy_engine",
-        lambda url, llm: policy_app(PolicySettings.load(redis_url=url, llm_base_url=llm)),
-    ),
-    ("notifier", lambda url, _: notifier_app(NotifySettings.load(redis_url=url))),
-    ("fs_bridge", lambda url, _: bridge_app(_bridge_settings(url))),
-]
-ESL: dict[str, tuple[int, str]] = {}
+REDIS_SERVICES = ["tts", "notifier", "bridge"]
+SERVICE_NAME = {"tts": "tts_gateway", "notifier": "notifier", "bridge": "fs_bridge"}
 
 
-def _bridge_settings(url: str) -> BridgeSettings:
-    port, password = ESL.get("emulator", (1, "x"))
-    return BridgeSettings.load(
-        redis_url=url, esl_port=port, esl_password=password, fork_password="fork-secret"
-    )
+def ready_within(client: TestClient, seconds: float = 2.0) -> dict[str, object]:
+    """/ready's body once it says ready (the bridge logs in to the switch in the background)."""
+    deadline = time.monotonic() + seconds
+    ready = client.get("/ready")
+    while ready.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        ready = client.get("/ready")
+    assert ready.status_code == 200, ready.json()
+    body: dict[str, object] = ready.json()
+    return body
 
 
-@pytest.fixture(autouse=True)
-def _emulated_freeswitch(esl_emulator: tuple[int, str]) -> None:
-    """The bridge is ready only with FreeSWITCH's Event Socket connected: callsim's here."""
-    ESL["emulator"] = esl_emulator
-
-
-@pytest.mark.parametrize(("name", "factory"), REDIS_SERVICES, ids=[n for n, _ in REDIS_SERVICES])
-def test_ready_when_redis_answers(
-    name: str, factory: Any, redis_url: str, embedded_llm: str
-) -> None:
-    with TestClient(factory(redis_url, embedded_llm)) as client:
+@pytest.mark.parametrize("name", REDIS_SERVICES)
+def test_ready_when_redis_answers(name: str, request: pytest.FixtureRequest) -> None:
+    app: FastAPI = request.getfixturevalue(name)
+    with TestClient(app) as client:
         health = client.get("/health")
         assert health.status_code == 200
-        assert health.json()["service"] == name
-        ready = client.get("/ready")
-        for _ in range(100):  # the bridge connects to the Event Socket in the background
-            if ready.status_code == 200:
-                break
-            time.sleep(0.05)
-            ready = client.get("/ready")
-        assert ready.status_code == 200, ready.json()
-        assert ready.json()["checks"]["redis"] == "ok"
+        assert health.json()["service"] == SERVICE_NAME[name]
+        checks = ready_within(client)["checks"]
+        assert isinstance(checks, dict)
+        assert checks["redis"] == "ok"
+    redis: MemoryRedis = request.getfixturevalue("memory_redis")
+    assert "PING" in redis.commands
+    assert redis.closed, "the service closes its Redis client on shutdown"
 
 
-@pytest.mark.parametrize(("name", "factory"), REDIS_SERVICES, ids=[n for n, _ in REDIS_SERVICES])
+@pytest.mark.parametrize("name", REDIS_SERVICES)
 def test_not_ready_but_alive_when_redis_is_down(
-    name: str, factory: Any, dead_port: int, embedded_llm: str
+    name: str, request: pytest.FixtureRequest, memory_redis: MemoryRedis
 ) -> None:
-    with TestClient(factory(f"redis://127.0.0.1:{dead_port}/0", embedded_llm)) as client:
+    app: FastAPI = request.getfixturevalue(name)
+    with TestClient(app) as client:
+        memory_redis.reachable = False
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
         assert ready.status_code == 503
         body = ready.json()
         assert body["status"] == "not_ready"
-        assert "redis did not answer" in body["checks"]["redis"]
+        assert body["checks"]["redis"] == "redis did not answer PING: ConnectionError"
+        memory_redis.reachable = True
+        assert client.get("/ready").json()["checks"]["redis"] == "ok"
 
 
-def test_asr_is_ready_once_its_model_is_loaded() -> None:
-    with TestClient(asr_app(AsrSettings.load(model="whisper-tiny.en"))) as client:
+def test_asr_is_ready_once_its_model_is_loaded(recognizer: ToneRecognizer) -> None:
+    loaded: list[str] = []
+
+    def load(settings: AsrSettings, _models: object) -> ToneRecognizer:
+        loaded.append(settings.model)
+        return recognizer
+
+    app = asr_app(
+        AsrSettings.load(model="whisper-tiny.en"),
+        load_engine=load,
+        load_vad=lambda _s, _m: EnergyVad(),
+    )
+    assert loaded == [], "nothing is loaded before start-up"
+    with TestClient(app) as client:
         assert client.get("/ready").json()["checks"] == {"model": "ok"}
+    assert loaded == ["whisper-tiny.en"]
 
 
 def test_asr_refuses_a_model_the_registry_does_not_know() -> None:
@@ -93,43 +89,8 @@ def test_asr_refuses_a_model_the_registry_does_not_know() -> None:
         asr_app(AsrSettings.load(model="whisper-huge-nonexistent"))
 
 
-def test_policy_readiness_names_the_llm_problem_when_the_llm_is_required(
-    redis_url: str, embedded_llm: str, dead_port: int
-) -> None:
-    down = PolicySettings.load(
-        redis_url=redis_url, llm_base_url=f"http://127.0.0.1:{dead_port}/v1", require_llm=True
-    )
-    with TestClient(policy_app(down)) as client:
-        ready = client.get("/ready")
-        assert ready.status_code == 503
-        assert "LLM unreachable" in ready.json()["checks"]["llm"]
-    wrong = PolicySettings.load(
-        redis_url=redis_url,
-        llm_base_url=embedded_llm,
-        llm_model="gpt-nonexistent",
-        require_llm=True,
-    )
-    with TestClient(policy_app(wrong)) as client:
-        check = client.get("/ready").json()["checks"]["llm"]
-        assert "not 'gpt-nonexistent' (POLICY_LLM_MODEL)" in check
-
-
-def test_policy_is_ready_without_the_llm_and_says_so_in_metrics(
-    redis_url: str, dead_port: int
-) -> None:
-    down = PolicySettings.load(redis_url=redis_url, llm_base_url=f"http://127.0.0.1:{dead_port}/v1")
-    with TestClient(policy_app(down)) as client:
-        assert client.get("/ready").status_code == 200
-        for _ in range(200):
-            if "policy_llm_up 0.0" in client.get("/metrics").text:
-                break
-            time.sleep(0.02)
-        else:
-            raise AssertionError("policy_llm_up never reported the LLM down")
-
-
-def test_metrics_count_requests_by_route_template(redis_url: str) -> None:
-    with TestClient(policy_app(PolicySettings.load(redis_url=redis_url))) as client:
+def test_metrics_count_requests_by_route_template(tts: FastAPI) -> None:
+    with TestClient(tts) as client:
         for _ in range(3):
             client.get("/health")
         client.get("/no/such/route")
@@ -139,8 +100,8 @@ def test_metrics_count_requests_by_route_template(redis_url: str) -> None:
     assert "http_request_duration_seconds_bucket" in text
 
 
-def test_errors_have_detail_error_id_and_code(redis_url: str) -> None:
-    with TestClient(tts_app(TtsSettings.load(redis_url=redis_url, prerender=False))) as client:
+def test_errors_have_detail_error_id_and_code(tts: FastAPI) -> None:
+    with TestClient(tts) as client:
         missing = client.get("/no/such/route")
         assert missing.status_code == 404
         assert set(missing.json()) == {"detail", "error_id", "code"}
@@ -149,18 +110,33 @@ def test_errors_have_detail_error_id_and_code(redis_url: str) -> None:
         assert wrong_method.json()["code"] == "http_405"
 
 
-def test_the_bridge_reports_its_event_socket(redis_url: str, dead_port: int) -> None:
-    with TestClient(bridge_app(_bridge_settings(redis_url))) as client:
-        for _ in range(100):
-            if client.get("/ready").status_code == 200:
-                break
-            time.sleep(0.05)
-        assert "bridge_esl_connected 1.0" in client.get("/metrics").text
-    down = BridgeSettings.load(
-        redis_url=redis_url, esl_port=dead_port, esl_password="x", fork_password="y"
-    )
-    with TestClient(bridge_app(down)) as client:
+def test_the_notifier_is_not_ready_while_its_sink_refuses_writes(
+    notifier: FastAPI, sink: MemorySink
+) -> None:
+    with TestClient(notifier) as client:
+        ready_within(client)
+        sink.available = False
         ready = client.get("/ready")
         assert ready.status_code == 503
-        assert "event socket" in ready.json()["checks"]["freeswitch"]
+        assert ready.json()["checks"] == {"redis": "ok", "sink": "memory sink is unavailable"}
+
+
+def test_the_bridge_reports_its_event_socket(bridge: FastAPI) -> None:
+    with TestClient(bridge) as client:
+        ready_within(client)
+        assert "bridge_esl_connected 1.0" in client.get("/metrics").text
+
+
+def test_the_bridge_is_not_ready_when_the_switch_refuses_its_password(
+    memory_redis: MemoryRedis, switch: FakeSwitch, tmp_path: Path
+) -> None:
+    wrong = bridge_settings(tmp_path, esl_password="not-the-password")
+    app = bridge_app(wrong, connect_redis=memory_redis.connect, event_socket=switch.connect)
+    with TestClient(app) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {
+            "redis": "ok",
+            "freeswitch": "FreeSWITCH event socket 127.0.0.1:8021 not connected",
+        }
         assert "bridge_esl_connected 0.0" in client.get("/metrics").text
