@@ -15,20 +15,11 @@ import logging
 import time
 import uuid
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from asr_gateway.api.messages import (
-    CONTROLS,
-    START,
-    InputCommit,
-    SessionClose,
-    SessionConfigure,
-    SessionStart,
-)
 from asr_gateway.endpointing import EndpointConfig
 from asr_gateway.engines import Transcription
 from asr_gateway.scheduler import InferenceScheduler, Job
@@ -41,8 +32,22 @@ from asr_gateway.session import (
 )
 from asr_gateway.settings import AsrSettings
 from callkit.audio import StreamResampler
+from callkit.contracts.asr import (
+    CONTROLS,
+    SERVER_EVENTS,
+    START,
+    InputCommit,
+    ServerEvent,
+    SessionClose,
+    SessionClosed,
+    SessionConfigure,
+    SessionCreated,
+    SessionStart,
+    SessionUpdated,
+    TranscriptPartial,
+)
 from callkit.errors import AgentError, InvalidInput, PayloadTooLarge
-from callkit.events import error_event
+from callkit.events import ErrorEvent, error_for
 
 router = APIRouter()
 log = logging.getLogger("asr_gateway.ws")
@@ -63,7 +68,7 @@ class Connection:
         self.settings = settings
         self.scheduler = scheduler
         self.metrics = scheduler.metrics
-        self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOX_SIZE)
+        self.outbox: asyncio.Queue[ServerEvent | None] = asyncio.Queue(OUTBOX_SIZE)
         self.session: TranscriptionSession | None = None
         self.resampler: StreamResampler | None = None
         self.pending: set[asyncio.Future[Transcription]] = set()
@@ -74,9 +79,9 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: ServerEvent) -> None:
         """Queue an event; partials are dropped (not queued) when the client is behind."""
-        if event["type"] == "transcript.partial" and self.outbox.qsize() > OUTBOX_SIZE // 2:
+        if isinstance(event, TranscriptPartial) and self.outbox.qsize() > OUTBOX_SIZE // 2:
             self.metrics.dropped.labels("backpressure").inc()
             return
         try:
@@ -87,7 +92,9 @@ class Connection:
     async def sender(self) -> None:
         while (event := await self.outbox.get()) is not None:
             try:
-                await asyncio.wait_for(self.ws.send_json(event), SEND_TIMEOUT_S)
+                await asyncio.wait_for(
+                    self.ws.send_json(event.model_dump(mode="json")), SEND_TIMEOUT_S
+                )
             except TimeoutError:
                 raise ClientNotReading from None
 
@@ -114,15 +121,14 @@ class Connection:
             StreamResampler(msg.sample_rate, 16000) if msg.sample_rate != 16000 else None
         )
         self.emit(
-            {
-                "type": "session.created",
-                "session_id": session_id,
-                "call_id": msg.call_id,
-                "sample_rate": msg.sample_rate,
-                "language": config.language,
-                "model": self.scheduler.engine.name,
-                "end_silence_ms": endpoint.end_silence_ms,
-            }
+            SessionCreated(
+                session_id=session_id,
+                call_id=msg.call_id,
+                sample_rate=msg.sample_rate,
+                language=config.language,
+                model=self.scheduler.engine.name,
+                end_silence_ms=endpoint.end_silence_ms,
+            )
         )
 
     def audio(self, data: bytes) -> None:
@@ -163,11 +169,10 @@ class Connection:
             )
         self.session.configure(language=msg.language, hotwords=msg.hotwords, endpoint=endpoint)
         self.emit(
-            {
-                "type": "session.updated",
-                "language": self.session.config.language,
-                "hotwords": len(self.session.config.hotwords),
-            }
+            SessionUpdated(
+                language=self.session.config.language,
+                hotwords=len(self.session.config.hotwords),
+            )
         )
         return False
 
@@ -175,7 +180,7 @@ class Connection:
         assert self.session is not None
         for action in actions:
             if isinstance(action, Emit):
-                self.emit(action.event)
+                self.emit(SERVER_EVENTS.validate(action.event))
                 continue
             if isinstance(action, Withdraw):
                 withdrawn = self.early.pop(action.early, None)
@@ -226,20 +231,20 @@ class Connection:
                 log.error(
                     "transcription failed", exc_info=exc, extra={"session": session.session_id}
                 )
-                self.emit(error_event(exc, recoverable=True))
+                self.emit(error_for(exc, recoverable=True))
                 if job.kind == "partial":
                     session.on_partial(job, Transcription("", "", ()))
                 return
             if job.kind == "partial":
                 for emit in session.on_partial(job, future.result()):
                     self._observe_first_partial(job)
-                    self.emit(emit.event)
+                    self.emit(SERVER_EVENTS.validate(emit.event))
                 return
             outcome = session.on_final(job, future.result())
             if outcome.event is None:
                 self.metrics.hallucinations.labels(outcome.dropped_reason or "unknown").inc()
                 return
-            self.emit(outcome.event)
+            self.emit(SERVER_EVENTS.validate(outcome.event))
             now = time.perf_counter()
             # The endpoint fires once end_silence_ms of silence has arrived after the speech.
             decided = session.arrival_of(job.end_ms + session.config.endpoint.end_silence_ms)
@@ -286,14 +291,13 @@ async def transcribe(ws: WebSocket) -> None:
     await ws.accept()
     if len(app.state.connections) >= settings.max_sessions:
         app.state.scheduler.metrics.refused.inc()
-        await ws.send_json(
-            {
-                "type": "error",
-                "code": "too_many_sessions",
-                "recoverable": True,
-                "message": f"the gateway is serving its limit of {settings.max_sessions} sessions; retry shortly",
-            }
+        refusal = ErrorEvent(
+            code="too_many_sessions",
+            recoverable=True,
+            message=f"the gateway is serving its limit of {settings.max_sessions} sessions; "
+            "retry shortly",
         )
+        await ws.send_json(refusal.model_dump(mode="json"))
         await ws.close(1013, "too many sessions")
         return
     conn = Connection(ws, settings, app.state.scheduler)
@@ -310,7 +314,7 @@ async def transcribe(ws: WebSocket) -> None:
             await ws.close(1008, "a session starts with a valid session.start")
             return
         await conn.finish()
-        conn.emit({"type": "session.closed", "session_id": conn.session.session_id})
+        conn.emit(SessionClosed(session_id=conn.session.session_id))
         conn.outbox.put_nowait(None)
         await asyncio.wait_for(sender, SEND_TIMEOUT_S)
         await ws.close(1000)
@@ -342,12 +346,11 @@ async def _serve(conn: Connection) -> None:
         first = await asyncio.wait_for(ws.receive(), START_TIMEOUT_S)
     except TimeoutError:
         conn.emit(
-            {
-                "type": "error",
-                "code": "no_session_start",
-                "recoverable": False,
-                "message": f"no session.start within {START_TIMEOUT_S:g}s",
-            }
+            ErrorEvent(
+                code="no_session_start",
+                recoverable=False,
+                message=f"no session.start within {START_TIMEOUT_S:g}s",
+            )
         )
         return
     if first["type"] == "websocket.disconnect":
@@ -355,21 +358,18 @@ async def _serve(conn: Connection) -> None:
     text = first.get("text")
     if text is None:
         conn.emit(
-            {
-                "type": "error",
-                "code": "expected_session_start",
-                "recoverable": False,
-                "message": "the first message must be a JSON session.start, not audio",
-            }
+            ErrorEvent(
+                code="expected_session_start",
+                recoverable=False,
+                message="the first message must be a JSON session.start, not audio",
+            )
         )
         return
     try:
         conn.start(START.parse(text))
     except AgentError as exc:
-        conn.emit(
-            error_event(exc, recoverable=False)
-            | {"message": f"session.start refused: {exc.message}"}
-        )
+        refused = error_for(exc, recoverable=False)
+        conn.emit(refused.model_copy(update={"message": f"session.start refused: {exc.message}"}))
         return
     # 2. Audio and controls until close.
     while True:
@@ -382,4 +382,4 @@ async def _serve(conn: Connection) -> None:
             elif message.get("text") is not None and conn.control(CONTROLS.parse(message["text"])):
                 return
         except AgentError as exc:
-            conn.emit(error_event(exc, recoverable=True))
+            conn.emit(error_for(exc, recoverable=True))
