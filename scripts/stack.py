@@ -33,20 +33,27 @@ def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float)
     """Print the two sides as the bridge publishes them on calls:events."""
     import redis
 
+    from callkit.contracts import live
+    from callkit.contracts.streams import CALLS_EVENTS
+    from callkit.errors import InvalidInput
+
     client = redis.Redis.from_url(redis_url)
     last = f"{int(started * 1000)}-0"
     try:
         while not stop_flag.is_set():
-            for _, entries in client.xread({"calls:events": last}, block=300) or []:
+            for _, entries in client.xread({CALLS_EVENTS: last}, block=300) or []:
                 for entry_id, fields in entries:
                     last = entry_id
-                    f = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-                    t = int(f.get("t_ms", "0")) / 1000
-                    if f.get("type") == "caller.final":
-                        print(f"  {t:6.1f}s  caller: {f.get('text', '')}", flush=True)
-                    elif f.get("type") == "agent.sentence":
-                        print(f"  {t:6.1f}s  agent:  {f.get('text', '')}", flush=True)
-                    elif f.get("type") == "barge_in":
+                    try:
+                        event = live.parse_entry(fields)
+                    except InvalidInput:
+                        continue  # the dialog's own events, or a kind this version does not know
+                    t = (event.t_ms or 0) / 1000
+                    if isinstance(event, live.CallerFinal):
+                        print(f"  {t:6.1f}s  caller: {event.text}", flush=True)
+                    elif isinstance(event, live.AgentSentence):
+                        print(f"  {t:6.1f}s  agent:  {event.text}", flush=True)
+                    elif isinstance(event, live.BargeIn):
                         print(f"  {t:6.1f}s  (the caller cut in)", flush=True)
     finally:
         client.close()
