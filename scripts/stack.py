@@ -47,7 +47,7 @@ def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float)
                     try:
                         event = live.parse_entry(fields)
                     except InvalidInput:
-                        continue  # the dialog's own events, or a kind this version does not know
+                        continue  # a broken entry or a kind this version does not know
                     t = (event.t_ms or 0) / 1000
                     if isinstance(event, live.CallerFinal):
                         print(f"  {t:6.1f}s  caller: {event.text}", flush=True)
