@@ -26,10 +26,14 @@ from callkit.llm_client import LlmClient
 from callkit.contracts.outcome import parse_entry
 from policy_engine.app import create_app
 from policy_engine.dialogues import load_dialogues, run_dialogue
-from policy_engine.engine import DialogEngine, PolicyMetrics
+from policy_engine.engine import DialogEngine
+from policy_engine.metrics import PolicyMetrics
+from policy_engine.publishing import RedisPublisher
 from policy_engine.events import DialogReply, Event
 from policy_engine.script import load_script
 from policy_engine.settings import PolicySettings
+from policy_engine.stores.calendar import RedisCalendar
+from policy_engine.stores.sessions import RedisSessionStore
 
 ROOT = Path(__file__).parents[2]
 SCRIPT = load_script(ROOT / "prompts" / "clinic")
@@ -48,18 +52,28 @@ TO_DATE = [
 ]
 
 
+def redis_engine(redis: aioredis.Redis, **kw: Any) -> tuple[DialogEngine, RedisCalendar]:
+    calendar = RedisCalendar(redis, SCRIPT.schedule, prefix=f"test-appt-{uuid.uuid4().hex[:8]}")
+    engine = DialogEngine(
+        SCRIPT,
+        sessions=RedisSessionStore(redis, ttl_s=3600),
+        calendar=calendar,
+        publisher=RedisPublisher(redis),
+        system_prompt=SYSTEM,
+        clock=lambda: MONDAY_9AM,
+        **{"llm": None, **kw},
+    )
+    return engine, calendar
+
+
 @pytest.fixture
-async def engine(redis_url: str) -> AsyncIterator[DialogEngine]:
-    redis = aioredis.Redis.from_url(redis_url)
-    eng = DialogEngine(SCRIPT, redis, llm=None, system_prompt=SYSTEM, clock=lambda: MONDAY_9AM)
-    eng.calendar.prefix = f"test-appt-{uuid.uuid4().hex[:8]}"
+async def engine(redis: aioredis.Redis) -> AsyncIterator[DialogEngine]:
+    eng, calendar = redis_engine(redis)
     try:
         yield eng
     finally:
-        for pattern in (f"{eng.calendar.prefix}:*",):
-            async for key in redis.scan_iter(match=pattern):
-                await redis.delete(key)
-        await redis.aclose()
+        async for key in redis.scan_iter(match=f"{calendar.prefix}:*"):
+            await redis.delete(key)
 
 
 def new_id() -> str:
@@ -173,7 +187,7 @@ async def test_barge_in_commits_only_what_the_caller_heard(engine: DialogEngine)
 
 
 async def test_hanging_up_frees_the_held_slot_and_writes_one_outcome(
-    engine: DialogEngine,
+    engine: DialogEngine, redis: aioredis.Redis
 ) -> None:
     call = new_id()
     await to_date_question(engine, call)
@@ -182,12 +196,12 @@ async def test_hanging_up_frees_the_held_slot_and_writes_one_outcome(
     assert held.slots["appointment_time"] == "10:00"
     slot = (date(2026, 11, 24), datetime(2026, 1, 1, 10).time())
     assert await engine.calendar.owner("mri", *slot) == f"hold:{call}"
-    before = await engine.redis.xlen("calls:completed")
+    before = await redis.xlen("calls:completed")
     await send(engine, call, {"type": "call.ended", "cause": "NORMAL_CLEARING"})
     await send(engine, call, {"type": "call.ended", "cause": "NORMAL_CLEARING"})
     assert await engine.calendar.owner("mri", *slot) is None
-    entries = await engine.redis.xrevrange("calls:completed", count=5)
-    assert await engine.redis.xlen("calls:completed") == before + 1
+    entries = await redis.xrevrange("calls:completed", count=5)
+    assert await redis.xlen("calls:completed") == before + 1
     outcome = next(parse_entry(f) for _, f in entries if call.encode() in f[b"outcome"])
     assert outcome.status == "incomplete"
     assert outcome.hangup_cause == "NORMAL_CLEARING"
@@ -196,13 +210,13 @@ async def test_hanging_up_frees_the_held_slot_and_writes_one_outcome(
 
 
 async def test_a_booked_call_lands_on_calls_completed_in_the_notifiers_contract(
-    engine: DialogEngine,
+    engine: DialogEngine, redis: aioredis.Redis
 ) -> None:
     spec = load_dialogues([ROOT / "tests" / "dialogues" / "01_happy_knee.yaml"])[0]
     call = new_id()
     result = await run_dialogue(engine, spec, call)
     assert result.passed, result.problems
-    entries = await engine.redis.xrevrange("calls:completed", count=20)
+    entries = await redis.xrevrange("calls:completed", count=20)
     outcome = next(parse_entry(f) for _, f in entries if call.encode() in f[b"outcome"])
     assert outcome.status == "booked"
     assert outcome.slots.study_type == "MRI of the knee"
@@ -210,8 +224,8 @@ async def test_a_booked_call_lands_on_calls_completed_in_the_notifiers_contract(
     assert outcome.slots.appointment_date == "2026-11-24"
     assert outcome.summary
     assert outcome.summary.startswith("Booked MRI of the knee on 2026-11-24")
-    assert outcome.transcript[0]["role"] == "agent"
-    assert any(line["text"] == "555 123 4567" for line in outcome.transcript)
+    assert outcome.transcript[0].role == "agent"
+    assert any(line.text == "555 123 4567" for line in outcome.transcript)
     assert (
         await engine.calendar.owner(
             "mri",
@@ -228,10 +242,7 @@ async def test_with_the_llm_down_the_script_goes_on_and_metrics_say_so(
     redis = aioredis.Redis.from_url(redis_url)
     llm = LlmClient(f"http://127.0.0.1:{dead_port}/v1", "clinic-agent", retries=0)
     metrics = PolicyMetrics()
-    eng = DialogEngine(
-        SCRIPT, redis, llm=llm, system_prompt=SYSTEM, clock=lambda: MONDAY_9AM, metrics=metrics
-    )
-    eng.calendar.prefix = f"test-appt-{uuid.uuid4().hex[:8]}"
+    eng, calendar = redis_engine(redis, llm=llm, metrics=metrics)
     try:
         spec = load_dialogues([ROOT / "tests" / "dialogues" / "36_symptoms_unusual_words.yaml"])[0]
         result = await run_dialogue(eng, spec, new_id())
@@ -244,7 +255,7 @@ async def test_with_the_llm_down_the_script_goes_on_and_metrics_say_so(
         assert answer.state == "ask_client_name"
     finally:
         await llm.aclose()
-        async for key in redis.scan_iter(match=f"{eng.calendar.prefix}:*"):
+        async for key in redis.scan_iter(match=f"{calendar.prefix}:*"):
             await redis.delete(key)
         await redis.aclose()
 

@@ -13,6 +13,7 @@ from policy_engine.script import load_script
 SCRIPT = load_script(Path(__file__).parents[2] / "prompts" / "clinic")
 EN = SCRIPT.lexicons["en"]
 RU = SCRIPT.lexicons["ru"]
+WORDS = SCRIPT.words
 MONDAY = date(2026, 11, 23)
 
 
@@ -33,14 +34,14 @@ MONDAY = date(2026, 11, 23)
     ],
 )
 def test_yes_no(text: str, expected: bool | None) -> None:
-    assert p.parse_yes_no(p.normalize(text), EN) is expected
+    assert p.parse_yes_no(p.normalize(text, WORDS), EN, WORDS) is expected
 
 
 @pytest.mark.parametrize(
     ("text", "expected"), [("Да, конечно.", True), ("Нет.", False), ("Не надо.", False)]
 )
 def test_yes_no_russian(text: str, expected: bool) -> None:
-    assert p.parse_yes_no(p.normalize(text), RU) is expected
+    assert p.parse_yes_no(p.normalize(text, WORDS), RU, WORDS) is expected
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def test_yes_no_russian(text: str, expected: bool) -> None:
     ],
 )
 def test_phone(text: str, expected: str | None) -> None:
-    assert p.parse_phone(p.normalize(text), "1") == expected
+    assert p.parse_phone(p.normalize(text, WORDS), "1") == expected
 
 
 def test_phone_with_russian_trunk_prefix() -> None:
@@ -77,7 +78,7 @@ def test_phone_with_russian_trunk_prefix() -> None:
     ],
 )
 def test_age_and_weight(text: str, age: int | None, weight: float | None) -> None:
-    assert p.parse_age_weight(p.normalize(text)) == (age, weight)
+    assert p.parse_age_weight(p.normalize(text, WORDS)) == (age, weight)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_age_and_weight(text: str, age: int | None, weight: float | None) -> Non
     ],
 )
 def test_dates_relative_to_the_clinics_today(text: str, expected: date | None) -> None:
-    assert p.parse_date(p.normalize(text), MONDAY) == expected
+    assert p.parse_date(p.normalize(text, WORDS), MONDAY, WORDS) == expected
 
 
 OFFERED = (time(8, 0), time(13, 30), time(19, 30))
@@ -126,7 +127,7 @@ OFFERED = (time(8, 0), time(13, 30), time(19, 30))
     ],
 )
 def test_times_and_picks_among_the_offered(text: str, expected: time | None) -> None:
-    assert p.parse_time(p.normalize(text), OFFERED, time(8, 0)) == expected
+    assert p.parse_time(p.normalize(text, WORDS), WORDS, OFFERED, time(8, 0)) == expected
 
 
 @pytest.mark.parametrize(
@@ -142,7 +143,7 @@ def test_times_and_picks_among_the_offered(text: str, expected: time | None) -> 
     ],
 )
 def test_duration(text: str, expected: str | None) -> None:
-    assert p.parse_duration(p.normalize(text)) == expected
+    assert p.parse_duration(p.normalize(text, WORDS), WORDS) == expected
 
 
 @pytest.mark.parametrize(
@@ -165,7 +166,7 @@ def test_duration(text: str, expected: str | None) -> None:
     ],
 )
 def test_names(text: str, expecting: bool, expected: str | None) -> None:
-    assert p.parse_name(p.normalize(text), expecting=expecting) == expected
+    assert p.parse_name(p.normalize(text, WORDS), WORDS, expecting=expecting) == expected
 
 
 @pytest.mark.parametrize(
@@ -222,6 +223,6 @@ def test_symptoms_are_the_callers_words_without_the_duration(text: str, expected
 
 
 def test_symptom_words_are_whole_words() -> None:
-    assert p.mentions_symptom("My knee hurts", ["knee"])
-    assert not p.mentions_symptom("my number is 555", ["knee"])  # "numb" is not "number"
-    assert p.mentions_symptom("болит колено", ["колен*"])
+    assert p.mentions_symptom("My knee hurts", ["knee"], WORDS)
+    assert not p.mentions_symptom("my number is 555", ["knee"], WORDS)  # "numb" is not "number"
+    assert p.mentions_symptom("болит колено", ["колен*"], WORDS)

@@ -12,7 +12,8 @@ import yaml
 
 from callkit.errors import ConfigError
 from policy_engine.diagram import main as diagram_main
-from policy_engine.graph import mermaid, walk
+from policy_engine.dialog.walk import walk
+from policy_engine.graph import mermaid
 from policy_engine.script import load_script
 from tts_gateway.prerender import fixed_prompts
 

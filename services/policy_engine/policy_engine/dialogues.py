@@ -33,7 +33,8 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,10 @@ from callkit.llm_client import LlmClient
 from callkit.redis_client import connect
 from policy_engine.engine import DialogEngine
 from policy_engine.events import DialogReply, Event
+from policy_engine.publishing import RedisPublisher
 from policy_engine.script import Script, load_script
+from policy_engine.stores.calendar import RedisCalendar
+from policy_engine.stores.sessions import RedisSessionStore
 
 DEFAULT_NOW = "2026-11-23T09:00"
 _EVENT = TypeAdapter(Event)
@@ -162,14 +166,13 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
     for phrase in expect.get("never_says", []):
         if phrase.lower() in text:
             result.problems.append(f"said {phrase!r}")
-    if session.hold is not None and session.hold.booked:
-        result.booked_key = engine.calendar.key(
-            session.hold.modality,
-            datetime.fromisoformat(session.hold.date).date(),
-            datetime.strptime(session.hold.time, "%H:%M").time(),
+    hold = session.hold
+    if hold is not None and hold.booked:
+        result.booked_key = f"{hold.modality}:{hold.date}:{hold.time}"
+        owner = await engine.calendar.owner(
+            hold.modality, date.fromisoformat(hold.date), time_of_day.fromisoformat(hold.time)
         )
-        owner = await engine.calendar.redis.get(result.booked_key)
-        if owner != f"booked:{call_id}".encode():
+        if owner != f"booked:{call_id}":
             result.problems.append(f"slot {result.booked_key} is owned by {owner!r}")
     return result
 
@@ -258,8 +261,14 @@ async def run_suite(
 ) -> Report:
     redis = connect(redis_url)
     try:
-        engine = DialogEngine(script, redis, llm=llm, system_prompt=system_prompt)
-        engine.calendar.prefix = f"appt-{run_id}"
+        engine = DialogEngine(
+            script,
+            sessions=RedisSessionStore(redis, ttl_s=86400),
+            calendar=RedisCalendar(redis, script.schedule, prefix=f"appt-{run_id}"),
+            publisher=RedisPublisher(redis),
+            llm=llm,
+            system_prompt=system_prompt,
+        )
         results = []
         for n, spec in enumerate(specs, 1):
             result = await run_dialogue(engine, spec, f"{run_id}-{n:03d}")

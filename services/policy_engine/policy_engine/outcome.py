@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from policy_engine.script import Script
 from policy_engine.session import Session
-
-STREAM = "calls:completed"
-EVENTS_STREAM = "calls:events"
-EVENTS_MAXLEN = 10_000
 
 
 def study_label(script: Script, study_id: str | None, locale: str) -> str | None:
@@ -125,7 +120,3 @@ def build_outcome(script: Script, session: Session) -> dict[str, Any]:
         ],
         "latency": {},
     }
-
-
-def entry(outcome: dict[str, Any]) -> dict[Any, Any]:
-    return {"outcome": json.dumps(outcome, ensure_ascii=False)}

@@ -2,177 +2,23 @@
 times, durations, names and the caller's intents.
 
 Each parser is a pure function of the utterance (and, where it matters, of today's date in the
-clinic's timezone or of the times just offered), so they are table-tested. Words come from the
-script's lexicon (prompts/clinic/lexicon.yaml); only number, date and time grammar lives here.
+clinic's timezone or of the times just offered), so they are table-tested. The words they look
+for (yes and no, intents, weekdays, months, ordinals, units, words that are never a name) come
+from the script's lexicon, prompts/clinic/lexicon.yaml, as a ``Lexicon`` for the call's locale
+and ``Words`` for every locale. What stays here is grammar: how numbers, phone numbers, ages,
+weights, dates, clock times and durations are put together in English and Russian, and the cues
+people say before their name.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 
 from callkit.spoken import numbers_to_digits
+from policy_engine.lexicon import Lexicon, Words, phrase_pattern
 
-WEEKDAYS = {
-    "monday": 0,
-    "tuesday": 1,
-    "wednesday": 2,
-    "thursday": 3,
-    "friday": 4,
-    "saturday": 5,
-    "sunday": 6,
-    "понедельник": 0,
-    "вторник": 1,
-    "среду": 2,
-    "среда": 2,
-    "четверг": 3,
-    "пятницу": 4,
-    "пятница": 4,
-    "субботу": 5,
-    "суббота": 5,
-    "воскресенье": 6,
-}
-MONTHS = {
-    "january": 1,
-    "february": 2,
-    "march": 3,
-    "april": 4,
-    "may": 5,
-    "june": 6,
-    "july": 7,
-    "august": 8,
-    "september": 9,
-    "october": 10,
-    "november": 11,
-    "december": 12,
-    "января": 1,
-    "февраля": 2,
-    "марта": 3,
-    "апреля": 4,
-    "мая": 5,
-    "июня": 6,
-    "июля": 7,
-    "августа": 8,
-    "сентября": 9,
-    "октября": 10,
-    "ноября": 11,
-    "декабря": 12,
-}
-ORDINALS = {
-    "first": 1,
-    "second": 2,
-    "third": 3,
-    "fourth": 4,
-    "fifth": 5,
-    "last": -1,
-    "earliest": 1,
-    "latest": -1,
-    "первое": 1,
-    "первый": 1,
-    "второе": 2,
-    "второй": 2,
-    "третье": 3,
-    "третий": 3,
-    "последнее": -1,
-    "последний": -1,
-}
-# Words that look like names at the start of a sentence but are not.
-NOT_NAMES = (
-    frozenset(
-        [
-            "i",
-            "i'm",
-            "im",
-            "yes",
-            "yeah",
-            "no",
-            "nope",
-            "ok",
-            "okay",
-            "sure",
-            "well",
-            "so",
-            "hi",
-            "hello",
-            "hey",
-            "good",
-            "thanks",
-            "thank",
-            "sorry",
-            "please",
-            "it's",
-            "its",
-            "it",
-            "this",
-            "that",
-            "the",
-            "a",
-            "an",
-            "my",
-            "mr",
-            "mrs",
-            "ms",
-            "dr",
-            "doctor",
-            "mri",
-            "ct",
-            "yes.",
-            "um",
-            "uh",
-            "oh",
-            "hmm",
-            "right",
-            "just",
-            "calling",
-            "fine",
-            "not",
-            "here",
-            "speaking",
-            "looking",
-            "wondering",
-            "interested",
-            "actually",
-            "also",
-            "and",
-            "but",
-            "tomorrow",
-            "today",
-            "tonight",
-            "yesterday",
-            "morning",
-            "afternoon",
-            "evening",
-            "thanks",
-            "maybe",
-            "been",
-            "going",
-            "having",
-            "getting",
-            "feeling",
-            "trying",
-            "in",
-            "on",
-            "at",
-            "for",
-            "with",
-            "about",
-            "from",
-            "да",
-            "нет",
-            "алло",
-            "здравствуйте",
-            "добрый",
-            "спасибо",
-            "это",
-            "меня",
-            "зовут",
-        ]
-    )
-    | set(WEEKDAYS)
-    | set(MONTHS)
-)
 _NAME_TOKEN = r"[A-ZА-ЯЁ][a-zа-яё'’-]+"
 _NAME = rf"({_NAME_TOKEN}(?:\s+{_NAME_TOKEN}){{0,2}})"
 # What people say before their name; matched case-insensitively, the name itself must be
@@ -186,135 +32,24 @@ _NAME_CUES = [
     r"\bменя зовут\s+",
     r"(?:^|[.,!?]\s*)это\s+",
 ]
-SYMPTOM_WORDS = [
-    "pain",
-    "pains",
-    "painful",
-    "hurt",
-    "hurts",
-    "hurting",
-    "ache",
-    "aches",
-    "aching",
-    "achy",
-    "sore",
-    "swollen",
-    "swelling",
-    "stiff",
-    "numb",
-    "numbness",
-    "injury",
-    "injured",
-    "twisted",
-    "fell",
-    "cough",
-    "coughing",
-    "dizzy",
-    "headache",
-    "headaches",
-    "migraine",
-    "bleeding",
-    "бол*",
-    "ноет",
-    "ноют",
-    "опух*",
-    "травм*",
-    "кашел*",
-    "кружится",
-]
-_SYMPTOMS = re.compile(
-    r"(?<![\w'])(?:"
-    + "|".join(
-        re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in SYMPTOM_WORDS
-    )
-    + r")(?![\w'])",
-    re.I,
-)
-_DURATION_UNITS = {
-    "day": "day",
-    "days": "day",
-    "week": "week",
-    "weeks": "week",
-    "month": "month",
-    "months": "month",
-    "year": "year",
-    "years": "year",
-    "день": "day",
-    "дня": "day",
-    "дней": "day",
-    "неделю": "week",
-    "недели": "week",
-    "недель": "week",
-    "месяц": "month",
-    "месяца": "month",
-    "месяцев": "month",
-    "год": "year",
-    "года": "year",
-    "лет": "year",
-}
 
 
-def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
-    """Whole words or phrases, case-insensitive; a trailing "*" matches any ending."""
-    alts = sorted(
-        (re.escape(p.rstrip("*")) + (r"\w*" if p.endswith("*") else "") for p in phrases),
-        key=len,
-        reverse=True,
-    )
-    return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?![\w'])", re.I)
-
-
-@dataclass(frozen=True)
-class Lexicon:
-    """The script's word lists for one locale (see prompts/clinic/lexicon.yaml)."""
-
-    yes: tuple[str, ...]
-    no: tuple[str, ...]
-    intents: dict[str, tuple[str, ...]]
-    question_words: tuple[str, ...]
-    same_number: tuple[str, ...]
-    pain: tuple[str, ...]
-    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
-
-    def pattern(self, phrases: Sequence[str]) -> re.Pattern[str]:
-        key = "\x00".join(phrases)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            compiled = self._compiled[key] = phrase_pattern(phrases)
-        return compiled
-
-    def find(self, phrases: Sequence[str], text: str) -> re.Match[str] | None:
-        return self.pattern(phrases).search(text) if phrases else None
-
-
-_RU_NUMBERS = {
-    "один": 1, "одну": 1, "одна": 1, "два": 2, "две": 2, "пару": 2, "три": 3, "четыре": 4,
-    "пять": 5, "шесть": 6, "семь": 7, "восемь": 8, "девять": 9, "десять": 10,
-}  # fmt: skip
-_RU_NUMBER = re.compile(rf"(?<!\w)({'|'.join(_RU_NUMBERS)})(?!\w)", re.I)
-
-
-def normalize(text: str) -> str:
+def normalize(text: str, words: Words) -> str:
     """One spelling for apostrophes and spaces, spoken numbers as digits."""
     text = text.replace("’", "'").replace("‘", "'")
     text = numbers_to_digits(text)
-    text = _RU_NUMBER.sub(lambda m: str(_RU_NUMBERS[m.group(1).lower()]), text)
+    if words.spoken_numbers:
+        spoken = re.compile(rf"(?<!\w)({'|'.join(words.spoken_numbers)})(?!\w)", re.I)
+        text = spoken.sub(lambda m: str(words.spoken_numbers[m.group(1).lower()]), text)
     return re.sub(r"\s+", " ", text).strip()
 
 
 # ---------------------------------------------------------------- yes / no
 
-# Phrases with a negative word that still mean yes.
-_NOT_NEGATIVE = re.compile(
-    r"\b(?:no problem|no worries|why not|not a problem|no doubt|don't mind|do not mind|"
-    r"нет проблем|почему бы и нет)\b",
-    re.I,
-)
 
-
-def parse_yes_no(text: str, lex: Lexicon) -> bool | None:
+def parse_yes_no(text: str, lex: Lexicon, words: Words) -> bool | None:
     """True for yes, False for no, None when the utterance says neither."""
-    cleaned = _NOT_NEGATIVE.sub(" yes ", text)
+    cleaned = words.not_negative.sub(" yes ", text)
     if lex.find(lex.no, cleaned):
         return False
     if lex.find(lex.yes, cleaned):
@@ -432,7 +167,7 @@ def _day_in_month(today: date, day: int, month: int | None) -> date | None:
     return candidate
 
 
-def parse_date(text: str, today: date) -> date | None:
+def parse_date(text: str, today: date, words: Words) -> date | None:
     """A calendar date from what the caller said, relative to ``today`` (the clinic's date)."""
     t = text.lower()
     m = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", t)
@@ -441,44 +176,41 @@ def parse_date(text: str, today: date) -> date | None:
             return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
             return None
-    if re.search(r"\bday after tomorrow\b|\bпослезавтра\b", t):
-        return today + timedelta(days=2)
-    if re.search(r"\btomorrow\b|\bзавтра\b", t):
-        return today + timedelta(days=1)
-    if re.search(r"\btoday\b|\bсегодня\b", t):
-        return today
+    for pattern, days in words.relative_days:
+        if pattern.search(t):
+            return today + timedelta(days=days)
     m = re.search(r"\bin (\d{1,2}|a) (day|days|week|weeks)\b", t)
     if m:
         n = 1 if m.group(1) == "a" else int(m.group(1))
         return today + timedelta(days=n * (7 if m.group(2).startswith("week") else 1))
-    month_names = "|".join(MONTHS)
+    months = words.months
+    month_names = "|".join(months)
     m = re.search(rf"\b({month_names})\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b", t)
     if m:
-        return _day_in_month(today, int(m.group(2)), MONTHS[m.group(1)])
+        return _day_in_month(today, int(m.group(2)), months[m.group(1)])
     m = re.search(rf"\b(\d{{1,2}})(?:st|nd|rd|th|-?го|-?е)?\s+(?:of\s+)?({month_names})\b", t)
     if m:
-        return _day_in_month(today, int(m.group(1)), MONTHS[m.group(2)])
+        return _day_in_month(today, int(m.group(1)), months[m.group(2)])
     m = re.search(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b", t)
     if m:
         return _day_in_month(today, int(m.group(1)), None)
     m = re.search(r"(?<![\d:])(\d{1,2})/(\d{1,2})(?![\d/])", t)
     if m:
         return _day_in_month(today, int(m.group(2)), int(m.group(1)))
-    for name, weekday in WEEKDAYS.items():
+    for name, weekday in words.weekdays.items():
         if re.search(rf"\b{name}\b", t):
             return _next_weekday(today, weekday)
-    if re.search(r"\bnext week\b|\bна следующей неделе\b", t):
+    if words.next_week.search(t):
         return _next_weekday(today, 0)
     return None
 
 
 # ---------------------------------------------------------------- times
 
-_PERIODS = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24), "утр": (0, 12)}
-
 
 def parse_time(
     text: str,
+    words: Words,
     offered: Sequence[time] = (),
     opens: time = time(8, 0),
 ) -> time | None:
@@ -488,7 +220,7 @@ def parse_time(
     opens at 8).
     """
     t = text.lower()
-    if re.search(r"\bnoon\b|\bmidday\b|\bполдень\b", t):
+    if words.noon.search(t):
         return time(12, 0)
     m = re.search(r"\bhalf past (\d{1,2})\b", t)
     if m:
@@ -514,12 +246,12 @@ def parse_time(
     if m:
         return _clock(int(m.group(1) or m.group(2)), 0, None, opens)
     if offered:
-        for word, position in ORDINALS.items():
+        for word, position in words.ordinals.items():
             if re.search(rf"\b{word}\b", t):
                 index = position - 1 if position > 0 else len(offered) + position
                 if 0 <= index < len(offered):
                     return offered[index]
-        for word, (start, end) in _PERIODS.items():
+        for word, (start, end) in words.day_parts.items():
             if re.search(rf"\b{word}", t):
                 for slot in offered:
                     if start <= slot.hour < end:
@@ -545,7 +277,7 @@ def _clock(hour: int, minute: int, meridiem: str | None, opens: time) -> time | 
 # ---------------------------------------------------------------- symptoms
 
 
-def parse_duration(text: str) -> str | None:
+def parse_duration(text: str, words: Words) -> str | None:
     """How long something has lasted, in a short written form ("2 weeks", "since yesterday")."""
     t = text.lower()
     m = re.search(
@@ -556,8 +288,9 @@ def parse_duration(text: str) -> str | None:
     )
     if m:
         count, unit = m.group(1), m.group(2)
-        unit_en = next((v for k, v in _DURATION_UNITS.items() if unit.startswith(k[:4])), unit)
-        unit_en = _DURATION_UNITS.get(unit, unit_en)
+        units = words.duration_units
+        unit_en = next((v for k, v in units.items() if unit.startswith(k[:4])), unit)
+        unit_en = units.get(unit, unit_en)
         if count in ("a", "an", "one"):
             return f"1 {unit_en}"
         if count.isdigit():
@@ -576,9 +309,9 @@ def parse_duration(text: str) -> str | None:
     return None
 
 
-def mentions_symptom(text: str, body_words: Iterable[str]) -> bool:
-    words = list(body_words)
-    return bool(_SYMPTOMS.search(text)) or bool(words and phrase_pattern(words).search(text))
+def mentions_symptom(text: str, body_words: Iterable[str], words: Words) -> bool:
+    body = list(body_words)
+    return bool(words.symptoms.search(text)) or bool(body and phrase_pattern(body).search(text))
 
 
 def symptom_phrase(text: str) -> str:
@@ -606,9 +339,9 @@ def parse_pain(text: str, lex: Lexicon) -> str | None:
 # ---------------------------------------------------------------- names
 
 
-def _clean_name(raw: str) -> str | None:
-    words = [w for w in raw.split() if w.lower().strip(".,!?") not in NOT_NAMES]
-    name = " ".join(w.strip(".,!?") for w in words)
+def _clean_name(raw: str, not_names: frozenset[str]) -> str | None:
+    kept = [w for w in raw.split() if w.lower().strip(".,!?") not in not_names]
+    name = " ".join(w.strip(".,!?") for w in kept)
     return name or None
 
 
@@ -621,16 +354,17 @@ def parse_spelled(text: str) -> str | None:
     return letters.capitalize()
 
 
-def parse_name(text: str, *, expecting: bool) -> str | None:
+def parse_name(text: str, words: Words, *, expecting: bool) -> str | None:
     """The caller's name when they say it with a cue ("my name is…", "it's…"), or, when the
     agent just asked for it, an utterance that is nothing but a name (or starts with one)."""
+    not_names = words.not_names
     for cue in _NAME_CUES:
         m = re.search(rf"(?i:{cue}){_NAME}", text)
-        if m and _clean_name(m.group(1)):
-            return _clean_name(m.group(1))
+        if m and _clean_name(m.group(1), not_names):
+            return _clean_name(m.group(1), not_names)
     m = re.search(rf"(?:^|[.,!?]\s*){_NAME}\s+(?:here|speaking)\b", text)
-    if m and _clean_name(m.group(1)):
-        return _clean_name(m.group(1))
+    if m and _clean_name(m.group(1), not_names):
+        return _clean_name(m.group(1), not_names)
     if not expecting:
         return None
     stripped = re.sub(
@@ -639,22 +373,22 @@ def parse_name(text: str, *, expecting: bool) -> str | None:
         text.strip(),
         flags=re.I,
     ).strip(" .!,")
-    words = stripped.split()
-    if len(words) <= 5:
+    tokens = stripped.split()
+    if len(tokens) <= 5:
         # Said in lower case ("my name is jon"): only in a short answer to the question.
         for cue in _NAME_CUES:
             m = re.search(rf"{cue}([a-zа-яё]+)\b", text, re.I)
-            if m and m.group(1).lower() not in NOT_NAMES:
+            if m and m.group(1).lower() not in not_names:
                 return m.group(1).capitalize()
         spelled = parse_spelled(text)
         if spelled:
             return spelled
-    if 1 <= len(words) <= 3 and all(re.fullmatch(_NAME_TOKEN, w) for w in words):
-        return _clean_name(stripped)
+    if 1 <= len(tokens) <= 3 and all(re.fullmatch(_NAME_TOKEN, w) for w in tokens):
+        return _clean_name(stripped, not_names)
     # "Anna Kowalski, and my number is…": a name first, then something else.
     m = re.match(rf"{_NAME}\s*[,;]", stripped)
     if m:
-        return _clean_name(m.group(1))
+        return _clean_name(m.group(1), not_names)
     return None
 
 

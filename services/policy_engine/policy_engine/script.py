@@ -10,14 +10,15 @@ import re
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from callkit.errors import ConfigError, validation_problems
-from policy_engine.parsers import Lexicon
+from policy_engine.lexicon import Lexicon, LexiconFile, Words, lexicon_for, words_of
+from policy_engine.lexicon import problems as lexicon_problems
 
 Kind = Literal["question", "announce", "exit", "end"]
 Localized = dict[str, str]
@@ -65,15 +66,39 @@ PLACEHOLDERS = frozenset(
         "agent_name",
     ]
 )
-# States the engine goes to by itself (caller intents, silence, the booking).
-ENGINE_STATES: dict[str, str] = {
-    "goodbye_not_interested": "the caller is not interested",
-    "goodbye_wrong_number": "the caller says it is a wrong number",
-    "goodbye_callback": "the caller asks to be called back later",
-    "goodbye_silence": "the caller stays silent",
-    "transfer_to_human": "the caller asks for a person",
-    "offer_appointment_times": "free times are offered for the chosen date",
+
+
+class EngineState(NamedTuple):
+    kind: Kind
+    why: str
+
+
+# The states the engine names in code. Each must be in script.yaml with this kind, so renaming
+# one there is refused at start-up instead of silently changing what a call does.
+EXIT_INTENTS: dict[str, str] = {
+    "wants_human": "transfer_to_human",
+    "wrong_number": "goodbye_wrong_number",
+    "not_interested": "goodbye_not_interested",
+    "call_back_later": "goodbye_callback",
 }
+SILENCE_EXIT = "goodbye_silence"
+TIME_OFFER = "offer_appointment_times"
+CORRECTION = "ask_correction"
+RECOMMENDATION = "recommend_study"
+ENGINE_STATES: dict[str, EngineState] = {
+    "goodbye_not_interested": EngineState("exit", "the caller is not interested"),
+    "goodbye_wrong_number": EngineState("exit", "the caller says it is a wrong number"),
+    "goodbye_callback": EngineState("exit", "the caller asks to be called back later"),
+    SILENCE_EXIT: EngineState("exit", "the caller stays silent"),
+    "transfer_to_human": EngineState("exit", "the caller asks for a person"),
+    TIME_OFFER: EngineState("question", "a booking fails and free times are offered again"),
+    CORRECTION: EngineState(
+        "question", "the caller wants to change something (their words name the slot)"
+    ),
+    RECOMMENDATION: EngineState("announce", "a study is chosen from the symptoms"),
+}
+# Those the engine goes to by itself: reachable even when no transition leads there.
+ENTERED_BY_ENGINE = (*EXIT_INTENTS.values(), SILENCE_EXIT, TIME_OFFER)
 # Sentences the engine says outside any state.
 ENGINE_PHRASES = frozenset(
     [
@@ -225,16 +250,6 @@ class FaqTopic(BaseModel):
     say: Localized
 
 
-class LexiconFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    affirmative: dict[str, list[str]]
-    negative: dict[str, list[str]]
-    intents: dict[str, dict[str, list[str]]]
-    question_words: dict[str, list[str]]
-    same_number: dict[str, list[str]]
-    pain: dict[str, list[str]]
-
-
 INTENTS = frozenset(
     [
         "wants_human",
@@ -258,6 +273,7 @@ class Script:
     schedule: Schedule
     faq: dict[str, FaqTopic]
     lexicons: dict[str, Lexicon]
+    words: Words
     directory: Path
 
     def state(self, state_id: str) -> StateDef:
@@ -309,7 +325,11 @@ def load_script(directory: Path) -> Script:
         k: _model(FaqTopic, v, f"{directory / 'faq.yaml'}: topic {k!r}")
         for k, v in (faq_raw.get("topics") or {}).items()
     }
-    lex = _model(LexiconFile, _read(directory / "lexicon.yaml"), str(directory / "lexicon.yaml"))
+    lexicon_path = directory / "lexicon.yaml"
+    lex = _model(LexiconFile, _read(lexicon_path), str(lexicon_path))
+    missing = lexicon_problems(lex, locales, INTENTS)
+    if missing:
+        raise ConfigError(f"{lexicon_path}: {'; '.join(missing)}")
     script = Script(
         start=str(raw.get("start", "")),
         locales=locales,
@@ -319,22 +339,12 @@ def load_script(directory: Path) -> Script:
         catalogue=catalogue,
         schedule=schedule,
         faq=faq,
-        lexicons={loc: _lexicon(lex, loc) for loc in locales},
+        lexicons={loc: lexicon_for(lex, loc) for loc in locales},
+        words=words_of(lex, locales),
         directory=directory,
     )
     _validate(script, script_path)
     return script
-
-
-def _lexicon(lex: LexiconFile, locale: str) -> Lexicon:
-    return Lexicon(
-        yes=tuple(lex.affirmative.get(locale, [])),
-        no=tuple(lex.negative.get(locale, [])),
-        intents={name: tuple(per.get(locale, [])) for name, per in lex.intents.items()},
-        question_words=tuple(lex.question_words.get(locale, [])),
-        same_number=tuple(lex.same_number.get(locale, [])),
-        pain=tuple(lex.pain.get(locale, [])),
-    )
 
 
 def _check_text(text: Localized, locales: tuple[str, ...], where: str, what: str) -> None:
@@ -357,9 +367,16 @@ def _validate(script: Script, path: Path) -> None:
     ends = [s for s in states.values() if s.kind == "end"]
     if not ends:
         raise ConfigError(f"{path}: no state has kind 'end'")
-    for needed, why in ENGINE_STATES.items():
+    for needed, (kind, why) in ENGINE_STATES.items():
         if needed not in states:
-            raise ConfigError(f"{path}: state {needed!r} is missing (used when {why})")
+            raise ConfigError(
+                f"{path}: state {needed!r} is missing; the engine goes there by name when {why}"
+            )
+        if states[needed].kind != kind:
+            raise ConfigError(
+                f"{path}: state {needed!r} must be a {kind} (the engine uses it when {why}), "
+                f"not a {states[needed].kind}"
+            )
     for state in states.values():
         where = f"{path}: state {state.id!r}"
         if state.kind == "end":
@@ -416,7 +433,7 @@ def _validate(script: Script, path: Path) -> None:
 
 def _reachable(script: Script) -> set[str]:
     seen = set()
-    todo = [script.start, *ENGINE_STATES]
+    todo = [script.start, *ENTERED_BY_ENGINE]
     while todo:
         current = todo.pop()
         if current in seen:

@@ -1,31 +1,19 @@
-"""A call's dialog session and where it lives: one JSON value per call in Redis.
+"""A call's dialog session, and the store it lives in between turns.
 
-Plain Redis commands only (the Debian server has no RedisJSON): ``session:{id}`` holds the
-session as JSON with an expiry, and ``session:{id}:lock`` serializes the turns of one call, so a
-retried utterance and the original never run at the same time. Every turn saves the session
-before its reply is complete, which is why an engine restart mid-call loses nothing.
+The session is the call's whole dialog state (where the script is, the slots, the transcript,
+the stored replies of retried events). A ``SessionStore`` keeps it between turns and serializes
+the turns of one call, so a retried utterance and the original never run at the same time;
+``stores/sessions.py`` keeps it in Redis.
 """
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, Literal
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from callkit.errors import DependencyTimeout, DependencyUnavailable
-
-# Compare-and-delete: only the lock's owner may release it.
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 MAX_TRANSCRIPT = 400
 MAX_REMEMBERED_EVENTS = 64
 
@@ -100,56 +88,15 @@ class Session(BaseModel):
             del self.transcript[: len(self.transcript) - MAX_TRANSCRIPT]
 
 
-class SessionStore:
-    def __init__(self, redis: Redis, *, ttl_s: int, lock_timeout_s: float = 30.0) -> None:
-        self.redis = redis
-        self.ttl_s = ttl_s
-        self.lock_timeout_s = lock_timeout_s
-        self._unlock = redis.register_script(_UNLOCK)
+class SessionStore(Protocol):
+    """Where sessions live between turns."""
 
-    @staticmethod
-    def key(session_id: str) -> str:
-        return f"session:{session_id}"
-
-    async def load(self, session_id: str) -> Session | None:
-        try:
-            raw = await self.redis.get(self.key(session_id))
-        except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"redis: {type(exc).__name__}") from exc
-        return None if raw is None else Session.model_validate_json(raw)
+    async def load(self, session_id: str) -> Session | None: ...
 
     async def save(self, session: Session) -> None:
-        session.version += 1
-        try:
-            await self.redis.set(
-                self.key(session.session_id), session.model_dump_json(), ex=self.ttl_s
-            )
-        except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"redis: {type(exc).__name__}") from exc
+        """Store the session (its ``version`` goes up by one)."""
 
-    async def delete(self, session_id: str) -> bool:
-        return bool(await self.redis.delete(self.key(session_id)))
+    async def delete(self, session_id: str) -> bool: ...
 
-    @asynccontextmanager
-    async def locked(self, session_id: str) -> AsyncIterator[None]:
+    def locked(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Hold the call's turn lock; waits for a turn in progress to finish."""
-        key = f"{self.key(session_id)}:lock"
-        token = secrets.token_hex(8)
-        deadline = time.monotonic() + self.lock_timeout_s
-        try:
-            while not await self.redis.set(key, token, nx=True, px=int(self.lock_timeout_s * 1000)):
-                if time.monotonic() > deadline:
-                    raise DependencyTimeout(
-                        f"session {session_id!r} is busy with another turn for "
-                        f"{self.lock_timeout_s:g}s"
-                    )
-                await asyncio.sleep(0.01)
-        except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(f"redis: {type(exc).__name__}") from exc
-        try:
-            yield
-        finally:
-            try:
-                await self._unlock(keys=[key], args=[token])
-            except (RedisError, OSError):
-                pass  # the lock expires by itself

@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field
 from callkit.errors import AgentError
 from callkit.llm_client import LlmClient
 from policy_engine import parsers as p
-from policy_engine.script import Script
+from policy_engine.lexicon import Words, phrase_pattern
+from policy_engine.script import CORRECTION, Script
 
 log = logging.getLogger("policy_engine.understand")
 
@@ -36,26 +37,6 @@ YES_NO_SLOTS = frozenset(
         "appointment_confirmed",
     ]
 )
-# Words that say the caller is talking about booking, so a day or time is an appointment.
-_BOOKING_CUES = re.compile(
-    r"\b(?:book|appointment|come in|come|visit|available|free|schedule|slot|make it|how about|"
-    r"instead|change|move|записат|запиш|приду|прийти)\w*",
-    re.I,
-)
-_CORRECTION_CUES = re.compile(
-    r"^(?:no|sorry|actually|wait|oops|i mean|correction|нет|извините|точнее)\b|\b(?:i mean|"
-    r"not \w+ but|instead)\b",
-    re.I,
-)
-_CHANGE_TOPICS = {
-    "appointment_date": re.compile(r"\b(?:day|date|день|дату)\b", re.I),
-    "appointment_time": re.compile(r"\b(?:time|hour|время)\b", re.I),
-    "client_name": re.compile(r"\b(?:name|имя)\b", re.I),
-    "phone": re.compile(r"\b(?:phone|number|телефон|номер)\b", re.I),
-    "age": re.compile(r"\b(?:age|возраст)\b", re.I),
-    "weight_kg": re.compile(r"\b(?:weight|вес)\b", re.I),
-    "video_conclusion": re.compile(r"\b(?:video|видео)\w*", re.I),
-}
 Intent = Literal[
     "answer",
     "question",
@@ -117,19 +98,14 @@ class Context:
 def study_in(text: str, script: Script, locale: str, *, need_modality: bool) -> str | None:
     """The catalogue study the text names (a body part, with a modality word if required)."""
     t = text.lower()
-    modality_words = {
-        "mri": r"\b(?:mri|magnetic|мрт)\b",
-        "ct": r"\b(?:ct|cat scan|кт|компьютерн)\w*",
-        "ultrasound": r"\b(?:ultrasound|sonogram|узи)\b",
-    }
-    named = {m for m, pattern in modality_words.items() if re.search(pattern, t)}
+    named = {m for m, pattern in script.words.modalities.items() if pattern.search(t)}
     if need_modality and not named:
         return None
     for study in script.catalogue.studies:
         if named and study.modality not in named:
             continue
         words = study.keywords.get(locale, [])
-        if words and p.phrase_pattern(words).search(t):
+        if words and phrase_pattern(words).search(t):
             return study.id
     if len(named) == 1 and need_modality:
         only = [s for s in script.catalogue.studies if s.modality in named]
@@ -156,17 +132,18 @@ def _strip_durations(text: str) -> str:
 def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Heard:
     """Everything the deterministic parsers can read from ``text`` in this context."""
     lex = script.lexicons[locale]
-    norm = p.normalize(text)
+    words = script.words
+    norm = p.normalize(text, words)
     heard = Heard(text=norm)
     expects = ctx.expects
     heard.intents = p.detect_intents(norm, lex)
     heard.question = p.is_question(norm, lex)
-    heard.correction = bool(_CORRECTION_CUES.search(norm))
+    heard.correction = bool(words.correction_cues.search(norm))
     if heard.question:
         heard.faq = _faq_topic(norm, script, locale)
 
     # Names: with a cue anywhere, bare only when the name was asked for.
-    name = p.parse_name(norm, expecting="client_name" in expects or ctx.state == "ask_correction")
+    name = p.parse_name(norm, words, expecting="client_name" in expects or ctx.state == CORRECTION)
     if name:
         heard.slots["client_name"] = name
 
@@ -189,19 +166,19 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     # Symptoms and what the pain is like.
     bodies = body_words(script, locale)
     if (
-        p.mentions_symptom(norm, bodies)
+        p.mentions_symptom(norm, bodies, words)
         and ("symptoms" in expects or "symptoms" not in ctx.known)
         and not heard.question
     ):
         about = [
             sentence
             for sentence in re.split(r"(?<=[.!?])\s+", norm)
-            if p.mentions_symptom(sentence, bodies)
+            if p.mentions_symptom(sentence, bodies, words)
         ]
         phrase = p.symptom_phrase(" ".join(about) or norm)
         if phrase:
             heard.slots["symptoms"] = phrase
-    duration = p.parse_duration(norm)
+    duration = p.parse_duration(norm, words)
     if duration and (
         "symptoms_duration" in expects
         or (
@@ -222,13 +199,14 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
             heard.slots["study_requested"] = True
 
     # Dates and times: when asked, or when the caller talks about booking.
-    booking_talk = bool(_BOOKING_CUES.search(norm))
+    booking_talk = bool(words.booking_cues.search(norm))
     date_text = _strip_durations(norm)
     if "appointment_date" in expects or "appointment_time" in expects or booking_talk:
-        heard.date = p.parse_date(date_text, ctx.today)
+        heard.date = p.parse_date(date_text, ctx.today, words)
     if "appointment_time" in expects or "appointment_date" in expects or booking_talk:
         heard.time = p.parse_time(
             date_text,
+            words,
             ctx.offered if "appointment_time" in expects else (),
             script.schedule.earliest_opening,
         )
@@ -236,7 +214,7 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     # Yes or no to the question just asked.
     yes_no = [s for s in expects if s in YES_NO_SLOTS]
     if yes_no:
-        answer = p.parse_yes_no(norm, lex)
+        answer = p.parse_yes_no(norm, lex, words)
         if answer is None and "not_interested" in heard.intents:
             answer = False
             heard.intents.discard("not_interested")
@@ -247,8 +225,10 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
         if answer is False and "call_back_later" not in heard.intents:
             heard.intents.discard("not_interested")
 
-    if ctx.state == "ask_correction":
-        heard.change = [slot for slot, pattern in _CHANGE_TOPICS.items() if pattern.search(norm)]
+    if ctx.state == CORRECTION:
+        heard.change = [
+            slot for slot, pattern in words.change_topics.items() if pattern.search(norm)
+        ]
     return heard
 
 
@@ -330,11 +310,11 @@ async def llm_read(
     return CallerFacts.model_validate(facts.model_dump())
 
 
-def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context) -> None:
+def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context, words: Words) -> None:
     """Take from the model only what the caller's words support and the parsers did not find."""
     if facts.client_name and "client_name" not in heard.slots and "client_name" in ctx.expects:
         name = facts.client_name.strip(" .,")
-        if _grounded(name, heard.text) and name.lower() not in p.NOT_NAMES:
+        if _grounded(name, heard.text) and name.lower() not in words.not_names:
             heard.slots["client_name"] = " ".join(w.capitalize() for w in name.split())
     if facts.symptoms and "symptoms" not in heard.slots and "symptoms" in ctx.expects:
         said = set(re.findall(r"\w+", heard.text.lower()))

@@ -1,0 +1,141 @@
+"""The run's context: the dependencies every turn shares, and the turn itself.
+
+``Deps`` is fixed for the engine's lifetime (script, calendar, LLM, prompt, limits); a ``Turn``
+is one event of one call: the session it changes, the clock's reading, where sentences go the
+moment they are ready, and what the turn did (replies, actions, LLM use, transitions).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from callkit.llm_client import LlmClient
+from policy_engine import render
+from policy_engine.dialog.calendar import Calendar
+from policy_engine.outcome import total_price
+from policy_engine.script import Script, Study
+from policy_engine.session import Sentence, Session
+from policy_engine.understand import Heard
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+Emit = Callable[[Sentence], Awaitable[None]]
+
+
+@dataclass
+class Deps:
+    script: Script
+    calendar: Calendar
+    llm: LlmClient | None
+    system_prompt: str
+    max_silences: int = 2
+    answer_with_llm: bool = True
+
+
+@dataclass
+class Turn:
+    """The run's context: the call, the clock, and where sentences go as they are ready."""
+
+    deps: Deps
+    session: Session
+    now: datetime
+    emit: Emit
+    reply: list[Sentence] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    heard: Heard | None = None
+    llm_calls: int = 0
+    llm_failed: bool = False
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def script(self) -> Script:
+        return self.deps.script
+
+    @property
+    def locale(self) -> str:
+        return self.session.locale
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+    async def say(self, sentence: Sentence) -> None:
+        self.reply.append(sentence)
+        await self.emit(sentence)
+
+    async def phrase(self, name: str, **values: str) -> None:
+        template = self.script.phrases[name][self.locale]
+        for sentence in sentences_of(template, {**self.values(), **values}):
+            await self.say(
+                Sentence(
+                    text=sentence,
+                    source="phrase",
+                    cache_key=f"phrase.{name}.{self.locale}" if "{" not in template else None,
+                    state=self.session.state,
+                )
+            )
+
+    def enter(self, state_id: str) -> None:
+        """Move the call to ``state_id``, counting the transition."""
+        s = self.session
+        if s.state != state_id:
+            self.transitions.append((s.state, state_id))
+            s.state = state_id
+
+    # ------------------------------------------------------------ template values
+
+    def study(self) -> Study | None:
+        sid = self.session.slots.get("study_type")
+        return self.script.catalogue.study(sid) if sid else None
+
+    def total_price(self) -> float | None:
+        return total_price(self.script, self.session.slots)
+
+    def values(self) -> dict[str, str | None]:
+        s, script, loc = self.session, self.script, self.locale
+        cur = script.clinic.currency
+        study = self.study()
+        total = self.total_price()
+        day = (
+            date.fromisoformat(s.slots["appointment_date"])
+            if s.slots.get("appointment_date")
+            else None
+        )
+        at = (
+            time.fromisoformat(s.slots["appointment_time"])
+            if s.slots.get("appointment_time")
+            else None
+        )
+        offered = [time.fromisoformat(t) for t in s.offered_times]
+        return {
+            "client_name": s.slots.get("client_name"),
+            "study_name": study.name[loc] if study else None,
+            "study_name_cap": render.capitalized(study.name[loc]) if study else None,
+            "price": render.spoken_price(study.price, cur, loc) if study else None,
+            "video_price": render.spoken_price(script.catalogue.video_conclusion.price, cur, loc),
+            "total_price": render.spoken_price(total, cur, loc) if total is not None else None,
+            "date": render.spoken_date(day, loc, self.today) if day else None,
+            "time": render.spoken_time(at, loc) if at else None,
+            "times": render.spoken_times(offered, loc) if offered else None,
+            "address": script.clinic.address[loc],
+            "clinic_phone": script.clinic.phone,
+            "hours": script.clinic.hours[loc],
+            "discount_percent": f"{script.catalogue.discount.percent:g}",
+            "horizon_days": str(script.schedule.horizon_days),
+            "clinic_name": script.clinic.name[loc],
+            "agent_name": script.clinic.agent_name[loc],
+        }
+
+
+def sentences_of(template: str, values: dict[str, str | None]) -> list[str]:
+    """The template's sentences with placeholders filled; a sentence whose value is not known
+    yet is left out ("Nice to meet you, {client_name}." when the caller gave no name)."""
+    out = []
+    for part in SENTENCE_END.split(template.strip()):
+        filled = render.fill(part, values)
+        if filled:
+            out.append(filled)
+    return out

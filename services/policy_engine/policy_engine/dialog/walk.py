@@ -1,0 +1,52 @@
+"""Finding the way through the script over what is known, without saying or changing anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from policy_engine.script import Script, StateDef, Transition
+
+
+def condition_holds(condition: str | None, slots: dict[str, Any]) -> bool:
+    if condition is None:
+        return True
+    kind, slot = condition.split(":", 1)
+    value = slots.get(slot)
+    if kind == "filled":
+        return value is not None
+    if kind == "missing":
+        return value is None
+    if kind == "yes":
+        return value is True
+    return value is False  # "no"
+
+
+def taken(state: StateDef, slots: dict[str, Any]) -> Transition:
+    """The state's first transition whose condition holds (validated scripts end on a default)."""
+    for tr in state.transitions:
+        if condition_holds(tr.when, slots):
+            return tr
+    raise AssertionError("validated scripts always end with a default transition")
+
+
+def walk(script: Script, slots: dict[str, Any], said: list[str]) -> tuple[list[str], str | None]:
+    """Walk the script from its start over what is known.
+
+    Returns the states passed and where the walk stops: the first question still open, the
+    first announcement not yet made, or the exit the answers lead to (None at the end).
+    """
+    path: list[str] = []
+    current: str | None = script.start
+    while current is not None and current not in path:
+        state = script.states[current]
+        if state.kind == "end":
+            return path, None
+        if (
+            state.kind == "exit"
+            or (state.kind == "question" and any(slots.get(s) is None for s in state.slots))
+            or (state.kind == "announce" and current not in said)
+        ):
+            return path, current
+        path.append(current)
+        current = next((tr.to for tr in state.transitions if condition_holds(tr.when, slots)), None)
+    return path, None

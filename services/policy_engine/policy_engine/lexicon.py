@@ -1,0 +1,188 @@
+"""The words the parsers listen for, as data: prompts/clinic/lexicon.yaml, loaded and checked.
+
+Two kinds of tables. Per-locale lists (yes, no, intents, question words…) are read in the
+call's locale: ``Lexicon``. Tables that name things (weekdays, months, ordinals, units, spoken
+numbers, modalities) and the words that are never a name are read in every locale of the
+script, because callers mix languages ("на Monday"): ``Words``, built once per script.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PerLocale = dict[str, list[str]]
+ValuesPerLocale = dict[str, dict[str, Any]]
+
+
+def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
+    """Whole words or phrases, case-insensitive; a trailing "*" matches any ending."""
+    alts = sorted(
+        (re.escape(p.rstrip("*")) + (r"\w*" if p.endswith("*") else "") for p in phrases),
+        key=len,
+        reverse=True,
+    )
+    return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?![\w'])", re.I)
+
+
+def word_pattern(words: Iterable[str]) -> re.Pattern[str]:
+    """Whole words or phrases at word boundaries, case-insensitive; "*" matches any ending."""
+    alts = (re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in words)
+    return re.compile(rf"\b(?:{'|'.join(alts)})\b", re.I)
+
+
+class LexiconFile(BaseModel):
+    """lexicon.yaml as written; every table is keyed by locale."""
+
+    model_config = ConfigDict(extra="forbid")
+    affirmative: PerLocale
+    negative: PerLocale
+    not_negative: PerLocale
+    intents: dict[str, PerLocale]
+    question_words: PerLocale
+    same_number: PerLocale
+    pain: PerLocale
+    symptoms: PerLocale
+    booking_cues: PerLocale
+    correction_openers: PerLocale
+    correction_phrases: PerLocale
+    change_topics: dict[str, PerLocale]
+    not_names: PerLocale
+    never_say: PerLocale
+    weekdays: dict[str, dict[str, int]]
+    relative_days: dict[str, dict[str, int]]
+    next_week: PerLocale
+    noon: PerLocale
+    months: dict[str, dict[str, int]]
+    ordinals: dict[str, dict[str, int]]
+    day_parts: dict[str, dict[str, tuple[int, int]]]
+    duration_units: dict[str, dict[str, str]]
+    spoken_numbers: dict[str, dict[str, int]] = Field(default_factory=dict)
+    modalities: dict[str, PerLocale]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The script's word lists for one locale."""
+
+    yes: tuple[str, ...]
+    no: tuple[str, ...]
+    intents: dict[str, tuple[str, ...]]
+    question_words: tuple[str, ...]
+    same_number: tuple[str, ...]
+    pain: tuple[str, ...]
+    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def pattern(self, phrases: Sequence[str]) -> re.Pattern[str]:
+        key = "\x00".join(phrases)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = phrase_pattern(phrases)
+        return compiled
+
+    def find(self, phrases: Sequence[str], text: str) -> re.Match[str] | None:
+        return self.pattern(phrases).search(text) if phrases else None
+
+
+@dataclass(frozen=True)
+class Words:
+    """The tables read in every locale, merged in the file's locale order."""
+
+    weekdays: dict[str, int]
+    months: dict[str, int]
+    ordinals: dict[str, int]
+    day_parts: dict[str, tuple[int, int]]
+    duration_units: dict[str, str]
+    spoken_numbers: dict[str, int]
+    not_names: frozenset[str]
+    not_negative: re.Pattern[str]
+    symptoms: re.Pattern[str]
+    booking_cues: re.Pattern[str]
+    correction_cues: re.Pattern[str]
+    relative_days: list[tuple[re.Pattern[str], int]]
+    next_week: re.Pattern[str]
+    noon: re.Pattern[str]
+    change_topics: dict[str, re.Pattern[str]]
+    never_say: re.Pattern[str]
+    modalities: dict[str, re.Pattern[str]]
+
+
+def _merged(table: dict[str, dict[str, Any]], locales: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for locale in locales:
+        out.update(table.get(locale, {}))
+    return out
+
+
+def _all(table: PerLocale, locales: Sequence[str]) -> list[str]:
+    return [w for locale in locales for w in table.get(locale, [])]
+
+
+def lexicon_for(lex: LexiconFile, locale: str) -> Lexicon:
+    return Lexicon(
+        yes=tuple(lex.affirmative.get(locale, [])),
+        no=tuple(lex.negative.get(locale, [])),
+        intents={name: tuple(per.get(locale, [])) for name, per in lex.intents.items()},
+        question_words=tuple(lex.question_words.get(locale, [])),
+        same_number=tuple(lex.same_number.get(locale, [])),
+        pain=tuple(lex.pain.get(locale, [])),
+    )
+
+
+def words_of(lex: LexiconFile, locales: Sequence[str]) -> Words:
+    weekdays = _merged(lex.weekdays, locales)
+    months = _merged(lex.months, locales)
+    relative = _merged(lex.relative_days, locales)
+    openers = "|".join(re.escape(w) for w in _all(lex.correction_openers, locales))
+    anywhere = "|".join(re.escape(w) for w in _all(lex.correction_phrases, locales))
+    return Words(
+        weekdays=weekdays,
+        months=months,
+        ordinals=_merged(lex.ordinals, locales),
+        day_parts=_merged(lex.day_parts, locales),
+        duration_units=_merged(lex.duration_units, locales),
+        spoken_numbers=_merged(lex.spoken_numbers, locales),
+        # A weekday or a month at the start of a sentence is not a name either.
+        not_names=frozenset(_all(lex.not_names, locales)) | set(weekdays) | set(months),
+        not_negative=word_pattern(_all(lex.not_negative, locales)),
+        symptoms=phrase_pattern(_all(lex.symptoms, locales)),
+        booking_cues=word_pattern(_all(lex.booking_cues, locales)),
+        # "No, …", "Actually …" open a correction; "I mean", "not X but" anywhere.
+        correction_cues=re.compile(rf"^(?:{openers})\b|\b(?:{anywhere}|not \w+ but)\b", re.I),
+        # The longest way ahead first: "day after tomorrow" before "tomorrow".
+        relative_days=[
+            (word_pattern([w for w, d in relative.items() if d == days]), days)
+            for days in sorted(set(relative.values()), reverse=True)
+        ],
+        next_week=word_pattern(_all(lex.next_week, locales)),
+        noon=word_pattern(_all(lex.noon, locales)),
+        change_topics={
+            slot: word_pattern(_all(per, locales)) for slot, per in lex.change_topics.items()
+        },
+        never_say=word_pattern(_all(lex.never_say, locales)),
+        modalities={m: word_pattern(_all(per, locales)) for m, per in lex.modalities.items()},
+    )
+
+
+def problems(lex: LexiconFile, locales: Sequence[str], needed_intents: Iterable[str]) -> list[str]:
+    """What the engine needs and the file lacks: a locale's list, an intent, a table."""
+    out = []
+    for name in ("affirmative", "negative", "question_words"):
+        table: PerLocale = getattr(lex, name)
+        out += [f"{name}: no {loc!r} words" for loc in locales if not table.get(loc)]
+    out += [f"intents: {i!r} is missing" for i in needed_intents if i not in lex.intents]
+    for name in ("weekdays", "months"):
+        per: dict[str, dict[str, int]] = getattr(lex, name)
+        for loc in locales:
+            values = set(per.get(loc, {}).values())
+            expected = set(range(7)) if name == "weekdays" else set(range(1, 13))
+            if not expected <= values:
+                out.append(f"{name}: {loc!r} does not name {sorted(expected - values)}")
+    for slot in lex.change_topics:
+        if not any(lex.change_topics[slot].values()):
+            out.append(f"change_topics: {slot!r} has no words")
+    return out

@@ -1,0 +1,1 @@
+"""Redis implementations of the engine's stores: sessions and the appointment calendar."""
