@@ -6,9 +6,26 @@ import asyncio
 import csv
 import io
 import os
+import re
 from pathlib import Path
 
 from callkit.errors import ConfigError, DependencyUnavailable
+
+# A spreadsheet opening the file runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A phone number or a plain number is data, not a formula: it stays as it is, readable.
+_PLAIN_VALUE = re.compile(r"[+-]?[\d ()./-]*\d[\d ()./-]*")
+
+
+def safe_cell(value: str) -> str:
+    """``value`` as a cell no spreadsheet executes: a leading quote marks formula-like text.
+
+    Names and symptoms come from speech recognition, so "=HYPERLINK(...)" or "@SUM(...)" can
+    reach a cell; "+7 916 123-45-67" and "-5" are kept as they are.
+    """
+    if value.startswith(_FORMULA_START) and not _PLAIN_VALUE.fullmatch(value):
+        return "'" + value
+    return value
 
 
 class CsvSink:
@@ -55,7 +72,7 @@ class CsvSink:
     def _write(self, rows: list[list[str]]) -> None:
         # One write of the whole batch, then fsync: a crash leaves whole rows or none of the batch.
         buffer = io.StringIO()
-        csv.writer(buffer).writerows(rows)
+        csv.writer(buffer).writerows([[safe_cell(cell) for cell in row] for row in rows])
         with self.path.open("a", newline="", encoding="utf-8") as f:
             f.write(buffer.getvalue())
             f.flush()
