@@ -41,10 +41,10 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
+from callkit.contracts.dialog import DialogReply, Event
 from callkit.llm_client import LlmClient
 from callkit.redis_client import connect
 from policy_engine.engine import DialogEngine
-from policy_engine.events import DialogReply, Event
 from policy_engine.publishing import RedisPublisher
 from policy_engine.script import Script, load_script
 from policy_engine.stores.calendar import RedisCalendar

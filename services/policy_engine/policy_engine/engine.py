@@ -18,14 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from callkit.errors import InvalidInput, NotFound, PayloadTooLarge
-from callkit.llm_client import LlmClient
-from policy_engine import idempotency
-from policy_engine import outcome as outcomes
-from policy_engine.dialog.booking import release_hold
-from policy_engine.dialog.calendar import Calendar
-from policy_engine.dialog.context import Deps, Emit, Turn
-from policy_engine.events import (
+from callkit.contracts.dialog import (
     CallStarted,
     DialogReply,
     Event,
@@ -33,6 +26,13 @@ from policy_engine.events import (
     UserInterrupted,
     UserUtterance,
 )
+from callkit.errors import InvalidInput, NotFound, PayloadTooLarge
+from callkit.llm_client import LlmClient
+from policy_engine import idempotency
+from policy_engine import outcome as outcomes
+from policy_engine.dialog.booking import release_hold
+from policy_engine.dialog.calendar import Calendar
+from policy_engine.dialog.context import Deps, Emit, Turn
 from policy_engine.graph import compile_graph
 from policy_engine.metrics import PolicyMetrics
 from policy_engine.publishing import Publisher, live_events
@@ -185,12 +185,12 @@ class DialogEngine:
         record = outcomes.build_outcome(self.script, session)
         await self.publisher.completed(record)
         session.outcome_sent = True
-        self.metrics.call_finished(record["status"])
+        self.metrics.call_finished(record.status)
         log.info(
             "call outcome written",
             extra={
                 "call_id": session.session_id,
-                "status": record["status"],
+                "status": record.status,
                 "turns": session.turns,
             },
         )

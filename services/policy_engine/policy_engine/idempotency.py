@@ -7,7 +7,7 @@ the reply the original got and advances nothing; other events are keyed by their
 
 from __future__ import annotations
 
-from policy_engine.events import CallStarted, DialogReply, Event, UserInterrupted, UserUtterance
+from callkit.contracts.dialog import CallStarted, DialogReply, Event, UserInterrupted, UserUtterance
 from policy_engine.session import Session
 
 

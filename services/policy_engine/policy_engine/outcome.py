@@ -1,10 +1,15 @@
-"""The call's outcome: one entry on `calls:completed` (ARCHITECTURE.md §4.4), read by the notifier."""
+"""The call's outcome (:mod:`callkit.contracts.outcome`), built from its session.
+
+Status, price and summary come from the slots and the catalogue, never from the model; the
+recording path and the latency figures are the bridge's, as it sent them on ``call.ended``.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from callkit.contracts.outcome import CallLatency, CallOutcome, Slots, Status, TranscriptLine
 from policy_engine.script import Script
 from policy_engine.session import Session
 
@@ -65,7 +70,8 @@ def summary(script: Script, session: Session, status: str) -> str:
     return "; ".join(parts) + "."
 
 
-def build_outcome(script: Script, session: Session) -> dict[str, Any]:
+def build_outcome(script: Script, session: Session) -> CallOutcome:
+    """The outcome the call's session adds up to (the notifier writes the sheet row from it)."""
     s = session.slots
     status = final_status(session)
     started = datetime.fromtimestamp(session.started_at, UTC)
@@ -81,42 +87,43 @@ def build_outcome(script: Script, session: Session) -> dict[str, Any]:
         )
         if s.get(k) is not None
     }
-    return {
-        "call_id": session.session_id,
-        "direction": session.direction,
-        "campaign_id": session.campaign_id,
-        "caller": session.caller,
-        "callee": session.callee,
-        "started_at": started.isoformat(),
-        "ended_at": ended.isoformat(),
-        "duration_s": max(0.0, (session.ended_at or session.started_at) - session.started_at),
-        "hangup_cause": session.hangup_cause,
-        "final_state": session.final_state or session.state,
-        "status": status,
-        "slots": {
-            "client_name": s.get("client_name"),
-            "phone": s.get("phone"),
-            "age": s.get("age"),
-            "weight_kg": s.get("weight_kg"),
-            "symptoms": s.get("symptoms"),
-            "symptoms_duration": s.get("symptoms_duration"),
-            "study_type": study_label(script, s.get("study_type"), session.locale),
-            "appointment_date": s.get("appointment_date") if status == "booked" else None,
-            "appointment_time": s.get("appointment_time") if status == "booked" else None,
-            "price": total_price(script, s),
-            "currency": script.clinic.currency,
-            "video_conclusion": s.get("video_conclusion"),
+    return CallOutcome(
+        call_id=session.session_id,
+        direction=session.direction,
+        campaign_id=session.campaign_id,
+        caller=session.caller,
+        callee=session.callee,
+        started_at=started,
+        ended_at=ended,
+        duration_s=max(0.0, (session.ended_at or session.started_at) - session.started_at),
+        hangup_cause=session.hangup_cause,
+        final_state=session.final_state or session.state,
+        status=cast(Status, status),
+        slots=Slots(
+            client_name=s.get("client_name"),
+            phone=s.get("phone"),
+            age=s.get("age"),
+            weight_kg=s.get("weight_kg"),
+            symptoms=s.get("symptoms"),
+            symptoms_duration=s.get("symptoms_duration"),
+            study_type=study_label(script, s.get("study_type"), session.locale),
+            appointment_date=s.get("appointment_date") if status == "booked" else None,
+            appointment_time=s.get("appointment_time") if status == "booked" else None,
+            price=total_price(script, s),
+            currency=script.clinic.currency,
+            video_conclusion=s.get("video_conclusion"),
             **extra,
-        },
-        "summary": summary(script, session, status),
-        "transcript": [
-            {
-                "role": line.role,
-                "text": line.text,
-                "t": round(line.at - session.started_at, 2),
-                **({"interrupted": True} if line.interrupted else {}),
-            }
+        ),
+        summary=summary(script, session, status),
+        transcript=[
+            TranscriptLine(
+                role=line.role,
+                text=line.text,
+                t=max(0.0, round(line.at - session.started_at, 2)),
+                interrupted=line.interrupted,
+            )
             for line in session.transcript
         ],
-        "latency": {},
-    }
+        recording_path=session.recording_path,
+        latency=session.latency or CallLatency(),
+    )

@@ -7,44 +7,44 @@ best effort: a dashboard that cannot be told never fails a call.
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from callkit.contracts import live
+from callkit.contracts import outcome as outcomes
+from callkit.contracts.live import LiveEvent, StateChanged, TurnTimed
+from callkit.contracts.outcome import CallOutcome
+from callkit.contracts.streams import CALLS_COMPLETED
 from policy_engine.dialog.context import Turn
 from policy_engine.session import Session
 
 log = logging.getLogger("policy_engine.publishing")
-COMPLETED_STREAM = "calls:completed"
-EVENTS_STREAM = "calls:events"
-EVENTS_MAXLEN = 10_000
 
 
 class Publisher(Protocol):
-    async def completed(self, outcome: dict[str, Any]) -> None:
+    async def completed(self, outcome: CallOutcome) -> None:
         """Append a finished call's outcome (raises when it could not be stored)."""
 
-    async def live(self, events: list[dict[str, str]]) -> None:
+    async def live(self, events: list[LiveEvent]) -> None:
         """Publish live call events; never raises for a store that is away."""
 
 
-def live_events(session: Session, turn: Turn, seconds: float) -> list[dict[str, str]]:
+def live_events(session: Session, turn: Turn, seconds: float) -> list[LiveEvent]:
     """The turn's state changes, then the turn itself with its latency."""
-    events = [
-        {"call_id": session.session_id, "type": "state", "from": before, "to": after}
+    events: list[LiveEvent] = [
+        StateChanged(call_id=session.session_id, from_state=before, to_state=after)
         for before, after in turn.transitions
     ]
     events.append(
-        {
-            "call_id": session.session_id,
-            "type": "turn",
-            "state": session.state,
-            "ms": f"{seconds * 1000:.1f}",
-            "llm_calls": str(turn.llm_calls),
-        }
+        TurnTimed(
+            call_id=session.session_id,
+            state=session.state,
+            ms=round(seconds * 1000, 1),
+            llm_calls=turn.llm_calls,
+        )
     )
     return events
 
@@ -53,17 +53,11 @@ class RedisPublisher:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def completed(self, outcome: dict[str, Any]) -> None:
-        await self.redis.xadd(
-            COMPLETED_STREAM, {"outcome": json.dumps(outcome, ensure_ascii=False)}
-        )
+    async def completed(self, outcome: CallOutcome) -> None:
+        await self.redis.xadd(CALLS_COMPLETED, outcomes.entry(outcome))  # type: ignore[arg-type]
 
-    async def live(self, events: list[dict[str, str]]) -> None:
+    async def live(self, events: list[LiveEvent]) -> None:
         try:
-            for event in events:
-                fields: dict[Any, Any] = dict(event)
-                await self.redis.xadd(
-                    EVENTS_STREAM, fields, maxlen=EVENTS_MAXLEN, approximate=True
-                )
+            await live.publish(self.redis, *events)
         except (RedisError, OSError) as exc:
             log.warning("could not publish call events", extra={"error": type(exc).__name__})

@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from callkit.contracts.outcome import CallLatency
+
 MAX_TRANSCRIPT = 400
 MAX_REMEMBERED_EVENTS = 64
 
@@ -52,6 +54,8 @@ class Session(BaseModel):
     started_at: float = Field(default_factory=time.time)
     ended_at: float | None = None
     hangup_cause: str | None = None
+    recording_path: str | None = None  # from call.ended (the bridge's recording)
+    latency: CallLatency | None = None  # from call.ended (the bridge's figures)
 
     state: str = ""
     slots: dict[str, Any] = Field(default_factory=dict)

@@ -11,13 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from callkit.errors import InvalidInput
-from policy_engine import outcome as outcomes
-from policy_engine.dialog.booking import release_hold
-from policy_engine.dialog.context import Deps, Emit, Turn
-from policy_engine.dialog.rollback import roll_back
-from policy_engine.dialog.state import DialogState
-from policy_engine.events import (
+from callkit.contracts.dialog import (
     CallEnded,
     CallStarted,
     Dtmf,
@@ -26,6 +20,12 @@ from policy_engine.events import (
     UserSilence,
     UserUtterance,
 )
+from callkit.errors import InvalidInput
+from policy_engine import outcome as outcomes
+from policy_engine.dialog.booking import release_hold
+from policy_engine.dialog.context import Deps, Emit, Turn
+from policy_engine.dialog.rollback import roll_back
+from policy_engine.dialog.state import DialogState
 from policy_engine.graph import CompiledDialog
 from policy_engine.session import Sentence, Session
 from policy_engine.understand import YES_NO_SLOTS
@@ -109,6 +109,8 @@ class TurnRunner:
             return
         session.ended_at = time.time()
         session.hangup_cause = event.cause
+        session.recording_path = event.recording_path
+        session.latency = event.latency
         if session.hold is not None and not session.hold.booked:
             await release_hold(self.turn(session))
         if not session.status:

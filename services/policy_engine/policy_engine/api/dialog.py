@@ -6,16 +6,23 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
+from callkit.contracts.dialog import (
+    EVENT_TYPES,
+    DialogError,
+    DialogReply,
+    DialogRequest,
+    ReplyDone,
+    ReplySentence,
+    sse_frame,
+)
 from callkit.errors import AgentError, InvalidInput, PayloadTooLarge, validation_problems
 from callkit.http import ClosingStreamingResponse
 from policy_engine.engine import DialogEngine
-from policy_engine.events import EVENT_TYPES, DialogReply, DialogRequest
 from policy_engine.session import Sentence
 
 _REQUEST = TypeAdapter(DialogRequest)
@@ -89,10 +96,6 @@ async def dialog(request: Request) -> Response:
     )
 
 
-def _sse_event(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
 async def _sse(
     task: asyncio.Task[DialogReply], queue: asyncio.Queue[Sentence | None], first: Sentence | None
 ) -> AsyncIterator[bytes]:
@@ -100,18 +103,16 @@ async def _sse(
     sentence = first
     try:
         while sentence is not None:
-            yield _sse_event(
-                "reply.sentence", {"text": sentence.text, "cache_key": sentence.cache_key}
-            )
+            yield sse_frame(ReplySentence(text=sentence.text, cache_key=sentence.cache_key))
             sentence = await queue.get()
         try:
             reply = await task
         except AgentError as exc:
-            yield _sse_event(
-                "error", {"code": exc.code, "message": exc.message, "recoverable": exc.retryable}
+            yield sse_frame(
+                DialogError(code=exc.code, message=exc.message, recoverable=exc.retryable)
             )
             return
-        yield _sse_event("reply.done", reply.model_dump(mode="json", exclude={"replies"}))
+        yield sse_frame(ReplyDone.model_validate(reply.model_dump(exclude={"replies"})))
     finally:
         if not task.done():
             # The client went away mid-turn: let the turn finish so the session stays whole.

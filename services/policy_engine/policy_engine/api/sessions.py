@@ -7,9 +7,9 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from callkit.contracts.dialog import SESSION_ID
 from callkit.errors import InvalidInput
 from policy_engine.engine import DialogEngine
-from policy_engine.events import SESSION_ID
 
 router = APIRouter(tags=["dialog"])
 
