@@ -10,6 +10,7 @@ import sys
 import uuid
 import wave
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
+from callkit.contracts import live
+from callkit.contracts import outcome as outcomes
 from callsim import fsconf
 from callsim.line import CallerLine, LineOptions, through_codec
 from callsim.run import RunOptions, run_call, summary_lines
@@ -294,12 +297,21 @@ async def test_expect_checks_and_agent_lines_come_from_redis(
             await super().handler(ws)
             assert self.metadata is not None
             call_id = self.metadata["callId"]
-            await redis.xadd(
-                f"{streams}:events",
-                {"call_id": call_id, "type": "agent.sentence", "text": "Hello!", "t_ms": "20"},
+            sentence = live.AgentSentence(call_id=call_id, text="Hello!", t_ms=20)
+            await redis.xadd(f"{streams}:events", live.entry(sentence))
+            # An entry this reader cannot parse is skipped, not fatal.
+            await redis.xadd(f"{streams}:events", {"call_id": call_id, "type": "future.kind"})
+            outcome = outcomes.CallOutcome(
+                call_id=call_id,
+                direction="inbound",
+                started_at=datetime.now(UTC),
+                ended_at=datetime.now(UTC),
+                duration_s=1.0,
+                status="booked",
+                slots=outcomes.Slots(client_name="Jon"),
+                latency=outcomes.CallLatency(v2v_ms=[640.0]),
             )
-            outcome = {"call_id": call_id, "status": "booked", "slots": {"client_name": "Jon"}}
-            await redis.xadd(f"{streams}:completed", {"outcome": json.dumps(outcome)})
+            await redis.xadd(f"{streams}:completed", outcomes.entry(outcome))
 
     agent = WritingAgent()
     script = CallScript.model_validate(
@@ -333,6 +345,7 @@ async def test_expect_checks_and_agent_lines_come_from_redis(
     assert report["passed"] is False
     agent_lines = [line for line in report["transcript"] if line["role"] == "agent"]
     assert agent_lines == [{"role": "agent", "text": "Hello!", "t_ms": 20}]
+    assert report["outcome"]["latency"]["v2v_ms"] == [640.0]  # the outcome as the stack wrote it
 
 
 async def test_callsim_run_places_calls_on_a_running_emulator(

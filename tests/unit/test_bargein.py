@@ -23,6 +23,7 @@ def test_speech_over_the_agent_stops_it_after_the_minimum_duration() -> None:
     detector = BargeInDetector(BargeInConfig(min_span_ms=700))
     frames = [(QUIET, AGENT)] * 10 + [(CALLER, AGENT)] * 60
     assert run(detector, frames) == [10 + 35]  # 700 ms = 35 frames after the onset
+    assert detector.last_interruption_ms == 700  # the stop latency the call's outcome reports
 
 
 @pytest.mark.parametrize("ms", [300, 460, 620])
@@ -38,6 +39,7 @@ def test_pauses_between_phrases_do_not_reset_it() -> None:
     # The span reaches 700 ms during the pause, the voice totals 400 ms on frame 35: the
     # interruption is recognized on the first voiced frame after both hold.
     assert run(detector, speech) == [35]
+    assert detector.last_interruption_ms == 35 * 20  # from the onset, pause included
 
 
 def test_a_long_pause_starts_over() -> None:

@@ -47,6 +47,9 @@ class BargeInDetector:
     _onset_frame: int | None = None
     frame: int = 0
     last_voiced: bool = False  # whether the last frame fed was the caller's own voice
+    # How long the caller had been speaking when the last interruption was recognized: the
+    # detector's share of the stop latency (playback stops on that very frame).
+    last_interruption_ms: int | None = None
 
     def __post_init__(self) -> None:
         self._played = deque(maxlen=max(1, self.config.echo_window_ms // FRAME_MS))
@@ -83,6 +86,7 @@ class BargeInDetector:
         span_ms = (self.frame - self._onset_frame + 1) * FRAME_MS
         voiced_ms = sum(self._voiced) * FRAME_MS
         if span_ms >= self.config.min_span_ms and voiced_ms >= self.config.min_voiced_ms:
+            self.last_interruption_ms = span_ms
             self.reset()
             return True
         return False

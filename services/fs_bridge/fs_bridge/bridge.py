@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from callkit.contracts import live
 from callkit.errors import AgentError
 from callkit.esl import Event
 from fs_bridge.clients import PolicyClient, TtsClient
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from fs_bridge.session import CallSession
 
 log = logging.getLogger("fs_bridge")
-EVENTS_STREAM = "calls:events"
-EVENTS_MAXLEN = 10_000
 
 
 class BridgeMetrics:
@@ -135,15 +134,10 @@ class Bridge:
 
     # ------------------------------------------------------------------ call events
 
-    async def publish(self, call_id: str, kind: str, t_ms: int, fields: dict[str, Any]) -> None:
-        entry = {
-            "call_id": call_id,
-            "type": kind,
-            "t_ms": str(t_ms),
-            **{k: str(v) for k, v in fields.items()},
-        }
+    async def publish(self, event: live.LiveEvent) -> None:
+        """The event on calls:events; a Redis failure costs the event, never the call."""
         try:
-            await self.redis.xadd(EVENTS_STREAM, entry, maxlen=EVENTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            await live.publish(self.redis, event)
         except (RedisError, OSError) as exc:
             log.warning("could not publish a call event", extra={"error": type(exc).__name__})
 

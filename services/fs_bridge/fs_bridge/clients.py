@@ -6,7 +6,6 @@ before its first byte."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,7 +13,9 @@ from typing import Any
 import httpx
 import websockets
 
-from callkit.errors import DependencyUnavailable
+from callkit.contracts.asr import SERVER_EVENTS, ServerEvent, SessionStart
+from callkit.contracts.dialog import DialogRequest, Event, SseEvent, parse_sse
+from callkit.errors import DependencyUnavailable, InvalidInput
 
 log = logging.getLogger("fs_bridge.clients")
 
@@ -26,11 +27,11 @@ class PolicyClient:
         self.client = client
         self.attempts = attempts
 
-    async def events(
-        self, session_id: str, event: dict[str, Any]
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """POST /dialog with SSE: (kind, data) for each reply.sentence, then reply.done."""
-        body = {"session_id": session_id, "event": event}
+    async def events(self, session_id: str, event: Event) -> AsyncIterator[SseEvent]:
+        """POST /dialog with SSE: each reply.sentence, then reply.done (or error)."""
+        body = DialogRequest(session_id=session_id, event=event).model_dump(
+            mode="json", exclude_none=True
+        )
         delay = 0.25
         for attempt in range(self.attempts):
             started = False
@@ -52,7 +53,7 @@ class PolicyClient:
                             "policy engine refused an event",
                             extra={
                                 "status": response.status_code,
-                                "event_type": event.get("type"),
+                                "event_type": event.type,
                                 "detail": detail,
                             },
                         )
@@ -63,7 +64,16 @@ class PolicyClient:
                             kind = line[7:].strip()
                         elif line.startswith("data: "):
                             started = True
-                            yield kind, json.loads(line[6:])
+                            try:
+                                parsed = parse_sse(kind, line[6:])
+                            except InvalidInput as exc:
+                                # A reply this bridge cannot read is skipped, not fatal.
+                                log.warning(
+                                    "unreadable policy engine event",
+                                    extra={"code": exc.code, "error": exc.message},
+                                )
+                                continue
+                            yield parsed
                 return
             except (httpx.TransportError, DependencyUnavailable) as exc:
                 if started or attempt == self.attempts - 1:
@@ -113,7 +123,7 @@ class AsrStream:
         call_id: str,
         language: str,
         audio: asyncio.Queue[bytes],
-        on_event: Callable[[dict[str, Any]], Awaitable[None]],
+        on_event: Callable[[ServerEvent], Awaitable[None]],
     ) -> None:
         self.url = url
         self.call_id = call_id
@@ -127,22 +137,16 @@ class AsrStream:
         while True:
             try:
                 async with websockets.connect(self.url, open_timeout=5, max_size=2**20) as ws:
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "type": "session.start",
-                                "call_id": self.call_id,
-                                "sample_rate": 16000,
-                                "language": self.language,
-                            }
-                        )
+                    start = SessionStart(
+                        call_id=self.call_id, sample_rate=16000, language=self.language
                     )
+                    await ws.send(start.model_dump_json())
                     delay = 0.2
                     sender = asyncio.create_task(self._send(ws))
                     try:
                         async for message in ws:
                             if isinstance(message, str):
-                                await self.on_event(json.loads(message))
+                                await self._receive(message)
                     finally:
                         sender.cancel()
                         with_suppress = asyncio.gather(sender, return_exceptions=True)
@@ -158,6 +162,16 @@ class AsrStream:
                 self.audio.get_nowait()
             await asyncio.sleep(delay)
             delay = min(5.0, delay * 2)
+
+    async def _receive(self, message: str) -> None:
+        try:
+            event = SERVER_EVENTS.parse(message)
+        except InvalidInput as exc:
+            log.warning(
+                "unreadable ASR gateway event", extra={"code": exc.code, "error": exc.message}
+            )
+            return
+        await self.on_event(event)
 
     async def _send(self, ws: Any) -> None:
         while True:

@@ -25,10 +25,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from callkit.audio import WavWriter
+from callkit.contracts import live
+from callkit.contracts.asr import ServerEvent, SpeechStarted, TranscriptFinal
+from callkit.contracts.dialog import (
+    Action,
+    CallEnded,
+    CallStarted,
+    DialogError,
+    Dtmf,
+    Event,
+    HangupAction,
+    HeardUtterance,
+    ReplyDone,
+    ReplySentence,
+    TransferAction,
+    UserInterrupted,
+    UserSilence,
+    UserUtterance,
+)
+from callkit.contracts.outcome import CallLatency
 from callkit.errors import AgentError
+from callkit.events import validation_problems
 from fs_bridge.bargein import BargeInDetector, rms
 from fs_bridge.clients import AsrStream
 
@@ -91,6 +112,11 @@ class CallSession:
     _connected_wall: float = field(default_factory=time.monotonic)
     _greeting_measured: bool = False
     _file_waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    # The caller's voice end (fork timeline) of the turn answering them, until its first audio.
+    _answering_voice_end_ms: float | None = None
+    _v2v_ms: list[float] = field(default_factory=list)
+    _barge_ins: int = 0
+    _barge_in_stop_ms: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         settings = self.bridge.settings
@@ -108,13 +134,14 @@ class CallSession:
         recorder = WavWriter(self.recording, RATE, 2)
         language = str(self.metadata.get("language") or settings.language)
         asr = AsrStream(settings.asr_url, self.call_id, language, self.audio, self._on_asr)
-        await self._publish("started", direction=str(self.metadata.get("direction", "inbound")))
+        started = self._call_started_event()
+        await self._publish(live.LiveCallStarted(call_id=self.call_id, direction=started.direction))
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 asr_task = group.create_task(asr.run())
                 watch = group.create_task(self._watchdog())
-                self._start_turn(self._call_started_event())
+                self._start_turn(started)
                 try:
                     if isinstance(first, bytes):
                         self._on_audio(first, recorder)
@@ -130,10 +157,9 @@ class CallSession:
             self.bridge.metrics.active.dec()
             await self._end()
 
-    def _call_started_event(self) -> dict[str, Any]:
+    def _call_started_event(self) -> CallStarted:
         meta = self.metadata
         event: dict[str, Any] = {
-            "type": "call.started",
             "direction": meta.get("direction", "inbound"),
             "caller": meta.get("caller"),
             "callee": meta.get("callee"),
@@ -144,7 +170,16 @@ class CallSession:
             event["contact"] = meta["contact"]
         if meta.get("locale") or meta.get("language"):
             event["locale"] = meta.get("locale") or meta.get("language")
-        return event
+        try:
+            return CallStarted.model_validate(event)
+        except ValidationError as exc:
+            # The fork's metadata is the dialplan's; a bad field costs that field, not the call.
+            log.warning(
+                "call metadata does not fit call.started; sending the call without it",
+                extra={"call_id": self.call_id, "error": validation_problems(exc)},
+            )
+            direction = "outbound" if event["direction"] == "outbound" else "inbound"
+            return CallStarted(direction=direction)
 
     async def _read(self, recorder: WavWriter) -> None:
         while True:
@@ -162,18 +197,34 @@ class CallSession:
             if text:
                 self._on_text(text)
 
+    def latency(self) -> CallLatency:
+        """The call's figures so far, on the fork's audio timeline."""
+        return CallLatency(
+            v2v_ms=list(self._v2v_ms),
+            barge_ins=self._barge_ins,
+            barge_in_stop_ms=list(self._barge_in_stop_ms),
+        )
+
     async def _end(self) -> None:
-        cause = self.hangup_cause or "NORMAL_CLEARING"
+        cause = (self.hangup_cause or "NORMAL_CLEARING")[:64]
+        ended = CallEnded(
+            cause=cause,
+            event_id="call.ended",
+            recording_path=str(self.recording),
+            latency=self.latency(),
+        )
         try:
-            async for _ in self.bridge.policy.events(
-                self.call_id, {"type": "call.ended", "cause": cause, "event_id": "call.ended"}
-            ):
+            async for _ in self.bridge.policy.events(self.call_id, ended):
                 pass
         except AgentError as exc:
             log.warning(
                 "could not tell the policy engine the call ended", extra={"error": exc.message}
             )
-        await self._publish("ended", cause=cause, recording=str(self.recording))
+        await self._publish(
+            live.LiveCallEnded(
+                call_id=self.call_id, cause=cause, recording_path=str(self.recording)
+            )
+        )
         log.info(
             "call ended", extra={"call_id": self.call_id, "cause": cause, "ms": round(self.t_ms)}
         )
@@ -196,7 +247,7 @@ class CallSession:
             self.t_ms += len(chunk) / 2 / RATE * 1000
             speaking = self._agent_speaking()
             if self.detector.feed(caller_level, played_level, speaking):
-                self._group.create_task(self._interrupt())
+                self._group.create_task(self._interrupt(self.detector.last_interruption_ms))
             voiced = self.detector.last_voiced
             if voiced:
                 self._last_caller_voice_ms = self.t_ms
@@ -243,9 +294,12 @@ class CallSession:
 
     # ------------------------------------------------------------------ agent turns
 
-    def _start_turn(self, event: dict[str, Any]) -> None:
+    def _start_turn(self, event: Event, *, answering_voice_end_ms: float | None = None) -> None:
+        """Run the agent's turn for ``event``; ``answering_voice_end_ms``: it answers the
+        caller's words that ended then (the turn's voice-to-voice time is measured from it)."""
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
+        self._answering_voice_end_ms = answering_voice_end_ms
         self._spoken = []
         self._quiet.set()
         self._agent_done_ms = None
@@ -254,26 +308,26 @@ class CallSession:
         self._first_audio_pending = True
         self._turn = self._group.create_task(self._agent_turn(event))
 
-    async def _agent_turn(self, event: dict[str, Any]) -> None:
-        actions: list[dict[str, Any]] = []
+    async def _agent_turn(self, event: Event) -> None:
+        actions: list[Action] = []
         try:
-            async for kind, data in self.bridge.policy.events(self.call_id, event):
-                if kind == "reply.sentence":
-                    await self._say(str(data.get("text", "")))
-                elif kind == "reply.done":
-                    actions = list(data.get("actions") or [])
-                elif kind == "error":
-                    log.warning("policy engine error mid-turn", extra={"code": data.get("code")})
+            async for reply in self.bridge.policy.events(self.call_id, event):
+                if isinstance(reply, ReplySentence):
+                    await self._say(reply.text)
+                elif isinstance(reply, ReplyDone):
+                    actions = list(reply.actions)
+                elif isinstance(reply, DialogError):
+                    log.warning("policy engine error mid-turn", extra={"code": reply.code})
         except AgentError as exc:
             log.warning("agent turn failed", extra={"call_id": self.call_id, "error": exc.message})
             await self._apologize()
         await self._quiet.wait()
         self._agent_done_ms = self.t_ms
         for action in actions:
-            if action.get("type") == "hangup":
+            if isinstance(action, HangupAction):
                 await self.bridge.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
-            elif action.get("type") == "transfer":
-                target = str(action.get("target") or "").strip()
+            elif isinstance(action, TransferAction):
+                target = action.target.strip()
                 if target:
                     await self.bridge.control(f"uuid_transfer {self.call_id} {target}")
 
@@ -304,7 +358,7 @@ class CallSession:
                 chunks.append(chunk)
             sent += len(chunk)
         spoken.duration_ms = sent / 2 / RATE * 1000
-        await self._publish("agent.sentence", text=text)
+        await self._publish(live.AgentSentence(call_id=self.call_id, text=text))
         if self.streaming:
             await self.ws.send_text(json.dumps({"type": "mark", "data": {"name": mark}}))
             return
@@ -358,6 +412,9 @@ class CallSession:
     def _note_first_audio(self) -> None:
         if self._turn_audio_ms is None:
             self._turn_audio_ms = self.t_ms
+        if self._answering_voice_end_ms is not None:
+            self._v2v_ms.append(round(max(0.0, self.t_ms - self._answering_voice_end_ms), 1))
+            self._answering_voice_end_ms = None
         if not self._first_audio_pending or self._turn_started_wall is None:
             return
         self._first_audio_pending = False
@@ -370,8 +427,11 @@ class CallSession:
 
     # ------------------------------------------------------------------ barge-in
 
-    async def _interrupt(self) -> str | None:
-        """Stop the agent now; what the caller heard of its turn (None if it was silent)."""
+    async def _interrupt(self, stop_ms: float | None = None) -> str | None:
+        """Stop the agent now; what the caller heard of its turn (None if it was silent).
+
+        ``stop_ms``: from the caller's voice onset to this stop, when the detector knows it.
+        """
         if not self._agent_speaking():
             return None
         heard = self.heard_text()
@@ -388,32 +448,35 @@ class CallSession:
         if not self.streaming:
             await self.bridge.control(f"uuid_break {self.call_id} all", slow=False)
         self.bridge.metrics.barge_ins.inc()
-        await self._publish("barge_in", heard_words=str(len(heard.split())))
+        self._barge_ins += 1
+        if stop_ms is not None:
+            self._barge_in_stop_ms.append(float(stop_ms))
+        await self._publish(
+            live.BargeIn(call_id=self.call_id, heard_words=len(heard.split()), stop_ms=stop_ms)
+        )
         return heard
 
     # ------------------------------------------------------------------ the caller's words
 
-    async def _on_asr(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "vad.speech_start":
+    async def _on_asr(self, event: ServerEvent) -> None:
+        if isinstance(event, SpeechStarted):
             self._last_caller_voice_ms = self.t_ms
             self._awaiting_final_since = time.monotonic()
-        if kind != "transcript.final":
+        if not isinstance(event, TranscriptFinal):
             return
         self._awaiting_final_since = None
-        text = str(event.get("text") or "").strip()
+        text = event.text.strip()
         if not text:
             return
-        segment = f"{self.call_id}:{event.get('segment_id')}:{round(self.t_ms)}"
-        await self._publish("caller.final", text=text)
+        segment = f"{self.call_id}:{event.segment_id}:{round(self.t_ms)}"
+        utterance = HeardUtterance(text=text, segment_id=segment)
+        voice_end = self._last_caller_voice_ms
+        await self._publish(live.CallerFinal(call_id=self.call_id, text=text))
         if self._pending_interrupt is not None:
             heard, self._pending_interrupt = self._pending_interrupt, None
             self._start_turn(
-                {
-                    "type": "user.interrupted",
-                    "heard_text": heard,
-                    "utterance": {"text": text, "segment_id": segment},
-                }
+                UserInterrupted(heard_text=heard, utterance=utterance),
+                answering_voice_end_ms=voice_end,
             )
         elif self._agent_speaking():
             if self._turn_audio_ms is not None and self._caller_voice_before_turn():
@@ -423,23 +486,27 @@ class CallSession:
                 if cut is not None:
                     self._pending_interrupt = None
                     self._start_turn(
-                        {
-                            "type": "user.interrupted",
-                            "heard_text": cut,
-                            "utterance": {"text": text, "segment_id": segment},
-                        }
+                        UserInterrupted(heard_text=cut, utterance=utterance),
+                        answering_voice_end_ms=voice_end,
                     )
                 return
             # Words over the agent that were no interruption: a backchannel. The agent goes on.
             return
         else:
-            self._start_turn({"type": "user.utterance", "text": text, "segment_id": segment})
+            self._start_turn(
+                UserUtterance(text=text, segment_id=segment), answering_voice_end_ms=voice_end
+            )
 
     def _caller_voice_before_turn(self) -> bool:
         return self._turn_audio_ms is not None and self._last_caller_voice_ms < self._turn_audio_ms
 
     def on_dtmf(self, digit: str) -> None:
-        self._start_turn({"type": "dtmf", "digits": digit})
+        try:
+            event = Dtmf(digits=digit)
+        except ValidationError:
+            log.warning("DTMF event with an unknown digit ignored", extra={"call_id": self.call_id})
+            return
+        self._start_turn(event)
 
     # ------------------------------------------------------------------ timers
 
@@ -456,7 +523,7 @@ class CallSession:
                 and time.monotonic() - self._interrupt_at > settings.interrupt_wait_s
             ):
                 heard, self._pending_interrupt = self._pending_interrupt, None
-                self._start_turn({"type": "user.interrupted", "heard_text": heard})
+                self._start_turn(UserInterrupted(heard_text=heard))
                 continue
             turn_running = self._turn is not None and not self._turn.done()
             if turn_running or self._agent_done_ms is None or self._pending_interrupt is not None:
@@ -468,19 +535,17 @@ class CallSession:
                 continue  # the caller spoke and the recognizer is still on it: not silence
             quiet_since = max(self._agent_done_ms, self._last_caller_voice_ms)
             if self.t_ms - quiet_since >= settings.silence_s * 1000:
-                seconds = round((self.t_ms - quiet_since) / 1000, 1)
+                # The contract caps a silence at an hour; a longer call reports that much.
+                seconds = min(3600.0, round((self.t_ms - quiet_since) / 1000, 1))
                 self._start_turn(
-                    {
-                        "type": "user.silence",
-                        "seconds": seconds,
-                        "event_id": f"silence-{round(self.t_ms)}",
-                    }
+                    UserSilence(seconds=seconds, event_id=f"silence-{round(self.t_ms)}")
                 )
 
     # ------------------------------------------------------------------ events
 
-    async def _publish(self, kind: str, **fields: str) -> None:
-        await self.bridge.publish(self.call_id, kind, round(self.t_ms), fields)
+    async def _publish(self, event: live.LiveEvent) -> None:
+        """A live event of this call, stamped with the fork's audio time."""
+        await self.bridge.publish(event.model_copy(update={"t_ms": round(self.t_ms)}))
 
 
 SessionFactory = Callable[..., CallSession]

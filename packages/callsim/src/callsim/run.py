@@ -5,13 +5,13 @@ image's entrypoint as at container start): whatever it sets, answers, forks and 
 emulated switch does, so a broken dialplan breaks the emulated calls too. Outbound scripts wait
 for the agent to originate a call to the caller's number and answer it after the given rings (or
 are busy, do not answer, or are a voicemail). With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
-the script's ``expect`` against the call's outcome (``calls:completed``).
+the script's ``expect`` against the call's outcome (``calls:completed``); both are read
+through the shared contracts (:mod:`callkit.contracts`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import statistics
 import time
@@ -23,7 +23,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from callkit.errors import AgentError
+from callkit.contracts import live
+from callkit.contracts import outcome as outcomes
+from callkit.contracts.streams import CALLS_COMPLETED, CALLS_EVENTS
+from callkit.errors import AgentError, InvalidInput
 from callsim import fsconf
 from callsim.caller import TICK_MS, ScriptedCaller
 from callsim.fsconf import ConfError, Dialplan, expand
@@ -41,8 +44,8 @@ class RunOptions:
     recordings: Path = Path("recordings/callsim")
     redis_url: str | None = None
     outcome_timeout_s: float = 15.0
-    outcome_stream: str = "calls:completed"
-    events_stream: str = "calls:events"
+    outcome_stream: str = CALLS_COMPLETED
+    events_stream: str = CALLS_EVENTS
     originate_timeout_s: float = 120.0
     #: The deployment's FreeSWITCH folder: inbound calls run through its dialplan.
     freeswitch_dir: Path = fsconf.DEFAULT_DIR
@@ -273,7 +276,7 @@ async def _report(
         for tick, kind in caller.timeline.stops
         if not any(lo <= tick * TICK_MS <= hi for lo, hi in windows)
     ]
-    outcome: dict[str, Any] | None = None
+    outcome: outcomes.CallOutcome | None = None
     checks: list[dict[str, Any]] = []
     if options.redis_url:
         outcome, agent_lines = await _from_redis(options, ch.uuid, caller.started_wall or started)
@@ -305,7 +308,7 @@ async def _report(
             "mean_ms": round(statistics.fmean(v2v), 1) if v2v else None,
         },
         "spurious_stops": spurious,
-        "outcome": outcome,
+        "outcome": outcome.model_dump(mode="json") if outcome is not None else None,
         "expect": checks,
         "errors": caller.errors,
         "faults": list(switch.faults),
@@ -321,41 +324,40 @@ async def _report(
 
 async def _from_redis(
     options: RunOptions, call_id: str, started_wall: float
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+) -> tuple[outcomes.CallOutcome | None, list[dict[str, Any]]]:
     assert options.redis_url is not None
     client: Any = aioredis.Redis.from_url(options.redis_url)
-    outcome: dict[str, Any] | None = None
+    outcome: outcomes.CallOutcome | None = None
     lines: list[dict[str, Any]] = []
+    wanted = call_id.encode()
     try:
         deadline = time.monotonic() + options.outcome_timeout_s
         while outcome is None and time.monotonic() < deadline:
             for _, fields in await client.xrevrange(options.outcome_stream, count=500):
-                raw = fields.get(b"outcome")
-                if raw is None:
-                    continue
+                if wanted not in fields.get(b"outcome", b""):
+                    continue  # another call's: not worth parsing
                 try:
-                    data = json.loads(raw)
-                except json.JSONDecodeError:
+                    parsed = outcomes.parse_entry(fields)
+                except InvalidInput as exc:
+                    lines.append({"role": "note", "text": f"unreadable outcome: {exc}", "t_ms": 0})
                     continue
-                if isinstance(data, dict) and data.get("call_id") == call_id:
-                    outcome = data
+                if parsed.call_id == call_id:
+                    outcome = parsed
                     break
             if outcome is None:
                 await asyncio.sleep(0.2)
         for entry_id, fields in await client.xrevrange(options.events_stream, count=2000):
-            decoded = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-            if decoded.get("call_id") != call_id or decoded.get("type") != "agent.sentence":
+            if fields.get(b"call_id") != wanted:
+                continue
+            try:
+                event = live.parse_entry(fields)
+            except InvalidInput:
+                continue  # a kind this version does not know, or a broken entry
+            if not isinstance(event, live.AgentSentence):
                 continue
             at_ms = int(entry_id.decode().split("-")[0])
-            lines.append(
-                {
-                    "role": "agent",
-                    "text": decoded.get("text", ""),
-                    "t_ms": int(decoded["t_ms"])
-                    if decoded.get("t_ms", "").isdigit()
-                    else max(0, at_ms - int(started_wall * 1000)),
-                }
-            )
+            t_ms = event.t_ms if event.t_ms is not None else at_ms - int(started_wall * 1000)
+            lines.append({"role": "agent", "text": event.text, "t_ms": max(0, t_ms)})
     except (OSError, AgentError) as exc:
         lines.append({"role": "note", "text": f"could not read Redis: {exc}", "t_ms": 0})
     except Exception as exc:  # redis errors: the report says so rather than failing
@@ -378,14 +380,15 @@ def _same(expected: Any, actual: Any) -> bool:
 
 
 def _expect_checks(
-    script: CallScript, outcome: dict[str, Any] | None, have_redis: bool
+    script: CallScript, outcome: outcomes.CallOutcome | None, have_redis: bool
 ) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     wanted: list[tuple[str, Any, Any]] = []
+    slots = outcome.slots.model_dump() if outcome is not None else {}
     if script.expect.status is not None:
-        wanted.append(("status", script.expect.status, (outcome or {}).get("status")))
+        wanted.append(("status", script.expect.status, outcome.status if outcome else None))
     for slot, value in script.expect.slots.items():
-        wanted.append((f"slots.{slot}", value, ((outcome or {}).get("slots") or {}).get(slot)))
+        wanted.append((f"slots.{slot}", value, slots.get(slot)))
     for check, expected, actual in wanted:
         if not have_redis:
             checks.append({"check": check, "expected": expected, "actual": None, "passed": None,

@@ -21,6 +21,7 @@ SESSION_ID: Final = r"^[A-Za-z0-9._:-]{1,128}$"
 
 
 class _Event(BaseModel):
+    # ``type`` has a default for producers; the Event union still requires it on the wire.
     model_config = ConfigDict(extra="forbid")
     # Optional client-chosen id that makes any event idempotent (utterances use segment_id).
     event_id: str | None = Field(None, max_length=128)
@@ -33,7 +34,7 @@ class Contact(BaseModel):
 
 
 class CallStarted(_Event):
-    type: Literal["call.started"]
+    type: Literal["call.started"] = "call.started"
     direction: Literal["inbound", "outbound"] = "inbound"
     caller: str | None = Field(None, max_length=64)
     callee: str | None = Field(None, max_length=64)
@@ -43,7 +44,7 @@ class CallStarted(_Event):
 
 
 class UserUtterance(_Event):
-    type: Literal["user.utterance"]
+    type: Literal["user.utterance"] = "user.utterance"
     text: str
     segment_id: str | int = Field(description="The ASR final's segment id; retries reuse it.")
 
@@ -55,7 +56,7 @@ class HeardUtterance(BaseModel):
 
 
 class UserInterrupted(_Event):
-    type: Literal["user.interrupted"]
+    type: Literal["user.interrupted"] = "user.interrupted"
     heard_text: str = Field(
         description="What the caller heard of the agent's turn, from its playout (the bridge's)."
     )
@@ -63,17 +64,17 @@ class UserInterrupted(_Event):
 
 
 class UserSilence(_Event):
-    type: Literal["user.silence"]
+    type: Literal["user.silence"] = "user.silence"
     seconds: float = Field(ge=0, le=3600)
 
 
 class Dtmf(_Event):
-    type: Literal["dtmf"]
+    type: Literal["dtmf"] = "dtmf"
     digits: str = Field(pattern=r"^[0-9*#A-D]{1,32}$")
 
 
 class CallEnded(_Event):
-    type: Literal["call.ended"]
+    type: Literal["call.ended"] = "call.ended"
     cause: str | None = Field(None, max_length=64)
     recording_path: str | None = Field(
         None, max_length=1024, description="The call's stereo WAV, written by the bridge."
