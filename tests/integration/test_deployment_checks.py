@@ -100,6 +100,10 @@ COMPOSE_BREAKAGES: dict[str, tuple[Callable[[Path], None], str]] = {
         ),
         "mounts ./deploy/monitoring/alert.yml, which is not in the repository",
     ),
+    "a service the shared image does not have": (
+        lambda r: edit(r / "compose.yaml", "args: {SERVICE: notifier,", "args: {SERVICE: notify,"),
+        "services.notifier.build: SERVICE=notify is not a folder of services/",
+    ),
     "a misspelt setting": (
         lambda r: edit(
             r / "compose.yaml", "ASR_MAX_SESSIONS: ${ASR_MAX_SESSIONS:-8}", "ASR_MAX_SESION: 8"
@@ -174,6 +178,14 @@ COMPOSE_BREAKAGES: dict[str, tuple[Callable[[Path], None], str]] = {
             "      FS_LOGLEVEL: info",
         ),
         "freeswitch/docker-entrypoint.sh does not read FS_LOGLEVEL",
+    ),
+    "a healthcheck on another port than the service's": (
+        lambda r: edit(
+            r / "compose.yaml",
+            "urlopen('http://127.0.0.1:8085/ready', timeout=3)",
+            "urlopen('http://127.0.0.1:8086/ready', timeout=3)",
+        ),
+        "services.notifier.healthcheck: probes port 8086, but notifier listens on 8085",
     ),
     "an undocumented .env.example entry": (
         lambda r: edit(
@@ -318,37 +330,78 @@ def test_the_entrypoint_renders_the_environment_into_the_switch_globals() -> Non
 
 # ---------------------------------------------------------------------------------- Dockerfiles
 
+DOCKERFILE = "services/Dockerfile"
+
 DOCKER_BREAKAGES: dict[str, tuple[str, str, str, str]] = {
     "an unpinned base": (
-        "services/notifier/Dockerfile",
-        "FROM python:3.11.11-slim-bookworm",
-        "FROM python:latest",
+        DOCKERFILE,
+        "ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm",
+        "ARG PYTHON_IMAGE=python:latest",
         "base image 'python:latest' is not pinned",
     ),
-    "running as root": (
-        "services/notifier/Dockerfile",
-        "USER 10001:10001\n",
-        "",
-        "the final stage runs as root",
-    ),
-    "copying a file that is not there": (
-        "services/notifier/Dockerfile",
-        "COPY services/notifier services/notifier",
-        "COPY services/notify services/notify",
-        "COPY source 'services/notify' does not exist",
+    "running as root": (DOCKERFILE, "USER 10001:10001\n", "", "the final stage runs as root"),
+    "a service folder that is not there": (
+        "compose.yaml",
+        "args: {SERVICE: notifier,",
+        "args: {SERVICE: notify,",
+        "COPY source 'services/notify' does not exist in the build context (building notifier)",
     ),
     "apt lists left in the image": (
-        "services/notifier/Dockerfile",
+        DOCKERFILE,
         "WORKDIR /app\n",
         "WORKDIR /app\nRUN apt-get update && apt-get install -y --no-install-recommends curl\n",
         "DL3009",
+    ),
+    "a model list that is not there": (
+        "compose.yaml",
+        "MODELS: tts,",
+        "MODELS: voices,",
+        "MODELS=voices but requirements/models-voices.txt does not exist (building tts)",
+    ),
+    "an image port the service does not listen on": (
+        "compose.yaml",
+        'SERVICE: notifier, PORT: "8085"',
+        'SERVICE: notifier, PORT: "8086"',
+        "PORT='8086' but notifier listens on 8085",
+    ),
+    "a package without dependencies left unpinned": (
+        "compose.yaml",
+        "NO_DEPS: silero-vad==6.2.3}",
+        "NO_DEPS: silero-vad}",
+        "NO_DEPS entry 'silero-vad' is not pinned as name==version (building asr)",
+    ),
+    "a build that names no service": (
+        "compose.yaml",
+        'args: {SERVICE: policy_engine, PORT: "8083"}',
+        'args: {PORT: "8083"}',
+        "build argument SERVICE has no default and the build does not set it (building policy)",
+    ),
+    "a misspelt build argument": (
+        "compose.yaml",
+        "DIRS: /data}",
+        "DIR: /data}",
+        "build argument DIR is set but the file declares no ARG DIR (building notifier)",
+    ),
+    "a wheels stage that does not exist": (
+        "compose.yaml",
+        "WHEELS: llama}",
+        "WHEELS: llamas}",
+        "FROM 'wheels-llamas' is neither a stage of this file nor an image (building llm)",
     ),
 }
 
 
 @pytest.mark.parametrize("breakage", sorted(DOCKER_BREAKAGES))
 def test_dockerfile_breakage_is_caught(repo: Path, breakage: str) -> None:
+    assert check_dockerfiles(repo) == []
     path, old, new, expected = DOCKER_BREAKAGES[breakage]
     edit(repo / path, old, new)
     problems = check_dockerfiles(repo)
     assert any(expected in p for p in problems), "\n".join(problems) or "no problem found"
+
+
+def test_a_dockerfile_no_service_builds_is_reported(repo: Path) -> None:
+    """A per-service Dockerfile left beside the shared one would silently go stale."""
+    shutil.copy2(repo / DOCKERFILE, repo / "services" / "notifier" / "Dockerfile")
+    problems = check_dockerfiles(repo)
+    assert "services/notifier/Dockerfile: no service in compose.yaml builds it" in problems

@@ -4,9 +4,11 @@ The schema is the one check-jsonschema vendors from compose-spec/compose-spec. B
 every ``${VAR}`` is documented in .env.example (and nothing there is unused); every variable a
 Python service is given is one its settings read, and every setting it requires is given; the
 FreeSWITCH container gets only variables its entrypoint reads; both ends of each shared secret
-come from the same variable; every long-running service has a healthcheck, a restart policy and
-a memory limit; ``depends_on: service_healthy`` only names services with a healthcheck; only
-FreeSWITCH publishes ports to the world (monitoring binds to 127.0.0.1).
+come from the same variable; every long-running service has a healthcheck (a Python service's
+probing the port it listens on), a restart policy and a memory limit; a Python service's image
+is services/Dockerfile with SERVICE naming a folder of services/; ``depends_on:
+service_healthy`` only names services with a healthcheck; only FreeSWITCH publishes ports to the
+world (monitoring binds to 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -136,11 +138,14 @@ def entrypoint_variables(script: Path) -> tuple[set[str], set[str]]:
 
 
 def _service_package(service: Mapping[str, Any]) -> str | None:
+    """The Python service an image runs: services/Dockerfile's SERVICE build argument."""
     build = service.get("build")
-    if isinstance(build, dict):
-        m = re.fullmatch(r"services/([a-z_]+)/Dockerfile", str(build.get("dockerfile", "")))
-        if m:
-            return m.group(1)
+    if isinstance(build, dict) and str(build.get("dockerfile", "")) == "services/Dockerfile":
+        args = build.get("args") or {}
+        if isinstance(args, list):
+            args = dict(str(item).partition("=")[::2] for item in args)
+        package = str(args.get("SERVICE", ""))
+        return package if re.fullmatch(r"[a-z_]+", package) else None
     return None
 
 
@@ -270,11 +275,22 @@ def _environment_checks(root: Path, name: str, svc: Mapping[str, Any]) -> Iterat
         env = dict(item.partition("=")[::2] for item in env)
     package = _service_package(svc)
     if package is not None:
+        if not (root / "services" / package / "pyproject.toml").is_file():
+            yield f"compose.yaml: services.{name}.build: SERVICE={package} is not a folder of services/"
+            return
         cls = settings_class(package)
         if cls is None:
             yield f"{where}: {package}.settings defines no settings class"
             return
         known = setting_names(cls)
+        port = str(env.get(cls.env_name("port")) or cls.model_fields["port"].default)
+        probe = " ".join(str(t) for t in _as_list((svc.get("healthcheck") or {}).get("test")))
+        probed = re.findall(r"127\.0\.0\.1:(\d+)/", probe)
+        if probed and probed != [port]:
+            yield (
+                f"compose.yaml: services.{name}.healthcheck: probes port {probed[0]}, but "
+                f"{package} listens on {port}"
+            )
         for key in sorted(env):
             if key not in known and key not in IMAGE_VARIABLES:
                 yield f"{where}: {key} is not a setting of {package} (a typo?)"
@@ -300,6 +316,10 @@ def _environment_checks(root: Path, name: str, svc: Mapping[str, Any]) -> Iterat
         for key in sorted(needed):
             if not env.get(key):
                 yield f"{where}: FreeSWITCH's entrypoint refuses to start without {key}"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value else []
 
 
 def _read(path: Path) -> str:
