@@ -1,14 +1,14 @@
-"""The policy engine with real Redis: sessions, idempotency, barge-in, booking races, outcomes,
-the HTTP contract (JSON and SSE), bad input, a dead LLM, and a restart mid-call."""
+"""The policy engine on real Redis: sessions, idempotency, barge-in, booking races, outcomes in
+the notifier's contract, a dead LLM, and a restart mid-call (the HTTP contract on in-memory
+stores is tests/api/test_policy_api.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,19 +17,18 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 from serving import running_service
 
+from callkit.contracts.outcome import parse_entry
 from callkit.errors import ConfigError, NotFound
 from callkit.llm_client import LlmClient
-from callkit.contracts.outcome import parse_entry
 from policy_engine.app import create_app
 from policy_engine.dialogues import load_dialogues, run_dialogue
 from policy_engine.engine import DialogEngine
+from policy_engine.events import DialogReply, Event
 from policy_engine.metrics import PolicyMetrics
 from policy_engine.publishing import RedisPublisher
-from policy_engine.events import DialogReply, Event
 from policy_engine.script import load_script
 from policy_engine.settings import PolicySettings
 from policy_engine.stores.calendar import RedisCalendar
@@ -282,153 +281,6 @@ def open_weekday(days_ahead: int = 2) -> date:
     while SCRIPT.schedule.hours(day) is None or day.weekday() >= 5:
         day += timedelta(days=1)
     return day
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[TestClient]:
-    settings = PolicySettings.load(
-        redis_url=redis_url,
-        llm_enabled=False,
-        calendar_namespace=f"test-appt-{uuid.uuid4().hex[:8]}",
-        max_text_chars=500,
-        max_body_bytes=4096,
-    )
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-def post(client: TestClient, session_id: str, event: dict[str, Any], **kw: Any) -> httpx.Response:
-    return client.post("/dialog", json={"session_id": session_id, "event": event}, **kw)
-
-
-def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for block in body.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
-
-
-def test_sse_streams_each_sentence_then_reply_done(client: TestClient) -> None:
-    call = new_id()
-    with client.stream(
-        "POST",
-        "/dialog",
-        json={"session_id": call, "event": {"type": "call.started", "caller": "+15550001111"}},
-        headers={"Accept": "text/event-stream"},
-    ) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = sse_events(response.read().decode())
-    kinds = [k for k, _ in events]
-    assert kinds == ["reply.sentence", "reply.sentence", "reply.done"]
-    assert events[0][1]["text"].startswith("Hello! You've reached the RUMA Diagnostic Center")
-    assert events[0][1]["cache_key"] == "greeting.say.en"
-    assert events[-1][1]["state"] == "ask_client_name"
-    assert events[-1][1]["actions"] == [{"type": "none"}]
-
-
-def test_a_whole_booking_over_http_json(client: TestClient) -> None:
-    call = new_id()
-    day = open_weekday()
-    assert post(client, call, {"type": "call.started", "caller": "+15550002222"}).status_code == 200
-    turns = [*TO_DATE, day.isoformat(), "The first one.", "Yes.", "This number.",
-             "40 and 70 kilos.", "No.", "No.", "Yes."]  # fmt: skip
-    for i, text in enumerate(turns):
-        reply = post(client, call, {"type": "user.utterance", "text": text, "segment_id": i})
-        assert reply.status_code == 200, reply.json()
-    body = reply.json()
-    assert body["status"] == "booked"
-    assert body["ended"] is True
-    assert body["actions"] == [{"type": "hangup"}]
-    assert body["slots"]["phone"] == "+15550002222"
-    session = client.get(f"/session/{call}").json()
-    assert session["status"] == "booked"
-    assert session["final_state"] == "farewell"
-    assert client.delete(f"/session/{call}").status_code == 204
-    assert client.get(f"/session/{call}").status_code == 404
-    metrics = client.get("/metrics").text
-    assert 'policy_calls_completed_total{status="booked"}' in metrics
-    assert "policy_turn_seconds_bucket" in metrics
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "code", "detail"),
-    [
-        (b"{not json", 400, "invalid_json", "body is not valid JSON"),
-        (
-            json.dumps(
-                {"session_id": "s1", "event": {"type": "user.shout", "text": "hi"}}
-            ).encode(),
-            400,
-            "unknown_event",
-            "unknown event type 'user.shout'; expected one of call.started, user.utterance",
-        ),
-        (
-            json.dumps({"session_id": "s1", "event": {"type": "user.utterance"}}).encode(),
-            400,
-            "invalid_event",
-            "event.user.utterance.text: Field required",
-        ),
-        (
-            json.dumps({"session_id": "bad id!", "event": {"type": "call.ended"}}).encode(),
-            400,
-            "invalid_event",
-            "session_id: String should match pattern",
-        ),
-        (
-            json.dumps({"session_id": "s1", "event": {"type": "dtmf", "digits": "12x"}}).encode(),
-            400,
-            "invalid_event",
-            "digits",
-        ),
-        (b"[1, 2]", 400, "invalid_event", "malformed dialog request"),
-        (b"x" * 5000, 413, "payload_too_large", "the limit is 4096 (POLICY_MAX_BODY_BYTES)"),
-    ],
-    ids=[
-        "not-json",
-        "unknown-type",
-        "missing-field",
-        "bad-session-id",
-        "bad-dtmf",
-        "not-object",
-        "too-big",
-    ],
-)
-def test_malformed_requests_get_clear_errors(
-    client: TestClient, body: bytes, status: int, code: str, detail: str
-) -> None:
-    response = client.post("/dialog", content=body, headers={"Content-Type": "application/json"})
-    assert response.status_code == status, response.json()
-    assert response.json()["code"] == code
-    assert detail in response.json()["detail"]
-
-
-def test_oversized_text_unknown_sessions_and_sse_errors(client: TestClient) -> None:
-    call = new_id()
-    post(client, call, {"type": "call.started"})
-    long = post(client, call, {"type": "user.utterance", "text": "a" * 501, "segment_id": 1})
-    assert long.status_code == 413
-    assert (
-        "text is 501 characters; the limit is 500 (POLICY_MAX_TEXT_CHARS)" in long.json()["detail"]
-    )
-    unknown = post(
-        client, "no-such-call", {"type": "user.utterance", "text": "hi", "segment_id": 1}
-    )
-    assert unknown.status_code == 404
-    assert unknown.json()["code"] == "unknown_session"
-    streamed = post(
-        client,
-        "no-such-call",
-        {"type": "user.utterance", "text": "hi", "segment_id": 1},
-        headers={"Accept": "text/event-stream"},
-    )
-    assert streamed.status_code == 404  # failed before the first sentence: a plain error
-    # The session the errors came between still works.
-    ok = post(
-        client, call, {"type": "user.utterance", "text": "My name is Bo Li.", "segment_id": 2}
-    )
-    assert ok.status_code == 200
-    assert ok.json()["state"] == "ask_symptoms"
 
 
 # ------------------------------------------------------------------ a restart mid-call

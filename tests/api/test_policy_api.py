@@ -1,0 +1,313 @@
+"""The policy engine's HTTP API in process, on in-memory stores and a fixed clock: the JSON and
+SSE replies, a whole booking with its outcome and live events, barge-ins, retries, bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from policy_fakes import MemoryCalendar, MemoryPublisher, MemorySessions
+
+from callkit.contracts.live import StateChanged, TurnTimed
+from policy_engine.app import create_app
+from policy_engine.script import load_script
+from policy_engine.settings import PolicySettings
+
+ROOT = Path(__file__).parents[2]
+SCRIPT = load_script(ROOT / "prompts" / "clinic")
+MONDAY_9AM = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo(SCRIPT.schedule.timezone))
+TUESDAY = date(2026, 11, 24)
+# The standard answers up to the question "What day would suit you?".
+TO_DATE = [
+    "My name is Test Caller.",
+    "My knee hurts, for two weeks.",
+    "Sharp.",
+    "No.",
+    "Yes.",
+    "No.",
+]
+AFTER_TIME = ["Yes.", "This number.", "40 and 70 kilos.", "No.", "No.", "Yes."]
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.sessions = MemorySessions()
+        self.calendar = MemoryCalendar(SCRIPT.schedule)
+        self.publisher = MemoryPublisher()
+
+
+@pytest.fixture
+def stack() -> Stack:
+    return Stack()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[TestClient]:
+    settings = PolicySettings.load(
+        llm_enabled=False,
+        script_dir=ROOT / "prompts" / "clinic",
+        system_prompt_file=ROOT / "prompts" / "system.en.txt",
+        max_text_chars=500,
+        max_body_bytes=4096,
+        # Nothing listens here: any use of Redis would fail the test.
+        redis_url="redis://127.0.0.1:1/0",
+    )
+    app = create_app(
+        settings,
+        sessions=stack.sessions,
+        calendar=stack.calendar,
+        publisher=stack.publisher,
+        clock=lambda: MONDAY_9AM,
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def post(client: TestClient, session_id: str, event: dict[str, Any], **kw: Any) -> httpx.Response:
+    return client.post("/dialog", json={"session_id": session_id, "event": event}, **kw)
+
+
+def say(client: TestClient, call: str, text: str, segment: int | str) -> dict[str, Any]:
+    response = post(client, call, {"type": "user.utterance", "text": text, "segment_id": segment})
+    assert response.status_code == 200, response.json()
+    return dict(response.json())
+
+
+def spoken(reply: dict[str, Any]) -> str:
+    return " ".join(r["text"] for r in reply["replies"])
+
+
+def to_date_question(client: TestClient, call: str) -> dict[str, Any]:
+    post(client, call, {"type": "call.started", "caller": "+15550002222"})
+    for i, text in enumerate(TO_DATE):
+        reply = say(client, call, text, i)
+    assert reply["state"] == "ask_appointment_date"
+    return reply
+
+
+def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def test_ready_without_redis_when_every_store_is_given(client: TestClient) -> None:
+    ready = client.get("/ready")
+    assert ready.status_code == 200, ready.json()
+    assert "redis" not in ready.json()["checks"]
+
+
+def test_sse_streams_each_sentence_then_reply_done(client: TestClient) -> None:
+    with client.stream(
+        "POST",
+        "/dialog",
+        json={"session_id": "c1", "event": {"type": "call.started", "caller": "+15550001111"}},
+        headers={"Accept": "text/event-stream"},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response.read().decode())
+    assert [k for k, _ in events] == ["reply.sentence", "reply.sentence", "reply.done"]
+    assert events[0][1]["text"].startswith("Hello! You've reached the RUMA Diagnostic Center")
+    assert events[0][1]["cache_key"] == "greeting.say.en"
+    assert events[-1][1]["state"] == "ask_client_name"
+    assert events[-1][1]["actions"] == [{"type": "none"}]
+    assert "replies" not in events[-1][1]
+
+
+async def test_a_whole_booking_writes_one_outcome_and_books_the_slot(
+    client: TestClient, stack: Stack
+) -> None:
+    to_date_question(client, "c2")
+    offer = say(client, "c2", "Tomorrow.", "d")
+    assert "On Tuesday, November 24 we have 8 AM" in spoken(offer)
+    say(client, "c2", "The first one.", "t")
+    assert await stack.calendar.owner("mri", TUESDAY, clock_time(8)) == "hold:c2"
+    for i, text in enumerate(AFTER_TIME):
+        reply = say(client, "c2", text, f"a{i}")
+    assert reply["status"] == "booked"
+    assert reply["ended"] is True
+    assert reply["actions"] == [{"type": "hangup"}]
+    assert reply["slots"]["phone"] == "+15550002222"
+    [outcome] = stack.publisher.outcomes
+    assert outcome.call_id == "c2"
+    assert outcome.status == "booked"
+    assert (outcome.slots.appointment_date, outcome.slots.appointment_time) == (
+        "2026-11-24",
+        "08:00",
+    )
+    assert outcome.slots.study_type == "MRI of the knee"
+    assert outcome.summary is not None
+    assert outcome.summary.startswith("Booked MRI of the knee on 2026-11-24 at 08:00")
+    changes = [e for e in stack.publisher.events if isinstance(e, StateChanged)]
+    assert ("confirm_appointment", "farewell") in {(e.from_state, e.to_state) for e in changes}
+    assert sum(isinstance(e, TurnTimed) for e in stack.publisher.events) == 1 + len(TO_DATE) + 8
+    assert await stack.calendar.owner("mri", TUESDAY, clock_time(8)) == "booked:c2"
+    metrics = client.get("/metrics").text
+    assert 'policy_calls_completed_total{status="booked"} 1.0' in metrics
+    assert "policy_turn_seconds_bucket" in metrics
+
+
+async def test_a_booked_slot_is_never_offered_to_the_next_call(
+    client: TestClient, stack: Stack
+) -> None:
+    to_date_question(client, "first")
+    say(client, "first", "Tomorrow.", "d")
+    say(client, "first", "At 8 AM.", "t")
+    assert await stack.calendar.owner("mri", TUESDAY, clock_time(8)) == "hold:first"
+    to_date_question(client, "second")
+    offer = say(client, "second", "Tomorrow.", "d")
+    assert "On Tuesday, November 24 we have" in spoken(offer)
+    assert "8 AM" not in spoken(offer)
+    taken = say(client, "second", "At 8 AM.", "t")
+    assert "that time has just been taken" in spoken(taken)
+    assert "appointment_time" not in taken["slots"]
+
+
+def test_the_outcome_carries_the_bridges_recording_and_latency(
+    client: TestClient, stack: Stack
+) -> None:
+    to_date_question(client, "c3")
+    ended = post(
+        client,
+        "c3",
+        {
+            "type": "call.ended",
+            "cause": "NORMAL_CLEARING",
+            "recording_path": "/var/lib/agent/recordings/c3.wav",
+            "latency": {"v2v_ms": [610.0, 720.5, 580.0], "barge_ins": 1},
+        },
+    )
+    assert ended.status_code == 200, ended.json()
+    [outcome] = stack.publisher.outcomes
+    assert outcome.status == "incomplete"
+    assert outcome.hangup_cause == "NORMAL_CLEARING"
+    assert outcome.recording_path == "/var/lib/agent/recordings/c3.wav"
+    assert outcome.latency.v2v_ms == [610.0, 720.5, 580.0]
+    assert outcome.latency.v2v_p50_ms == 610.0
+    assert outcome.latency.barge_ins == 1
+
+
+def test_a_barge_in_goes_back_to_the_sentence_the_caller_did_not_hear(client: TestClient) -> None:
+    post(client, "c4", {"type": "call.started"})
+    for i, text in enumerate(TO_DATE[:4]):
+        reply = say(client, "c4", text, i)
+    recommendation = reply["replies"][0]["text"]
+    assert "I would recommend an MRI of the knee" in recommendation
+    cut = post(
+        client,
+        "c4",
+        {
+            "type": "user.interrupted",
+            "heard_text": recommendation + " An MRI of the",
+            "utterance": {"text": "Sorry, go on.", "segment_id": "b1"},
+        },
+    ).json()
+    assert spoken(cut).startswith("An MRI of the knee costs $450.")
+    assert "I would recommend" not in spoken(cut)
+    assert cut["state"] == "ask_study_decision"
+    session = client.get("/session/c4").json()
+    interrupted = [line for line in session["transcript"] if line["interrupted"]]
+    assert [line["text"] for line in interrupted] == [recommendation + " An MRI of the"]
+
+
+def test_a_retried_utterance_is_answered_from_the_stored_reply(client: TestClient) -> None:
+    post(client, "c5", {"type": "call.started"})
+    first = say(client, "c5", "My name is Ada Byron.", "seg-1")
+    again = say(client, "c5", "My name is Ada Byron.", "seg-1")
+    assert again["replayed"] is True
+    assert spoken(again) == spoken(first)
+    assert again["state"] == first["state"] == "ask_symptoms"
+    session = client.get("/session/c5").json()
+    assert [line["text"] for line in session["transcript"] if line["role"] == "caller"] == [
+        "My name is Ada Byron."
+    ]
+
+
+def test_delete_forgets_the_call_and_frees_its_hold(client: TestClient, stack: Stack) -> None:
+    to_date_question(client, "c6")
+    say(client, "c6", "Tomorrow.", "d")
+    say(client, "c6", "At 4 PM.", "t")
+    assert client.delete("/session/c6").status_code == 204
+    assert client.get("/session/c6").status_code == 404
+    to_date_question(client, "c7")
+    assert say(client, "c7", "Tomorrow at 4 PM.", "d")["slots"]["appointment_time"] == "16:00"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "detail"),
+    [
+        (b"{not json", 400, "invalid_json", "body is not valid JSON"),
+        (
+            json.dumps(
+                {"session_id": "s1", "event": {"type": "user.shout", "text": "hi"}}
+            ).encode(),
+            400,
+            "unknown_event",
+            "unknown event type 'user.shout'; expected one of call.started, user.utterance",
+        ),
+        (
+            json.dumps({"session_id": "s1", "event": {"type": "user.utterance"}}).encode(),
+            400,
+            "invalid_event",
+            "event.user.utterance.text: Field required",
+        ),
+        (
+            json.dumps({"session_id": "bad id!", "event": {"type": "call.ended"}}).encode(),
+            400,
+            "invalid_event",
+            "session_id: String should match pattern",
+        ),
+        (
+            json.dumps({"session_id": "s1", "event": {"type": "dtmf", "digits": "12x"}}).encode(),
+            400,
+            "invalid_event",
+            "digits",
+        ),
+        (b"[1, 2]", 400, "invalid_event", "malformed dialog request"),
+        (b"x" * 5000, 413, "payload_too_large", "the limit is 4096 (POLICY_MAX_BODY_BYTES)"),
+    ],
+    ids=[
+        "not-json",
+        "unknown-type",
+        "missing-field",
+        "bad-session-id",
+        "bad-dtmf",
+        "not-object",
+        "too-big",
+    ],
+)
+def test_malformed_requests_get_clear_errors(
+    client: TestClient, body: bytes, status: int, code: str, detail: str
+) -> None:
+    response = client.post("/dialog", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.json()
+    assert response.json()["code"] == code
+    assert detail in response.json()["detail"]
+
+
+def test_oversized_text_unknown_sessions_and_sse_errors(client: TestClient) -> None:
+    post(client, "c8", {"type": "call.started"})
+    long = post(client, "c8", {"type": "user.utterance", "text": "a" * 501, "segment_id": 1})
+    assert long.status_code == 413
+    assert (
+        "text is 501 characters; the limit is 500 (POLICY_MAX_TEXT_CHARS)"
+        in (long.json()["detail"])
+    )
+    event = {"type": "user.utterance", "text": "hi", "segment_id": 1}
+    unknown = post(client, "no-such-call", event)
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "unknown_session"
+    streamed = post(client, "no-such-call", event, headers={"Accept": "text/event-stream"})
+    assert streamed.status_code == 404  # failed before the first sentence: a plain error
+    # The session the errors came between still works.
+    assert say(client, "c8", "My name is Bo Li.", 2)["state"] == "ask_symptoms"
