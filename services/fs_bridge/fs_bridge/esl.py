@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from callkit.errors import DependencyUnavailable
-from callkit.esl import Event, Message, MessageReader, parse_event
+from callkit.errors import ConfigError, DependencyUnavailable
+from callkit.esl import Event, Message, MessageReader, command, parse_event
 
 log = logging.getLogger("fs_bridge.esl")
 EVENTS = (
@@ -42,6 +42,8 @@ class EslClient:
         reply_timeout_s: float = 10.0,
         max_backoff_s: float = 10.0,
     ) -> None:
+        if any(c in password for c in "\r\n"):
+            raise ConfigError("the Event Socket password cannot contain a line break")
         self.host, self.port = host, port
         self._password = password
         self.on_event = on_event
@@ -114,11 +116,11 @@ class EslClient:
         hello = await next_message()
         if hello.content_type != "auth/request":
             raise DependencyUnavailable(f"unexpected greeting {hello.content_type!r}")
-        writer.write(f"auth {self._password}\n\n".encode())
+        writer.write(command(f"auth {self._password}"))
         reply = await next_message()
         if not (reply.reply_text or "").startswith("+OK"):
             raise DependencyUnavailable("event socket refused the password (BRIDGE_ESL_PASSWORD)")
-        writer.write(f"event plain {EVENTS}\n\n".encode())
+        writer.write(command(f"event plain {EVENTS}"))
         subscribed = await next_message()
         if not (subscribed.reply_text or "").startswith("+OK"):
             raise DependencyUnavailable(f"event subscription refused: {subscribed.reply_text}")
@@ -168,15 +170,29 @@ class EslClient:
 
     # ------------------------------------------------------------------ commands
 
-    async def _command(self, line: str) -> Message:
+    async def _command(self, line: str, headers: tuple[tuple[str, str], ...] = ()) -> Message:
+        # Every write goes through callkit.esl.command, which refuses a line break in the line
+        # or a header: a string reaching ESL can never smuggle in a second command.
+        frame = command(line, headers)
         async with self._lock:
-            if self._writer is None or not self.connected.is_set():
+            writer = self._writer
+            if writer is None or not self.connected.is_set():
                 raise DependencyUnavailable("FreeSWITCH event socket is not connected")
-            self._writer.write(f"{line}\n\n".encode())
+            writer.write(frame)
             try:
                 return await asyncio.wait_for(self._replies.get(), self.reply_timeout_s)
             except TimeoutError:
+                # Replies carry no id: a late one would be taken for the next command's. Drop the
+                # connection instead; the reconnect starts clean and resyncs the calls.
+                self._abandon(writer)
                 raise DependencyUnavailable(f"no reply to {line.split(' ')[0]!r}") from None
+
+    def _abandon(self, writer: asyncio.StreamWriter) -> None:
+        log.warning("event socket reply timed out; reconnecting to stay in step")
+        self.connected.clear()
+        while not self._replies.empty():
+            self._replies.get_nowait()
+        writer.close()
 
     async def api(self, command: str) -> str:
         """A quick API (``uuid_break``, ``uuid_exists``): its output text."""
@@ -188,19 +204,25 @@ class EslClient:
         job_id = str(uuid.uuid4())
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._jobs[job_id] = future
-        reply = await self._command(f"bgapi {command}\nJob-UUID: {job_id}")
-        if not (reply.reply_text or "").startswith("+OK"):
+        try:
+            reply = await self._command(f"bgapi {command}", (("Job-UUID", job_id),))
+            if not (reply.reply_text or "").startswith("+OK"):
+                return reply.reply_text or ""
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
             self._jobs.pop(job_id, None)
-            return reply.reply_text or ""
-        return await asyncio.wait_for(future, timeout_s)
 
     async def sendmsg_playback(self, call_uuid: str, path: str) -> None:
         """Play a file on the call (file mode), with event-lock so files play in order."""
-        line = (
-            f"sendmsg {call_uuid}\ncall-command: execute\nexecute-app-name: playback\n"
-            f"execute-app-arg: {path}\nevent-lock: true"
+        await self._command(
+            f"sendmsg {call_uuid}",
+            (
+                ("call-command", "execute"),
+                ("execute-app-name", "playback"),
+                ("execute-app-arg", path),
+                ("event-lock", "true"),
+            ),
         )
-        await self._command(line)
 
 
 class EventSocket(Protocol):

@@ -244,6 +244,9 @@ def command(line: str, headers: Sequence[tuple[str, str]] = (), body: bytes | No
     """Client side: one command block."""
     if "\n" in line or "\r" in line:
         raise InvalidInput("an ESL command line cannot contain a line break")
+    for name, value in headers:
+        if any(c in name + value for c in "\r\n"):
+            raise InvalidInput(f"the ESL header {name!r} cannot contain a line break")
     out = line + "\n" + "".join(f"{k}: {v}\n" for k, v in headers)
     if body is not None:
         out += f"Content-Length: {len(body)}\n\n"
