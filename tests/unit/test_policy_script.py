@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +16,7 @@ from callkit.errors import ConfigError
 from policy_engine.diagram import main as diagram_main
 from policy_engine.dialog.walk import walk
 from policy_engine.graph import mermaid
-from policy_engine.script import load_script
+from policy_engine.script import ENGINE_STATES, load_script
 from tts_gateway.prerender import fixed_prompts
 
 ROOT = Path(__file__).parents[2]
@@ -222,3 +224,45 @@ def test_the_diagram_cli_exits_2_on_a_broken_script(
     broken = _broken(tmp_path, _set(["start"], "hello"))
     assert diagram_main(["--script-dir", str(broken)]) == 2
     assert "start state 'hello' is not a state" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the states the engine names
+
+
+@pytest.mark.parametrize("state", sorted(ENGINE_STATES))
+def test_renaming_a_state_the_engine_names_is_refused(tmp_path: Path, state: str) -> None:
+    target = tmp_path / "clinic"
+    shutil.copytree(CLINIC, target)
+    text = (target / "script.yaml").read_text(encoding="utf-8")
+    # Renamed everywhere in the script (its key and every transition to it), as an editor would.
+    (target / "script.yaml").write_text(
+        re.sub(rf"\b{state}\b", f"{state}_renamed", text), encoding="utf-8"
+    )
+    with pytest.raises(
+        ConfigError, match=rf"state '{state}' is missing; the engine goes there by name when"
+    ):
+        load_script(target)
+
+
+def test_a_state_the_engine_names_must_keep_its_kind(tmp_path: Path) -> None:
+    edit = _set(["states", "recommend_study", "kind"], "exit")
+    with pytest.raises(
+        ConfigError, match=r"state 'recommend_study' must be of kind 'announce', not 'exit'"
+    ):
+        load_script(_broken(tmp_path, edit))
+
+
+def test_every_state_named_in_the_engines_code_is_declared() -> None:
+    """A string in the engine's code that is a state of the script must be in ENGINE_STATES."""
+    script = load_script(CLINIC)
+    kinds = {"question", "announce", "exit", "end"}  # kind names; "end" is also a state
+    package = ROOT / "services" / "policy_engine" / "policy_engine"
+    named: dict[str, str] = {}
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and value in script.states and value not in kinds:
+                named[value] = str(path.relative_to(package))
+    assert named, "the scan finds the engine's own state names"
+    undeclared = {s: where for s, where in named.items() if s not in ENGINE_STATES}
+    assert undeclared == {}

@@ -374,8 +374,8 @@ def _validate(script: Script, path: Path) -> None:
             )
         if states[needed].kind != kind:
             raise ConfigError(
-                f"{path}: state {needed!r} must be a {kind} (the engine uses it when {why}), "
-                f"not a {states[needed].kind}"
+                f"{path}: state {needed!r} must be of kind {kind!r}, not {states[needed].kind!r} "
+                f"(the engine uses it when {why})"
             )
     for state in states.values():
         where = f"{path}: state {state.id!r}"
