@@ -138,6 +138,9 @@ async def test_a_whole_booking_writes_one_outcome_and_books_the_slot(
     assert reply["ended"] is True
     assert reply["actions"] == [{"type": "hangup"}]
     assert reply["slots"]["phone"] == "+15550002222"
+    assert stack.publisher.outcomes == []  # written when the bridge reports the hang-up
+    post(client, "c2", {"type": "call.ended", "cause": "NORMAL_CLEARING"})
+    post(client, "c2", {"type": "call.ended", "cause": "NORMAL_CLEARING"})
     [outcome] = stack.publisher.outcomes
     assert outcome.call_id == "c2"
     assert outcome.status == "booked"

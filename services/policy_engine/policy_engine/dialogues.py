@@ -16,7 +16,9 @@ Dialogue file::
       - {silence: 8}
       - {interrupt: {heard: "From what you", say: "How much is it?"}}
       - {dtmf: "1"}
-      - {hangup: NORMAL_CLEARING}
+      - {hangup: NORMAL_CLEARING}     # the end (sent anyway after the last turn)
+    recording_path: /rec/x.wav    # optional: what the bridge reports with the hang-up
+    latency: {v2v_ms: [640]}
     expect:
       status: booked
       slots: {client_name: John Smith, appointment_time: "offered:1"}
@@ -125,6 +127,8 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
         }
     )
     hung_up = False
+    # What the bridge reports with the hang-up: the recording and the call's figures.
+    ended: dict[str, Any] = {k: spec[k] for k in ("recording_path", "latency") if k in spec}
     for i, turn in enumerate(spec.get("turns", [])):
         if isinstance(turn, str):
             await send({"type": "user.utterance", "text": turn, "segment_id": i})
@@ -139,14 +143,15 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
         elif "dtmf" in turn:
             await send({"type": "dtmf", "digits": str(turn["dtmf"])})
         elif "hangup" in turn:
-            await send({"type": "call.ended", "cause": str(turn["hangup"] or "NORMAL_CLEARING")})
+            cause = str(turn["hangup"] or "NORMAL_CLEARING")
+            await send({"type": "call.ended", "cause": cause, **ended})
             hung_up = True
         elif "repeat" in turn:  # the same utterance again, as a retry of the last segment
             await send({"type": "user.utterance", "text": turn["repeat"], "segment_id": i - 1})
         else:
             result.problems.append(f"turn {i}: unknown turn {turn!r}")
     if not hung_up:
-        await send({"type": "call.ended", "cause": "NORMAL_CLEARING"})
+        await send({"type": "call.ended", "cause": "NORMAL_CLEARING", **ended})
     session = await engine.get(call_id)
     result.status = session.status
     expect = spec.get("expect", {})

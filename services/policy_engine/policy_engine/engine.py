@@ -6,7 +6,7 @@ Per event:
 2. Answer a retried event from its stored reply (``idempotency.py``).
 3. Otherwise run the event (``turns.py``); sentences reach ``emit`` the moment a node produces
    them, so a streaming client hears a scripted question before the turn's bookkeeping is done.
-4. Remember the reply, append the outcome once the call has one, save the session.
+4. Remember the reply, append the outcome once the call has ended, save the session.
 5. After the lock: metrics, and the turn's live events (``publishing.py``).
 """
 
@@ -117,7 +117,9 @@ class DialogEngine:
             reply = self._reply(session, turn.reply if turn else [], turn.actions if turn else [])
             reply.llm_calls = turn.llm_calls if turn else 0
             idempotency.remember(session, key, reply)
-            if session.status and not session.outcome_sent:
+            # The outcome waits for call.ended even after the script's exit: only the bridge
+            # knows the recording and the call's latency figures.
+            if session.ended and not session.outcome_sent:
                 await self._finish(session)
             await self.sessions.save(session)
         if turn is not None:
@@ -179,9 +181,7 @@ class DialogEngine:
         return session
 
     async def _finish(self, session: Session) -> None:
-        """Append the outcome to calls:completed once (at the script's end or on hang-up)."""
-        if session.ended_at is None and session.status:
-            session.ended_at = time.time()
+        """Append the outcome to calls:completed once, when the call has ended."""
         record = outcomes.build_outcome(self.script, session)
         await self.publisher.completed(record)
         session.outcome_sent = True
