@@ -52,6 +52,7 @@ from callkit.errors import AgentError
 from callkit.events import validation_problems
 from fs_bridge.bargein import BargeInDetector, rms
 from fs_bridge.clients import AsrStream
+from fs_bridge.echo import FRAME, EchoCanceller
 
 if TYPE_CHECKING:
     from fs_bridge.bridge import Bridge
@@ -121,6 +122,7 @@ class CallSession:
     def __post_init__(self) -> None:
         settings = self.bridge.settings
         self.detector = BargeInDetector(settings.barge_in_config())
+        self.echo = EchoCanceller()
         self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=500)
         self.recording: Path = settings.recordings_dir / f"{self.call_id}.wav"
         self.streaming = settings.playback == "stream"
@@ -225,8 +227,17 @@ class CallSession:
                 call_id=self.call_id, cause=cause, recording_path=str(self.recording)
             )
         )
+        path = self.echo.path
         log.info(
-            "call ended", extra={"call_id": self.call_id, "cause": cause, "ms": round(self.t_ms)}
+            "call ended",
+            extra={
+                "call_id": self.call_id,
+                "cause": cause,
+                "ms": round(self.t_ms),
+                "echo_delay_ms": None if path is None else round(path.delay_ms, 1),
+                "echo_gain_db": None if path is None else round(path.gain_db, 1),
+                "echo_suppressed_frames": self.echo.suppressed_frames,
+            },
         )
 
     # ------------------------------------------------------------------ audio in
@@ -237,24 +248,21 @@ class CallSession:
             return
         recorder.write(usable)
         stereo = np.frombuffer(usable, "<i2")
-        caller = stereo[0::2].astype("<i2").tobytes()
-        played = stereo[1::2].astype("<i2").tobytes()
+        caller, played = stereo[0::2], stereo[1::2]
         to_asr: list[bytes] = []
-        step = RATE // 50 * 2
-        for i in range(0, len(caller), step):
-            chunk = caller[i : i + step]
-            caller_level, played_level = rms(chunk), rms(played[i : i + step])
-            self.t_ms += len(chunk) / 2 / RATE * 1000
+        for i in range(0, caller.size, FRAME):
+            chunk, reference = caller[i : i + FRAME], played[i : i + FRAME]
+            caller_level, played_level = rms(chunk.tobytes()), rms(reference.tobytes())
+            self.t_ms += chunk.size / RATE * 1000
             speaking = self._agent_speaking()
             if self.detector.feed(caller_level, played_level, speaking):
                 self._group.create_task(self._interrupt(self.detector.last_interruption_ms))
-            voiced = self.detector.last_voiced
-            if voiced:
+            if self.detector.last_voiced:
                 self._last_caller_voice_ms = self.t_ms
-            # Echo suppression for the recognizer: while the agent speaks, only what the
-            # detector takes for the caller's own voice goes through; the rest is the agent's
-            # echo and would come back as a transcript of the agent's own words.
-            to_asr.append(chunk if voiced or not speaking else bytes(len(chunk)))
+            # The recognizer gets the caller channel with the agent's echo removed (the played
+            # channel is the reference); whether the agent is speaking changes nothing, so the
+            # caller's quiet syllables over the agent are never cut.
+            to_asr.append(self.echo.process(chunk, reference))
         if self.audio.full():
             self.audio.get_nowait()  # the ASR fell behind: drop the oldest audio, keep the call
         self.audio.put_nowait(b"".join(to_asr))
