@@ -9,15 +9,18 @@ COMPOSE ?= docker compose
 # Compose profiles come from COMPOSE_PROFILES in .env; `make up PROFILE=gpu` adds one.
 PROFILE ?=
 
-.PHONY: help setup test test-unit lint fmt typecheck check check-deploy bench bench-long-call bench-realtimestt demo serve stop up down logs models \
+.PHONY: help setup lock test test-unit lint fmt typecheck check check-deploy bench bench-long-call bench-realtimestt demo serve stop up down logs models \
         run-asr run-tts run-policy run-llm run-notifier run-bridge clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
 	     /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: ## Create .venv, install everything, build llama.cpp, assemble models, make sure Redis answers
+setup: ## Create .venv from the lock, build llama.cpp's text runtime, assemble models, make sure Redis answers
 	@bash scripts/setup.sh
+
+lock: setup ## Re-resolve uv.lock and rewrite requirements/lock/ after a dependency changed (LOCK_ARGS=--upgrade)
+	@bash scripts/lock.sh $(LOCK_ARGS)
 
 test: setup ## Run the whole test suite (what CI runs)
 	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
