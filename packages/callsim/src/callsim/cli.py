@@ -64,6 +64,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         fork_password=password,
         recordings=Path(args.recordings),
         redis_url=args.redis_url,
+        asr_url=args.asr_url,
     )
 
 
@@ -226,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             help="USER:PASSWORD for the fork's Basic auth (or CALLSIM_FORK_AUTH)",
         )
         p.add_argument("--redis-url", help="read outcomes and agent sentences from this Redis")
+        p.add_argument(
+            "--asr-url",
+            default=os.environ.get("CALLSIM_ASR_URL"),
+            help="the ASR gateway (http://host:port): report offline word errors of the caller "
+            "channel next to the call's own (or CALLSIM_ASR_URL)",
+        )
         p.add_argument(
             "--recordings", default="recordings/callsim", help="folder for the stereo recordings"
         )

@@ -7,6 +7,12 @@ for the agent to originate a call to the caller's number and answer it after the
 are busy, do not answer, or are a voicemail). With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
 the script's ``expect`` against the call's outcome (``calls:completed``); both are read
 through the shared contracts (:mod:`callkit.contracts`).
+
+The report's ``asr`` part compares what the caller said (the script's lines) with the finals the
+agent received in the call (``caller.final`` on ``calls:events``) and, given the ASR gateway's
+URL, with offline transcription of the caller channel of the call's own recording by the same
+model (``POST /v1/audio/transcriptions``, one request per caller utterance): in-call and
+offline word errors for every call.
 """
 
 from __future__ import annotations
@@ -21,17 +27,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import redis.asyncio as aioredis
 
+from callkit.audio import read_wav, wav_header
 from callkit.contracts import live
 from callkit.contracts import outcome as outcomes
 from callkit.contracts.streams import CALLS_COMPLETED, CALLS_EVENTS
 from callkit.errors import AgentError, InvalidInput
 from callsim import fsconf
-from callsim.caller import TICK_MS, ScriptedCaller
+from callsim.caller import TICK_MS, ScriptedCaller, Utterance
 from callsim.fsconf import ConfError, Dialplan, expand
 from callsim.script import CallScript
 from callsim.switch import Callee, Channel, Switch
+from callsim.wer import wer
 
 RING_S = 1.0  # one ring, shortened so outbound tests do not wait six seconds a ring
 
@@ -49,6 +59,12 @@ class RunOptions:
     originate_timeout_s: float = 120.0
     #: The deployment's FreeSWITCH folder: inbound calls run through its dialplan.
     freeswitch_dir: Path = fsconf.DEFAULT_DIR
+    #: The ASR gateway (``http://host:port``): the report adds offline transcription of the
+    #: caller channel by the same model, to compare with what the call heard.
+    asr_url: str | None = None
+    asr_timeout_s: float = 60.0
+    #: OPERATOR_DESTINATION of the emulated deployment: where a call handed to a person rings.
+    operator_destination: str = "sofia/gateway/carrier/+15550100100"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -112,6 +128,8 @@ async def _inbound(
         switch.hangup(ch, "DESTINATION_OUT_OF_ORDER")
         return caller
     switch.globals = dict(globals_)  # what FreeSWITCH holds after reading this configuration
+    switch.dialplan = plan
+    ch.context = context
     found = plan.hunt(context, {**ch.variables, "uuid": ch.uuid})
     if found is None:
         caller.errors.append(f"no extension of context {context!r} takes {script.callee!r}")
@@ -145,7 +163,13 @@ def _deployment(switch: Switch, options: RunOptions) -> tuple[Dialplan, str, dic
     base, sep, rest = options.fork_url.rpartition("/{uuid}")
     if not sep or rest:
         raise ConfError(f"fork_url must end in /{{uuid}} (got {options.fork_url!r})")
-    key = (base, options.fork_user, options.fork_password, switch.fork_build)
+    key = (
+        base,
+        options.fork_user,
+        options.fork_password,
+        switch.fork_build,
+        options.operator_destination,
+    )
     cached = _DEPLOYMENTS.get(key)
     if cached is None:
         env = {
@@ -155,6 +179,7 @@ def _deployment(switch: Switch, options: RunOptions) -> tuple[Dialplan, str, dic
             "FORK_USER": options.fork_user or "freeswitch",
             "FORK_URL": base,
             "AUDIO_FORK": switch.fork_build,
+            "OPERATOR_DESTINATION": options.operator_destination,
         }
         conf = fsconf.render(options.freeswitch_dir, env)
         profiles = conf.configuration("sofia.conf")
@@ -168,7 +193,7 @@ def _deployment(switch: Switch, options: RunOptions) -> tuple[Dialplan, str, dic
 
 
 _DEPLOYMENTS: dict[
-    tuple[str, str | None, str | None, str], tuple[Dialplan, str, dict[str, str]]
+    tuple[str, str | None, str | None, str, str], tuple[Dialplan, str, dict[str, str]]
 ] = {}
 
 
@@ -205,8 +230,6 @@ async def _outbound(
 
 
 def _beep() -> bytes:
-    import numpy as np
-
     t = np.arange(int(16000 * 0.4)) / 16000
     tone = (np.sin(2 * np.pi * 1000 * t) * 8000).astype("<i2").tobytes()
     return bytes(16000) + tone  # half a second of silence, then the tone
@@ -278,8 +301,11 @@ async def _report(
     ]
     outcome: outcomes.CallOutcome | None = None
     checks: list[dict[str, Any]] = []
+    finals: list[dict[str, Any]] | None = None
     if options.redis_url:
-        outcome, agent_lines = await _from_redis(options, ch.uuid, caller.started_wall or started)
+        outcome, agent_lines, finals = await _from_redis(
+            options, ch.uuid, caller.started_wall or started
+        )
         transcript.extend(agent_lines)
     transcript.sort(key=lambda line: line.get("t_ms") or 0)
     checks = _expect_checks(script, outcome, bool(options.redis_url))
@@ -298,6 +324,7 @@ async def _report(
         "hangup_cause": ch.hangup_cause,
         "hung_up_by": ch.hung_up_by,
         "transferred_to": ch.transferred_to,
+        "bridged_to": ch.bridged_to,
         "transcript": transcript,
         "turns": measured["turns"],
         "barge_ins": measured["barge_ins"],
@@ -308,6 +335,7 @@ async def _report(
             "mean_ms": round(statistics.fmean(v2v), 1) if v2v else None,
         },
         "spurious_stops": spurious,
+        "asr": await _asr_report(caller, script, options, finals),
         "outcome": outcome.model_dump(mode="json") if outcome is not None else None,
         "expect": checks,
         "errors": caller.errors,
@@ -324,11 +352,13 @@ async def _report(
 
 async def _from_redis(
     options: RunOptions, call_id: str, started_wall: float
-) -> tuple[outcomes.CallOutcome | None, list[dict[str, Any]]]:
+) -> tuple[outcomes.CallOutcome | None, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The call's outcome, the agent's sentences and the caller's finals, as the call had them."""
     assert options.redis_url is not None
     client: Any = aioredis.Redis.from_url(options.redis_url)
     outcome: outcomes.CallOutcome | None = None
     lines: list[dict[str, Any]] = []
+    finals: list[dict[str, Any]] = []
     wanted = call_id.encode()
     try:
         deadline = time.monotonic() + options.outcome_timeout_s
@@ -353,11 +383,14 @@ async def _from_redis(
                 event = live.parse_entry(fields)
             except InvalidInput:
                 continue  # a kind this version does not know, or a broken entry
-            if not isinstance(event, live.AgentSentence):
+            if not isinstance(event, live.AgentSentence | live.CallerFinal):
                 continue
             at_ms = int(entry_id.decode().split("-")[0])
             t_ms = event.t_ms if event.t_ms is not None else at_ms - int(started_wall * 1000)
-            lines.append({"role": "agent", "text": event.text, "t_ms": max(0, t_ms)})
+            if isinstance(event, live.CallerFinal):
+                finals.append({"text": event.text, "t_ms": max(0, t_ms)})
+            else:
+                lines.append({"role": "agent", "text": event.text, "t_ms": max(0, t_ms)})
     except (OSError, AgentError) as exc:
         lines.append({"role": "note", "text": f"could not read Redis: {exc}", "t_ms": 0})
     except Exception as exc:  # redis errors: the report says so rather than failing
@@ -366,7 +399,102 @@ async def _from_redis(
         )
     finally:
         await client.aclose()
-    return outcome, lines
+    finals.sort(key=lambda final: int(final["t_ms"]))  # the stream was read newest first
+    return outcome, lines, finals
+
+
+# ---------------------------------------------------------------- in-call vs offline words
+
+CLIP_BEFORE_MS = 300  # of the caller channel before an utterance's first voiced frame
+CLIP_AFTER_MS = 500  # and after its last: what the recognizer needs around the words
+
+
+async def _asr_report(
+    caller: ScriptedCaller,
+    script: CallScript,
+    options: RunOptions,
+    finals: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """In-call and offline word errors against what the caller said, and the lines side by side.
+
+    In-call: every final the agent received, in order, against every line the caller said
+    (backchannels and interruptions included: the recognizer hears those too). Offline: the
+    same model on each utterance's stretch of the caller channel of callsim's recording.
+    """
+    said = [u for u in caller.utterances if u.text.strip()]
+    offline, problem = await _offline(caller, said, script, options)
+    lines: list[dict[str, Any]] = []
+    for i, u in enumerate(said):
+        nxt = said[i + 1].onset_tick * TICK_MS if i + 1 < len(said) else None
+        heard = (
+            None
+            if finals is None
+            else " ".join(
+                f["text"]
+                for f in finals
+                if f["t_ms"] >= u.onset_tick * TICK_MS and (nxt is None or f["t_ms"] < nxt)
+            )
+        )
+        lines.append(
+            {
+                "t_ms": u.onset_tick * TICK_MS,
+                "said": u.text,
+                "in_call": heard,
+                "offline": None if offline is None else offline[i],
+            }
+        )
+    reference = " ".join(u.text for u in said)
+    in_call = None if finals is None else wer(reference, " ".join(f["text"] for f in finals))
+    off = None if offline is None else wer(reference, " ".join(offline))
+    ratio = None
+    if in_call is not None and off is not None and off["errors"]:
+        ratio = round(float(in_call["errors"] or 0) / float(off["errors"] or 1), 2)
+    return {
+        "in_call": in_call,
+        "offline": off,
+        "in_call_vs_offline": ratio,
+        "offline_problem": problem,
+        "finals": finals,
+        "lines": lines,
+    }
+
+
+async def _offline(
+    caller: ScriptedCaller, said: list[Utterance], script: CallScript, options: RunOptions
+) -> tuple[list[str] | None, str | None]:
+    """Offline transcripts of each utterance, or None and why not."""
+    if options.asr_url is None:
+        return None, "no ASR URL given: offline transcription skipped"
+    if caller.recording is None or not caller.recording.exists():
+        return None, "the call has no recording"
+    try:
+        recording = read_wav(caller.recording)
+    except (InvalidInput, OSError) as exc:
+        return None, f"the recording could not be read: {exc}"
+    channel = np.frombuffer(recording.data, "<i2").reshape(-1, recording.channels)[:, 0]
+    per_ms = recording.sample_rate // 1000
+    texts: list[str] = []
+    url = options.asr_url.rstrip("/") + "/v1/audio/transcriptions"
+    async with httpx.AsyncClient(timeout=options.asr_timeout_s) as client:
+        for u in said:
+            begin = max(0, u.onset_tick * TICK_MS - CLIP_BEFORE_MS) * per_ms
+            end = (u.end_tick * TICK_MS + CLIP_AFTER_MS) * per_ms
+            pcm = channel[begin:end].astype("<i2").tobytes()
+            if not pcm:
+                texts.append("")
+                continue
+            wav = wav_header(recording.sample_rate, 1, len(pcm)) + pcm
+            try:
+                response = await client.post(
+                    url,
+                    files={"file": ("caller.wav", wav, "audio/wav")},
+                    data={"language": script.language, "response_format": "json"},
+                )
+                response.raise_for_status()
+                texts.append(str(response.json().get("text", "")))
+            except (httpx.HTTPError, ValueError) as exc:
+                return None, f"offline transcription failed: {type(exc).__name__}: {exc}"
+    return texts, None
 
 
 def _same(expected: Any, actual: Any) -> bool:
@@ -437,6 +565,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     v2v = report.get("v2v") or {}
     if v2v.get("n"):
         out.append(f"  v2v p50 {v2v['p50_ms']} ms, p95 {v2v['p95_ms']} ms (n={v2v['n']})")
+    asr = report.get("asr") or {}
+    if asr.get("in_call") is not None or asr.get("offline") is not None:
+        parts = [
+            f"{name} {(asr[name] or {}).get('errors')}/{(asr[name] or {}).get('words')} words"
+            for name in ("in_call", "offline")
+            if asr.get(name) is not None
+        ]
+        out.append("  word errors: " + ", ".join(parts).replace("_", "-"))
     for stop in report.get("spurious_stops", []):
         out.append(f"  agent stopped with no barge-in at {stop['t_ms']} ms ({stop['kind']})")
     for check in report.get("expect", []):
