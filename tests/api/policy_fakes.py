@@ -1,6 +1,7 @@
-"""In-process stores for the policy engine: the session store, calendar and publisher protocols
-kept in memory, with the Redis ones' rules (one turn per call at a time, a slot held or booked
-by one call only, a booking never released, holds expiring)."""
+"""In-process stores for the policy engine: the session store, calendar, publisher and outcome
+deadline protocols kept in memory, with the Redis ones' rules (one turn per call at a time, a
+slot held or booked by one call only, a booking never released, holds expiring, a due call
+claimed by one sweeper and due again a lease later)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,21 @@ class MemoryPublisher:
 
     async def live(self, events: list[LiveEvent]) -> None:
         self.events.extend(events)
+
+
+class MemoryDeadlines:
+    def __init__(self, *, lease_s: float = 120.0) -> None:
+        self.lease_s = lease_s
+        self.due: dict[str, float] = {}
+
+    async def schedule(self, call_id: str, due_at: float) -> None:
+        self.due[call_id] = due_at
+
+    async def cancel(self, call_id: str) -> None:
+        self.due.pop(call_id, None)
+
+    async def claim_due(self, now: float, limit: int) -> list[str]:
+        ids = sorted((at, i) for i, at in self.due.items() if at <= now)[:limit]
+        for _, call_id in ids:
+            self.due[call_id] = now + self.lease_s
+        return [call_id for _, call_id in ids]

@@ -1,11 +1,13 @@
 """The policy engine's HTTP API in process, on in-memory stores and a fixed clock: the JSON and
-SSE replies, a whole booking with its outcome and live events, barge-ins, retries, bad input."""
+SSE replies, a whole booking with its outcome and live events, the outcome of a call whose
+hang-up never comes, barge-ins, retries, bad input."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from policy_fakes import MemoryCalendar, MemoryPublisher, MemorySessions
+from policy_fakes import MemoryCalendar, MemoryDeadlines, MemoryPublisher, MemorySessions
 
 from callkit.contracts.live import StateChanged, TurnTimed
+from callkit.contracts.outcome import CallOutcome
 from policy_engine.app import create_app
 from policy_engine.script import load_script
 from policy_engine.settings import PolicySettings
@@ -42,6 +45,11 @@ class Stack:
         self.sessions = MemorySessions()
         self.calendar = MemoryCalendar(SCRIPT.schedule)
         self.publisher = MemoryPublisher()
+        self.deadlines = MemoryDeadlines()
+        self.now = MONDAY_9AM
+
+    def later(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -59,13 +67,17 @@ def client(stack: Stack) -> Iterator[TestClient]:
         max_body_bytes=4096,
         # Nothing listens here: any use of Redis would fail the test.
         redis_url="redis://127.0.0.1:1/0",
+        outcome_exit_grace_s=60,
+        outcome_idle_s=600,
+        outcome_sweep_interval_s=0.01,
     )
     app = create_app(
         settings,
         sessions=stack.sessions,
         calendar=stack.calendar,
         publisher=stack.publisher,
-        clock=lambda: MONDAY_9AM,
+        deadlines=stack.deadlines,
+        clock=lambda: stack.now,
     )
     with TestClient(app) as c:
         yield c
@@ -91,6 +103,24 @@ def to_date_question(client: TestClient, call: str) -> dict[str, Any]:
         reply = say(client, call, text, i)
     assert reply["state"] == "ask_appointment_date"
     return reply
+
+
+def book_without_hanging_up(client: TestClient, call: str) -> None:
+    to_date_question(client, call)
+    say(client, call, "Tomorrow.", "d")
+    say(client, call, "The first one.", "t")
+    for i, text in enumerate(AFTER_TIME):
+        reply = say(client, call, text, f"a{i}")
+    assert reply["status"] == "booked"
+
+
+def outcomes_after_sweeps(stack: Stack, wanted: int = 1) -> list[CallOutcome]:
+    """The outcomes once the app's sweeper (every 10 ms) has had the time to write ``wanted``."""
+    deadline = time.monotonic() + 2.0
+    while len(stack.publisher.outcomes) < wanted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # a few more sweeps, for anything written twice
+    return list(stack.publisher.outcomes)
 
 
 def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
@@ -198,6 +228,66 @@ def test_the_outcome_carries_the_bridges_recording_and_latency(
     assert outcome.latency.v2v_ms == [610.0, 720.5, 580.0]
     assert outcome.latency.v2v_p50_ms == 610.0
     assert outcome.latency.barge_ins == 1
+
+
+def test_a_booked_call_whose_hang_up_never_comes_gets_its_row_after_the_grace(
+    client: TestClient, stack: Stack
+) -> None:
+    book_without_hanging_up(client, "lost1")
+    stack.later(59)
+    assert outcomes_after_sweeps(stack, wanted=0) == []
+    stack.later(2)
+    [outcome] = outcomes_after_sweeps(stack)
+    assert outcome.call_id == "lost1"
+    assert outcome.status == "booked"
+    assert outcome.hangup_cause == "LOST_NO_CALL_ENDED"
+    assert (outcome.slots.appointment_date, outcome.slots.appointment_time) == (
+        "2026-11-24",
+        "08:00",
+    )
+    assert outcome.recording_path is None
+    assert outcome.transcript[-1].role == "agent"
+    # The bridge's late hang-up adds no second row.
+    post(client, "lost1", {"type": "call.ended", "cause": "NORMAL_CLEARING"})
+    assert outcomes_after_sweeps(stack, wanted=2) == [outcome]
+    assert 'policy_calls_completed_total{status="booked"} 1.0' in client.get("/metrics").text
+
+
+def test_a_call_lost_mid_script_is_written_incomplete_after_the_idle_spell(
+    client: TestClient, stack: Stack
+) -> None:
+    to_date_question(client, "lost2")
+    say(client, "lost2", "Tomorrow.", "d")
+    say(client, "lost2", "At 4 PM.", "t")
+    stack.later(300)
+    say(client, "lost2", "Yes.", "c")  # an event: the idle spell starts again
+    stack.later(599)
+    assert outcomes_after_sweeps(stack, wanted=0) == []
+    stack.later(2)
+    [outcome] = outcomes_after_sweeps(stack)
+    assert outcome.status == "incomplete"
+    assert outcome.hangup_cause == "LOST_NO_CALL_ENDED"
+    # The held time is free again for the next caller.
+    to_date_question(client, "next")
+    assert say(client, "next", "Tomorrow at 4 PM.", "d")["slots"]["appointment_time"] == "16:00"
+
+
+def test_a_hang_up_before_the_deadline_writes_one_row_with_the_recording(
+    client: TestClient, stack: Stack
+) -> None:
+    book_without_hanging_up(client, "kept")
+    assert "kept" in stack.deadlines.due
+    post(
+        client,
+        "kept",
+        {"type": "call.ended", "cause": "NORMAL_CLEARING", "recording_path": "/rec/kept.wav"},
+    )
+    assert stack.deadlines.due == {}
+    stack.later(3600)
+    [outcome] = outcomes_after_sweeps(stack, wanted=2)
+    assert outcome.hangup_cause == "NORMAL_CLEARING"
+    assert outcome.recording_path == "/rec/kept.wav"
+    assert outcome.status == "booked"
 
 
 def test_a_barge_in_goes_back_to_the_sentence_the_caller_did_not_hear(client: TestClient) -> None:

@@ -1,5 +1,5 @@
 """The call outcome built from a session: status, price from the catalogue, the one-line summary,
-and what the bridge sent on call.ended."""
+what the bridge sent on call.ended, and when it is due without one."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import pytest
 
 from callkit.contracts.outcome import CallLatency, parse_entry
 from callkit.contracts.outcome import entry as outcome_entry
+from callkit.errors import ConfigError
+from policy_engine.deadlines import outcome_due_at
 from policy_engine.outcome import build_outcome, final_status, summary, total_price
 from policy_engine.script import load_script
 from policy_engine.session import Hold, Line, Session
+from policy_engine.settings import PolicySettings
 
 SCRIPT = load_script(Path(__file__).parents[2] / "prompts" / "clinic")
 KNEE = {"study_type": "mri_knee", "appointment_date": "2026-11-24", "appointment_time": "10:00"}
@@ -102,3 +105,27 @@ def test_an_unbooked_call_carries_no_appointment() -> None:
     assert outcome.slots.appointment_time is None
     assert outcome.recording_path is None
     assert outcome.latency == CallLatency()
+
+
+@pytest.mark.parametrize(
+    ("status", "final_state", "due_in"),
+    [
+        (None, None, 600.0),
+        ("booked", "farewell", 60.0),
+        ("not_interested", "goodbye_not_interested", 60.0),
+        ("transferred", "transfer_to_human", 600.0),
+    ],
+    ids=["in-the-script", "booked-and-hanging-up", "declined", "with-a-person"],
+)
+def test_the_outcome_is_due_soon_after_an_exit_that_hangs_up(
+    status: str | None, final_state: str | None, due_in: float
+) -> None:
+    s = Session(session_id="call-1", status=status, final_state=final_state)
+    due = outcome_due_at(SCRIPT, s, 5000.0, exit_grace_s=60.0, idle_s=600.0)
+    assert due == 5000.0 + due_in
+
+
+def test_a_lost_calls_deadline_must_come_before_its_session_expires() -> None:
+    with pytest.raises(ConfigError, match="must be below POLICY_SESSION_TTL_S"):
+        PolicySettings.load(session_ttl_s=3600, outcome_idle_s=3600)
+    assert PolicySettings.load(session_ttl_s=3600, outcome_idle_s=3599).outcome_idle_s == 3599

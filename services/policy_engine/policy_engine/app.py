@@ -1,9 +1,10 @@
 """Composition root of the policy engine: the script, the engine's parts and the HTTP API.
 
 ``create_app`` takes every dependency the engine talks to as a keyword-only argument: the
-session store, the calendar, the outcome publisher (all three in Redis by default), the LLM
-client (built from the settings by default) and the clock. Given all three stores, the app
-opens no Redis at all; tests run it in process on in-memory ones.
+session store, the calendar, the outcome publisher, the outcome deadlines (all four in Redis
+by default), the LLM client (built from the settings by default) and the clock. Given all four
+stores, the app opens no Redis at all; tests run it in process on in-memory ones. While the app
+runs, a sweeper writes the outcome of calls whose ``call.ended`` never came.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from callkit.http import Lifespan, create_service_app
 from callkit.lifecycle import redis_ready
 from callkit.llm_client import LlmClient, LlmMetrics
 from policy_engine.api import router
+from policy_engine.deadlines import OutcomeDeadlines
 from policy_engine.dialog.calendar import Calendar
 from policy_engine.engine import Clock, DialogEngine
 from policy_engine.metrics import PolicyMetrics
@@ -32,6 +34,7 @@ from policy_engine.script import Script, load_script
 from policy_engine.session import SessionStore
 from policy_engine.settings import PolicySettings
 from policy_engine.stores.calendar import RedisCalendar
+from policy_engine.stores.deadlines import RedisOutcomeDeadlines
 from policy_engine.stores.sessions import RedisSessionStore
 
 log = logging.getLogger("policy_engine")
@@ -46,6 +49,7 @@ def create_app(
     sessions: SessionStore | None = None,
     calendar: Calendar | None = None,
     publisher: Publisher | None = None,
+    deadlines: OutcomeDeadlines | None = None,
     llm: LlmClient | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
@@ -57,14 +61,14 @@ def create_app(
             f"POLICY_LOCALE={settings.locale!r} is not in the script ({', '.join(script.locales)})"
         )
     system_prompt = _system_prompt(settings)
-    uses_redis = sessions is None or calendar is None or publisher is None
+    uses_redis = any(part is None for part in (sessions, calendar, publisher, deadlines))
     app = create_service_app(
         settings.service_name,
         lifespan=_lifespan(
             settings,
             script,
             system_prompt,
-            _Parts(redis, sessions, calendar, publisher, llm, clock, uses_redis),
+            _Parts(redis, sessions, calendar, publisher, deadlines, llm, clock, uses_redis),
         ),
     )
     app.state.settings = settings
@@ -99,11 +103,13 @@ class _Parts:
         sessions: SessionStore | None,
         calendar: Calendar | None,
         publisher: Publisher | None,
+        deadlines: OutcomeDeadlines | None,
         llm: LlmClient | None,
         clock: Clock | None,
         uses_redis: bool,
     ) -> None:
         self.redis, self.sessions, self.calendar = redis, sessions, calendar
+        self.deadlines = deadlines
         self.publisher, self.llm, self.clock, self.uses_redis = publisher, llm, clock, uses_redis
 
 
@@ -154,6 +160,9 @@ def _lifespan(
                 default_locale=settings.locale,
                 clock=parts.clock,
                 metrics=app.state.policy_metrics,
+                deadlines=parts.deadlines or RedisOutcomeDeadlines(_r(redis)),
+                outcome_exit_grace_s=settings.outcome_exit_grace_s,
+                outcome_idle_s=settings.outcome_idle_s,
             )
             log.info(
                 "script loaded",
@@ -163,6 +172,11 @@ def _lifespan(
             if llm is not None:
                 task = asyncio.create_task(_watch_llm(app, llm, system_prompt))
                 stack.push_async_callback(_cancel, task)
+            # 5. Write the outcome of calls whose call.ended never came.
+            sweeper = asyncio.create_task(
+                _sweep_lost_calls(app.state.engine, settings.outcome_sweep_interval_s)
+            )
+            stack.push_async_callback(_cancel, sweeper)
             yield
 
     return lifespan
@@ -177,6 +191,16 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _sweep_lost_calls(engine: DialogEngine, interval_s: float) -> None:
+    """Every replica sweeps; the deadlines' claim gives each lost call to one of them."""
+    while True:
+        try:
+            await engine.sweep()
+        except Exception:  # the sweeper outlives any one failure, e.g. Redis away for a while
+            log.exception("sweeping lost calls failed")
+        await asyncio.sleep(interval_s)
 
 
 async def _watch_llm(app: FastAPI, llm: LlmClient, system_prompt: str) -> None:

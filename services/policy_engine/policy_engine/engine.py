@@ -6,8 +6,11 @@ Per event:
 2. Answer a retried event from its stored reply (``idempotency.py``).
 3. Otherwise run the event (``turns.py``); sentences reach ``emit`` the moment a node produces
    them, so a streaming client hears a scripted question before the turn's bookkeeping is done.
-4. Remember the reply, append the outcome once the call has ended, save the session.
+4. Remember the reply, append the outcome once the call has ended, save the session, and set
+   (or, with the outcome written, cancel) the call's outcome deadline (``deadlines.py``).
 5. After the lock: metrics, and the turn's live events (``publishing.py``).
+
+``sweep`` writes the outcome of calls whose deadline passed without a ``call.ended``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from callkit.contracts.dialog import (
+    CallEnded,
     CallStarted,
     DialogReply,
     Event,
@@ -26,10 +30,11 @@ from callkit.contracts.dialog import (
     UserInterrupted,
     UserUtterance,
 )
-from callkit.errors import InvalidInput, NotFound, PayloadTooLarge
+from callkit.errors import AgentError, InvalidInput, NotFound, PayloadTooLarge
 from callkit.llm_client import LlmClient
 from policy_engine import idempotency
 from policy_engine import outcome as outcomes
+from policy_engine.deadlines import LOST_CAUSE, OutcomeDeadlines, outcome_due_at
 from policy_engine.dialog.booking import release_hold
 from policy_engine.dialog.calendar import Calendar
 from policy_engine.dialog.context import Deps, Emit, Turn
@@ -42,6 +47,7 @@ from policy_engine.turns import TurnRunner, discard
 
 log = logging.getLogger("policy_engine")
 Clock = Callable[[], datetime]
+SWEEP_BATCH = 100
 
 
 class DialogEngine:
@@ -60,11 +66,18 @@ class DialogEngine:
         default_locale: str = "en",
         clock: Clock | None = None,
         metrics: PolicyMetrics | None = None,
+        deadlines: OutcomeDeadlines | None = None,
+        outcome_exit_grace_s: float = 60.0,
+        outcome_idle_s: float = 1800.0,
     ) -> None:
         self.script = script
         self.sessions = sessions
         self.calendar = calendar
         self.publisher = publisher
+        # Without deadlines (a dialogue run), only call.ended writes the outcome.
+        self.deadlines = deadlines
+        self.outcome_exit_grace_s = outcome_exit_grace_s
+        self.outcome_idle_s = outcome_idle_s
         self.max_text_chars = max_text_chars
         self.default_locale = default_locale
         self.clock = clock or (lambda: datetime.now(script.schedule.zone))
@@ -121,7 +134,9 @@ class DialogEngine:
             # knows the recording and the call's latency figures.
             if session.ended and not session.outcome_sent:
                 await self._finish(session)
+            self._set_due(session)
             await self.sessions.save(session)
+            await self._track(session)
         if turn is not None:
             self._observe(turn, started, first_at)
             await self.publisher.live(live_events(session, turn, time.perf_counter() - started))
@@ -140,6 +155,51 @@ class DialogEngine:
                 raise NotFound(f"unknown session {session_id!r}", code="unknown_session")
             await release_hold(self.turns.turn(session))
             await self.sessions.delete(session_id)
+            if self.deadlines is not None:
+                await self.deadlines.cancel(session_id)
+
+    async def sweep(self) -> int:
+        """Write the outcome of every call whose deadline has passed; how many were written.
+
+        A call that fails here (Redis away mid-way) stays claimed and is due again when its
+        claim's lease runs out.
+        """
+        if self.deadlines is None:
+            return 0
+        now = self.clock().timestamp()
+        written = 0
+        for call_id in await self.deadlines.claim_due(now, SWEEP_BATCH):
+            try:
+                written += await self.expire(call_id, now)
+            except AgentError as exc:
+                log.warning(
+                    "could not write a lost call's outcome",
+                    extra={"call_id": call_id, "error": exc.message},
+                )
+        return written
+
+    async def expire(self, call_id: str, now: float) -> bool:
+        """Under the call's lock, write the outcome of a call whose deadline has passed and
+        that has none yet, as a lost call; True when it was written."""
+        assert self.deadlines is not None
+        async with self.sessions.locked(call_id):
+            session = await self.sessions.load(call_id)
+            if session is None or session.outcome_sent:
+                if session is None:
+                    log.warning("a lost call's session has expired", extra={"call_id": call_id})
+                await self.deadlines.cancel(call_id)
+                return False
+            if session.outcome_due_at is not None and session.outcome_due_at > now:
+                # An event came after the claim: the call is alive, its deadline moved on.
+                await self.deadlines.schedule(call_id, session.outcome_due_at)
+                return False
+            if not session.ended:
+                last = session.transcript[-1].at if session.transcript else session.started_at
+                await self.turns.end_call(session, CallEnded(cause=LOST_CAUSE), at=last)
+            await self._finish(session)
+            await self.sessions.save(session)
+            await self.deadlines.cancel(call_id)
+        return True
 
     # ------------------------------------------------------------------ steps
 
@@ -180,6 +240,27 @@ class DialogEngine:
                 session.slots["phone"] = event.contact.phone
         return session
 
+    def _set_due(self, session: Session) -> None:
+        if self.deadlines is None or session.outcome_sent:
+            session.outcome_due_at = None
+            return
+        session.outcome_due_at = outcome_due_at(
+            self.script,
+            session,
+            self.clock().timestamp(),
+            exit_grace_s=self.outcome_exit_grace_s,
+            idle_s=self.outcome_idle_s,
+        )
+
+    async def _track(self, session: Session) -> None:
+        """Mirror the session's outcome deadline into the store every replica sweeps."""
+        if self.deadlines is None:
+            return
+        if session.outcome_due_at is None:
+            await self.deadlines.cancel(session.session_id)
+        else:
+            await self.deadlines.schedule(session.session_id, session.outcome_due_at)
+
     async def _finish(self, session: Session) -> None:
         """Append the outcome to calls:completed once, when the call has ended."""
         record = outcomes.build_outcome(self.script, session)
@@ -192,6 +273,7 @@ class DialogEngine:
                 "call_id": session.session_id,
                 "status": record.status,
                 "turns": session.turns,
+                "lost": record.hangup_cause == LOST_CAUSE,
             },
         )
 

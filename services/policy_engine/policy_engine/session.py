@@ -71,6 +71,7 @@ class Session(BaseModel):
     last_reply: list[Sentence] = Field(default_factory=list)
     responses: dict[str, dict[str, Any]] = Field(default_factory=dict)
     outcome_sent: bool = False
+    outcome_due_at: float | None = None  # written without call.ended from then (epoch seconds)
     turns: int = 0
     llm_calls: int = 0
     degraded_turns: int = 0

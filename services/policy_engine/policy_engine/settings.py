@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from callkit.settings import ServiceSettings, prefixed_config
 
@@ -60,3 +60,32 @@ class PolicySettings(ServiceSettings):
     max_silences: int = Field(
         2, ge=0, le=10, description="Reprompts for a silent caller before a polite hang-up."
     )
+    outcome_exit_grace_s: float = Field(
+        60.0,
+        gt=0,
+        description="After the script's exit (a transfer excepted), how long to wait for the "
+        "bridge's call.ended before the outcome is written without its recording and latency.",
+    )
+    outcome_idle_s: float = Field(
+        1800.0,
+        gt=0,
+        description="A call with no event for this long (or transferred this long ago) is taken "
+        "as lost and its outcome written from the session; below POLICY_SESSION_TTL_S.",
+    )
+    outcome_sweep_interval_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often each replica looks for calls whose outcome is due.",
+    )
+
+    @model_validator(mode="after")
+    def _outcome_due_before_the_session_expires(self) -> "PolicySettings":
+        longest = max(self.outcome_idle_s, self.outcome_exit_grace_s)
+        if longest >= self.session_ttl_s:
+            raise ValueError(
+                f"POLICY_OUTCOME_IDLE_S and POLICY_OUTCOME_EXIT_GRACE_S ({longest:g}) must be "
+                f"below POLICY_SESSION_TTL_S ({self.session_ttl_s}): a lost call's outcome is "
+                "written from its session"
+            )
+        return self

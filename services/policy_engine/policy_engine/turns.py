@@ -104,10 +104,11 @@ class TurnRunner:
             return (lex.yes if digits == "1" else lex.no)[0]
         return " ".join(digits)
 
-    async def end_call(self, session: Session, event: CallEnded) -> None:
+    async def end_call(self, session: Session, event: CallEnded, at: float | None = None) -> None:
+        """Settle a hung-up call (``at``: when it ended, if not now)."""
         if session.ended:
             return
-        session.ended_at = time.time()
+        session.ended_at = time.time() if at is None else at
         session.hangup_cause = event.cause
         session.recording_path = event.recording_path
         session.latency = event.latency

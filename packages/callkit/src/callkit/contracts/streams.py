@@ -12,6 +12,9 @@ CALLS_DEAD: Final = "calls:dead"
 CALLS_EVENTS: Final = "calls:events"
 #: calls:events is trimmed (approximately) to this many entries.
 CALLS_EVENTS_MAXLEN: Final = 10_000
+#: Sorted set of call ids scored by when their outcome is due (epoch seconds): a call whose
+#: ``call.ended`` never comes gets its outcome written from its session at that time.
+CALLS_OUTCOME_DUE: Final = "calls:outcome_due"
 
 # Key namespaces: a key is the prefix and its parts joined by ":" (see :func:`key`).
 #: ``session:{call_id}``: a call's dialog session (JSON); ``session:{call_id}:lock`` its turn lock.
