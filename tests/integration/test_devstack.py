@@ -58,7 +58,9 @@ def test_a_service_that_ignores_sigterm_is_killed(modules: dict[str, str], free_
 def test_a_stale_pid_running_something_else_is_not_signalled(
     modules: dict[str, str], free_port: int
 ) -> None:
-    proc = devstack.launch("stubborn_server", args=[str(free_port)], env=modules)
+    proc = devstack.start(
+        "stubborn_server", modules, free_port, args=[str(free_port)], ready_path="/"
+    )
     try:
         assert devstack.stop_pid(proc.pid, "policy_engine", timeout_s=1) is False
         assert proc.poll() is None
