@@ -24,11 +24,11 @@ import wave
 from pathlib import Path
 from typing import Any
 
-import devstack
 import httpx
 import numpy as np
 import websockets
 
+import devstack
 from callkit.audio import resample, ulaw_decode, ulaw_encode
 from callkit.models import ModelStore, Registry
 from callkit.redis_provision import free_port

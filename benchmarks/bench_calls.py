@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
 
 from callkit.redis_provision import ensure
 from callsim.esl_server import EslServer
 from callsim.run import percentile, run_call
 from callsim.script import CallScript, load_script, load_scripts
 from callsim.switch import Switch
+from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = ROOT / "tests" / "calls"

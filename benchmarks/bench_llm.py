@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from devstack import start, stop
 from pydantic import BaseModel
 
 from callkit.llm_client import LlmClient
 from callkit.redis_provision import free_port
+from devstack import start, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = (ROOT / "prompts" / "system.en.txt").read_text(encoding="utf-8").strip()

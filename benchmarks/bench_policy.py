@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from devstack import start, stop
 
 from callkit.llm_client import LlmClient
 from callkit.redis_provision import ensure, free_port
+from devstack import start, stop
 from policy_engine.dialogues import load_dialogues, run_suite
 from policy_engine.script import load_script
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from devstack import start, stop
 
 from callkit.audio import resample, ulaw_decode, ulaw_encode
 from callkit.models import ModelStore, Registry
 from callkit.redis_provision import ensure, free_port
+from devstack import start, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = [

@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
-
 from callkit.redis_provision import ensure
 from callsim.esl_server import EslServer
 from callsim.run import RunOptions, run_call
 from callsim.script import CallScript
 from callsim.switch import Switch
+from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 MINUTES = float(os.environ.get("LONG_CALL_MINUTES", "30"))

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import devstack
 import httpx
 import pytest
 
+import devstack
 from callkit.redis_provision import free_port
 from callsim.esl_server import EslServer
 from callsim.run import RunOptions, run_call, summary_lines

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import devstack
 import httpx
 import pytest
+
+import devstack
 
 STUBBORN = """
 import signal, sys, time
