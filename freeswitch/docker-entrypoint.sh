@@ -54,6 +54,9 @@ emit outbound_caller_id OUTBOUND_CALLER_ID
 emit default_language DEFAULT_LANGUAGE
 emit console_loglevel FS_LOG_LEVEL
 emit max_sessions FS_MAX_SESSIONS
+emit operator_destination OPERATOR_DESTINATION
+[ -n "${OPERATOR_DESTINATION:-}" ] ||
+    echo "freeswitch: OPERATOR_DESTINATION is not set: calls handed to a person will end" >&2
 
 case $AUDIO_FORK in
     # The jambonz module streams the agent's audio back over the fork (with playout marks).

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 import websockets
+import yaml
 
 from callkit.contracts import live
 from callkit.contracts import outcome as outcomes
@@ -33,6 +34,7 @@ REPLY_DELAY_FRAMES = 20  # ... and answers 400 ms later
 BARGE_FRAMES = 35  # speech this long (700 ms) over the agent is an interruption
 KILL_DELAY_FRAMES = 5  # ... which stops the agent 100 ms later
 REPLY_S = 2.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rms(x: np.ndarray) -> float:
@@ -384,20 +386,87 @@ async def test_callsim_run_places_calls_on_a_running_emulator(
 
 async def test_transfer_setvar_multi_and_hupall_reply_as_freeswitch_does() -> None:
     switch = Switch()
-    events: list[Any] = []
-    switch.listeners.append(events.append)
     ch = switch.create_channel(direction="inbound", caller="+15550001", destination="100")
-    ch.state = "CS_PARK"
     assert await switch.api("uuid_setvar_multi", f"{ch.uuid} a=1;b=two") == "+OK\n"
     assert (ch.variables["a"], ch.variables["b"]) == ("1", "two")
-    assert await switch.api("uuid_transfer", f"{ch.uuid} -bleg 1000 XML default") == "+OK\n"
-    assert ch.transferred_to == "1000"
-    assert [e.name for e in events][-2:] == ["CHANNEL_UNPARK", "CHANNEL_EXECUTE"]
     assert await switch.api("uuid_transfer", "no-such-uuid 1000") == "-ERR No such channel!\n"
     assert (await switch.api("uuid_transfer", ch.uuid)).startswith("-USAGE:")
     reply = await switch.api("hupall", "MANAGER_REQUEST")
     assert reply == "+OK hangup all channels with cause MANAGER_REQUEST\n"
     assert switch.channels == {}
+
+
+async def _transfer_mid_call(
+    fake: tuple[FakeAgent, str], tmp_path: Path, destination: str, **options: Any
+) -> tuple[dict[str, Any], list[Any], str]:
+    """An inbound call through the deployment's dialplan, transferred over the API once the
+    fork is up; the report, the switch's events after the transfer and the API's reply."""
+    switch = Switch(fork_build="jambonz")
+    events: list[Any] = []
+    script = CallScript.model_validate(
+        {**SCRIPT, "turns": ["Hello there.", "I need a person.", {"hangup": {}}]}
+    )
+    agent, url = fake
+    run = RunOptions(fork_url=url, recordings=tmp_path, **options)
+    call = asyncio.create_task(run_call(switch, script, run))
+    for _ in range(1000):
+        ch = next(iter(switch.channels.values()), None)
+        if ch is not None and len(agent.replies_sent_at) > 1:  # the agent answered a turn
+            break
+        await asyncio.sleep(0.01)
+    assert ch is not None
+    assert ch.forks
+    switch.listeners.append(events.append)
+    reply = await switch.api("uuid_transfer", f"{ch.uuid} {destination}")
+    report = await asyncio.wait_for(call, 30)
+    return report, events, reply
+
+
+@pytest.mark.parametrize(
+    "destination", ["1000 XML default", "nobody XML transfer", "operator XML nowhere"]
+)
+async def test_a_transfer_the_dialplan_has_no_route_for_hangs_up_the_caller(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path, destination: str
+) -> None:
+    """As FreeSWITCH does: the API says +OK, then the hunt finds nothing and the call ends."""
+    report, events, reply = await _transfer_mid_call(fake_agent, tmp_path, destination)
+    assert reply == "+OK\n"
+    assert report["hangup_cause"] == "NO_ROUTE_DESTINATION"
+    assert report["hung_up_by"] == "switch"
+    assert report["transferred_to"] is None
+    hangup = next(e for e in events if e.name == "CHANNEL_HANGUP_COMPLETE")
+    assert hangup.get("Hangup-Cause") == "NO_ROUTE_DESTINATION"
+
+
+async def test_the_clinics_transfer_target_rings_the_operator_without_the_agent(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path
+) -> None:
+    """prompts/clinic/clinic.yaml's target has a route: the fork to the agent stops and the
+    call is bridged to OPERATOR_DESTINATION."""
+    target = yaml.safe_load((ROOT / "prompts/clinic/clinic.yaml").read_text())["transfer_target"]
+    report, events, reply = await _transfer_mid_call(
+        fake_agent, tmp_path, target, operator_destination="sofia/gateway/carrier/+15550142"
+    )
+    assert reply == "+OK\n"
+    assert report["transferred_to"] == "operator"
+    assert report["bridged_to"] == "sofia/gateway/carrier/+15550142"
+    assert report["hung_up_by"] == "caller"  # the scripted caller's part ends at the transfer
+    assert report["errors"] == []
+    ran = [(e.get("Application"), e.get("Application-Data")) for e in events]
+    assert ("bridge", "sofia/gateway/carrier/+15550142") in ran
+    fork_stop = next(d for a, d in ran if a == "set" and d.startswith("agent_fork_stopped="))
+    assert fork_stop == "agent_fork_stopped=+OK Success"
+    assert events[0].name == "CHANNEL_UNPARK"
+
+
+async def test_a_transfer_with_no_operator_configured_ends_the_call(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path
+) -> None:
+    report, _, _ = await _transfer_mid_call(
+        fake_agent, tmp_path, "operator XML transfer", operator_destination=""
+    )
+    assert report["transferred_to"] == "operator"
+    assert report["hangup_cause"] == "UNALLOCATED_NUMBER"  # vars.xml's default destination
 
 
 def test_the_bundled_call_scripts_load() -> None:

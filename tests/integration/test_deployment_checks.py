@@ -278,6 +278,18 @@ FREESWITCH_BREAKAGES: dict[str, tuple[str, str, str, str]] = {
         '        <action application="set" data="MOD_AUDIO_BASIC_AUTH_PASSWORD=$${fork_password}"/>',
         "a dialplan action carries FORK_PASSWORD",
     ),
+    "a transfer target without a route": (
+        "prompts/clinic/clinic.yaml",
+        'transfer_target: "operator XML transfer"',
+        'transfer_target: "1000 XML default"',
+        "has no route in freeswitch/conf",
+    ),
+    "a transfer route that bridges nowhere": (
+        "freeswitch/conf/dialplan/transfer.xml",
+        '<action application="bridge" data="$${operator_destination}"/>',
+        "",
+        "bridges the call to nobody",
+    ),
     "fork credentials that are not the bridge's": (
         "freeswitch/conf/vars.xml",
         "MOD_AUDIO_BASIC_AUTH_PASSWORD=$${fork_password}",

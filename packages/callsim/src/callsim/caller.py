@@ -161,12 +161,14 @@ class ScriptedCaller:
             )
 
     def _on_switch_event(self, event: Event) -> None:
-        if event.get("Unique-ID") == self.channel.uuid and event.get("Event-Name") in (
-            "CHANNEL_HANGUP",
-            "CHANNEL_DESTROY",
-        ):
+        if event.get("Unique-ID") != self.channel.uuid:
+            return
+        name = event.get("Event-Name")
+        if name in ("CHANNEL_HANGUP", "CHANNEL_DESTROY"):
             self._tick_event.set()
             self.switch.listeners.remove(self._on_switch_event)
+        elif name == "CHANNEL_EXECUTE" and event.get("Application") == "bridge":
+            self._tick_event.set()  # handed to a person: no more ticks come from the fork
 
     def _on_switch_stop(self, kind: str) -> None:
         self.timeline.stops.append((self.line.tick, kind))

@@ -249,11 +249,13 @@ def _captures(data: str, match: re.Match[str]) -> str:
     return re.sub(r"\$(\d)", one, data)
 
 
-_CHANNEL_VAR = re.compile(r"\$\{([^{}]+)\}")
+_CHANNEL_VAR = re.compile(r"\$\{([^{}()]+)\}")
 
 
 def expand(data: str, variables: Mapping[str, str]) -> str:
-    """``${name}`` expansion as the switch does it when an application runs (unset: empty)."""
+    """``${name}`` expansion as the switch does it when an application runs (unset: empty).
+
+    ``${api(args)}`` is an API call, not a variable: it is left for the switch to run."""
     return _CHANNEL_VAR.sub(lambda m: variables.get(m.group(1), ""), data)
 
 

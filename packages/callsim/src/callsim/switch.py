@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import itertools
 import logging
+import re
 import socket
 import time
 import uuid
@@ -27,6 +28,7 @@ import numpy as np
 from callkit.audio import resample
 from callkit.esl import Event
 from callsim.audio_fork import DEFAULT_BUG, AudioFork
+from callsim.fsconf import Dialplan, expand
 from callsim.line import CallerLine, through_codec
 from callsim.switch_strings import parse_brackets, separate_string
 
@@ -46,6 +48,9 @@ CODEC_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "L16": 16000}
 # Each 20 ms tick of a channel: (what the far end said, what was played to it), 16 kHz L16.
 Tap = Callable[[bytes, bytes | None], None]
 
+
+#: ``${api(args)}`` in an application's data (switch_channel_expand_variables runs the API).
+_API_CALL = re.compile(r"\$\{(\w+)\(([^()]*)\)\}")
 
 OUTCOME_CAUSES = {"busy": "USER_BUSY", "reject": "CALL_REJECTED", "no_answer": "NO_ANSWER"}
 
@@ -77,6 +82,8 @@ class Channel:
     hangup_cause: str | None = None
     hung_up_by: str | None = None
     transferred_to: str | None = None
+    bridged_to: str | None = None  # the dial string a transfer's bridge rang
+    context: str = "default"  # the dialplan context the channel is routed in
     _last_written: bytes | None = None
 
     def media_tick(self, samples: int, rate: int) -> tuple[bytes, bytes | None]:
@@ -138,6 +145,8 @@ class Switch:
         self.fork_build = fork_build
         # Global variables (the configuration's X-PRE-PROCESS set): channel lookups fall back here.
         self.globals: dict[str, str] = {}
+        # The configuration's XML dialplan: transfers hunt it as the switch would.
+        self.dialplan: Dialplan | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sequence = itertools.count(1)
 
@@ -350,10 +359,16 @@ class Switch:
         return "+OK\n"
 
     def _api_uuid_transfer(self, args: str) -> str:
-        """uuid_transfer <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]."""
+        """uuid_transfer <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>].
+
+        As in FreeSWITCH the reply is ``+OK`` once the transfer is queued; the channel then
+        leaves park and routes through the dialplan on its own. A destination no extension of
+        the context takes ends the call with NO_ROUTE_DESTINATION, which the caller hears.
+        """
+        usage = "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
         parts = separate_string(args, 5)
         if len(parts) < 2:
-            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+            return usage
         ch = self._channel(parts[0])
         if ch is None:
             return "-ERR No such channel!\n"
@@ -361,18 +376,72 @@ class Switch:
         if rest[0] in ("-bleg", "-both"):
             rest = rest[1:]
         if not rest:
-            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
-        ch.transferred_to = rest[0]
-        ch.variables["transfer_destination"] = rest[0]
+            return usage
+        exten = rest[0]
+        dialplan = rest[1] if len(rest) > 1 else "XML"
+        context = rest[2] if len(rest) > 2 else ch.context
         if ch.state == "CS_PARK":
             ch.state = "CS_EXECUTE"
             self.fire_channel("CHANNEL_UNPARK", ch)
-        self.fire_channel(
-            "CHANNEL_EXECUTE",
-            ch,
-            [("Application", "transfer"), ("Application-Data", " ".join(rest))],
-        )
+        task = asyncio.get_running_loop().create_task(self._route(ch, exten, dialplan, context))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return "+OK\n"
+
+    async def _route(self, ch: Channel, exten: str, dialplan: str, context: str) -> None:
+        """The transferred channel's dialplan hunt (CS_ROUTING) and the extension it runs."""
+        ch.destination_number = exten
+        ch.variables["destination_number"] = exten
+        found = None
+        if dialplan == "XML" and self.dialplan is not None:
+            found = self.dialplan.hunt(context, {**ch.variables, "uuid": ch.uuid})
+        if found is None:
+            log.info("transfer found no route", extra={"context": context, "dialplan": dialplan})
+            self.hangup(ch, "NO_ROUTE_DESTINATION")
+            return
+        ch.context = context
+        for action in found[1]:
+            if ch.uuid not in self.channels:
+                return
+            data = await self.expand(ch, action.data)
+            headers = [("Application", action.application), ("Application-Data", data)]
+            self.fire_channel("CHANNEL_EXECUTE", ch, headers)
+            if action.application in ("set", "export"):
+                name, _, value = data.partition("=")
+                ch.variables[name] = value
+            elif action.application == "hangup":
+                self.hangup(ch, data or "NORMAL_CLEARING")
+                return
+            elif action.application == "answer":
+                self.answer(ch)
+            elif action.application == "park":
+                ch.state = "CS_PARK"
+                self.fire_channel("CHANNEL_PARK", ch)
+                return
+            elif action.application == "bridge":
+                ch.transferred_to = exten
+                endpoint, _, cause = data.partition("/")
+                if endpoint == "error":  # mod_dptools' error endpoint fails with its cause
+                    ch.variables["originate_disposition"] = cause or "NORMAL_CLEARING"
+                else:
+                    ch.bridged_to = data  # the person's leg is not emulated: the call stays
+                    return
+            self.fire_channel(
+                "CHANNEL_EXECUTE_COMPLETE", ch, [*headers, ("Application-Response", "_none_")]
+            )
+        self.hangup(ch, "NORMAL_CLEARING")  # the extension ran out of actions
+
+    async def expand(self, ch: Channel, data: str) -> str:
+        """A dialplan action's data as the switch expands it when the application runs:
+        ``$${name}`` is already gone (preprocessor), ``${name}`` reads the channel then the
+        globals, and ``${api(args)}`` runs that API and is replaced by its output."""
+        data = expand(data, {**self.globals, **ch.variables, "uuid": ch.uuid})
+        out, last = [], 0
+        for call in _API_CALL.finditer(data):
+            reply = await self.api(call.group(1), call.group(2))
+            out += [data[last : call.start()], reply.rstrip("\n")]
+            last = call.end()
+        return "".join([*out, data[last:]])
 
     def _api_hupall(self, args: str) -> str:
         cause = args.strip().split(" ")[0] or "MANAGER_REQUEST"

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
+
 from callsim import fsconf
 from callsim.switch_strings import separate_string
 
@@ -64,6 +66,7 @@ def check_freeswitch(root: Path) -> list[str]:
         found = [f"freeswitch/{p}" for p in conf.problems]
         found += list(_static(conf, env))
         found += [f"freeswitch/conf/dialplan ({build} build): {p}" for p in _fork(conf, env, args)]
+        found += list(_transfer_targets(conf, root))
         problems += [p for p in found if p not in problems]
     return problems
 
@@ -169,6 +172,52 @@ def _fork(conf: fsconf.Config, env: dict[str, str], argc: int) -> Iterator[str]:
             yield "no api_on_answer starts the audio fork when the call is answered"
             continue
         yield from _fork_command(command, env, argc)
+
+
+def _transfer_targets(conf: fsconf.Config, root: Path) -> Iterator[str]:
+    """Each clinic's transfer_target must reach a person: an extension that bridges the call.
+
+    The bridge sends ``uuid_transfer <uuid> <target>``; FreeSWITCH answers +OK whatever the
+    target, and only then finds no route and hangs the caller up (NO_ROUTE_DESTINATION).
+    """
+    plan = conf.dialplan()
+    sofia = conf.configuration("sofia.conf")
+    inbound = (
+        next(
+            (p.get("value", "") for p in sofia.iter("param") if p.get("name") == "context"),
+            "default",
+        )
+        if sofia is not None
+        else "default"
+    )
+    for clinic in sorted(root.glob("prompts/*/clinic.yaml")):
+        shown = clinic.relative_to(root).as_posix()
+        try:
+            target = (yaml.safe_load(clinic.read_text(encoding="utf-8")) or {}).get(
+                "transfer_target"
+            )
+        except (OSError, yaml.YAMLError) as exc:
+            yield f"{shown}: cannot be read ({type(exc).__name__})"
+            continue
+        if not isinstance(target, str) or not target.strip():
+            continue
+        parts = separate_string(target.strip(), 3)
+        exten, dialplan = parts[0], parts[1] if len(parts) > 1 else "XML"
+        context = parts[2] if len(parts) > 2 else inbound
+        if dialplan != "XML":
+            continue  # an inline dialplan carries its own applications
+        found = plan.hunt(context, {**SAMPLE_CALL, "destination_number": exten})
+        if found is None:
+            yield (
+                f"{shown}: transfer_target {target!r} has no route in freeswitch/conf (no "
+                f"extension of context {context!r} takes {exten!r}): FreeSWITCH would hang the "
+                "caller up with NO_ROUTE_DESTINATION"
+            )
+        elif not any(a.application == "bridge" for a in found[1]):
+            yield (
+                f"{shown}: transfer_target {target!r} reaches extension {found[0]!r}, which "
+                "bridges the call to nobody"
+            )
 
 
 def _variables(variables: dict[str, str], env: dict[str, str], data: list[str]) -> Iterator[str]:
