@@ -1,7 +1,7 @@
 """Clients for the services a call uses: the ASR gateway (WebSocket), the policy engine (SSE) and
-the TTS gateway (streamed PCM). Each keeps its retries to what is safe: policy events are
-idempotent (segment or event ids), so a failed request is retried; a synthesis is retried only
-before its first byte."""
+the TTS gateway (streamed PCM). Retries follow the shared rule (callkit.retry: retryable errors
+only, jittered pauses, Retry-After honoured) and stop at what is safe: nothing is retried after
+the first line or byte of an answer reached the call."""
 
 from __future__ import annotations
 
@@ -15,9 +15,51 @@ import websockets
 
 from callkit.contracts.asr import SERVER_EVENTS, ServerEvent, SessionStart
 from callkit.contracts.dialog import DialogRequest, Event, SseEvent, parse_sse
-from callkit.errors import DependencyUnavailable, InvalidInput
+from callkit.errors import (
+    AgentError,
+    DependencyUnavailable,
+    InvalidInput,
+    error_for_status,
+    parse_retry_after,
+)
+from callkit.retry import jittered, retrying
 
 log = logging.getLogger("fs_bridge.clients")
+
+
+async def _open(
+    client: httpx.AsyncClient,
+    service: str,
+    request: httpx.Request,
+    lines: bool,
+) -> tuple[httpx.Response, AsyncIterator[str] | AsyncIterator[bytes], str | bytes | None]:
+    """Send ``request`` and read the answer's first line or chunk.
+
+    A status other than 200 becomes the stack's error for it (error_for_status), with the
+    Retry-After the service sent; network failures pass through for the retry rule to judge.
+    The response is left open for the caller to read on.
+    """
+    response = await client.send(request, stream=True)
+    try:
+        if response.status_code != 200:
+            detail = (await response.aread()).decode(errors="replace")[:300]
+            raise error_for_status(
+                response.status_code,
+                f"{service} answered {response.status_code}: {detail}",
+                retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        rest: AsyncIterator[str] | AsyncIterator[bytes]
+        first: str | bytes | None
+        if lines:
+            rest = text = response.aiter_lines()
+            first = await anext(text, None)
+        else:
+            rest = raw = response.aiter_bytes()
+            first = await anext(raw, None)
+    except BaseException:
+        await response.aclose()
+        raise
+    return response, rest, first
 
 
 class PolicyClient:
@@ -28,59 +70,64 @@ class PolicyClient:
         self.attempts = attempts
 
     async def events(self, session_id: str, event: Event) -> AsyncIterator[SseEvent]:
-        """POST /dialog with SSE: each reply.sentence, then reply.done (or error)."""
+        """POST /dialog with SSE: each reply.sentence, then reply.done (or error).
+
+        Events are idempotent (segment or event ids), so a failure before the reply's first
+        line is retried by the shared rule; a refused event (4xx) is logged and dropped.
+        """
         body = DialogRequest(session_id=session_id, event=event).model_dump(
             mode="json", exclude_none=True
         )
-        delay = 0.25
-        for attempt in range(self.attempts):
-            started = False
-            try:
-                async with self.client.stream(
-                    "POST",
-                    f"{self.base_url}/dialog",
-                    json=body,
-                    headers={"Accept": "text/event-stream"},
-                    timeout=httpx.Timeout(60.0, connect=2.0),
-                ) as response:
-                    if response.status_code >= 500:
-                        raise DependencyUnavailable(
-                            f"policy engine answered {response.status_code}"
-                        )
-                    if response.status_code != 200:
-                        detail = (await response.aread()).decode(errors="replace")[:300]
+        request = self.client.build_request(
+            "POST",
+            f"{self.base_url}/dialog",
+            json=body,
+            headers={"Accept": "text/event-stream"},
+            timeout=httpx.Timeout(60.0, connect=2.0),
+        )
+
+        def retrying_log(attempt: int) -> None:
+            log.warning("policy engine unavailable; retrying", extra={"attempt": attempt})
+
+        try:
+            async for attempt in retrying(
+                attempts=self.attempts, first_wait_s=0.25, max_wait_s=4.0, on_retry=retrying_log
+            ):
+                with attempt:
+                    response, lines, first = await _open(
+                        self.client, "policy engine", request, True
+                    )
+        except AgentError as exc:
+            if exc.retryable:
+                raise DependencyUnavailable(f"policy engine: {exc.code}") from exc
+            log.warning(
+                "policy engine refused an event",
+                extra={"code": exc.code, "event_type": event.type, "detail": exc.message},
+            )
+            return
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"policy engine: {type(exc).__name__}") from exc
+        try:
+            kind = ""
+            async for line in _chain(first, lines):
+                assert isinstance(line, str)
+                if line.startswith("event: "):
+                    kind = line[7:].strip()
+                elif line.startswith("data: "):
+                    try:
+                        parsed = parse_sse(kind, line[6:])
+                    except InvalidInput as exc:
+                        # A reply this bridge cannot read is skipped, not fatal.
                         log.warning(
-                            "policy engine refused an event",
-                            extra={
-                                "status": response.status_code,
-                                "event_type": event.type,
-                                "detail": detail,
-                            },
+                            "unreadable policy engine event",
+                            extra={"code": exc.code, "error": exc.message},
                         )
-                        return
-                    kind = ""
-                    async for line in response.aiter_lines():
-                        if line.startswith("event: "):
-                            kind = line[7:].strip()
-                        elif line.startswith("data: "):
-                            started = True
-                            try:
-                                parsed = parse_sse(kind, line[6:])
-                            except InvalidInput as exc:
-                                # A reply this bridge cannot read is skipped, not fatal.
-                                log.warning(
-                                    "unreadable policy engine event",
-                                    extra={"code": exc.code, "error": exc.message},
-                                )
-                                continue
-                            yield parsed
-                return
-            except (httpx.TransportError, DependencyUnavailable) as exc:
-                if started or attempt == self.attempts - 1:
-                    raise DependencyUnavailable(f"policy engine: {type(exc).__name__}") from exc
-                log.warning("policy engine unreachable; retrying", extra={"attempt": attempt + 1})
-                await asyncio.sleep(delay)
-                delay = min(4.0, delay * 2)
+                        continue
+                    yield parsed
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"policy engine: {type(exc).__name__}") from exc
+        finally:
+            await response.aclose()
 
 
 class TtsClient:
@@ -90,28 +137,44 @@ class TtsClient:
         self.attempts = attempts
 
     async def speak(self, text: str, sample_rate: int = 16000) -> AsyncIterator[bytes]:
-        """The sentence as 16-bit PCM, streamed as it is synthesized."""
-        delay = 0.2
-        for attempt in range(self.attempts):
-            started = False
-            try:
-                async with self.client.stream(
-                    "POST",
-                    f"{self.base_url}/synthesize",
-                    json={"text": text, "sample_rate": sample_rate, "format": "pcm_s16le"},
-                    timeout=httpx.Timeout(30.0, connect=2.0),
-                ) as response:
-                    if response.status_code != 200:
-                        raise DependencyUnavailable(f"TTS gateway answered {response.status_code}")
-                    async for chunk in response.aiter_bytes():
-                        started = True
-                        yield chunk
-                return
-            except (httpx.TransportError, DependencyUnavailable) as exc:
-                if started or attempt == self.attempts - 1:
-                    raise DependencyUnavailable(f"TTS gateway: {type(exc).__name__}") from exc
-                await asyncio.sleep(delay)
-                delay *= 2
+        """The sentence as 16-bit PCM, streamed as it is synthesized.
+
+        Retried by the shared rule before the first byte only (a caller must not hear a
+        sentence twice); a refused sentence (400, 413) raises InvalidInput at once.
+        """
+        request = self.client.build_request(
+            "POST",
+            f"{self.base_url}/synthesize",
+            json={"text": text, "sample_rate": sample_rate, "format": "pcm_s16le"},
+            timeout=httpx.Timeout(30.0, connect=2.0),
+        )
+        try:
+            async for attempt in retrying(attempts=self.attempts, first_wait_s=0.2, max_wait_s=2.0):
+                with attempt:
+                    response, chunks, first = await _open(
+                        self.client, "TTS gateway", request, False
+                    )
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"TTS gateway: {type(exc).__name__}") from exc
+        try:
+            async for chunk in _chain(first, chunks):
+                assert isinstance(chunk, bytes)
+                if chunk:
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"TTS gateway: {type(exc).__name__}") from exc
+        finally:
+            await response.aclose()
+
+
+async def _chain(
+    first: str | bytes | None, rest: AsyncIterator[str] | AsyncIterator[bytes]
+) -> AsyncIterator[str | bytes]:
+    if first is None:
+        return
+    yield first
+    async for item in rest:
+        yield item
 
 
 class AsrStream:
@@ -160,7 +223,7 @@ class AsrStream:
             # Audio queued while disconnected is stale: a new session starts from now.
             while not self.audio.empty():
                 self.audio.get_nowait()
-            await asyncio.sleep(delay)
+            await asyncio.sleep(jittered(delay))
             delay = min(5.0, delay * 2)
 
     async def _receive(self, message: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from callkit.errors import ConfigError, DependencyUnavailable
 from callkit.esl import Event, Message, MessageReader, command, parse_event
+from callkit.retry import jittered
 
 log = logging.getLogger("fs_bridge.esl")
 EVENTS = (
@@ -94,7 +95,7 @@ class EslClient:
             finally:
                 self.connected.clear()
                 await self._drop()
-            await asyncio.sleep(backoff)
+            await asyncio.sleep(jittered(backoff))
             backoff = min(self.max_backoff_s, backoff * 2)
 
     async def _connect(self) -> asyncio.StreamReader:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from pydantic import ValidationError
 
@@ -19,11 +21,15 @@ class AgentError(Exception):
     retryable: bool = False
     http_status: int = 500
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        #: How long the dependency asked us to wait before trying again (its Retry-After).
+        self.retry_after_s = retry_after_s
 
 
 class InvalidInput(AgentError):
@@ -138,6 +144,58 @@ def is_retryable(exc: BaseException) -> bool:
         "APIConnectionError",
         "APITimeoutError",
     }
+
+
+def error_for_status(
+    status: int, message: str, *, retry_after_s: float | None = None
+) -> AgentError:
+    """The stack's error for an HTTP status a dependency answered with.
+
+    408, 429 and 5xx are worth retrying (the dependency is busy, restarting or overloaded);
+    every other 4xx says the request itself is wrong and will fail the same way again.
+    """
+    error: type[AgentError]
+    if status in (408, 504):
+        error = DependencyTimeout
+    elif status == 429:
+        error = RateLimited
+    elif status >= 500 or status in RETRYABLE_HTTP_STATUSES:
+        error = DependencyUnavailable
+    elif status == 404:
+        error = NotFound
+    elif status == 413:
+        error = PayloadTooLarge
+    elif status == 415:
+        error = UnsupportedFormat
+    elif 400 <= status < 500:
+        error = InvalidInput
+    else:  # 1xx/3xx where a final answer was expected: the dependency misbehaves
+        error = DependencyUnavailable
+    return error(message, retry_after_s=retry_after_s)
+
+
+#: Longest Retry-After taken as given; anything longer is treated as this long.
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3).
+
+    None when absent or unreadable; a date in the past is 0; capped at ``MAX_RETRY_AFTER_S``.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER_S)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
 def _status_of(exc: BaseException) -> int | None:
