@@ -47,8 +47,17 @@ METRIC_TYPES: dict[str, Any] = {
     "Histogram": Histogram,
     "Summary": Summary,
 }
-# Series that exist without any service defining them.
-BUILTIN_SERIES = {"up"}
+# Series that exist without any service defining them: Prometheus's own, and those of the
+# process collector every service's registry carries (callkit.http.ServiceMetrics).
+PROCESS_SERIES = {
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+}
+BUILTIN_SERIES = {"up"} | PROCESS_SERIES
 # vLLM's own metrics (gpu profile only); the repository does not define them.
 FOREIGN_PREFIXES = ("vllm:",)
 
@@ -410,3 +419,26 @@ def _seconds(duration: str) -> float:
     assert match, duration
     value, unit = int(match.group(1)), match.group(2)
     return value * {"ms": 0.001, "s": 1, "m": 60}[unit]
+
+
+async def test_every_service_exports_its_process_memory_cpu_and_descriptors() -> None:
+    """The dashboard's Processes row and the process alerts read these from every job."""
+    import httpx  # here, not above: the other tests of this file import no web stack
+
+    from callkit.http import create_service_app
+
+    app = create_service_app("probe")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        text = (await client.get("/metrics")).text
+    samples = {line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+    assert samples >= PROCESS_SERIES
+    rss = next(line for line in text.splitlines() if line.startswith("process_resident_memory"))
+    assert float(rss.split(" ")[1]) > 10 * 2**20  # a Python process holds megabytes
+    # Every service's /metrics is that shell's: its app is built by create_service_app or
+    # install_ops, which put the process collector on the service's registry.
+    for app_py in sorted((ROOT / "services").glob("*/*/app.py")):
+        if "build" in app_py.parts:
+            continue
+        source = app_py.read_text(encoding="utf-8")
+        assert "create_service_app(" in source or "install_ops(" in source, app_py

@@ -52,16 +52,17 @@ class TtsMetrics:
             registry=registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
         )
-        self.hit_ratio = Gauge(
-            "tts_cache_hit_ratio", "Share of requests served from the cache.", registry=registry
+        # Counters, not a ratio: a share is only meaningful over a window and summed over
+        # replicas, rate(hits) / (rate(hits) + rate(misses)).
+        self.cache_hits = Counter(
+            "tts_cache_hits_total", "Cache lookups that found the audio.", registry=registry
         )
-        self._hits = 0
-        self._total = 0
+        self.cache_misses = Counter(
+            "tts_cache_misses_total", "Cache lookups that had to synthesize.", registry=registry
+        )
 
     def count_lookup(self, hit: bool) -> None:
-        self._total += 1
-        self._hits += int(hit)
-        self.hit_ratio.set(self._hits / self._total)
+        (self.cache_hits if hit else self.cache_misses).inc()
 
 
 @dataclass(frozen=True, slots=True)

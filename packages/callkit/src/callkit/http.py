@@ -22,6 +22,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -37,11 +38,14 @@ READY_CHECK_TIMEOUT_S = 2.0
 
 
 class ServiceMetrics:
-    """A Prometheus registry per app (no process-global state), with HTTP request metrics."""
+    """A Prometheus registry per app (no process-global state), with HTTP request metrics and
+    the process's own: process_resident_memory_bytes, process_cpu_seconds_total,
+    process_open_fds (read from /proc at each scrape; absent where there is no /proc)."""
 
     def __init__(self, service: str) -> None:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
         self.http_requests = Counter(
             "http_requests_total",
             "HTTP requests by route and status.",
