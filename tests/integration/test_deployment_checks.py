@@ -27,6 +27,7 @@ COPIED = (
     "services",
     "packages/callkit",
     "requirements",
+    "scripts/llama-cpp-text-only.cmake",
     "prompts",
     "deploy",
 )
@@ -368,7 +369,7 @@ DOCKER_BREAKAGES: dict[str, tuple[str, str, str, str]] = {
         "compose.yaml",
         "MODELS: tts,",
         "MODELS: voices,",
-        "MODELS=voices but requirements/models-voices.txt does not exist (building tts)",
+        "MODELS=voices but requirements/lock/models-voices.txt does not exist (building tts)",
     ),
     "an image port the service does not listen on": (
         "compose.yaml",
@@ -376,11 +377,17 @@ DOCKER_BREAKAGES: dict[str, tuple[str, str, str, str]] = {
         'SERVICE: notifier, PORT: "8086"',
         "PORT='8086' but notifier listens on 8085",
     ),
-    "a package without dependencies left unpinned": (
+    "packages without dependencies from no lock file": (
         "compose.yaml",
+        "NO_DEPS: models-nodeps}",
         "NO_DEPS: silero-vad==6.2.3}",
-        "NO_DEPS: silero-vad}",
-        "NO_DEPS entry 'silero-vad' is not pinned as name==version (building asr)",
+        "NO_DEPS=silero-vad==6.2.3 but requirements/lock/silero-vad==6.2.3.txt does not exist (building asr)",
+    ),
+    "a service without its lock": (
+        "compose.yaml",
+        'SERVICE: notifier, PORT: "8085"',
+        'SERVICE: notifier_v2, PORT: "8085"',
+        "SERVICE=notifier_v2 but its lock requirements/lock/notifier-v2.txt does not exist (building notifier)",
     ),
     "a build that names no service": (
         "compose.yaml",

