@@ -174,6 +174,18 @@ def _delete(path: list[str]) -> Callable[[dict[str, Any]], None]:
             _set(["states", "farewell", "status"], "happy"),
             r"state 'farewell': an exit needs a status",
         ),
+        (
+            _set(["states", "ask_phone", "fallback"], ["skip"]),
+            r"state 'ask_phone': fallback 'skip' needs slots a booking can do without; \['phone'\]",
+        ),
+        (
+            _set(["states", "ask_symptoms", "fallback"], ["spell"]),
+            r"state 'ask_symptoms': fallback 'spell' is for a question that asks the name",
+        ),
+        (
+            _set(["states", "ask_phone", "fallback"], ["offer_person", "keypad"]),
+            r"state 'ask_phone': fallback 'offer_person' ends the fallback, it must be last",
+        ),
     ],
     ids=[
         "unknown-target",
@@ -186,6 +198,9 @@ def _delete(path: list[str]) -> Callable[[dict[str, Any]], None]:
         "announce-with-slots",
         "missing-phrase",
         "bad-status",
+        "skip-a-required-slot",
+        "spell-without-a-name",
+        "offer-person-not-last",
     ],
 )
 def test_a_broken_script_is_refused_naming_the_state(

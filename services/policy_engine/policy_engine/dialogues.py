@@ -3,7 +3,8 @@
 Each YAML file is one call: what the caller says turn by turn (or a silence, a barge-in, a key
 press, a hang-up) and what must be true at the end (status, slots, things said and never said).
 The report gives completion and slot accuracy over the booking dialogues, per-turn latency with
-and without the LLM, and checks that no appointment slot was booked twice.
+and without the LLM, and checks that no appointment slot was booked twice and that no dialogue
+hears one question more than twice in a row (turns that are the same question and nothing else).
 
 Dialogue file::
 
@@ -53,6 +54,7 @@ from policy_engine.stores.calendar import RedisCalendar
 from policy_engine.stores.sessions import RedisSessionStore
 
 DEFAULT_NOW = "2026-11-23T09:00"
+MAX_IN_ROW = 2
 _EVENT = TypeAdapter(Event)
 
 
@@ -96,6 +98,7 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
     result = Result(name=spec["name"], booking=bool(spec.get("booking")), status=None)
     said: list[str] = []
     offered_seen: list[str] = []
+    asked_in_row: list[str] = []  # the question the last turns were, and nothing else
 
     async def send(event: dict[str, Any]) -> DialogReply:
         started = time.perf_counter()
@@ -112,6 +115,19 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
             result.first_ms.append(((first[0] - started) * 1000, used))
         said.extend(r.text for r in reply.replies)
         session = await engine.get(call_id)
+        if not reply.replayed:
+            # A turn that is one question's text and nothing else continues the run.
+            asked = {x.state for x in session.last_reply if x.source in ("say", "reprompt")}
+            only_asks = all(x.source in ("say", "reprompt") for x in session.last_reply)
+            if len(asked) != 1 or not only_asks:
+                asked_in_row.clear()
+            else:
+                question = asked.pop() or ""
+                if asked_in_row and asked_in_row[-1] != question:
+                    asked_in_row.clear()
+                asked_in_row.append(question)
+                if len(asked_in_row) == MAX_IN_ROW + 1:
+                    result.problems.append(f"asked {question} {MAX_IN_ROW + 1} times in a row")
         for t in session.offered_times:
             if t not in offered_seen:
                 offered_seen.append(t)

@@ -354,6 +354,22 @@ def parse_spelled(text: str) -> str | None:
     return letters.capitalize()
 
 
+def parse_spelled_name(text: str) -> str | None:
+    """A name spelled letter by letter, its words apart by a comma or a pause word:
+    "J-O-H-N, S-M-I-T-H" or "J O H N space S M I T H" -> "John Smith"."""
+    names = []
+    for part in re.split(r"[,;]|\s(?:and|space|then|и)\s", text, flags=re.I):
+        run: list[str] = []
+        for token in [*re.split(r"[\s.-]+", part), ""]:
+            if len(token) == 1 and token.isalpha():
+                run.append(token)
+                continue
+            if len(run) >= 2:
+                names.append("".join(run).capitalize())
+            run = []
+    return " ".join(names) or None
+
+
 def parse_name(text: str, words: Words, *, expecting: bool) -> str | None:
     """The caller's name when they say it with a cue ("my name is…", "it's…"), or, when the
     agent just asked for it, an utterance that is nothing but a name (or starts with one)."""

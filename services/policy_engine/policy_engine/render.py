@@ -52,6 +52,17 @@ def spoken_price(amount: float, currency: str, locale: str) -> str:
     return f"{symbol}{value}" if symbol else f"{value} {currency}"
 
 
+def spoken_phone(e164: str, country_code: str) -> str:
+    """The number read back digit by digit in groups, without the clinic's own country code:
+    "+15552525252" is "5 5 5, 2 5 2, 5 2 5 2" (threes, then the last four)."""
+    digits = e164.lstrip("+")
+    if digits.startswith(country_code) and len(digits) > 10:
+        digits = digits[len(country_code) :]
+    head, tail = (digits[:-4], digits[-4:]) if len(digits) > 4 else ("", digits)
+    groups = [head[max(0, i - 3) : i] for i in range(len(head), 0, -3)][::-1]
+    return ", ".join(" ".join(group) for group in [*groups, tail])
+
+
 def fill(template: str, values: Mapping[str, str | None]) -> str | None:
     """The template with its placeholders filled; None when one of them has no value yet."""
     missing = False

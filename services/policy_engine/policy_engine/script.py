@@ -21,6 +21,9 @@ from policy_engine.lexicon import Lexicon, LexiconFile, Words, lexicon_for, word
 from policy_engine.lexicon import problems as lexicon_problems
 
 Kind = Literal["question", "announce", "exit", "end"]
+# What a question does once it has failed twice in a row: ask to spell the name, offer the
+# keypad, go on without the slot, or offer a person.
+Strategy = Literal["spell", "keypad", "skip", "offer_person"]
 Localized = dict[str, str]
 
 # Every slot the engine knows how to fill, with what it holds.
@@ -45,6 +48,33 @@ SLOTS: dict[str, str] = {
     "appointment_confirmed": "yes/no",
     "correction": "what the caller asked to change",
 }
+YES_NO_SLOTS = frozenset(
+    [
+        "visited_doctor",
+        "study_requested",
+        "study_decision",
+        "video_conclusion",
+        "time_confirmed",
+        "contraindications",
+        "discount",
+        "appointment_confirmed",
+    ]
+)
+# Slots a booking can do without: a question about them may be skipped after two failures.
+OPTIONAL_SLOTS = frozenset(
+    [
+        "client_name",
+        "symptoms",
+        "symptoms_duration",
+        "pain_character",
+        "visited_doctor",
+        "study_requested",
+        "video_conclusion",
+        "age",
+        "weight_kg",
+        "discount",
+    ]
+)
 # Placeholders a text may use; the engine fills them per call.
 PLACEHOLDERS = frozenset(
     [
@@ -64,6 +94,7 @@ PLACEHOLDERS = frozenset(
         "horizon_days",
         "clinic_name",
         "agent_name",
+        "phone_digits",
     ]
 )
 
@@ -115,6 +146,12 @@ ENGINE_PHRASES = frozenset(
         "contraindication_noted",
         "booking_failed",
         "unclear_study",
+        "spell_name",
+        "keypad_phone",
+        "keypad_yes_no",
+        "skip_slot",
+        "offer_person",
+        "phone_read_back",
     ]
 )
 STATUSES = frozenset(
@@ -141,6 +178,16 @@ class StateDef(BaseModel):
     next: str | list[Transition] | None = None
     status: str | None = None
     action: Literal["hangup", "transfer", "none"] | None = None
+    fallback: list[Strategy] = Field(default_factory=list)
+
+    @property
+    def strategies(self) -> list[Strategy]:
+        """What follows the second failed ask, one per failure; it always ends by going on
+        without the slots (when the booking can do without them) or by offering a person."""
+        out = list(self.fallback)
+        if not out or out[-1] not in ("skip", "offer_person"):
+            out.append("skip" if set(self.slots) <= OPTIONAL_SLOTS else "offer_person")
+        return out
 
     @property
     def transitions(self) -> list[Transition]:
@@ -393,6 +440,7 @@ def _validate(script: Script, path: Path) -> None:
                 raise ConfigError(
                     f"{where}: unknown slot {slot!r}; known: {', '.join(sorted(SLOTS))}"
                 )
+        _check_fallback(state, where)
         if state.kind == "exit":
             if state.status not in STATUSES:
                 raise ConfigError(
@@ -429,6 +477,26 @@ def _validate(script: Script, path: Path) -> None:
         if state.id not in reachable:
             raise ConfigError(f"{path}: state {state.id!r} cannot be reached from {script.start!r}")
     _validate_facts(script)
+
+
+def _check_fallback(state: StateDef, where: str) -> None:
+    if state.fallback and state.kind != "question":
+        raise ConfigError(f"{where}: only questions have a fallback")
+    slots = set(state.slots)
+    for i, strategy in enumerate(state.fallback):
+        if strategy in ("skip", "offer_person") and i != len(state.fallback) - 1:
+            raise ConfigError(f"{where}: fallback {strategy!r} ends the fallback, it must be last")
+        if strategy == "spell" and "client_name" not in slots:
+            raise ConfigError(f"{where}: fallback 'spell' is for a question that asks the name")
+        if strategy == "keypad" and not slots & ({"phone"} | YES_NO_SLOTS):
+            raise ConfigError(
+                f"{where}: fallback 'keypad' is for a phone number or a yes/no question"
+            )
+        if strategy == "skip" and not slots <= OPTIONAL_SLOTS:
+            raise ConfigError(
+                f"{where}: fallback 'skip' needs slots a booking can do without; "
+                f"{sorted(slots - OPTIONAL_SLOTS)} are not ({', '.join(sorted(OPTIONAL_SLOTS))})"
+            )
 
 
 def _reachable(script: Script) -> set[str]:

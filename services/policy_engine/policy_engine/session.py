@@ -61,6 +61,10 @@ class Session(BaseModel):
     slots: dict[str, Any] = Field(default_factory=dict)
     said: list[str] = Field(default_factory=list)
     asked: dict[str, int] = Field(default_factory=dict)
+    # Per question, the asks in a row the caller's answers have not filled (the repeat rule).
+    misses: dict[str, int] = Field(default_factory=dict)
+    skipped: list[str] = Field(default_factory=list)  # slots the call goes on without
+    person_offered: str | None = None  # the question after whose failures a person was offered
     silences: int = 0
     offered_times: list[str] = Field(default_factory=list)
     hold: Hold | None = None

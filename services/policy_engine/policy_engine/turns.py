@@ -27,8 +27,8 @@ from policy_engine.dialog.context import Deps, Emit, Turn
 from policy_engine.dialog.rollback import roll_back
 from policy_engine.dialog.state import DialogState
 from policy_engine.graph import CompiledDialog
+from policy_engine.script import YES_NO_SLOTS
 from policy_engine.session import Sentence, Session
-from policy_engine.understand import YES_NO_SLOTS
 
 
 async def discard(sentence: Sentence) -> None:
@@ -68,6 +68,7 @@ class TurnRunner:
         elif isinstance(event, UserSilence):
             await self._graph(turn, {"entry": "silence"})
         elif isinstance(event, Dtmf):
+            turn.keypad = True
             await self._utterance(
                 turn, self.dtmf_text(session, event.digits), shown=f"[DTMF {event.digits}]"
             )
@@ -100,7 +101,7 @@ class TurnRunner:
         lex = script.lexicons[session.locale]
         if digits == "0":
             return lex.intents["wants_human"][0]
-        if expects & YES_NO_SLOTS and digits in ("1", "2"):
+        if (expects & YES_NO_SLOTS or session.person_offered) and digits in ("1", "2"):
             return (lex.yes if digits == "1" else lex.no)[0]
         return " ".join(digits)
 

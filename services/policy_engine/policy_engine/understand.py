@@ -21,22 +21,10 @@ from callkit.errors import AgentError
 from callkit.llm_client import LlmClient
 from policy_engine import parsers as p
 from policy_engine.lexicon import Words, phrase_pattern
-from policy_engine.script import CORRECTION, Script
+from policy_engine.script import CORRECTION, YES_NO_SLOTS, Script
 
 log = logging.getLogger("policy_engine.understand")
 
-YES_NO_SLOTS = frozenset(
-    [
-        "visited_doctor",
-        "study_requested",
-        "study_decision",
-        "video_conclusion",
-        "time_confirmed",
-        "contraindications",
-        "discount",
-        "appointment_confirmed",
-    ]
-)
 Intent = Literal[
     "answer",
     "question",
@@ -93,6 +81,7 @@ class Context:
     offered: tuple[time, ...]
     caller_number: str | None
     known: dict[str, Any]
+    strategy: str | None = None  # the question's fallback in use ("spell": a spelled name)
 
 
 def study_in(text: str, script: Script, locale: str, *, need_modality: bool) -> str | None:
@@ -144,6 +133,8 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
 
     # Names: with a cue anywhere, bare only when the name was asked for.
     name = p.parse_name(norm, words, expecting="client_name" in expects or ctx.state == CORRECTION)
+    if ctx.strategy == "spell" and "client_name" in expects:
+        name = p.parse_spelled_name(norm) or name
     if name:
         heard.slots["client_name"] = name
 
@@ -225,11 +216,33 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
         if answer is False and "call_back_later" not in heard.intents:
             heard.intents.discard("not_interested")
 
+    _other_question(heard, ctx, norm, date_text, words)
+
     if ctx.state == CORRECTION:
         heard.change = [
             slot for slot, pattern in words.change_topics.items() if pattern.search(norm)
         ]
     return heard
+
+
+def _other_question(heard: Heard, ctx: Context, norm: str, date_text: str, words: Words) -> None:
+    """An answer to a question the script has yet to ask, taken for it when it clearly fits:
+    a duration or a day said when something else was asked and answered nothing of it."""
+    expects = ctx.expects
+    if heard.question or any(slot in heard.slots for slot in expects):
+        return
+    booking = {"appointment_date", "appointment_time"}
+    if booking & set(expects) or ctx.state == CORRECTION:
+        return
+    if "symptoms_duration" not in ctx.known and "symptoms_duration" not in heard.slots:
+        duration = p.parse_duration(norm, words)
+        if duration:
+            heard.slots["symptoms_duration"] = duration
+            return
+    if heard.date is None and "appointment_date" not in ctx.known:
+        day = p.parse_date(date_text, ctx.today, words)
+        if day is not None and day > ctx.today:
+            heard.date = day
 
 
 def _faq_topic(text: str, script: Script, locale: str) -> str | None:
@@ -344,6 +357,8 @@ def fill_from_words(heard: Heard, ctx: Context) -> None:
     words are the answer to "what is bothering you" and "what kind of pain"."""
     if heard.question or heard.intents:
         return
+    if any(k not in ctx.expects for k in heard.slots) or heard.date is not None:
+        return  # the utterance answered another question: it is not this one's answer
     words = heard.text.split()
     if "symptoms" in ctx.expects and "symptoms" not in heard.slots and len(words) >= 2:
         heard.slots["symptoms"] = p.symptom_phrase(heard.text)

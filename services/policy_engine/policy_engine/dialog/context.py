@@ -48,6 +48,9 @@ class Turn:
     heard: Heard | None = None
     llm_calls: int = 0
     llm_failed: bool = False
+    keypad: bool = False  # the event was keypad input
+    aside: bool = False  # the caller asked or remarked something off the script
+    ask_afresh: bool = False  # the caller declined a person: the question starts over
     transitions: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -127,6 +130,11 @@ class Turn:
             "horizon_days": str(script.schedule.horizon_days),
             "clinic_name": script.clinic.name[loc],
             "agent_name": script.clinic.agent_name[loc],
+            "phone_digits": (
+                render.spoken_phone(s.slots["phone"], script.clinic.default_country_code)
+                if s.slots.get("phone")
+                else None
+            ),
         }
 
 

@@ -5,6 +5,10 @@ update naming the next node in ``goto``. Entry nodes start a turn: ``understand`
 utterance), ``silence``, ``resume`` (continue where the call is); ``answer`` handles what is off
 the script. A script state's node skips a question already answered, speaks an announcement and
 moves on, and stops the turn at the first question that still needs an answer or at an exit.
+
+The repeat rule: a question is asked at most twice in a row (its text, then its reprompt); each
+further failure takes the next of its fallback strategies (spell the name, the keypad, go on
+without the slot, offer a person), so the caller is never asked the same thing a third time.
 """
 
 from __future__ import annotations
@@ -22,8 +26,18 @@ from policy_engine.dialog.context import Turn, sentences_of
 from policy_engine.dialog.slots import apply_heard, clear_slot
 from policy_engine.dialog.state import DialogState
 from policy_engine.dialog.walk import taken, walk
-from policy_engine.script import EXIT_INTENTS, RECOMMENDATION, SILENCE_EXIT, TIME_OFFER, StateDef
-from policy_engine.session import Sentence
+from policy_engine.parsers import parse_yes_no
+from policy_engine.script import (
+    EXIT_INTENTS,
+    OPTIONAL_SLOTS,
+    RECOMMENDATION,
+    SILENCE_EXIT,
+    TIME_OFFER,
+    YES_NO_SLOTS,
+    StateDef,
+    Strategy,
+)
+from policy_engine.session import Sentence, Session
 from policy_engine.understand import (
     Context,
     fill_from_words,
@@ -45,6 +59,11 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
     s = t.session
     current = t.script.states.get(s.state)
     expects = tuple(current.slots) if current and current.kind == "question" else ()
+    offered_person = s.person_offered
+    if offered_person is not None:
+        expects = tuple(
+            slot for slot in expects if slot not in YES_NO_SLOTS
+        )  # yes is for the offer
     ctx = Context(
         state=s.state,
         expects=expects,
@@ -53,6 +72,7 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         offered=tuple(time.fromisoformat(x) for x in s.offered_times),
         caller_number=s.caller,
         known={k: v for k, v in s.slots.items() if v is not None},
+        strategy=strategy_in_use(current, s) if current else None,
     )
     heard = parse_utterance(state.get("text", ""), ctx, t.script, t.locale)
     t.heard = heard
@@ -65,11 +85,20 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
             merge_llm(heard, facts, ctx, t.script.words)
     fill_from_words(heard, ctx)
     s.silences = 0
+    if offered_person is not None:
+        s.person_offered = None
+        lex = t.script.lexicons[t.locale]
+        if parse_yes_no(heard.text, lex, t.script.words) is True:
+            return {"goto": EXIT_INTENTS["wants_human"]}
+        _person_declined(t, t.script.states[offered_person])
     for intent, target in EXIT_INTENTS.items():
         if intent in heard.intents:
             return {"goto": target}
     await apply_heard(t, heard)
+    if "phone" in heard.slots and (t.keypad or ctx.strategy == "keypad"):
+        await t.phrase("phone_read_back")  # digits typed or hard to catch: say them back
     if heard.question or "prompt_injection" in heard.intents or "objection_price" in heard.intents:
+        t.aside = True
         return {"goto": "answer"}
     return {"goto": "resume"}
 
@@ -90,7 +119,7 @@ async def resume(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         s.state = t.script.start
     if t.script.states[s.state].kind in ("exit", "end"):
         return {"goto": s.state}
-    path, stop = walk(t.script, s.slots, s.said)
+    path, stop = walk(t.script, s.slots, s.said, s.skipped)
     if stop is not None and stop != s.state and s.state not in path:
         # The caller's answers changed the way through the script (a correction, a cleared
         # date): go on from the first thing not yet done on the new way.
@@ -122,6 +151,59 @@ async def answer(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
     elif heard.question and not heard.slots:
         await free_answer(t, heard.text)
     return {"goto": "resume"}
+
+
+# ------------------------------------------------------------------ the repeat rule
+
+
+def strategy_in_use(state_def: StateDef, session: Session) -> Strategy | None:
+    """The fallback the question is on: None for its text and its reprompt (the first two
+    asks in a row), then one strategy per further failure, the last one kept."""
+    misses = session.misses.get(state_def.id, 0)
+    if state_def.kind != "question" or misses < 2:
+        return None
+    strategies = state_def.strategies
+    return strategies[min(misses - 2, len(strategies) - 1)]
+
+
+def misses_now(t: Turn, sid: str) -> int:
+    """How many asks in a row of ``sid`` the caller's answers have left unfilled so far."""
+    s = t.session
+    if s.state != sid or not s.asked.get(sid) or t.ask_afresh:
+        return 0  # a question newly reached, or started over
+    if t.aside:
+        return s.misses.get(sid, 0)  # the caller asked something: not a failed answer
+    return s.misses.get(sid, 0) + 1
+
+
+def _person_declined(t: Turn, state_def: StateDef) -> None:
+    """Go on without the question's slots when the booking can do without them, else ask
+    the question afresh: the caller chose to keep trying."""
+    s = t.session
+    missing = [slot for slot in state_def.slots if s.slots.get(slot) is None]
+    if set(missing) <= OPTIONAL_SLOTS:
+        s.skipped.extend(slot for slot in missing if slot not in s.skipped)
+    else:
+        t.ask_afresh = True
+    s.misses.pop(state_def.id, None)
+
+
+async def _fall_back(t: Turn, state_def: StateDef, strategy: Strategy) -> DialogState:
+    s = t.session
+    sid = state_def.id
+    if strategy == "skip":
+        s.skipped.extend(x for x in state_def.slots if s.slots.get(x) is None)
+        s.misses.pop(sid, None)
+        await t.phrase("skip_slot")
+        return {"goto": _next_of(t, state_def)}
+    if strategy == "offer_person":
+        s.person_offered = sid
+        await t.phrase("offer_person")
+    elif strategy == "spell":
+        await t.phrase("spell_name")
+    else:
+        await t.phrase("keypad_phone" if "phone" in state_def.slots else "keypad_yes_no")
+    return {"goto": END}
 
 
 # ------------------------------------------------------------------ script state nodes
@@ -156,16 +238,23 @@ def question_node(state_def: StateDef) -> NodeFn:
     async def node(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         t = runtime.context
         s = t.session
-        if all(s.slots.get(slot) is not None for slot in state_def.slots):
+        if all(s.slots.get(slot) is not None or slot in s.skipped for slot in state_def.slots):
+            s.misses.pop(sid, None)
             return {"goto": _next_of(t, state_def)}
         if "appointment_time" in state_def.slots and not await prepare_offer(t):
             return {"goto": "resume"}  # the day is full: back to the date question
-        # Asked again with nothing new learned: the shorter reprompt; otherwise the question.
-        learned = t.heard is not None and bool(t.heard.slots)
-        repeat = s.state == sid and s.asked.get(sid, 0) > 0 and not learned
+        misses = misses_now(t, sid)
         t.enter(sid)
         s.asked[sid] = s.asked.get(sid, 0) + 1
-        await _speak(t, state_def, "reprompt" if repeat else "say")
+        s.misses[sid] = misses
+        if misses >= 2:
+            strategy = strategy_in_use(state_def, s)
+            assert strategy is not None
+            return await _fall_back(t, state_def, strategy)
+        # The second ask is the shorter reprompt, unless the answer changed what the question
+        # says (a corrected name at the confirmation): then the question again, in full.
+        learned = t.heard is not None and bool(t.heard.slots)
+        await _speak(t, state_def, "reprompt" if misses == 1 and not learned else "say")
         return {"goto": END}
 
     node.__name__ = sid

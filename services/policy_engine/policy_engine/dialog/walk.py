@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from policy_engine.script import Script, StateDef, Transition
@@ -29,8 +30,10 @@ def taken(state: StateDef, slots: dict[str, Any]) -> Transition:
     raise AssertionError("validated scripts always end with a default transition")
 
 
-def walk(script: Script, slots: dict[str, Any], said: list[str]) -> tuple[list[str], str | None]:
-    """Walk the script from its start over what is known.
+def walk(
+    script: Script, slots: dict[str, Any], said: list[str], skipped: Collection[str] = ()
+) -> tuple[list[str], str | None]:
+    """Walk the script from its start over what is known (a skipped slot counts as answered).
 
     Returns the states passed and where the walk stops: the first question still open, the
     first announcement not yet made, or the exit the answers lead to (None at the end).
@@ -43,7 +46,10 @@ def walk(script: Script, slots: dict[str, Any], said: list[str]) -> tuple[list[s
             return path, None
         if (
             state.kind == "exit"
-            or (state.kind == "question" and any(slots.get(s) is None for s in state.slots))
+            or (
+                state.kind == "question"
+                and any(slots.get(s) is None and s not in skipped for s in state.slots)
+            )
             or (state.kind == "announce" and current not in said)
         ):
             return path, current
