@@ -265,3 +265,36 @@ async def test_the_consumer_stops_promptly_when_asked(r, names, tmp_path: Path) 
         c.stop()
         done, _ = await asyncio.wait({task}, timeout=c.config.block_ms / 1000 + 2)
         assert task in done, f"the consumer kept running after stop() at {pause}s"
+
+
+def test_an_idle_stream_is_no_redis_failure_and_a_row_follows_at_once(
+    redis_url: str, names: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A blocking read longer than a default client timeout waits quietly for the next call."""
+    from fastapi.testclient import TestClient
+    from redis import Redis
+
+    from callkit.contracts.outcome import CallOutcome, entry
+    from notifier.app import create_app
+
+    settings = NotifySettings.load(
+        redis_url=redis_url,
+        csv_path=tmp_path / "calls.csv",
+        stream=names["stream"],
+        dead_stream=names["dead_stream"],
+        block_ms=2500,
+    )
+    sync = Redis.from_url(redis_url)
+    try:
+        with TestClient(create_app(settings)):
+            time.sleep(3.5)  # more than one whole blocking read on an idle stream
+            sync.xadd(names["stream"], entry(CallOutcome.model_validate(outcome(7))))
+            deadline = time.monotonic() + 5
+            while len(rows(tmp_path / "calls.csv")) < 2:
+                assert time.monotonic() < deadline, "the row did not follow the outcome"
+                time.sleep(0.05)
+    finally:
+        sync.delete(names["stream"], names["dead_stream"])
+        sync.close()
+    assert rows(tmp_path / "calls.csv")[1][0] != ""
+    assert "consumer turn failed" not in caplog.text

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from callkit import redis_client
 from callkit.http import create_service_app
@@ -49,12 +50,20 @@ def consumer_config(settings: NotifySettings) -> ConsumerConfig:
 def create_app(
     settings: NotifySettings,
     *,
-    connect_redis: RedisFactory = redis_client.connect,
+    connect_redis: RedisFactory | None = None,
     sink: Sink | None = None,
 ) -> FastAPI:
     """``sink`` defaults to the one the settings name (``build_sink``)."""
     layout = Layout.build(settings.columns, settings.locale)  # a bad layout stops start-up here
     sink = sink or build_sink(settings)
+    if connect_redis is None:
+        # A blocking read waits block_ms for new outcomes: the client's read timeout must outlast
+        # it, or an idle stream reads as a Redis failure and the consumer backs off.
+        read_timeout_s = settings.block_ms / 1000 + 2.0
+
+        def connect_redis(url: str) -> Redis:
+            return redis_client.connect(url, timeout_s=read_timeout_s)
+
     redis = redis_lifespan(settings.redis_url, connect_redis)
 
     @asynccontextmanager
