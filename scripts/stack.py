@@ -39,6 +39,9 @@ def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float)
 
     client = redis.Redis.from_url(redis_url)
     last = f"{int(started * 1000)}-0"
+    # The demo's call is the first one to start after the watcher; a stack that `make serve`
+    # left running may carry other calls on the same stream.
+    demo_call: str | None = None
     try:
         while not stop_flag.is_set():
             for _, entries in client.xread({CALLS_EVENTS: last}, block=300) or []:
@@ -48,6 +51,10 @@ def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float)
                         event = live.parse_entry(fields)
                     except InvalidInput:
                         continue  # a broken entry or a kind this version does not know
+                    if demo_call is None and isinstance(event, live.LiveCallStarted):
+                        demo_call = event.call_id
+                    if event.call_id != demo_call:
+                        continue
                     t = (event.t_ms or 0) / 1000
                     if isinstance(event, live.CallerFinal):
                         print(f"  {t:6.1f}s  caller: {event.text}", flush=True)
