@@ -30,6 +30,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from callkit.contracts.outcome import CallOutcome, parse_entry
 from callkit.contracts.streams import CALLS_COMPLETED, CALLS_DEAD
 from callkit.errors import AgentError, InvalidInput, is_retryable
+from callkit.retry import jittered
 from notifier.columns import Layout
 from notifier.sinks.base import Sink
 
@@ -150,7 +151,9 @@ class OutcomeConsumer:
                     extra={"error": f"{type(exc).__name__}: {exc}"},
                 )
             if failures:
-                delay = min(self.config.backoff_s * 2 ** (failures - 1), self.config.backoff_max_s)
+                delay = jittered(
+                    min(self.config.backoff_s * 2 ** (failures - 1), self.config.backoff_max_s)
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
             if set_up:

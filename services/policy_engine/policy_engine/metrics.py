@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class PolicyMetrics:
@@ -48,22 +48,12 @@ class PolicyMetrics:
             ["status"],
             registry=registry,
         )
-        self.completion = Gauge(
-            "policy_completion_ratio",
-            "Share of finished calls that ended booked, since start.",
-            registry=registry,
-        )
         self.transitions = Counter(
             "policy_state_transitions_total",
             "FSM transitions by target state.",
             ["to"],
             registry=registry,
         )
-        self._finished = 0
-        self._booked = 0
 
     def call_finished(self, status: str) -> None:
         self.calls.labels(status).inc()
-        self._finished += 1
-        self._booked += status == "booked"
-        self.completion.set(self._booked / self._finished)
