@@ -318,6 +318,22 @@ def format_entities(text: str) -> str:
 
 # ---------------------------------------------------------------- hallucination guard
 
+# Whisper's own thresholds: above this no-speech probability with a log probability under
+# LOGPROB_DOUBT it takes a window for silence (faster-whisper skips it); under LOGPROB_DOUBT it
+# decodes again at a higher temperature.
+NO_SPEECH_SURE = 0.6
+LOGPROB_DOUBT = -1.0
+COMPRESSION_MAX = 2.4
+# Measured on whisper base (int8) over G.711: words invented on audio with little speech in it
+# (speech cut to fragments, silence, line noise) come at an average log probability of -1.3 to
+# -1.9 with a no-speech probability of 0.35-0.6; real answers, even misheard ones, at -0.4 to
+# -1.1 (tests/unit/test_hallucination_guard.py holds the measured cases).
+LOGPROB_GUESS = -1.25
+NO_SPEECH_WEAK = 0.35
+SPEECH_RATIO_WEAK = 0.3
+
+# Texts Whisper is known to invent on silence and noise (its training data's video captions):
+# dropped only on weak evidence, so a caller who really says "thank you" is heard.
 PHANTOM_PHRASES = frozenset(
     {
         "thank you for watching",
@@ -335,6 +351,19 @@ PHANTOM_PHRASES = frozenset(
         "спасибо за просмотр",
     }
 )
+# Words no clinic caller strings together, however a phantom text goes on around them.
+PHANTOM_MARKERS = (
+    "next video",
+    "this video",
+    "the video",
+    "watching",
+    "subscribe",
+    "my channel",
+    "the channel",
+    "subtitles",
+    "see you next time",
+)
+_NUMBER_WORDS = re.compile(r"^(\d+|oh|zero|one|two|three|four|five|six|seven|eight|nine)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,21 +375,56 @@ class Evidence:
     compression_ratio: float
     speech_ratio: float  # share of the utterance's frames the VAD called speech
 
+    @property
+    def weak(self) -> bool:
+        """The audio or the model casts doubt on there being words at all."""
+        return (
+            self.no_speech_prob > NO_SPEECH_WEAK
+            or self.speech_ratio < SPEECH_RATIO_WEAK
+            or self.avg_logprob < -0.8
+        )
+
+
+def loops(normalized: str) -> bool:
+    """Whether the text says a run of three words or more twice: Whisper decoding in circles
+    ("the new design of the new design"). Runs of digits (phone numbers) do not count."""
+    words = normalized.split()
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - 2):
+        run = tuple(words[i : i + 3])
+        if all(_NUMBER_WORDS.match(w) for w in run):
+            continue
+        if run in seen:
+            return True
+        seen.add(run)
+    return False
+
 
 def hallucination_reason(text: str, evidence: Evidence) -> str | None:
-    """Why this final should be dropped, or None to keep it."""
+    """Why this final should be dropped, or None to keep it.
+
+    The model's own signals decide first (the no-speech probability, the average log
+    probability, the compression ratio) with the VAD's share of speech frames; a text that loops
+    or holds a known phantom phrase is dropped only when that evidence is weak too.
+    """
     normalized = re.sub(r"[^\w\s]", "", text.lower()).strip()
     normalized = re.sub(r"\s+", " ", normalized)
     if not normalized:
         return "empty"
     if evidence.speech_ratio < 0.1:
         return "no speech in the audio (VAD)"
-    if evidence.no_speech_prob > 0.6 and evidence.avg_logprob < -1.0:
+    if evidence.no_speech_prob > NO_SPEECH_SURE and evidence.avg_logprob < LOGPROB_DOUBT:
         return "recognizer says no speech"
-    if evidence.compression_ratio > 2.4:
+    if evidence.compression_ratio > COMPRESSION_MAX:
         return "repetitive output"
-    if normalized in PHANTOM_PHRASES and (
-        evidence.no_speech_prob > 0.3 or evidence.speech_ratio < 0.4
+    if evidence.avg_logprob < LOGPROB_GUESS and (
+        evidence.no_speech_prob > NO_SPEECH_WEAK or evidence.speech_ratio < SPEECH_RATIO_WEAK
     ):
+        return "recognizer guessing on weak speech"
+    if not evidence.weak:
+        return None
+    if loops(normalized):
+        return "repetitive output on weak speech"
+    if normalized in PHANTOM_PHRASES or any(m in normalized for m in PHANTOM_MARKERS):
         return "known phantom phrase on weak speech"
     return None
