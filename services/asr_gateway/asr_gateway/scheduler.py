@@ -112,6 +112,17 @@ class AsrMetrics:
             ["reason"],
             registry=registry,
         )
+        self.final_words = Counter(
+            "asr_final_words_total",
+            "Words in the finals sent (against the words callers said: the word error base).",
+            registry=registry,
+        )
+        self.final_confidence = Histogram(
+            "asr_final_confidence",
+            "The recognizer's confidence in each final sent (exp of its average log probability).",
+            registry=registry,
+            buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+        )
         self.batch = Histogram(
             "asr_batch_size",
             "Jobs run together in one pass of the model.",

@@ -245,6 +245,8 @@ class Connection:
                 self.metrics.hallucinations.labels(outcome.dropped_reason or "unknown").inc()
                 return
             self.emit(SERVER_EVENTS.validate(outcome.event))
+            self.metrics.final_words.inc(len(str(outcome.event.get("text", "")).split()))
+            self.metrics.final_confidence.observe(float(outcome.event.get("confidence", 0.0)))
             now = time.perf_counter()
             # The endpoint fires once end_silence_ms of silence has arrived after the speech.
             decided = session.arrival_of(job.end_ms + session.config.endpoint.end_silence_ms)
