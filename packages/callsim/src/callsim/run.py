@@ -376,7 +376,9 @@ async def _from_redis(
                     break
             if outcome is None:
                 await asyncio.sleep(0.2)
-        for entry_id, fields in await client.xrevrange(options.events_stream, count=2000):
+        # Every entry since the call began (other calls' entries interleave with its own).
+        since = f"{int(started_wall * 1000) - 1000}-0"
+        for entry_id, fields in await client.xrange(options.events_stream, min=since, max="+"):
             if fields.get(b"call_id") != wanted:
                 continue
             try:
@@ -399,14 +401,15 @@ async def _from_redis(
         )
     finally:
         await client.aclose()
-    finals.sort(key=lambda final: int(final["t_ms"]))  # the stream was read newest first
     return outcome, lines, finals
 
 
 # ---------------------------------------------------------------- in-call vs offline words
 
-CLIP_BEFORE_MS = 300  # of the caller channel before an utterance's first voiced frame
-CLIP_AFTER_MS = 500  # and after its last: what the recognizer needs around the words
+# Of the caller channel around an utterance's voiced frames: Whisper needs silence around words
+# (the gateway pads each in-call utterance with 0.5 s too).
+CLIP_BEFORE_MS = 500
+CLIP_AFTER_MS = 1000
 
 
 async def _asr_report(
@@ -476,9 +479,11 @@ async def _offline(
     texts: list[str] = []
     url = options.asr_url.rstrip("/") + "/v1/audio/transcriptions"
     async with httpx.AsyncClient(timeout=options.asr_timeout_s) as client:
-        for u in said:
+        for i, u in enumerate(said):
             begin = max(0, u.onset_tick * TICK_MS - CLIP_BEFORE_MS) * per_ms
             end = (u.end_tick * TICK_MS + CLIP_AFTER_MS) * per_ms
+            if i + 1 < len(said):  # never into the next utterance
+                end = min(end, said[i + 1].onset_tick * TICK_MS * per_ms)
             pcm = channel[begin:end].astype("<i2").tobytes()
             if not pcm:
                 texts.append("")
