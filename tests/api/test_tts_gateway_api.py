@@ -5,9 +5,15 @@ from __future__ import annotations
 import io
 import wave
 
+import httpx
+import pytest
 from fakes import MemoryRedis, SineVoice
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from callkit.contracts.tts import CACHE_HEADER, SAMPLE_RATE_HEADER
+from callkit.errors import PayloadTooLarge
+from fs_bridge.clients import TtsClient
 
 
 def seconds_of_pcm(data: bytes, rate: int) -> float:
@@ -21,7 +27,8 @@ def test_a_sentence_streams_as_call_rate_pcm_of_its_spoken_length(
         reply = client.post("/synthesize", json={"text": "Good morning.", "sample_rate": 8000})
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "audio/L16;rate=8000;channels=1"
-    assert reply.headers["x-cache"] == "miss"
+    assert reply.headers[CACHE_HEADER] == "miss"
+    assert reply.headers[SAMPLE_RATE_HEADER] == "8000"
     assert voice.said == ["Good morning."]
     expected = voice.seconds_for("Good morning.")
     assert abs(seconds_of_pcm(reply.content, 8000) - expected) < 0.02
@@ -45,8 +52,8 @@ def test_a_repeated_sentence_comes_from_the_cache_without_the_voice(
         first = client.post("/synthesize", json={"text": "Please hold on."})
         second = client.post("/synthesize", json={"text": "Please hold on."})
         metrics = client.get("/metrics").text
-    assert first.headers["x-cache"] == "miss"
-    assert second.headers["x-cache"] == "hit"
+    assert first.headers[CACHE_HEADER] == "miss"
+    assert second.headers[CACHE_HEADER] == "hit"
     assert second.content == first.content
     assert voice.said == ["Please hold on."]
     assert "SET" in memory_redis.commands, "the audio went to the Redis level of the cache"
@@ -110,3 +117,23 @@ def test_empty_text_is_refused_with_its_reason(tts: FastAPI) -> None:
         reply = client.post("/synthesize", json={"text": "   "})
     assert reply.status_code == 400
     assert reply.json()["code"] == "empty_text"
+
+
+async def test_what_the_bridge_asks_for_the_gateway_says(tts: FastAPI, voice: SineVoice) -> None:
+    with TestClient(tts) as gateway:
+
+        def forward(request: httpx.Request) -> httpx.Response:
+            reply = gateway.post(
+                request.url.path, content=request.content, headers=dict(request.headers)
+            )
+            kept = {"content-type": reply.headers["content-type"]}
+            return httpx.Response(reply.status_code, content=reply.content, headers=kept)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(forward)) as http:
+            client = TtsClient("http://tts", http, attempts=1)
+            pcm = b"".join([chunk async for chunk in client.speak("Good morning.", 8000)])
+            with pytest.raises(PayloadTooLarge, match="the limit is 1000"):
+                _ = [chunk async for chunk in client.speak("word " * 300, 8000)]
+
+    assert voice.said == ["Good morning."]
+    assert abs(seconds_of_pcm(pcm, 8000) - voice.seconds_for("Good morning.")) < 0.02

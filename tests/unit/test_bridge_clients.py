@@ -1,4 +1,4 @@
-"""The bridge's policy client speaks POST /dialog through the shared dialog contract."""
+"""The bridge's clients speak POST /dialog and POST /synthesize through the shared contracts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import httpx
 
 from callkit.contracts import dialog
 from callkit.contracts.outcome import CallLatency
-from fs_bridge.clients import PolicyClient
+from callkit.contracts.tts import SynthesizeRequest
+from fs_bridge.clients import PolicyClient, TtsClient
 
 
 def _stream(*frames: bytes) -> bytes:
@@ -56,3 +57,22 @@ async def test_the_reply_stream_arrives_as_models_and_unreadable_events_are_skip
     assert isinstance(request.event, dialog.CallEnded)
     assert request.event.recording_path == "recordings/call-1.wav"
     assert request.event.latency == ended.latency
+
+
+async def test_a_sentence_is_asked_for_at_the_call_rate_and_its_audio_streams_back() -> None:
+    seen: list[SynthesizeRequest] = []
+    audio = b"\x01\x00" * 1600
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/synthesize"
+        seen.append(SynthesizeRequest.model_validate_json(request.content))
+        return httpx.Response(
+            200, content=audio, headers={"content-type": "audio/L16;rate=8000;channels=1"}
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = TtsClient("http://tts/", http, attempts=1)
+        heard = b"".join([chunk async for chunk in client.speak("Good morning.", 8000)])
+
+    assert heard == audio
+    assert seen == [SynthesizeRequest(text="Good morning.", sample_rate=8000, format="pcm_s16le")]

@@ -11,7 +11,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from callkit.contracts import REGISTRY, asr, dialog, docs, live, outcome, streams
+from callkit.contracts import REGISTRY, asr, dialog, docs, live, outcome, streams, tts
 from callkit.errors import InvalidInput
 from callkit.events import ErrorEvent, UnknownEventType
 
@@ -275,11 +275,32 @@ def test_live_entries_this_reader_cannot_use_are_refused() -> None:
         live.parse_entry({"type": "caller.final", "call_id": "c", "text": "hi", "version": "9"})
 
 
+# ---------------------------------------------------------------- tts
+
+
+def test_a_synthesis_request_defaults_to_wideband_pcm_and_refuses_what_no_call_plays() -> None:
+    request = tts.SynthesizeRequest.model_validate({"text": "Hello."})
+    assert (request.sample_rate, request.format, request.speed, request.voice) == (
+        16000,
+        "pcm_s16le",
+        1.0,
+        None,
+    )
+    for bad, problem in (
+        ({"sample_rate": 44100}, "sample_rate"),
+        ({"format": "mp3"}, "format"),
+        ({"speed": 3.0}, "speed"),
+        ({"pitch": 2}, "pitch"),
+    ):
+        with pytest.raises(ValidationError, match=problem):
+            tts.SynthesizeRequest.model_validate({"text": "Hello."} | bad)
+
+
 # ---------------------------------------------------------------- registry and docs
 
 
 def test_the_registry_lists_every_contract_model() -> None:
-    for module in (outcome, dialog, asr, live):
+    for module in (outcome, dialog, asr, live, tts):
         defined = {
             obj
             for _, obj in inspect.getmembers(module, inspect.isclass)

@@ -15,6 +15,7 @@ import websockets
 
 from callkit.contracts.asr import SERVER_EVENTS, ServerEvent, SessionStart
 from callkit.contracts.dialog import DialogRequest, Event, SseEvent, parse_sse
+from callkit.contracts.tts import SynthesizeRequest
 from callkit.errors import (
     AgentError,
     DependencyUnavailable,
@@ -142,10 +143,11 @@ class TtsClient:
         Retried by the shared rule before the first byte only (a caller must not hear a
         sentence twice); a refused sentence (400, 413) raises InvalidInput at once.
         """
+        body = SynthesizeRequest(text=text, sample_rate=sample_rate, format="pcm_s16le")
         request = self.client.build_request(
             "POST",
             f"{self.base_url}/synthesize",
-            json={"text": text, "sample_rate": sample_rate, "format": "pcm_s16le"},
+            json=body.model_dump(mode="json", exclude_none=True),
             timeout=httpx.Timeout(30.0, connect=2.0),
         )
         try:

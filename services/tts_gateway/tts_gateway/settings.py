@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from callkit.contracts.streams import TTS_PREFIX
 from callkit.settings import ServiceSettings, prefixed_config
 
 
@@ -31,7 +32,7 @@ class TtsSettings(ServiceSettings):
         3600, ge=0, description="How long synthesized audio stays in the Redis cache, in seconds."
     )
     cache_namespace: str = Field(
-        "tts", pattern=r"^[A-Za-z0-9:_-]+$", description="Redis key prefix of the audio cache."
+        TTS_PREFIX, pattern=r"^[A-Za-z0-9:_-]+$", description="Redis key prefix of the audio cache."
     )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir, description="Directory of the persistent file cache."

@@ -1,4 +1,4 @@
-"""POST /synthesize (the stack's contract), POST /v1/audio/speech (OpenAI shape), GET /v1/voices."""
+"""POST /synthesize (callkit.contracts.tts), POST /v1/audio/speech (OpenAI shape), GET /v1/voices."""
 
 from __future__ import annotations
 
@@ -7,32 +7,22 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from callkit.audio import wav_header
+from callkit.contracts.tts import (
+    CACHE_HEADER,
+    SAMPLE_RATE_HEADER,
+    SPEEDS,
+    VOICE_HEADER,
+    SynthesizeRequest,
+)
 from callkit.errors import InvalidInput
 from callkit.http import ClosingStreamingResponse
 from tts_gateway.synthesizer import Prepared, Synthesizer
 
 router = APIRouter()
 OPENAI_PCM_RATE = 24000  # OpenAI's "pcm" format is 24 kHz 16-bit mono little-endian
-ENGINE_SPEEDS = (0.5, 2.0)
-
-
-class SynthesizeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(
-        description="What to say; normalized for speech (numbers, prices, dates, phones)."
-    )
-    voice: str | None = Field(
-        None, description="A voice id from GET /v1/voices; default: TTS_VOICE."
-    )
-    sample_rate: Literal[8000, 16000] = Field(16000, description="Output rate: the call's rate.")
-    format: Literal["pcm_s16le", "wav"] = Field("pcm_s16le", description="Raw L16 or a WAV stream.")
-    speed: float = Field(
-        1.0, ge=ENGINE_SPEEDS[0], le=ENGINE_SPEEDS[1], description="Speaking rate multiplier."
-    )
 
 
 class SpeechRequest(BaseModel):
@@ -65,10 +55,8 @@ async def speech(body: SpeechRequest, request: Request) -> ClosingStreamingRespo
             f"response_format {body.response_format!r} is not served; use 'wav' or 'pcm' (24 kHz 16-bit mono)",
             code="unsupported_format",
         )
-    if not ENGINE_SPEEDS[0] <= body.speed <= ENGINE_SPEEDS[1]:
-        raise InvalidInput(
-            f"speed must be between {ENGINE_SPEEDS[0]} and {ENGINE_SPEEDS[1]}, got {body.speed}"
-        )
+    if not SPEEDS[0] <= body.speed <= SPEEDS[1]:
+        raise InvalidInput(f"speed must be between {SPEEDS[0]} and {SPEEDS[1]}, got {body.speed}")
     synth: Synthesizer = request.app.state.synth
     rate = OPENAI_PCM_RATE if body.response_format == "pcm" else 16000
     prepared = synth.prepare(body.input, body.voice, rate, body.speed)
@@ -120,7 +108,11 @@ async def _respond(
             metrics.requests.labels(cache, outcome).inc()
 
     media_type = "audio/wav" if wav else f"audio/L16;rate={rate};channels=1"
-    headers = {"X-Cache": cache, "X-Sample-Rate": str(rate), "X-Voice": prepared.engine.name}
+    headers = {
+        CACHE_HEADER: cache,
+        SAMPLE_RATE_HEADER: str(rate),
+        VOICE_HEADER: prepared.engine.name,
+    }
     return ClosingStreamingResponse(body(), media_type=media_type, headers=headers)
 
 

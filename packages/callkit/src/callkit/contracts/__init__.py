@@ -2,9 +2,9 @@
 
 ``streams`` names the Redis streams and key namespaces; ``outcome`` is the call outcome on
 calls:completed; ``dialog`` is POST /dialog and its SSE stream; ``asr`` is WS /ws/transcribe;
-``live`` is calls:events. Producers build these models and consumers parse with them; the
-Contracts section of docs/ARCHITECTURE.md is generated from this registry
-(``python -m callkit.contracts.docs``).
+``live`` is calls:events; ``tts`` is POST /synthesize. Producers build these models and
+consumers parse with them; the Contracts section of docs/ARCHITECTURE.md is generated from this
+registry (``python -m callkit.contracts.docs``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from callkit.contracts import asr, dialog, live, outcome
+from callkit.contracts import asr, dialog, live, outcome, tts
 from callkit.events import ErrorEvent
 
 #: Every contract model, by module, in the order the docs list them.
@@ -65,6 +65,7 @@ REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
         live.StateChanged,
         live.TurnTimed,
     ),
+    tts.__name__: (tts.SynthesizeRequest,),
 }
 
-__all__ = ["REGISTRY", "asr", "dialog", "live", "outcome"]
+__all__ = ["REGISTRY", "asr", "dialog", "live", "outcome", "tts"]
