@@ -157,6 +157,8 @@ def _lifespan(
                 system_prompt=system_prompt,
                 max_text_chars=settings.max_text_chars,
                 max_silences=settings.max_silences,
+                llm_deadline_s=settings.llm_deadline_s,
+                ack_after_s=settings.ack_after_s,
                 default_locale=settings.locale,
                 clock=parts.clock,
                 metrics=app.state.policy_metrics,

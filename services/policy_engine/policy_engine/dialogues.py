@@ -34,6 +34,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -50,12 +51,15 @@ from callkit.redis_client import connect
 from policy_engine.engine import DialogEngine
 from policy_engine.publishing import RedisPublisher
 from policy_engine.script import Script, load_script
+from policy_engine.session import Sentence
+from policy_engine.settings import PolicySettings
 from policy_engine.stores.calendar import RedisCalendar
 from policy_engine.stores.sessions import RedisSessionStore
 
 DEFAULT_NOW = "2026-11-23T09:00"
 MAX_IN_ROW = 2
 _EVENT = TypeAdapter(Event)
+DEFAULTS = PolicySettings.model_construct()
 
 
 @dataclass
@@ -68,7 +72,12 @@ class Result:
     slot_right: int = 0
     turn_ms: list[tuple[float, bool]] = field(default_factory=list)  # (ms, used the LLM)
     first_ms: list[tuple[float, bool]] = field(default_factory=list)
+    answer_ms: list[tuple[float, bool]] = field(default_factory=list)  # past an acknowledgement
+    acknowledged: int = 0  # turns that said an acknowledgement first
     booked_key: str | None = None
+    turns: int = 0  # caller turns (utterances, barge-ins with words, keys)
+    llm_turns: list[str] = field(default_factory=list)  # the question asked, per turn the
+    # parsers alone did not understand
 
     @property
     def passed(self) -> bool:
@@ -99,26 +108,41 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
     said: list[str] = []
     offered_seen: list[str] = []
     asked_in_row: list[str] = []  # the question the last turns were, and nothing else
+    before: dict[str, Any] = {"state": "", "llm_turns": 0}
 
     async def send(event: dict[str, Any]) -> DialogReply:
         started = time.perf_counter()
         first: list[float] = []
+        answer: list[float] = []
 
-        async def emit(sentence: Any) -> None:
+        async def emit(sentence: Sentence) -> None:
             if not first:
                 first.append(time.perf_counter())
+            if not answer and sentence.source != "ack":
+                answer.append(time.perf_counter())
 
         reply = await engine.handle(call_id, _EVENT.validate_python(event), emit)
         used = reply.llm_calls > 0 and not reply.replayed
         result.turn_ms.append(((time.perf_counter() - started) * 1000, used))
         if first:
             result.first_ms.append(((first[0] - started) * 1000, used))
+        if answer:
+            result.answer_ms.append(((answer[0] - started) * 1000, used))
         said.extend(r.text for r in reply.replies)
         session = await engine.get(call_id)
+        if event["type"] in ("user.utterance", "dtmf") or event.get("utterance"):
+            result.turns += 1
+        if session.llm_turns > before["llm_turns"]:
+            result.llm_turns.append(str(before["state"]) or "start")
+        before.update(state=session.state, llm_turns=session.llm_turns)
+        if not reply.replayed and any(x.source == "ack" for x in session.last_reply):
+            result.acknowledged += 1
         if not reply.replayed:
-            # A turn that is one question's text and nothing else continues the run.
-            asked = {x.state for x in session.last_reply if x.source in ("say", "reprompt")}
-            only_asks = all(x.source in ("say", "reprompt") for x in session.last_reply)
+            # A turn that is one question's text and nothing else continues the run (an
+            # acknowledgement before it is no answer).
+            spoken = [x for x in session.last_reply if x.source != "ack"]
+            asked = {x.state for x in spoken if x.source in ("say", "reprompt")}
+            only_asks = all(x.source in ("say", "reprompt") for x in spoken)
             if len(asked) != 1 or not only_asks:
                 asked_in_row.clear()
             else:
@@ -240,8 +264,12 @@ class Report:
 
         scripted = [ms for r in self.results for ms, used in r.first_ms if not used]
         with_llm = [ms for r in self.results for ms, used in r.first_ms if used]
+        answers_llm = [ms for r in self.results for ms, used in r.answer_ms if used]
         turns_llm = [ms for r in self.results for ms, used in r.turn_ms if used]
         passed = sum(r.passed for r in self.results)
+        by_question = Counter(q for r in self.results for q in r.llm_turns)
+        llm_turns = sum(by_question.values())
+        turns = sum(r.turns for r in self.results)
         out += [
             "",
             f"dialogues: {len(self.results)}, all expectations met: {passed}/{len(self.results)}",
@@ -253,8 +281,19 @@ class Report:
             f"{pct(scripted, 0.95):.1f} ms (n={len(scripted)}; target 50 ms)",
             f"first sentence, turns with LLM: p50 {pct(with_llm, 0.5):.0f} ms, p95 "
             f"{pct(with_llm, 0.95):.0f} ms (n={len(with_llm)})",
+            f"first sentence past the acknowledgement, turns with LLM: p50 "
+            f"{pct(answers_llm, 0.5):.0f} ms, p95 {pct(answers_llm, 0.95):.0f} ms, mean "
+            f"{statistics.fmean(answers_llm) if answers_llm else float('nan'):.0f} ms; "
+            f"acknowledged turns: {sum(r.acknowledged for r in self.results)}",
             f"whole turn with LLM: p50 {pct(turns_llm, 0.5):.0f} ms "
             f"(mean {statistics.fmean(turns_llm) if turns_llm else float('nan'):.0f} ms)",
+            f"caller turns the parsers alone did not understand (the LLM's): {llm_turns} of "
+            f"{turns}"
+            + (
+                " (" + ", ".join(f"{q} {n}" for q, n in by_question.most_common()) + ")"
+                if by_question
+                else ""
+            ),
         ]
         return out
 
@@ -279,6 +318,8 @@ async def run_suite(
     system_prompt: str,
     run_id: str,
     progress: bool = False,
+    llm_deadline_s: float = DEFAULTS.llm_deadline_s,
+    ack_after_s: float = DEFAULTS.ack_after_s,
 ) -> Report:
     redis = connect(redis_url)
     try:
@@ -289,6 +330,8 @@ async def run_suite(
             publisher=RedisPublisher(redis),
             llm=llm,
             system_prompt=system_prompt,
+            llm_deadline_s=llm_deadline_s,
+            ack_after_s=ack_after_s,
         )
         results = []
         for n, spec in enumerate(specs, 1):
@@ -317,6 +360,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--llm-url", help="OpenAI-compatible base URL; without it, parsers only")
     parser.add_argument("--llm-model", default="clinic-agent")
+    parser.add_argument(
+        "--llm-deadline-s",
+        type=float,
+        default=DEFAULTS.llm_deadline_s,
+        help="the engine's POLICY_LLM_DEADLINE_S",
+    )
+    parser.add_argument(
+        "--ack-after-s",
+        type=float,
+        default=DEFAULTS.ack_after_s,
+        help="the engine's POLICY_ACK_AFTER_S (0: no acknowledgements)",
+    )
     args = parser.parse_args(argv)
     script = load_script(args.script_dir)
     specs = load_dialogues(args.paths)
@@ -332,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 system_prompt=args.system_prompt.read_text(encoding="utf-8"),
                 run_id=f"suite-{int(time.time())}",
                 progress=True,
+                llm_deadline_s=args.llm_deadline_s,
+                ack_after_s=args.ack_after_s,
             )
         finally:
             if llm is not None:

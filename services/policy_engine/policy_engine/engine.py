@@ -31,13 +31,13 @@ from callkit.contracts.dialog import (
     UserUtterance,
 )
 from callkit.errors import AgentError, InvalidInput, NotFound, PayloadTooLarge
-from callkit.llm_client import LlmClient
 from policy_engine import idempotency
 from policy_engine import outcome as outcomes
 from policy_engine.deadlines import LOST_CAUSE, OutcomeDeadlines, outcome_due_at
 from policy_engine.dialog.booking import release_hold
 from policy_engine.dialog.calendar import Calendar
 from policy_engine.dialog.context import Deps, Emit, Turn
+from policy_engine.dialog.llm import DialogLlm
 from policy_engine.graph import compile_graph
 from policy_engine.metrics import PolicyMetrics
 from policy_engine.publishing import Publisher, live_events
@@ -58,11 +58,13 @@ class DialogEngine:
         sessions: SessionStore,
         calendar: Calendar,
         publisher: Publisher,
-        llm: LlmClient | None,
+        llm: DialogLlm | None,
         system_prompt: str,
         max_text_chars: int = 2000,
         max_silences: int = 2,
         answer_with_llm: bool = True,
+        llm_deadline_s: float = 2.0,
+        ack_after_s: float = 0.7,
         default_locale: str = "en",
         clock: Clock | None = None,
         metrics: PolicyMetrics | None = None,
@@ -89,6 +91,8 @@ class DialogEngine:
             system_prompt=system_prompt,
             max_silences=max_silences,
             answer_with_llm=answer_with_llm,
+            llm_deadline_s=llm_deadline_s,
+            ack_after_s=ack_after_s,
         )
         self.turns = TurnRunner(deps, compile_graph(script), lambda: self.clock())
 
@@ -285,6 +289,10 @@ class DialogEngine:
         self.metrics.llm_calls.observe(turn.llm_calls)
         if turn.llm_failed:
             self.metrics.degraded.inc()
+        if turn.llm_late:
+            self.metrics.late.inc()
+        if turn.acknowledged:
+            self.metrics.acknowledgements.inc()
         for _, to in turn.transitions:
             self.metrics.transitions.labels(to).inc()
 

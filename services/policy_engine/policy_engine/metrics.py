@@ -34,6 +34,18 @@ class PolicyMetrics:
             "Turns that wanted the LLM but went on with the deterministic parsers alone.",
             registry=registry,
         )
+        self.late = Counter(
+            "policy_llm_late_turns_total",
+            "Turns whose LLM work passed POLICY_LLM_DEADLINE_S: its result was dropped and the "
+            "script went on.",
+            registry=registry,
+        )
+        self.acknowledgements = Counter(
+            "policy_acknowledgements_total",
+            "Turns that said an acknowledgement first (nothing was ready within "
+            "POLICY_ACK_AFTER_S).",
+            registry=registry,
+        )
         self.events = Counter(
             "policy_events_total", "Dialog events by type.", ["type"], registry=registry
         )

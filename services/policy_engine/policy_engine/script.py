@@ -315,6 +315,8 @@ class Script:
     locales: tuple[str, ...]
     states: dict[str, StateDef]
     phrases: dict[str, Localized]
+    # Per locale, the short fixed phrases said at once when a reply takes a while.
+    acknowledgements: dict[str, tuple[str, ...]]
     clinic: Clinic
     catalogue: Catalogue
     schedule: Schedule
@@ -360,6 +362,7 @@ def load_script(directory: Path) -> Script:
         state.id = state_id
         states[state_id] = state
     phrases_raw = raw.get("phrases") or {}
+    acknowledgements = _acknowledgements(raw.get("acknowledgements"), locales, script_path)
     clinic = _model(Clinic, _read(directory / "clinic.yaml"), str(directory / "clinic.yaml"))
     catalogue = _model(
         Catalogue, _read(directory / "catalogue.yaml"), str(directory / "catalogue.yaml")
@@ -382,6 +385,7 @@ def load_script(directory: Path) -> Script:
         locales=locales,
         states=states,
         phrases=phrases_raw,
+        acknowledgements=acknowledgements,
         clinic=clinic,
         catalogue=catalogue,
         schedule=schedule,
@@ -392,6 +396,31 @@ def load_script(directory: Path) -> Script:
     )
     _validate(script, script_path)
     return script
+
+
+def _acknowledgements(raw: Any, locales: tuple[str, ...], path: Path) -> dict[str, tuple[str, ...]]:
+    """``acknowledgements: {say: {en: [...], ...}}``: at least two fixed phrases per locale, so
+    one is never said twice in a row (a ``say`` list, which the TTS gateway prerenders)."""
+    texts = raw.get("say") if isinstance(raw, dict) else None
+    if not isinstance(texts, dict):
+        raise ConfigError(f"{path}: 'acknowledgements' needs a 'say' list per locale")
+    out: dict[str, tuple[str, ...]] = {}
+    for locale in locales:
+        phrases = texts.get(locale)
+        if (
+            not isinstance(phrases, list)
+            or len(phrases) < 2
+            or not all(isinstance(p, str) and p.strip() for p in phrases)
+        ):
+            raise ConfigError(
+                f"{path}: acknowledgements: {locale!r} needs a list of at least two phrases"
+            )
+        if any("{" in p for p in phrases):
+            raise ConfigError(
+                f"{path}: acknowledgements: {locale!r} phrases are fixed prompts; no placeholders"
+            )
+        out[locale] = tuple(p.strip() for p in phrases)
+    return out
 
 
 def _check_text(text: Localized, locales: tuple[str, ...], where: str, what: str) -> None:

@@ -26,7 +26,7 @@ class Sentence(BaseModel):
     text: str
     cache_key: str | None = None
     state: str | None = None
-    source: Literal["say", "reprompt", "phrase", "faq", "answer"] = "say"
+    source: Literal["say", "reprompt", "phrase", "faq", "answer", "ack"] = "say"
 
 
 class Line(BaseModel):
@@ -78,6 +78,8 @@ class Session(BaseModel):
     outcome_due_at: float | None = None  # written without call.ended from then (epoch seconds)
     turns: int = 0
     llm_calls: int = 0
+    acknowledgements: int = 0  # said so far; the next is the next phrase in the list
+    llm_turns: int = 0  # turns the parsers alone did not understand (the LLM was or would be asked)
     degraded_turns: int = 0
     version: int = 0
 

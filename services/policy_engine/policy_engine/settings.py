@@ -34,6 +34,21 @@ class PolicySettings(ServiceSettings):
     llm_timeout_s: float = Field(
         8.0, gt=0, le=120, description="Longest wait for the LLM's first token in one turn."
     )
+    llm_deadline_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="From the caller's words to the LLM's result (extraction, or a free "
+        "answer's first sentence): past this the result is dropped and the script goes on "
+        "without it (the question again, or its next step).",
+    )
+    ack_after_s: float = Field(
+        0.7,
+        ge=0,
+        le=10,
+        description="A turn waiting on the LLM that has said nothing this long says a short "
+        "prerendered acknowledgement first (script.yaml's acknowledgements); 0 never does.",
+    )
     system_prompt_file: Path = Field(
         Path("prompts/system.en.txt"),
         description="The dialog's fixed system prompt, always the first message (its KV cache is reused).",

@@ -76,6 +76,7 @@ class TurnRunner:
             session.add_line("agent", " ".join(s.text for s in turn.reply), state=session.state)
         session.last_reply = turn.reply
         session.llm_calls += turn.llm_calls
+        session.llm_turns += turn.llm_wanted
         session.degraded_turns += turn.llm_failed
         return session, turn
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from callkit.errors import AgentError
-from callkit.llm_client import LlmClient
 from policy_engine import parsers as p
+from policy_engine.dialog.llm import DialogLlm
 from policy_engine.lexicon import Words, phrase_pattern
 from policy_engine.script import CORRECTION, YES_NO_SLOTS, Script
 
@@ -285,7 +285,7 @@ _INTENTS = (
 
 
 async def llm_read(
-    llm: LlmClient, system_prompt: str, heard: Heard, ctx: Context
+    llm: DialogLlm, system_prompt: str, heard: Heard, ctx: Context
 ) -> CallerFacts | None:
     """Ask the model for what the parsers missed; None if it is down or answers badly.
 
@@ -304,15 +304,11 @@ async def llm_read(
         else IntentFacts
     )
     fields = "; ".join([*(_FIELDS[w] for w in wanted), _INTENTS])
+    # Static first, so the server's prefix cache covers all but the last short message.
     messages = [
         {"role": "system", "content": system_prompt},
-        {
-            "role": "user",
-            "content": (
-                f'You asked: "{ctx.question_text}"\nThe caller said: "{heard.text}"\n'
-                f"Reply with JSON only. Fields: {fields}."
-            ),
-        },
+        {"role": "system", "content": f"Read the caller's reply. JSON only. Fields: {fields}."},
+        {"role": "user", "content": f'Asked: "{ctx.question_text}"\nCaller: "{heard.text}"'},
     ]
     try:
         facts = await llm.extract(messages, schema, max_tokens=60)

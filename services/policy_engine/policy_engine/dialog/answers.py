@@ -8,6 +8,7 @@ When nothing is left, or the model is down, the caller hears the scripted fallba
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -35,6 +36,7 @@ def safe_to_say(sentence: str, words: Words) -> bool:
 
 async def free_answer(t: Turn, question: str) -> None:
     """Answer a question the FAQ does not cover, or say the scripted fallback."""
+    t.llm_wanted = True
     llm = t.deps.llm
     if llm is None or not t.deps.answer_with_llm:
         await t.phrase("cannot_answer")
@@ -44,29 +46,35 @@ async def free_answer(t: Turn, question: str) -> None:
         "Answer the caller's question in one short sentence, then stop. Do not mention "
         "prices, times, dates or numbers; do not give medical advice."
     )
-    history = [
-        {"role": "assistant" if line.role == "agent" else "user", "content": line.text}
-        for line in t.session.transcript[-6:]
-    ]
+    # The static part first (the server reuses its cached prefix), then only what the caller
+    # was just told: a longer history costs prefill time on the caller's silence.
+    said = [line for line in t.session.transcript[:-1] if line.role == "agent"][-1:]
     messages = [
         {"role": "system", "content": t.deps.system_prompt},
         {"role": "system", "content": facts},
-        *history,
+        *({"role": "assistant", "content": line.text} for line in said),
         {"role": "user", "content": question},
     ]
     t.llm_calls += 1
     spoken = 0
     buffer = ""
     try:
-        async for delta in llm.stream(messages, max_tokens=60, temperature=0.3, kind="answer"):
-            buffer += delta
-            *done, buffer = SENTENCE_END.split(buffer)
-            for sentence in done:
-                if spoken < MAX_SENTENCES and await _say_if_safe(t, sentence):
-                    spoken += 1
-        complete = re.search(r"[.!?]$", buffer.strip())
-        if complete and spoken < MAX_SENTENCES and await _say_if_safe(t, buffer):
-            spoken += 1
+        async with t.waiting_on_llm() as deadline:
+            async for delta in llm.stream(messages, max_tokens=60, temperature=0.3, kind="answer"):
+                buffer += delta
+                *done, buffer = SENTENCE_END.split(buffer)
+                for sentence in done:
+                    if spoken < MAX_SENTENCES and await _say_if_safe(t, sentence):
+                        spoken += 1
+                        # The caller hears the answer: the next sentence gets a deadline of its own.
+                        deadline.reschedule(
+                            asyncio.get_running_loop().time() + t.deps.llm_deadline_s
+                        )
+            complete = re.search(r"[.!?]$", buffer.strip())
+            if complete and spoken < MAX_SENTENCES and await _say_if_safe(t, buffer):
+                spoken += 1
+    except TimeoutError:
+        t.llm_late = spoken == 0
     except AgentError as exc:
         t.llm_failed = True
         log.warning("LLM answer failed; saying the scripted fallback", extra={"code": exc.code})

@@ -7,15 +7,18 @@ moment they are ready, and what the turn did (replies, actions, LLM use, transit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
+import time as monotonic
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from callkit.llm_client import LlmClient
 from policy_engine import render
 from policy_engine.dialog.calendar import Calendar
+from policy_engine.dialog.llm import DialogLlm
 from policy_engine.outcome import total_price
 from policy_engine.script import Script, Study
 from policy_engine.session import Sentence, Session
@@ -29,10 +32,14 @@ Emit = Callable[[Sentence], Awaitable[None]]
 class Deps:
     script: Script
     calendar: Calendar
-    llm: LlmClient | None
+    llm: DialogLlm | None
     system_prompt: str
     max_silences: int = 2
     answer_with_llm: bool = True
+    # From the event's arrival: the LLM's work past this is dropped and the script goes on.
+    llm_deadline_s: float = 2.0
+    # A turn waiting on the LLM that has said nothing this long says an acknowledgement first.
+    ack_after_s: float = 0.7
 
 
 @dataclass
@@ -47,11 +54,15 @@ class Turn:
     actions: list[dict[str, Any]] = field(default_factory=list)
     heard: Heard | None = None
     llm_calls: int = 0
+    llm_wanted: bool = False  # the parsers alone did not understand (asked of the LLM if up)
     llm_failed: bool = False
     keypad: bool = False  # the event was keypad input
     aside: bool = False  # the caller asked or remarked something off the script
     ask_afresh: bool = False  # the caller declined a person: the question starts over
     transitions: list[tuple[str, str]] = field(default_factory=list)
+    started: float = field(default_factory=monotonic.monotonic)  # the event's arrival
+    acknowledged: bool = False  # the turn said its acknowledgement
+    llm_late: bool = False  # the LLM passed the deadline: its result was dropped
 
     @property
     def script(self) -> Script:
@@ -80,6 +91,43 @@ class Turn:
                     state=self.session.state,
                 )
             )
+
+    @contextlib.asynccontextmanager
+    async def waiting_on_llm(self) -> AsyncIterator[asyncio.Timeout]:
+        """Bound the LLM's share of the turn: the block is cancelled ``llm_deadline_s`` after
+        the event came (``TimeoutError`` out of it; ``reschedule`` the yielded deadline once
+        the caller hears the answer), and while it runs, the acknowledgement is said once
+        ``ack_after_s`` has passed with nothing said."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.started + self.deps.llm_deadline_s - monotonic.monotonic()
+        ack = None
+        if self.deps.ack_after_s > 0 and not self.acknowledged:
+            ack = asyncio.create_task(self._acknowledge_when_slow())
+        try:
+            async with asyncio.timeout_at(due) as deadline:
+                yield deadline
+        finally:
+            if ack is not None:
+                ack.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ack
+
+    async def _acknowledge_when_slow(self) -> None:
+        await asyncio.sleep(self.started + self.deps.ack_after_s - monotonic.monotonic())
+        if self.reply or self.acknowledged:
+            return  # the caller is already hearing the turn
+        self.acknowledged = True
+        phrases = self.script.acknowledgements[self.locale]
+        index = self.session.acknowledgements % len(phrases)
+        self.session.acknowledgements += 1  # the next one is another phrase
+        await self.say(
+            Sentence(
+                text=phrases[index],
+                cache_key=f"ack.{index}.{self.locale}",
+                source="ack",
+                state=self.session.state,
+            )
+        )
 
     def enter(self, state_id: str) -> None:
         """Move the call to ``state_id``, counting the transition."""

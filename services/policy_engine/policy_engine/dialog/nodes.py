@@ -76,12 +76,19 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
     )
     heard = parse_utterance(state.get("text", ""), ctx, t.script, t.locale)
     t.heard = heard
-    if t.deps.llm is not None and needs_llm(heard, ctx):
+    wanted = needs_llm(heard, ctx)
+    t.llm_wanted |= wanted
+    if t.deps.llm is not None and wanted:
         t.llm_calls += 1
-        facts = await llm_read(t.deps.llm, t.deps.system_prompt, heard, ctx)
-        if facts is None:
-            t.llm_failed = True
-        else:
+        facts = None
+        try:
+            async with t.waiting_on_llm():
+                facts = await llm_read(t.deps.llm, t.deps.system_prompt, heard, ctx)
+            if facts is None:
+                t.llm_failed = True
+        except TimeoutError:
+            t.llm_late = True  # too late to be worth the wait: go on as if it found nothing
+        if facts is not None:
             merge_llm(heard, facts, ctx, t.script.words)
     fill_from_words(heard, ctx)
     s.silences = 0
