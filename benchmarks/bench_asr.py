@@ -30,6 +30,15 @@ import websockets
 
 import devstack
 from callkit.audio import resample, ulaw_decode, ulaw_encode
+from callkit.contracts.asr import (
+    SERVER_EVENTS,
+    ServerEvent,
+    SessionClose,
+    SessionCreated,
+    SessionStart,
+    TranscriptFinal,
+    TranscriptPartial,
+)
 from callkit.models import ModelStore, Registry
 from callkit.redis_provision import free_port
 
@@ -144,6 +153,15 @@ def edits(ref: list[str], hyp: list[str]) -> int:
     return d[len(hyp)]
 
 
+async def open_session(ws: Any, start: SessionStart) -> SessionCreated:
+    """Send ``session.start`` and return the gateway's ``session.created``; a refusal raises."""
+    await ws.send(start.model_dump_json())
+    answer: ServerEvent = SERVER_EVENTS.parse(await ws.recv())
+    if not isinstance(answer, SessionCreated):
+        raise RuntimeError(f"the ASR gateway did not open the session: {answer!r}")
+    return answer
+
+
 async def stream_utterance(
     url: str, clip: np.ndarray, *, repeats: int = 1, gap_s: float = TAIL_S, offset_s: float = 0.0
 ) -> dict[str, Any]:
@@ -165,30 +183,29 @@ async def stream_utterance(
         position += len(clip) / 16000 + gap_s
     data = np.concatenate(parts).tobytes()
     step = 640  # 20 ms
-    finals: list[tuple[float, dict[str, Any]]] = []
+    finals: list[tuple[float, TranscriptFinal]] = []
     first_partial: list[float] = []
     async with websockets.connect(url, max_size=2**20) as ws:
-        await ws.send(json.dumps({"type": "session.start", "sample_rate": 16000}))
-        await ws.recv()
+        await open_session(ws, SessionStart(sample_rate=16000))
         t0 = time.perf_counter()
 
         async def reader() -> None:
             async for message in ws:
-                event = json.loads(message)
-                if event["type"] == "transcript.partial" and not first_partial:
+                event = SERVER_EVENTS.parse(message)
+                if isinstance(event, TranscriptPartial) and not first_partial:
                     first_partial.append(time.perf_counter())
-                elif event["type"] == "transcript.final":
+                elif isinstance(event, TranscriptFinal):
                     finals.append((time.perf_counter(), event))
 
         task = asyncio.create_task(reader())
         for i in range(0, len(data), step):
             await asyncio.sleep(max(0.0, t0 + i / 32000 - time.perf_counter()))
             await ws.send(data[i : i + step])
-        await ws.send(json.dumps({"type": "session.close"}))
+        await ws.send(SessionClose().model_dump_json())
         await asyncio.wait_for(task, 60)
     return {
         "finals": finals,
-        "text": " ".join(e["text"] for _, e in finals),
+        "text": " ".join(e.text for _, e in finals),
         "first_partial": first_partial[0] if first_partial else None,
         "utterances": [(t0 + a, t0 + b) for a, b in bounds],
     }
@@ -201,8 +218,7 @@ def final_delays(r: dict[str, Any]) -> list[float]:
         mine = [
             t
             for t, e in r["finals"]
-            if t >= end
-            and abs(e["start_ms"] / 1000 - (start - r["utterances"][0][0] + LEAD_S)) < 1.5
+            if t >= end and abs(e.start_ms / 1000 - (start - r["utterances"][0][0] + LEAD_S)) < 1.5
         ]
         if mine:
             delays.append(max(mine) - end)
@@ -365,10 +381,7 @@ async def memory(model: str, clip: np.ndarray) -> None:
     period = np.concatenate([clip, np.zeros(16000 * 8, np.int16)])  # speech every ~10 s
     try:
         async with websockets.connect(url, max_size=2**20) as ws:
-            await ws.send(
-                json.dumps({"type": "session.start", "sample_rate": 16000, "partials": False})
-            )
-            await ws.recv()
+            await open_session(ws, SessionStart(sample_rate=16000, partials=False))
             reader = asyncio.create_task(_drain(ws))
             sent_s = 0.0
             marks: dict[int, float] = {}
@@ -385,7 +398,7 @@ async def memory(model: str, clip: np.ndarray) -> None:
                     f"  session audio {sent_s / 60:4.1f} min: RSS {marks[minute]:.0f} MB",
                     flush=True,
                 )
-            await ws.send(json.dumps({"type": "session.close"}))
+            await ws.send(SessionClose().model_dump_json())
             await asyncio.wait_for(reader, 120)
         print(f"  RSS 30-minute vs 1-minute session: {marks[30] - marks[1]:+.0f} MB")
     finally:
@@ -414,7 +427,7 @@ async def versus_realtimestt(clips: dict[str, list[np.ndarray]]) -> None:
     silero = str(store.resolve("silero-vad") / "silero_vad.onnx")
     out_dir = ROOT / ".run" / "bench" / "clips"
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = []
+    meta: list[dict[str, Any]] = []
     for i, (sentence, clip) in enumerate(zip(SENTENCES, clips["piper"], strict=True)):
         audio = np.concatenate(
             [np.zeros(int(LEAD_S * 16000), np.int16), clip, np.zeros(int(TAIL_S * 16000), np.int16)]
