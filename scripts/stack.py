@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 
+from callkit.contracts.outcome import CallOutcome
 from devstack import ROOT
 from devstack.served import PORTS, RUN, environment, serve, status, stop_served
 
@@ -103,13 +104,21 @@ def demo() -> int:
         )
     v = report.get("v2v", {})
     print(f"  v2v p50 {v.get('p50_ms')} ms, p95 {v.get('p95_ms')} ms")
-    status_ = (report.get("outcome") or {}).get("status")
-    print(f"\nOutcome: {status_}")
+    outcome = CallOutcome.model_validate(report["outcome"]) if report.get("outcome") else None
+    status_ = outcome.status if outcome is not None else None
+    print(f"\nOutcome: {status_ or 'none on calls:completed'}")
+    if outcome is not None:
+        lat = outcome.latency
+        print(
+            f"  its latency (the bridge's): v2v p50 {_ms(lat.v2v_p50_ms)}, p95 {_ms(lat.v2v_p95_ms)}"
+            f" ({len(lat.v2v_ms)} turns); barge-ins: {lat.barge_ins}"
+        )
     row = _csv_row(report.get("call_id"))
     if row:
         print(f"Row appended to data/calls.csv: {row}")
     print(f"Recording (caller left, agent right): {report.get('recording')}")
-    print(f"Bridge recording: recordings/{report.get('call_id')}.wav")
+    bridge_recording = outcome.recording_path if outcome is not None else None
+    print(f"Bridge recording (from the outcome): {bridge_recording or 'none'}")
     print(f"Report: {report_path}   ({time.monotonic() - t0:.0f} s in all)")
     if started:
         print("\nStopping what the demo started:")
@@ -118,6 +127,10 @@ def demo() -> int:
         print("error: the call did not book", file=sys.stderr)
         return 1
     return 0
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.0f} ms" if value is not None else "-"
 
 
 def _csv_row(call_id: str | None) -> list[str] | None:
