@@ -1,4 +1,8 @@
-"""ESL framing as mod_event_socket writes and reads it (freeswitch-protocols.md §B)."""
+"""ESL framing as mod_event_socket writes and reads it.
+
+A message is a header block ended by an empty line, then exactly Content-Length body bytes; inside
+a text/event-plain body every event header value is URL-encoded.
+"""
 
 from __future__ import annotations
 

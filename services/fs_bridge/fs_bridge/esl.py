@@ -1,11 +1,13 @@
 """An asyncio Event Socket client for the bridge: one connection, reconnect with backoff.
 
-Written against the pitfalls of ../shared/design/freeswitch-protocols.md: replies are matched to
-commands strictly in order (one command in flight, as mod_event_socket answers in order), events
-are read on the same socket and never block a reply, ``bgapi`` is used for anything slow (the
-reply comes as a ``BACKGROUND_JOB`` event matched by ``Job-UUID``), the password never reaches a
-log, and a dropped connection is re-established with exponential backoff after which the bridge
-resyncs its calls (``on_connect``).
+mod_event_socket answers commands strictly in the order they were sent and carries no id that
+ties a reply to its command, so one command is in flight at a time and the next reply belongs to
+it. Events arrive on the same socket between replies and are dispatched without ever holding a
+reply back. A slow command (``originate``, ``uuid_kill``) would stall every command behind it, so
+it goes out as ``bgapi``: the immediate reply carries a ``Job-UUID`` and the result comes later
+as a ``BACKGROUND_JOB`` event with that ``Job-UUID``. The password never reaches a log. A dropped
+connection is re-established with exponential backoff, after which the bridge resyncs its calls
+(``on_connect``), since events sent while it was away are lost.
 """
 
 from __future__ import annotations

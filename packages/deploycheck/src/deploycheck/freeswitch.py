@@ -5,9 +5,11 @@ preprocessed the way switch_xml.c does it, parsed, and then checked for what bre
 silently on a real switch: undefined variables, directives inside comments, modules missing
 from the load list, an event socket with the default password or without an ACL for the
 bridge, codecs, and above all the ``uuid_audio_fork`` command the dialplan runs at answer time,
-split with FreeSWITCH's own argument rules (freeswitch-protocols.md A.1): the rate must be
-given (without it the module dereferences NULL), the mix must be stereo, the bug name must not be
-empty, the metadata must reach the bridge as one JSON object whatever the caller ID holds.
+split with FreeSWITCH's own argument rules (switch_separate_string: runs of spaces separate, a
+``'…'`` section is one argument, a backslash escapes a quote or a space, and the last argument
+takes the rest of the line): the rate must be given (without it the module dereferences NULL),
+the mix must be stereo, the bug name must not be empty, the metadata must reach the bridge as one
+JSON object whatever the caller ID holds.
 """
 
 from __future__ import annotations
