@@ -18,6 +18,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from callkit.contracts import streams
+
 log = logging.getLogger("tts_gateway.cache")
 
 
@@ -94,7 +96,7 @@ class AudioCache:
         *,
         ttl_s: int,
         max_redis_entry_bytes: int,
-        namespace: str = "tts",
+        namespace: str = streams.TTS_PREFIX,
     ) -> None:
         self.redis = redis
         self.namespace = namespace
@@ -103,7 +105,7 @@ class AudioCache:
         self.max_redis_entry_bytes = max_redis_entry_bytes
 
     def redis_key(self, key: str) -> str:
-        return f"{self.namespace}:{key}"
+        return streams.key(self.namespace, key)
 
     async def get(self, key: str) -> CacheHit | None:
         data: bytes | str | None
