@@ -1,4 +1,4 @@
-"""The dialogue suite against the real embedded LLM: 36 scripted text calls (happy paths,
+"""The dialogue suite against the real embedded LLM: the scripted text calls (happy paths,
 out-of-order answers, corrections, questions, objections, exits, silence, hang-ups, barge-ins,
 DTMF, a prompt injection, Russian), scored on completion, slot accuracy and double bookings."""
 

@@ -226,3 +226,101 @@ def test_symptom_words_are_whole_words() -> None:
     assert p.mentions_symptom("My knee hurts", ["knee"], WORDS)
     assert not p.mentions_symptom("my number is 555", ["knee"], WORDS)  # "numb" is not "number"
     assert p.mentions_symptom("болит колено", ["колен*"], WORDS)
+
+
+# ---------------------------------------------------------------- what new callers say
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("It's Helen, Helen Carter.", "Helen Carter"),
+        ("Yes hello, Carter here. Mark Carter.", "Mark Carter"),
+        ("Hi, it's Tom. Tom Wilkinson.", "Tom Wilkinson"),
+        ("Um, hi, yes, so, my name's uh Daniel Brooks.", "Daniel Brooks"),
+        ("Good morning. Yes, my name is Margaret O'Neill.", "Margaret O'Neill"),
+        ("Oh hi. Priya.", "Priya"),
+        ("Hiya, Olivia Brown.", "Olivia Brown"),
+        ("Hi there. Sam.", "Sam"),
+    ],
+)
+def test_names_as_new_callers_say_them(text: str, expected: str) -> None:
+    assert p.parse_name(p.normalize(text, WORDS), WORDS, expecting=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Uh huh.", True),
+        ("Mm hmm.", True),
+        ("Cool.", True),
+        ("Go on then.", True),
+        ("I guess so, yes.", True),
+        ("That'd be great.", True),
+        ("Nope, none of those.", False),
+        ("Uh, I'm not sure, probably not.", False),
+        ("I'll skip that, thanks.", False),
+        ("Hmm, I think I'll pass for now.", False),
+        ("No, nothing like that.", False),
+    ],
+)
+def test_yes_and_no_as_new_callers_say_them(text: str, expected: bool) -> None:
+    assert p.parse_yes_no(p.normalize(text, WORDS), EN, WORDS) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I've had it for about three weeks now.", "3 weeks"),
+        ("Oh, it must be half a year by now.", "6 months"),
+        ("Hmm, maybe since the beginning of the month?", "since the start of the month"),
+        ("Weeks.", "weeks"),
+        ("Уже недели три.", "3 weeks"),
+    ],
+)
+def test_durations_as_new_callers_say_them(text: str, expected: str) -> None:
+    assert p.parse_duration(p.normalize(text, WORDS), WORDS) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sometime next week, maybe Wednesday?", date(2026, 12, 2)),
+        ("Next Tuesday works for me.", date(2026, 12, 1)),
+        ("Thursday. Actually no, make it Friday.", date(2026, 11, 27)),
+        ("December the first?", date(2026, 12, 1)),
+        ("The twenty first of December.", date(2026, 12, 21)),
+        ("How about Monday?", date(2026, 11, 30)),
+    ],
+)
+def test_dates_as_new_callers_say_them(text: str, expected: date) -> None:
+    assert p.parse_date(p.normalize(text, WORDS).lower(), MONDAY, WORDS) == expected
+
+
+def test_picks_by_position_and_no_hour_read_into_one() -> None:
+    offered = (time(8, 0), time(14, 0), time(19, 30))
+    for text, expected in [
+        ("The later one please.", time(19, 30)),
+        ("Uh, the middle one I suppose.", time(14, 0)),
+        ("Mornings are better for me.", time(8, 0)),
+        ("2, please.", time(14, 0)),
+    ]:
+        assert p.parse_time(p.normalize(text, WORDS), WORDS, offered) == expected, text
+    # "one" is a digit by now; it is no offered hour.
+    assert p.parse_time(p.normalize("That one.", WORDS), WORDS, offered) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("My mobile is five five five, oh one two, three four oh nine.", "+15550123409"),
+        ("It's, um, five five five, seven seven seven, one two one two.", "+15557771212"),
+    ],
+)
+def test_phones_with_oh_and_fillers(text: str, expected: str) -> None:
+    assert p.parse_phone(p.normalize(text, WORDS), "1") == expected
+
+
+def test_russian_tens_and_units_are_one_number() -> None:
+    norm = p.normalize("Сорок пять лет, семьдесят килограмм.", WORDS)
+    assert p.parse_age_weight(norm) == (45, 70)

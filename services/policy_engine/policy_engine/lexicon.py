@@ -26,7 +26,8 @@ def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
         key=len,
         reverse=True,
     )
-    return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?![\w'])", re.I)
+    # "shoulder's", "knee's": the word with a possessive or "is"/"has" after it.
+    return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?:'s)?(?![\w'])", re.I)
 
 
 def word_pattern(words: Iterable[str]) -> re.Pattern[str]:
@@ -62,6 +63,9 @@ class LexiconFile(BaseModel):
     day_parts: dict[str, dict[str, tuple[int, int]]]
     duration_units: dict[str, dict[str, str]]
     spoken_numbers: dict[str, dict[str, int]] = Field(default_factory=dict)
+    day_ordinals: dict[str, dict[str, int]] = Field(default_factory=dict)
+    fillers: PerLocale = Field(default_factory=dict)
+    decline: PerLocale = Field(default_factory=dict)
     modalities: dict[str, PerLocale]
 
 
@@ -75,6 +79,7 @@ class Lexicon:
     question_words: tuple[str, ...]
     same_number: tuple[str, ...]
     pain: tuple[str, ...]
+    decline: tuple[str, ...] = ()
     _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def pattern(self, phrases: Sequence[str]) -> re.Pattern[str]:
@@ -98,6 +103,8 @@ class Words:
     day_parts: dict[str, tuple[int, int]]
     duration_units: dict[str, str]
     spoken_numbers: dict[str, int]
+    day_ordinals: dict[str, int]
+    fillers: re.Pattern[str] | None
     not_names: frozenset[str]
     not_negative: re.Pattern[str]
     symptoms: re.Pattern[str]
@@ -130,6 +137,7 @@ def lexicon_for(lex: LexiconFile, locale: str) -> Lexicon:
         question_words=tuple(lex.question_words.get(locale, [])),
         same_number=tuple(lex.same_number.get(locale, [])),
         pain=tuple(lex.pain.get(locale, [])),
+        decline=tuple(lex.decline.get(locale, [])),
     )
 
 
@@ -146,6 +154,17 @@ def words_of(lex: LexiconFile, locales: Sequence[str]) -> Words:
         day_parts=_merged(lex.day_parts, locales),
         duration_units=_merged(lex.duration_units, locales),
         spoken_numbers=_merged(lex.spoken_numbers, locales),
+        day_ordinals=_merged(lex.day_ordinals, locales),
+        # A filler is dropped with the comma after it; "uh huh" and "mm hmm" are a yes.
+        fillers=(
+            re.compile(
+                rf"(?<![\w'-])(?:{'|'.join(map(re.escape, _all(lex.fillers, locales)))})"
+                r"(?![\w'-])(?!\s+(?:huh|hmm)\b)(?<!mm hmm)(?<!mm-hmm),?",
+                re.I,
+            )
+            if _all(lex.fillers, locales)
+            else None
+        ),
         # A weekday or a month at the start of a sentence is not a name either.
         not_names=frozenset(_all(lex.not_names, locales)) | set(weekdays) | set(months),
         not_negative=word_pattern(_all(lex.not_negative, locales)),

@@ -19,7 +19,8 @@ from datetime import date, time, timedelta
 from callkit.spoken import numbers_to_digits
 from policy_engine.lexicon import Lexicon, Words, phrase_pattern
 
-_NAME_TOKEN = r"[A-ZА-ЯЁ][a-zа-яё'’-]+"
+# "Tom", "O'Neill", "Smith-Jones", "Иванова".
+_NAME_TOKEN = r"[A-ZА-ЯЁ](?:['’][A-ZА-ЯЁ][a-zа-яё]+|[a-zа-яё'’-]+)"
 _NAME = rf"({_NAME_TOKEN}(?:\s+{_NAME_TOKEN}){{0,2}})"
 # What people say before their name; matched case-insensitively, the name itself must be
 # capitalized (the ASR gateway capitalizes names) unless the agent just asked for it.
@@ -33,14 +34,37 @@ _NAME_CUES = [
     r"(?:^|[.,!?]\s*)это\s+",
 ]
 
+_DIGIT_WORDS = r"(?:oh|zero|one|two|three|four|five|six|seven|eight|nine|\d+)"
+_DIGIT_BEFORE = re.compile(rf"(?i)\b{_DIGIT_WORDS},?\s+$")
+_DIGIT_AFTER = re.compile(rf"(?i)^,?\s+{_DIGIT_WORDS}\b")
+
+
+def _oh(m: re.Match[str], text: str) -> str:
+    """ "oh" stays (a zero) with a digit before or after it; else it is a sound, dropped."""
+    near = _DIGIT_BEFORE.search(text[: m.start()]) or _DIGIT_AFTER.search(text[m.end() :])
+    return m.group(0) if near else " "
+
 
 def normalize(text: str, words: Words) -> str:
     """One spelling for apostrophes and spaces, spoken numbers as digits."""
     text = text.replace("’", "'").replace("‘", "'")
+    if words.fillers is not None:
+        text = words.fillers.sub(" ", text)
+    # "Oh" is a zero only among digits ("five five five, oh one two"): "Oh, hi" is not.
+    text = re.sub(r"(?i)\boh\b", lambda m: _oh(m, text), text)
     text = numbers_to_digits(text)
     if words.spoken_numbers:
         spoken = re.compile(rf"(?<!\w)({'|'.join(words.spoken_numbers)})(?!\w)", re.I)
-        text = spoken.sub(lambda m: str(words.spoken_numbers[m.group(1).lower()]), text)
+        said = spoken.sub(lambda m: str(words.spoken_numbers[m.group(1).lower()]), text)
+        if said != text:  # "сорок пять" is 40 5 now: one number
+            said = re.sub(
+                r"(?<![\d.,])([2-9]0) ([1-9])(?![\d.,])",
+                lambda m: str(int(m.group(1)) + int(m.group(2))),
+                said,
+            )
+        text = said
+    text = re.sub(r"\s+([,.!?])", r"\1", text)  # "Um, hi" is ", hi" now
+    text = re.sub(r"^[\s,]+|(?<=[.!?,])[\s,]*,", " ", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -185,6 +209,7 @@ def parse_date(text: str, today: date, words: Words) -> date | None:
         return today + timedelta(days=n * (7 if m.group(2).startswith("week") else 1))
     months = words.months
     month_names = "|".join(months)
+    t = _day_ordinals_as_digits(t, month_names, words)
     m = re.search(rf"\b({month_names})\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\b", t)
     if m:
         return _day_in_month(today, int(m.group(2)), months[m.group(1)])
@@ -197,12 +222,47 @@ def parse_date(text: str, today: date, words: Words) -> date | None:
     m = re.search(r"(?<![\d:])(\d{1,2})/(\d{1,2})(?![\d/])", t)
     if m:
         return _day_in_month(today, int(m.group(2)), int(m.group(1)))
-    for name, weekday in words.weekdays.items():
-        if re.search(rf"\b{name}\b", t):
-            return _next_weekday(today, weekday)
-    if words.next_week.search(t):
+    next_week = bool(words.next_week.search(t))
+    said = [
+        (m.start(), weekday, bool(m.group(1)))
+        for name, weekday in words.weekdays.items()
+        for m in re.finditer(rf"\b(next )?{name}\b", t)
+    ]
+    if said:
+        # "Thursday. Actually no, make it Friday": the last one said.
+        _, weekday, next_one = max(said)
+        if (
+            next_week or next_one
+        ):  # "next week, maybe Wednesday", "next Tuesday": that week's  # "next week, maybe Wednesday": that week's Wednesday
+            return _next_weekday(today, 0) + timedelta(days=weekday)
+        return _next_weekday(today, weekday)
+    if next_week:
         return _next_weekday(today, 0)
     return None
+
+
+def _day_ordinals_as_digits(t: str, month_names: str, words: Words) -> str:
+    """A day said as an ordinal next to a month ("december the first", "the 20 first of
+    may") with digits ("december the 1st"), so the month's patterns read it."""
+    if not words.day_ordinals:
+        return t
+    names = "|".join(sorted(words.day_ordinals, key=len, reverse=True))
+    day = rf"(?:([23]0)[\s-]?)?\b({names})\b"
+
+    def digits(tens: str | None, word: str) -> str:
+        value = words.day_ordinals[word]
+        return f"{int(tens or 0) + value if value < 10 else value}th"
+
+    t = re.sub(
+        rf"\b({month_names}) (?:the )?{day}",
+        lambda m: f"{m.group(1)} {digits(m.group(2), m.group(3))}",
+        t,
+    )
+    return re.sub(
+        rf"(?:the )?{day}(?= (?:of )?(?:{month_names})\b)",
+        lambda m: digits(m.group(1), m.group(2)),
+        t,
+    )
 
 
 # ---------------------------------------------------------------- times
@@ -257,8 +317,10 @@ def parse_time(
                     if start <= slot.hour < end:
                         return slot
         bare = re.fullmatch(r"\D*?(\d{1,2})\D*", t)
-        if bare:
-            return _clock(int(bare.group(1)), 0, None, opens)
+        if bare:  # "2, please": an offered hour ("the later one" is no hour)
+            said = _clock(int(bare.group(1)), 0, None, opens)
+            if said is not None and any(slot.hour == said.hour for slot in offered):
+                return said
     return None
 
 
@@ -280,6 +342,16 @@ def _clock(hour: int, minute: int, meridiem: str | None, opens: time) -> time | 
 def parse_duration(text: str, words: Words) -> str | None:
     """How long something has lasted, in a short written form ("2 weeks", "since yesterday")."""
     t = text.lower()
+    m = re.search(r"\bhalf (?:a |an )?(year|month)\b|\bпол ?(года|месяца)\b", t)
+    if m:
+        return "6 months" if (m.group(1) or m.group(2)).startswith(("year", "год")) else "2 weeks"
+    m = re.search(r"\b(недел\w*|месяц\w*|дн\w*|год\w*|лет)\s+(\d{1,2})\b", t)
+    if m:  # "недели три": about three weeks
+        unit = words.duration_units.get(m.group(1)) or next(
+            (v for k, v in words.duration_units.items() if m.group(1).startswith(k[:4])), None
+        )
+        if unit:
+            return f"{m.group(2)} {unit}{'s' if int(m.group(2)) != 1 else ''}"
     m = re.search(
         r"\b(?:for|about|around|over|almost|nearly|past|last|уже|около)?\s*"
         r"(\d{1,3}|a|an|one|a couple of|couple of|a few|few|several)\s+"
@@ -303,9 +375,15 @@ def parse_duration(text: str, words: Words) -> str | None:
     )
     if m:
         return f"since {m.group(1)}"
+    m = re.search(r"\bsince the (?:beginning|start) of (?:the |this |last )?(week|month|year)\b", t)
+    if m:
+        return f"since the start of the {m.group(1)}"
     m = re.search(r"\b(yesterday|this morning|last night|вчера)\b", t)
     if m:
         return f"since {m.group(1)}"
+    m = re.fullmatch(r"\W*(?:for\s+)?(?:some\s+)?(days|weeks|months|years)\W*", t)
+    if m:  # "Weeks.": how long, roughly
+        return m.group(1)
     return None
 
 
@@ -372,7 +450,28 @@ def parse_spelled_name(text: str) -> str | None:
 
 def parse_name(text: str, words: Words, *, expecting: bool) -> str | None:
     """The caller's name when they say it with a cue ("my name is…", "it's…"), or, when the
-    agent just asked for it, an utterance that is nothing but a name (or starts with one)."""
+    agent just asked for it, an utterance that is nothing but a name (or starts with one).
+    A name said again in full ("It's Helen, Helen Carter", "Carter here. Mark Carter") is
+    taken in full."""
+    name = _name_in(text, words, expecting=expecting)
+    return _in_full(name, text, words.not_names) if name else None
+
+
+def _in_full(name: str, text: str, not_names: frozenset[str]) -> str:
+    if " " in name:
+        return name
+    for pattern in (
+        rf"\b{re.escape(name)}\s+({_NAME_TOKEN})",
+        rf"({_NAME_TOKEN})\s+{re.escape(name)}\b",
+    ):
+        for m in re.finditer(pattern, text):
+            other = m.group(1)
+            if other.lower() not in not_names and other != name:
+                return f"{name} {other}" if pattern.startswith(r"\b") else f"{other} {name}"
+    return name
+
+
+def _name_in(text: str, words: Words, *, expecting: bool) -> str | None:
     not_names = words.not_names
     for cue in _NAME_CUES:
         m = re.search(rf"(?i:{cue}){_NAME}", text)
@@ -384,7 +483,8 @@ def parse_name(text: str, words: Words, *, expecting: bool) -> str | None:
     if not expecting:
         return None
     stripped = re.sub(
-        r"^(?:(?:yes|yeah|sure|hi|hello|ok|okay|um|uh|sorry)[,.!]?\s+)+",
+        r"^(?:(?:yes|yeah|sure|hi|hiya|hey|hello|there|oh|well|so|ok|okay|um|uh|sorry|"
+        r"good (?:morning|afternoon|evening))[,.!]?\s+)+",
         "",
         text.strip(),
         flags=re.I,

@@ -66,6 +66,7 @@ class Heard:
     faq: str | None = None
     change: list[str] = field(default_factory=list)  # slots the caller wants to change
     correction: bool = False
+    declined: bool = False  # the caller would rather not answer
     llm_used: bool = False
     llm_error: str | None = None
 
@@ -110,8 +111,9 @@ def body_words(script: Script, locale: str) -> list[str]:
 def _strip_durations(text: str) -> str:
     return re.sub(
         r"\b(?:since|for|about|last|past|over|ago)\s+[\w' ]{0,20}?"
-        r"(?:days?|weeks?|months?|years?|yesterday|monday|tuesday|wednesday|thursday|friday|"
-        r"saturday|sunday|weekend|morning|night)\b|\b\w+ ago\b",
+        r"\b(?:days?|weeks?|months?|years?)\b|\b(?:since|last)\s+(?:the\s+)?(?:yesterday|monday|"
+        r"tuesday|wednesday|thursday|friday|saturday|sunday|weekend|morning|night)\b"
+        r"|\b\w+ ago\b",
         " ",
         text,
         flags=re.I,
@@ -141,7 +143,12 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     phone = p.parse_phone(norm, script.clinic.default_country_code)
     if phone:
         heard.slots["phone"] = phone
-    elif "phone" in expects and ctx.caller_number and lex.find(lex.same_number, norm):
+    elif (
+        "phone" in expects
+        and ctx.caller_number
+        # "this one", "same one": before "one" became a digit
+        and (lex.find(lex.same_number, norm) or lex.find(lex.same_number, text))
+    ):
         heard.slots["phone"] = ctx.caller_number
     digits_free = re.sub(r"\+?\d[\d\s().,-]{5,}\d", " ", norm) if phone else norm
 
@@ -216,6 +223,14 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
         if answer is False and "call_back_later" not in heard.intents:
             heard.intents.discard("not_interested")
 
+    # "Would Saturday be possible?", "Three o'clock?": said as a question, but it answers the
+    # one just asked. A question about something else (the FAQ's topics) stays a question.
+    if heard.question and heard.faq is None and _answers_the_question(heard, expects):
+        heard.question = False
+    heard.declined = bool(lex.find(lex.decline, norm)) and not any(
+        slot in heard.slots for slot in expects if slot in YES_NO_SLOTS
+    )
+
     _other_question(heard, ctx, norm, date_text, words)
 
     if ctx.state == CORRECTION:
@@ -223,6 +238,14 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
             slot for slot, pattern in words.change_topics.items() if pattern.search(norm)
         ]
     return heard
+
+
+def _answers_the_question(heard: Heard, expects: tuple[str, ...]) -> bool:
+    if any(slot in heard.slots for slot in expects):
+        return True
+    return ("appointment_date" in expects and heard.date is not None) or (
+        "appointment_time" in expects and heard.time is not None
+    )
 
 
 def _other_question(heard: Heard, ctx: Context, norm: str, date_text: str, words: Words) -> None:
@@ -255,7 +278,7 @@ def _faq_topic(text: str, script: Script, locale: str) -> str | None:
 
 def needs_llm(heard: Heard, ctx: Context) -> bool:
     """Whether the model has anything to add to what the parsers found."""
-    if heard.intents or heard.faq:
+    if heard.intents or heard.faq or heard.declined:
         return False
     missing = [s for s in ctx.expects if s not in heard.slots]
     if not missing:
@@ -351,7 +374,7 @@ def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context, words: Words) -> N
 def fill_from_words(heard: Heard, ctx: Context) -> None:
     """Last resort for free-text answers (the LLM is down or found nothing): the caller's own
     words are the answer to "what is bothering you" and "what kind of pain"."""
-    if heard.question or heard.intents:
+    if heard.question or heard.intents or heard.declined:
         return
     if any(k not in ctx.expects for k in heard.slots) or heard.date is not None:
         return  # the utterance answered another question: it is not this one's answer

@@ -102,6 +102,13 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         if intent in heard.intents:
             return {"goto": target}
     await apply_heard(t, heard)
+    if heard.declined:
+        # The caller would rather not say: go on without what the booking can do without.
+        s.skipped.extend(
+            slot
+            for slot in expects
+            if slot in OPTIONAL_SLOTS and s.slots.get(slot) is None and slot not in s.skipped
+        )
     if "phone" in heard.slots and (t.keypad or ctx.strategy == "keypad"):
         await t.phrase("phone_read_back")  # digits typed or hard to catch: say them back
     if heard.question or "prompt_injection" in heard.intents or "objection_price" in heard.intents:
