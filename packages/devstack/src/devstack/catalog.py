@@ -138,6 +138,9 @@ def stack_env(
         "BRIDGE_POLICY_URL": f"http://127.0.0.1:{ports.policy}",
         "CALLSIM_ESL_PASSWORD": esl_password,
         "CALLSIM_FORK_AUTH": f"{FORK_USER}:{fork_password}",
+        # callsim's report compares the call's finals with the same model run offline on the
+        # caller's channel (in-call versus offline word errors).
+        "CALLSIM_ASR_URL": f"http://127.0.0.1:{ports.asr}",
     }
     if recordings is not None:
         env["BRIDGE_RECORDINGS_DIR"] = str(recordings)
