@@ -5,24 +5,25 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, WebSocket
 
-from callkit import redis_client
-from callkit.errors import DependencyUnavailable
+from callkit import audiofork, redis_client
+from callkit.errors import DependencyUnavailable, UnsupportedFormat
 from callkit.http import Lifespan, create_service_app
 from callkit.lifecycle import RedisFactory, redis_lifespan, redis_ready
-from fs_bridge.bridge import Bridge
+from fs_bridge.bridge import Bridge, RecognizerFactory
+from fs_bridge.clients import AsrStream
 from fs_bridge.esl import EventSocketFactory, connect_event_socket
 from fs_bridge.session import CallSession
 from fs_bridge.settings import BridgeSettings
 
 log = logging.getLogger("fs_bridge")
-SUBPROTOCOL = "audio.drachtio.org"
+SUBPROTOCOL = audiofork.SUBPROTOCOL
 
 
 def create_app(
@@ -30,9 +31,14 @@ def create_app(
     *,
     connect_redis: RedisFactory = redis_client.connect,
     event_socket: EventSocketFactory = connect_event_socket,
+    recognizer: RecognizerFactory = AsrStream,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
+    """``recognizer`` and ``transport`` reach the ASR gateway and (over HTTP) the policy engine
+    and the TTS gateway; tests replace them, production uses the defaults."""
     app = create_service_app(
-        settings.service_name, lifespan=_lifespan(settings, connect_redis, event_socket)
+        settings.service_name,
+        lifespan=_lifespan(settings, connect_redis, event_socket, recognizer, transport),
     )
     app.state.settings = settings
     app.state.readiness["redis"] = redis_ready(app)
@@ -63,15 +69,21 @@ def create_app(
         first = await websocket.receive()
         if first["type"] == "websocket.disconnect":
             return
-        call = CallSession(call_uuid, websocket, bridge)
         payload: str | bytes | None = first.get("bytes")
         text = first.get("text")
+        metadata = audiofork.ForkMetadata()
         if text is not None:
             try:
-                meta = json.loads(text)
-                call.metadata = meta if isinstance(meta, dict) else {"raw": text}
-            except json.JSONDecodeError:
-                call.metadata = {"raw": text[:200]}
+                metadata = audiofork.parse_metadata(text)
+            except UnsupportedFormat as exc:
+                bridge.metrics.refused.labels("rate").inc()
+                log.warning(
+                    "audio fork refused: unsupported rate",
+                    extra={"call_id": call_uuid, "error": exc.message},
+                )
+                await websocket.close(code=1003)
+                return
+        call = CallSession(call_uuid, websocket, bridge, metadata)
         bridge.calls[call_uuid] = call
         log.info("call connected", extra={"call_id": call_uuid})
         try:
@@ -100,7 +112,11 @@ def _authorized(websocket: WebSocket, settings: BridgeSettings) -> bool:
 
 
 def _lifespan(
-    settings: BridgeSettings, connect_redis: RedisFactory, event_socket: EventSocketFactory
+    settings: BridgeSettings,
+    connect_redis: RedisFactory,
+    event_socket: EventSocketFactory,
+    recognizer: RecognizerFactory,
+    transport: httpx.AsyncBaseTransport | None,
 ) -> Lifespan:
     redis = redis_lifespan(settings.redis_url, connect_redis)
 
@@ -108,7 +124,12 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with redis(app):
             bridge = Bridge(
-                settings, app.state.redis, app.state.metrics.registry, event_socket=event_socket
+                settings,
+                app.state.redis,
+                app.state.metrics.registry,
+                event_socket=event_socket,
+                recognizer=recognizer,
+                transport=transport,
             )
             app.state.bridge = bridge
             await bridge.start()

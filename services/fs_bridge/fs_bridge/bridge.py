@@ -4,57 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from callkit.contracts import live
+from callkit.contracts.asr import ServerEvent
 from callkit.errors import AgentError
 from callkit.esl import Event
-from fs_bridge.clients import PolicyClient, TtsClient
+from fs_bridge.clients import AsrStream, PolicyClient, TtsClient
 from fs_bridge.esl import EventSocketFactory, connect_event_socket
+from fs_bridge.metrics import BridgeMetrics
+from fs_bridge.session import CallSession, Recognizer
 from fs_bridge.settings import BridgeSettings
 
-if TYPE_CHECKING:
-    from fs_bridge.session import CallSession
+#: Builds a call's recognizer: (ASR URL, call id, language, audio queue, event callback).
+RecognizerFactory = Callable[
+    [str, str, str, asyncio.Queue[bytes], Callable[[ServerEvent], Awaitable[None]]], Recognizer
+]
 
 log = logging.getLogger("fs_bridge")
-
-
-class BridgeMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.active = Gauge("bridge_calls_active", "Calls in progress.", registry=registry)
-        self.calls = Counter(
-            "bridge_calls_total", "Calls whose audio fork connected.", registry=registry
-        )
-        self.refused = Counter(
-            "bridge_fork_refused_total",
-            "Fork connections refused, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        buckets = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
-        self.greeting = Histogram(
-            "bridge_answer_to_greeting_seconds",
-            "Fork connected (call answered) to the greeting's first audio sent.",
-            buckets=buckets,
-            registry=registry,
-        )
-        self.turn_first_audio = Histogram(
-            "bridge_turn_first_audio_seconds",
-            "Caller's final transcript to the reply's first audio sent.",
-            buckets=buckets,
-            registry=registry,
-        )
-        self.barge_ins = Counter(
-            "bridge_barge_ins_total", "Agent playback stopped by the caller.", registry=registry
-        )
-        self.esl_up = Gauge(
-            "bridge_esl_connected", "1 while the Event Socket is connected.", registry=registry
-        )
 
 
 class Bridge:
@@ -65,11 +37,16 @@ class Bridge:
         registry: CollectorRegistry,
         *,
         event_socket: EventSocketFactory = connect_event_socket,
+        recognizer: RecognizerFactory = AsrStream,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``recognizer`` and ``transport`` (the HTTP transport to the policy engine and the TTS
+        gateway) are the seams tests replace; production uses the defaults."""
         self.settings = settings
         self.redis = redis
         self.metrics = BridgeMetrics(registry)
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0))
+        self._recognizer = recognizer
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0), transport=transport)
         self.policy = PolicyClient(settings.policy_url, self.http)
         self.tts = TtsClient(settings.tts_url, self.http)
         self.calls: dict[str, CallSession] = {}
@@ -88,6 +65,15 @@ class Bridge:
     async def close(self) -> None:
         await self.esl.close()
         await self.http.aclose()
+
+    def recognizer(
+        self,
+        call_id: str,
+        language: str,
+        audio: asyncio.Queue[bytes],
+        on_event: Callable[[ServerEvent], Awaitable[None]],
+    ) -> Recognizer:
+        return self._recognizer(self.settings.asr_url, call_id, language, audio, on_event)
 
     # ------------------------------------------------------------------ FreeSWITCH control
 

@@ -1,13 +1,16 @@
-"""One call: FreeSWITCH's audio fork in, the agent's voice out.
+"""One call: FreeSWITCH's audio fork in, the agent's voice out; the shell around the turn-taking core.
 
-The fork's stereo frames are split into the caller's channel (to the ASR gateway, to the
-barge-in detector) and the played channel (the echo reference), and written to the call's
-stereo recording. Each agent turn is one task: the policy engine's sentences (SSE) go one by one
-to the TTS gateway and their audio straight to the call, in streaming mode as L16 frames with a
-mark after every sentence (the module reports each mark when it has really been played), in file
-mode as ``playAudio`` files played with ``sendmsg … playback``. A barge-in stops playback at
-once, cancels the turn (its policy and TTS streams with it) and tells the policy engine exactly
-what the caller heard. Every task of the call belongs to its task group, so nothing outlives it.
+The core (``turns.TurnTaker``) decides; this shell does the I/O. It reads the fork: binary
+messages become 16 kHz frames of the caller and played channels (``fork_audio``), written to the
+call's stereo recording as they came and fed to the core; text frames are the module's marks.
+It runs what the core returns: the caller's audio to the ASR gateway, the agent's turns, stopping
+playback, hanging up, the latency metrics. Each agent turn is one task: the policy engine's
+sentences (SSE) go one by one to the TTS gateway at the fork's rate and their audio straight to
+the call, in streaming mode as L16 frames with a mark after every sentence (the module reports
+each mark when it has really been played), in file mode as ``playAudio`` files played with
+``sendmsg … playback``. A barge-in stops playback at once, cancels the turn (its policy and TTS
+streams with it); the core tells the policy engine exactly what the caller heard. Every task of
+the call belongs to its task group, so nothing outlives it.
 """
 
 from __future__ import annotations
@@ -15,22 +18,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
-import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import numpy as np
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from callkit import audiofork
 from callkit.audio import WavWriter
 from callkit.contracts import live
-from callkit.contracts.asr import ServerEvent, SpeechStarted, TranscriptFinal
+from callkit.contracts.asr import ServerEvent, TranscriptFinal
 from callkit.contracts.dialog import (
     Action,
     CallEnded,
@@ -39,111 +40,163 @@ from callkit.contracts.dialog import (
     Dtmf,
     Event,
     HangupAction,
-    HeardUtterance,
     ReplyDone,
     ReplySentence,
+    SseEvent,
     TransferAction,
-    UserInterrupted,
-    UserSilence,
-    UserUtterance,
 )
 from callkit.contracts.outcome import CallLatency
-from callkit.errors import AgentError
+from callkit.errors import AgentError, InvalidInput
 from callkit.events import validation_problems
-from fs_bridge.bargein import BargeInDetector, rms
-from fs_bridge.clients import AsrStream
-from fs_bridge.echo import FRAME, EchoCanceller
+from fs_bridge.bargein import BargeInDetector
+from fs_bridge.echo import EchoCanceller
+from fs_bridge.fork_audio import ForkAudio
+from fs_bridge.metrics import BridgeMetrics
+from fs_bridge.settings import BridgeSettings
+from fs_bridge.turns import Action as TurnAction
+from fs_bridge.turns import (
+    HangUp,
+    Measure,
+    Recognize,
+    Spoken,
+    StartTurn,
+    StopPlayback,
+    TurnConfig,
+    TurnTaker,
+    heard_text,
+)
 
-if TYPE_CHECKING:
-    from fs_bridge.bridge import Bridge
+__all__ = ["CallServices", "CallSession", "Recognizer", "Spoken", "heard_text"]
 
 log = logging.getLogger("fs_bridge.call")
-RATE = 16000
-CHUNK = RATE // 50 * 2 * 2  # 20 ms of stereo L16 at 16 kHz
+TICK_S = 0.25
 
 
-@dataclass
-class Spoken:
-    """One sentence sent to the call, and what is known of its playout."""
+class Recognizer(Protocol):
+    """The caller's audio to the ASR gateway for as long as the call lasts (``clients.AsrStream``)."""
 
-    text: str
-    mark: str
-    duration_ms: float
-    started_ms: float | None = None  # when its audio began to play (fork timeline)
-    played: bool = False
+    async def run(self) -> None: ...
 
 
-def heard_text(spoken: list[Spoken], now_ms: float) -> str:
-    """What the caller has heard of a turn at ``now_ms``: every sentence played out in full,
-    then the words of the sentence playing now in proportion to its elapsed playout."""
-    words: list[str] = []
-    for sentence in spoken:
-        if sentence.played:
-            words.extend(sentence.text.split())
-            continue
-        if sentence.started_ms is not None and sentence.duration_ms > 0:
-            share = max(0.0, min(1.0, (now_ms - sentence.started_ms) / sentence.duration_ms))
-            all_words = sentence.text.split()
-            words.extend(all_words[: math.floor(share * len(all_words))])
-        break
-    return " ".join(words)
+class Policy(Protocol):
+    def events(self, session_id: str, event: Event) -> AsyncIterator[SseEvent]: ...
+
+
+class Speech(Protocol):
+    def speak(self, text: str, sample_rate: int = 16000) -> AsyncIterator[bytes]: ...
+
+
+class CallServices(Protocol):
+    """What a call needs of the bridge: its settings and metrics, the services, the switch."""
+
+    @property
+    def settings(self) -> BridgeSettings: ...
+
+    @property
+    def metrics(self) -> BridgeMetrics: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def tts(self) -> Speech: ...
+
+    def recognizer(
+        self,
+        call_id: str,
+        language: str,
+        audio: asyncio.Queue[bytes],
+        on_event: Callable[[ServerEvent], Awaitable[None]],
+    ) -> Recognizer: ...
+
+    async def control(self, command: str, *, slow: bool = True) -> str: ...
+
+    async def playback(self, call_id: str, path: str) -> None: ...
+
+    async def publish(self, event: live.LiveEvent) -> None: ...
+
+
+def call_started(call_id: str, metadata: audiofork.ForkMetadata) -> CallStarted:
+    """The policy engine's call.started from the dialplan's metadata."""
+    meta = metadata.values
+    event: dict[str, Any] = {
+        "direction": meta.get("direction", "inbound"),
+        "caller": meta.get("caller"),
+        "callee": meta.get("callee"),
+    }
+    if meta.get("campaign_id"):
+        event["campaign_id"] = meta["campaign_id"]
+    if isinstance(meta.get("contact"), dict):
+        event["contact"] = meta["contact"]
+    if meta.get("locale") or meta.get("language"):
+        event["locale"] = meta.get("locale") or meta.get("language")
+    try:
+        return CallStarted.model_validate(event)
+    except ValidationError as exc:
+        # The fork's metadata is the dialplan's; a bad field costs that field, not the call.
+        log.warning(
+            "call metadata does not fit call.started; sending the call without it",
+            extra={"call_id": call_id, "error": validation_problems(exc)},
+        )
+        direction = "outbound" if event["direction"] == "outbound" else "inbound"
+        return CallStarted(direction=direction)
 
 
 @dataclass
 class CallSession:
     call_id: str
     ws: WebSocket
-    bridge: Bridge
-    metadata: dict[str, Any] = field(default_factory=dict)
-    t_ms: float = 0.0  # the fork's audio timeline
+    services: CallServices
+    metadata: audiofork.ForkMetadata = field(default_factory=audiofork.ForkMetadata)
     hangup_cause: str | None = None
-    _spoken: list[Spoken] = field(default_factory=list)
-    _marks: int = 0
     _turn: asyncio.Task[None] | None = None
-    _pending_interrupt: str | None = None
-    _interrupt_at: float = 0.0
-    _agent_done_ms: float | None = None
-    _last_caller_voice_ms: float = 0.0
-    _turn_started_wall: float | None = None
-    _first_audio_pending: bool = False
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     _quiet: asyncio.Event = field(default_factory=asyncio.Event)  # nothing left to play
-    _turn_audio_ms: float | None = None  # when the current turn's first audio went out
-    _awaiting_final_since: float | None = None  # the recognizer heard speech, no final yet
-    _connected_wall: float = field(default_factory=time.monotonic)
-    _greeting_measured: bool = False
     _file_waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
-    # The caller's voice end (fork timeline) of the turn answering them, until its first audio.
-    _answering_voice_end_ms: float | None = None
-    _v2v_ms: list[float] = field(default_factory=list)
-    _barge_ins: int = 0
-    _barge_in_stop_ms: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        settings = self.bridge.settings
-        self.detector = BargeInDetector(settings.barge_in_config())
-        self.echo = EchoCanceller()
+        settings = self.services.settings
+        config = TurnConfig(
+            silence_s=settings.silence_s,
+            max_call_s=settings.max_call_s,
+            interrupt_wait_s=settings.interrupt_wait_s,
+        )
+        self.core = TurnTaker(
+            self.call_id, config, BargeInDetector(settings.barge_in_config()), EchoCanceller()
+        )
+        self.rate = self.metadata.sample_rate  # the fork's frames and the agent's audio
+        self.fork_audio = ForkAudio(self.rate)
         self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=500)
         self.recording: Path = settings.recordings_dir / f"{self.call_id}.wav"
         self.streaming = settings.playback == "stream"
+        self._quiet.set()
+
+    @property
+    def t_ms(self) -> float:
+        return self.core.t_ms
+
+    @property
+    def echo(self) -> EchoCanceller:
+        return self.core.echo
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, first: str | bytes | None) -> None:
-        self.bridge.metrics.active.inc()
-        settings = self.bridge.settings
+        services = self.services
+        services.metrics.active.inc()
+        settings = services.settings
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-        recorder = WavWriter(self.recording, RATE, 2)
-        language = str(self.metadata.get("language") or settings.language)
-        asr = AsrStream(settings.asr_url, self.call_id, language, self.audio, self._on_asr)
-        started = self._call_started_event()
+        recorder = WavWriter(self.recording, self.rate, 2)
+        language = str(self.metadata.values.get("language") or settings.language)
+        asr = services.recognizer(self.call_id, language, self.audio, self._on_asr)
+        started = call_started(self.call_id, self.metadata)
         await self._publish(live.LiveCallStarted(call_id=self.call_id, direction=started.direction))
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 asr_task = group.create_task(asr.run())
                 watch = group.create_task(self._watchdog())
-                self._start_turn(started)
+                await self._execute(self.core.start(started, time.monotonic()))
                 try:
                     if isinstance(first, bytes):
                         self._on_audio(first, recorder)
@@ -156,32 +209,8 @@ class CallSession:
                         self._turn.cancel()
         finally:
             recorder.close()
-            self.bridge.metrics.active.dec()
+            services.metrics.active.dec()
             await self._end()
-
-    def _call_started_event(self) -> CallStarted:
-        meta = self.metadata
-        event: dict[str, Any] = {
-            "direction": meta.get("direction", "inbound"),
-            "caller": meta.get("caller"),
-            "callee": meta.get("callee"),
-        }
-        if meta.get("campaign_id"):
-            event["campaign_id"] = meta["campaign_id"]
-        if isinstance(meta.get("contact"), dict):
-            event["contact"] = meta["contact"]
-        if meta.get("locale") or meta.get("language"):
-            event["locale"] = meta.get("locale") or meta.get("language")
-        try:
-            return CallStarted.model_validate(event)
-        except ValidationError as exc:
-            # The fork's metadata is the dialplan's; a bad field costs that field, not the call.
-            log.warning(
-                "call metadata does not fit call.started; sending the call without it",
-                extra={"call_id": self.call_id, "error": validation_problems(exc)},
-            )
-            direction = "outbound" if event["direction"] == "outbound" else "inbound"
-            return CallStarted(direction=direction)
 
     async def _read(self, recorder: WavWriter) -> None:
         while True:
@@ -197,14 +226,17 @@ class CallSession:
                 continue
             text = message.get("text")
             if text:
-                self._on_text(text)
+                reply = audiofork.parse_mark_reply(text)
+                if reply is not None:
+                    self.core.on_mark(reply.name, reply.event)
+                    self._sync_quiet()
 
     def latency(self) -> CallLatency:
         """The call's figures so far, on the fork's audio timeline."""
         return CallLatency(
-            v2v_ms=list(self._v2v_ms),
-            barge_ins=self._barge_ins,
-            barge_in_stop_ms=list(self._barge_in_stop_ms),
+            v2v_ms=list(self.core.v2v_ms),
+            barge_ins=self.core.barge_ins,
+            barge_in_stop_ms=list(self.core.barge_in_stop_ms),
         )
 
     async def _end(self) -> None:
@@ -216,7 +248,7 @@ class CallSession:
             latency=self.latency(),
         )
         try:
-            async for _ in self.bridge.policy.events(self.call_id, ended):
+            async for _ in self.services.policy.events(self.call_id, ended):
                 pass
         except AgentError as exc:
             log.warning(
@@ -240,86 +272,67 @@ class CallSession:
             },
         )
 
-    # ------------------------------------------------------------------ audio in
+    # ------------------------------------------------------------------ running the core's actions
 
     def _on_audio(self, data: bytes, recorder: WavWriter) -> None:
-        usable = data[: len(data) - len(data) % 4]
-        if not usable:
+        frames = self.fork_audio.feed(data)
+        if frames.stereo:
+            recorder.write(frames.stereo)
+        if not frames.caller.size:
             return
-        recorder.write(usable)
-        stereo = np.frombuffer(usable, "<i2")
-        caller, played = stereo[0::2], stereo[1::2]
-        to_asr: list[bytes] = []
-        for i in range(0, caller.size, FRAME):
-            chunk, reference = caller[i : i + FRAME], played[i : i + FRAME]
-            caller_level, played_level = rms(chunk.tobytes()), rms(reference.tobytes())
-            self.t_ms += chunk.size / RATE * 1000
-            speaking = self._agent_speaking()
-            if self.detector.feed(caller_level, played_level, speaking):
-                self._group.create_task(self._interrupt(self.detector.last_interruption_ms))
-            if self.detector.last_voiced:
-                self._last_caller_voice_ms = self.t_ms
-            # The recognizer gets the caller channel with the agent's echo removed (the played
-            # channel is the reference); whether the agent is speaking changes nothing, so the
-            # caller's quiet syllables over the agent are never cut.
-            to_asr.append(self.echo.process(chunk, reference))
+        actions = self.core.feed(frames.caller, frames.played, time.monotonic())
+        rest: list[TurnAction] = []
+        for action in actions:
+            if isinstance(action, Recognize):
+                self._recognize(action.pcm)
+                continue
+            if isinstance(action, StopPlayback):
+                self._cancel_turn()  # now, before anything else runs: the rest is I/O
+            rest.append(action)
+        self._sync_quiet()
+        if rest:
+            self._group.create_task(self._execute(rest))
+
+    def _recognize(self, pcm: bytes) -> None:
         if self.audio.full():
             self.audio.get_nowait()  # the ASR fell behind: drop the oldest audio, keep the call
-        self.audio.put_nowait(b"".join(to_asr))
+        self.audio.put_nowait(pcm)
 
-    def _on_text(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError:
-            if not self.metadata:
-                self.metadata = {"raw": text}
-            return
-        if not isinstance(message, dict):
-            return
-        if message.get("type") == "mark" and isinstance(message.get("data"), dict):
-            self._on_mark(str(message["data"].get("name")), str(message["data"].get("event")))
+    async def _execute(self, actions: Sequence[TurnAction]) -> None:
+        for action in actions:
+            if isinstance(action, StartTurn):
+                self._start_turn(action)
+            elif isinstance(action, StopPlayback):
+                await self._stop_playback(action)
+            elif isinstance(action, Measure):
+                metrics = self.services.metrics
+                greeting = action.metric == "greeting"
+                (metrics.greeting if greeting else metrics.turn_first_audio).observe(action.seconds)
+            elif isinstance(action, HangUp):
+                log.info("call reached its maximum length", extra={"call_id": self.call_id})
+                await self.services.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
+            elif isinstance(action, Recognize):
+                self._recognize(action.pcm)
+        self._sync_quiet()
 
-    # ------------------------------------------------------------------ playout bookkeeping
-
-    def _agent_speaking(self) -> bool:
-        return any(not s.played for s in self._spoken)
-
-    def _on_mark(self, name: str, event: str) -> None:
-        for i, spoken in enumerate(self._spoken):
-            if spoken.mark == name and not spoken.played:
-                spoken.played = True
-                if event == "playout" and i + 1 < len(self._spoken):
-                    nxt = self._spoken[i + 1]
-                    if nxt.started_ms is None:
-                        nxt.started_ms = self.t_ms
-                break
-        if not self._agent_speaking():
-            self._agent_done_ms = self.t_ms
+    def _sync_quiet(self) -> None:
+        if self.core.agent_speaking:
+            self._quiet.clear()
+        else:
             self._quiet.set()
-
-    def heard_text(self) -> str:
-        return heard_text(self._spoken, self.t_ms)
 
     # ------------------------------------------------------------------ agent turns
 
-    def _start_turn(self, event: Event, *, answering_voice_end_ms: float | None = None) -> None:
-        """Run the agent's turn for ``event``; ``answering_voice_end_ms``: it answers the
-        caller's words that ended then (the turn's voice-to-voice time is measured from it)."""
+    def _start_turn(self, action: StartTurn) -> None:
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
-        self._answering_voice_end_ms = answering_voice_end_ms
-        self._spoken = []
-        self._quiet.set()
-        self._agent_done_ms = None
-        self._turn_audio_ms = None
-        self._turn_started_wall = time.monotonic()
-        self._first_audio_pending = True
-        self._turn = self._group.create_task(self._agent_turn(event))
+        self._sync_quiet()
+        self._turn = self._group.create_task(self._agent_turn(action))
 
-    async def _agent_turn(self, event: Event) -> None:
+    async def _agent_turn(self, turn: StartTurn) -> None:
         actions: list[Action] = []
         try:
-            async for reply in self.bridge.policy.events(self.call_id, event):
+            async for reply in self.services.policy.events(self.call_id, turn.event):
                 if isinstance(reply, ReplySentence):
                     await self._say(reply.text)
                 elif isinstance(reply, ReplyDone):
@@ -330,183 +343,99 @@ class CallSession:
             log.warning("agent turn failed", extra={"call_id": self.call_id, "error": exc.message})
             await self._apologize()
         await self._quiet.wait()
-        self._agent_done_ms = self.t_ms
+        self.core.turn_ended(turn.turn)
         for action in actions:
             if isinstance(action, HangupAction):
-                await self.bridge.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
+                await self.services.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
             elif isinstance(action, TransferAction):
                 target = action.target.strip()
                 if target:
-                    await self.bridge.control(f"uuid_transfer {self.call_id} {target}")
+                    await self.services.control(f"uuid_transfer {self.call_id} {target}")
 
     async def _apologize(self) -> None:
-        text = self.bridge.settings.apology_text
+        text = self.services.settings.apology_text
         with contextlib.suppress(AgentError):
             await self._say(text)
 
     async def _say(self, text: str) -> None:
         if not text:
             return
-        self._marks += 1
-        mark = f"s{self._marks}"
+        mark = self.core.sentence(text)
+        self._sync_quiet()
         sent = 0
         chunks: list[bytes] = []
-        spoken = Spoken(text=text, mark=mark, duration_ms=0.0)
-        idle = not self._agent_speaking()
-        self._spoken.append(spoken)
-        self._quiet.clear()
-        async for chunk in self.bridge.tts.speak(text, RATE):
+        async for chunk in self.services.tts.speak(text, self.rate):
             if self.streaming:
                 if sent == 0:
-                    if idle:
-                        spoken.started_ms = self.t_ms
-                    self._note_first_audio()
+                    await self._execute(self.core.audio_out(mark, time.monotonic()))
                 await self.ws.send_bytes(chunk)
             else:
                 chunks.append(chunk)
             sent += len(chunk)
-        spoken.duration_ms = sent / 2 / RATE * 1000
+        self.core.sentence_length(mark, sent / 2 / self.rate * 1000)
         await self._publish(live.AgentSentence(call_id=self.call_id, text=text))
         if self.streaming:
-            await self.ws.send_text(json.dumps({"type": "mark", "data": {"name": mark}}))
+            await self.ws.send_text(audiofork.mark(mark))
             return
-        await self._play_file(spoken, b"".join(chunks), idle)
+        await self._play_file(mark, b"".join(chunks))
 
-    async def _play_file(self, spoken: Spoken, pcm: bytes, idle: bool) -> None:
+    async def _play_file(self, mark: str, pcm: bytes) -> None:
         """File mode (upstream mod_audio_fork): playAudio writes a file, we play it."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._file_waiters[spoken.mark] = waiter
-        await self.ws.send_text(
-            json.dumps(
-                {
-                    "type": "playAudio",
-                    "data": {
-                        "audioContentType": "raw",
-                        "sampleRate": RATE,
-                        "audioContent": base64.b64encode(pcm).decode(),
-                        "textContent": spoken.mark,
-                    },
-                }
+        self._file_waiters[mark] = waiter
+        play = audiofork.PlayAudio(
+            data=audiofork.PlayAudioData(
+                audio_content_type="raw",
+                sample_rate=self.rate,
+                audio_content=base64.b64encode(pcm).decode(),
+                text_content=mark,
             )
         )
+        await self.ws.send_text(audiofork.encode(play))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, 5)
-        self._note_first_audio()
-        if idle and spoken.started_ms is None:
-            spoken.started_ms = self.t_ms
-        # The playback's duration is known; its end marks the sentence played.
-        self._group.create_task(self._file_played(spoken))
-
-    async def _file_played(self, spoken: Spoken) -> None:
-        started = spoken.started_ms if spoken.started_ms is not None else self.t_ms
-        while not spoken.played and self.t_ms < started + spoken.duration_ms:  # noqa: ASYNC110 (the fork's timeline advances with its frames; there is no event to wait on)
-            await asyncio.sleep(0.02)
-        self._on_mark(spoken.mark, "playout")
+        # The playback's duration is known; the core marks it played when that much has passed.
+        await self._execute(self.core.file_playing(mark, time.monotonic()))
 
     def on_play_audio(self, body: str) -> None:
         """ESL mod_audio_fork::play_audio: the file is written; play it in order."""
         try:
-            data = json.loads(body)
-        except json.JSONDecodeError:
+            event = audiofork.parse_play_audio_event(body)
+        except InvalidInput:
             return
-        mark, path = data.get("textContent"), data.get("file")
-        if not path:
+        if not event.file:
             return
-        self._group.create_task(self.bridge.playback(self.call_id, str(path)))
-        waiter = self._file_waiters.pop(str(mark), None)
+        self._group.create_task(self.services.playback(self.call_id, event.file))
+        waiter = self._file_waiters.pop(str(event.text_content), None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _note_first_audio(self) -> None:
-        if self._turn_audio_ms is None:
-            self._turn_audio_ms = self.t_ms
-        if self._answering_voice_end_ms is not None:
-            self._v2v_ms.append(round(max(0.0, self.t_ms - self._answering_voice_end_ms), 1))
-            self._answering_voice_end_ms = None
-        if not self._first_audio_pending or self._turn_started_wall is None:
-            return
-        self._first_audio_pending = False
-        seconds = time.monotonic() - self._turn_started_wall
-        if not self._greeting_measured:
-            self._greeting_measured = True
-            self.bridge.metrics.greeting.observe(time.monotonic() - self._connected_wall)
-        else:
-            self.bridge.metrics.turn_first_audio.observe(seconds)
-
     # ------------------------------------------------------------------ barge-in
 
-    async def _interrupt(self, stop_ms: float | None = None) -> str | None:
-        """Stop the agent now; what the caller heard of its turn (None if it was silent).
-
-        ``stop_ms``: from the caller's voice onset to this stop, when the detector knows it.
-        """
-        if not self._agent_speaking():
-            return None
-        heard = self.heard_text()
-        self._pending_interrupt = heard
-        self._interrupt_at = time.monotonic()
+    def _cancel_turn(self) -> None:
         if self._turn is not None:
             self._turn.cancel()
-        for spoken in self._spoken:
-            spoken.played = True
-        self._quiet.set()
-        self._agent_done_ms = self.t_ms
+
+    async def _stop_playback(self, stop: StopPlayback) -> None:
+        self._cancel_turn()
+        self._sync_quiet()
         with contextlib.suppress(Exception):
-            await self.ws.send_text(json.dumps({"type": "killAudio"}))
+            await self.ws.send_text(audiofork.encode(audiofork.KillAudio()))
         if not self.streaming:
-            await self.bridge.control(f"uuid_break {self.call_id} all", slow=False)
-        self.bridge.metrics.barge_ins.inc()
-        self._barge_ins += 1
-        if stop_ms is not None:
-            self._barge_in_stop_ms.append(float(stop_ms))
+            await self.services.control(f"uuid_break {self.call_id} all", slow=False)
+        self.services.metrics.barge_ins.inc()
         await self._publish(
-            live.BargeIn(call_id=self.call_id, heard_words=len(heard.split()), stop_ms=stop_ms)
+            live.BargeIn(
+                call_id=self.call_id, heard_words=len(stop.heard.split()), stop_ms=stop.stop_ms
+            )
         )
-        return heard
 
     # ------------------------------------------------------------------ the caller's words
 
     async def _on_asr(self, event: ServerEvent) -> None:
-        if isinstance(event, SpeechStarted):
-            self._last_caller_voice_ms = self.t_ms
-            self._awaiting_final_since = time.monotonic()
-        if not isinstance(event, TranscriptFinal):
-            return
-        self._awaiting_final_since = None
-        text = event.text.strip()
-        if not text:
-            return
-        segment = f"{self.call_id}:{event.segment_id}:{round(self.t_ms)}"
-        utterance = HeardUtterance(text=text, segment_id=segment)
-        voice_end = self._last_caller_voice_ms
-        await self._publish(live.CallerFinal(call_id=self.call_id, text=text))
-        if self._pending_interrupt is not None:
-            heard, self._pending_interrupt = self._pending_interrupt, None
-            self._start_turn(
-                UserInterrupted(heard_text=heard, utterance=utterance),
-                answering_voice_end_ms=voice_end,
-            )
-        elif self._agent_speaking():
-            if self._turn_audio_ms is not None and self._caller_voice_before_turn():
-                # The caller spoke before this turn's audio began (a reprompt crossed their
-                # answer): stop it and take the answer, reporting what was heard of it.
-                cut = await self._interrupt()
-                if cut is not None:
-                    self._pending_interrupt = None
-                    self._start_turn(
-                        UserInterrupted(heard_text=cut, utterance=utterance),
-                        answering_voice_end_ms=voice_end,
-                    )
-                return
-            # Words over the agent that were no interruption: a backchannel. The agent goes on.
-            return
-        else:
-            self._start_turn(
-                UserUtterance(text=text, segment_id=segment), answering_voice_end_ms=voice_end
-            )
-
-    def _caller_voice_before_turn(self) -> bool:
-        return self._turn_audio_ms is not None and self._last_caller_voice_ms < self._turn_audio_ms
+        if isinstance(event, TranscriptFinal) and event.text.strip():
+            await self._publish(live.CallerFinal(call_id=self.call_id, text=event.text.strip()))
+        await self._execute(self.core.on_transcript(event, time.monotonic()))
 
     def on_dtmf(self, digit: str) -> None:
         try:
@@ -514,46 +443,19 @@ class CallSession:
         except ValidationError:
             log.warning("DTMF event with an unknown digit ignored", extra={"call_id": self.call_id})
             return
-        self._start_turn(event)
+        for action in self.core.on_dtmf(event, time.monotonic()):
+            if isinstance(action, StartTurn):
+                self._start_turn(action)
 
     # ------------------------------------------------------------------ timers
 
     async def _watchdog(self) -> None:
-        settings = self.bridge.settings
         while True:
-            await asyncio.sleep(0.25)
-            if self.t_ms >= settings.max_call_s * 1000:
-                log.info("call reached its maximum length", extra={"call_id": self.call_id})
-                await self.bridge.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
-                return
-            if (
-                self._pending_interrupt is not None
-                and time.monotonic() - self._interrupt_at > settings.interrupt_wait_s
-            ):
-                heard, self._pending_interrupt = self._pending_interrupt, None
-                self._start_turn(UserInterrupted(heard_text=heard))
-                continue
-            turn_running = self._turn is not None and not self._turn.done()
-            if turn_running or self._agent_done_ms is None or self._pending_interrupt is not None:
-                continue
-            if (
-                self._awaiting_final_since is not None
-                and time.monotonic() - self._awaiting_final_since < settings.interrupt_wait_s * 3
-            ):
-                continue  # the caller spoke and the recognizer is still on it: not silence
-            quiet_since = max(self._agent_done_ms, self._last_caller_voice_ms)
-            if self.t_ms - quiet_since >= settings.silence_s * 1000:
-                # The contract caps a silence at an hour; a longer call reports that much.
-                seconds = min(3600.0, round((self.t_ms - quiet_since) / 1000, 1))
-                self._start_turn(
-                    UserSilence(seconds=seconds, event_id=f"silence-{round(self.t_ms)}")
-                )
+            await asyncio.sleep(TICK_S)
+            await self._execute(self.core.tick(time.monotonic()))
 
     # ------------------------------------------------------------------ events
 
     async def _publish(self, event: live.LiveEvent) -> None:
         """A live event of this call, stamped with the fork's audio time."""
-        await self.bridge.publish(event.model_copy(update={"t_ms": round(self.t_ms)}))
-
-
-SessionFactory = Callable[..., CallSession]
+        await self.services.publish(event.model_copy(update={"t_ms": round(self.t_ms)}))

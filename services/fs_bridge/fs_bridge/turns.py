@@ -1,0 +1,368 @@
+"""Turn-taking of one call: frames, marks, transcripts and ticks in, what to do out.
+
+The core never touches a socket, a task or a clock. The shell (``session.py``) feeds it the two
+channels of the fork as 16 kHz frames (the caller, and what was played to them: the echo
+reference), the playout of each sentence, the recognizer's events, key presses and ticks, each
+with the wall time it happened (``now_s``), and runs the actions it returns: give the caller's
+audio to the recognizer (``Recognize``), run the agent's turn for an event (``StartTurn``), stop
+the agent because the caller interrupted it (``StopPlayback``), hang up (``HangUp``), record a
+latency (``Measure``). Times on the fork's audio timeline (``t_ms``) advance with the frames fed;
+the waits for the caller's words after a barge-in and for the recognizer use ``now_s``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from callkit.contracts.asr import ServerEvent, SpeechStarted, TranscriptFinal
+from callkit.contracts.dialog import (
+    CallStarted,
+    Dtmf,
+    Event,
+    HeardUtterance,
+    UserInterrupted,
+    UserSilence,
+    UserUtterance,
+)
+from fs_bridge.bargein import BargeInDetector, rms
+from fs_bridge.echo import FRAME, RATE, EchoCanceller
+
+Samples = npt.NDArray[np.int16]
+
+
+@dataclass
+class Spoken:
+    """One sentence sent to the call, and what is known of its playout."""
+
+    text: str
+    mark: str
+    duration_ms: float
+    started_ms: float | None = None  # when its audio began to play (fork timeline)
+    played: bool = False
+
+
+def heard_text(spoken: list[Spoken], now_ms: float) -> str:
+    """What the caller has heard of a turn at ``now_ms``: every sentence played out in full,
+    then the words of the sentence playing now in proportion to its elapsed playout."""
+    words: list[str] = []
+    for sentence in spoken:
+        if sentence.played:
+            words.extend(sentence.text.split())
+            continue
+        if sentence.started_ms is not None and sentence.duration_ms > 0:
+            share = max(0.0, min(1.0, (now_ms - sentence.started_ms) / sentence.duration_ms))
+            all_words = sentence.text.split()
+            words.extend(all_words[: math.floor(share * len(all_words))])
+        break
+    return " ".join(words)
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Recognize:
+    """The caller's audio (16 kHz, the agent's echo removed) for the recognizer."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StartTurn:
+    """Run the agent's turn for ``event``, cancelling the one in flight.
+
+    The shell reports the turn's end with :meth:`TurnTaker.turn_ended` and its ``turn``.
+    """
+
+    turn: int
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlayback:
+    """The caller interrupted: stop the audio now and cancel the turn (policy and TTS streams).
+
+    ``heard``: what the caller heard of the turn; ``stop_ms``: from the caller's voice onset to
+    this stop, when the detector knows it.
+    """
+
+    heard: str
+    stop_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    reason: Literal["max_call_length"]
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """A wall-clock latency: answer to the greeting's first audio, or event to a reply's."""
+
+    metric: Literal["greeting", "turn_first_audio"]
+    seconds: float
+
+
+Action = Recognize | StartTurn | StopPlayback | HangUp | Measure
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    silence_s: float = 7.0  # caller silence before the agent reprompts
+    max_call_s: float = 900.0
+    interrupt_wait_s: float = 3.0  # after a barge-in, how long the caller's words are awaited
+
+
+# ---------------------------------------------------------------- the core
+
+
+@dataclass
+class TurnTaker:
+    call_id: str
+    config: TurnConfig
+    detector: BargeInDetector
+    echo: EchoCanceller = field(default_factory=EchoCanceller)
+    t_ms: float = 0.0  # the fork's audio timeline
+    spoken: list[Spoken] = field(default_factory=list)
+    v2v_ms: list[float] = field(default_factory=list)
+    barge_ins: int = 0
+    barge_in_stop_ms: list[float] = field(default_factory=list)
+    _turn: int = 0
+    _turn_running: bool = False
+    _marks: int = 0
+    _idle_marks: set[str] = field(default_factory=set)  # sentences that began with nothing playing
+    _file_ends: dict[str, float] = field(default_factory=dict)  # file mode: mark -> end (t_ms)
+    _pending_interrupt: str | None = None
+    _interrupt_at_s: float = 0.0
+    _agent_done_ms: float | None = None
+    _last_caller_voice_ms: float = 0.0
+    _turn_started_s: float | None = None
+    _first_audio_pending: bool = False
+    _connected_s: float = 0.0
+    _greeting_measured: bool = False
+    _turn_audio_ms: float | None = None  # when the current turn's first audio went out
+    _awaiting_final_since_s: float | None = None  # the recognizer heard speech, no final yet
+    # The caller's voice end (fork timeline) of the turn answering them, until its first audio.
+    _answering_voice_end_ms: float | None = None
+    _hung_up: bool = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, event: CallStarted, now_s: float) -> list[Action]:
+        """The fork connected (the call is answered): the agent's greeting turn."""
+        self._connected_s = now_s
+        return [self._start_turn(event, now_s)]
+
+    @property
+    def agent_speaking(self) -> bool:
+        return any(not s.played for s in self.spoken)
+
+    def heard(self) -> str:
+        return heard_text(self.spoken, self.t_ms)
+
+    def _start_turn(
+        self, event: Event, now_s: float, *, answering_voice_end_ms: float | None = None
+    ) -> StartTurn:
+        """``answering_voice_end_ms``: the turn answers the caller's words that ended then (its
+        voice-to-voice time is measured from it)."""
+        self._turn += 1
+        self._turn_running = True
+        self._answering_voice_end_ms = answering_voice_end_ms
+        self.spoken = []
+        self._idle_marks.clear()
+        self._file_ends.clear()
+        self._agent_done_ms = None
+        self._turn_audio_ms = None
+        self._turn_started_s = now_s
+        self._first_audio_pending = True
+        return StartTurn(self._turn, event)
+
+    def turn_ended(self, turn: int) -> None:
+        """The turn's replies are all said and played (or it failed); its actions are next."""
+        if turn == self._turn:
+            self._agent_done_ms = self.t_ms
+            self._turn_running = False
+
+    # ------------------------------------------------------------------ audio in
+
+    def feed(self, caller: Samples, played: Samples, now_s: float) -> list[Action]:
+        """Whole 20 ms frames of both channels (16 kHz, same length)."""
+        actions: list[Action] = []
+        to_asr: list[bytes] = []
+        for i in range(0, caller.size, FRAME):
+            chunk, reference = caller[i : i + FRAME], played[i : i + FRAME]
+            caller_level, played_level = rms(chunk.tobytes()), rms(reference.tobytes())
+            self.t_ms += chunk.size / RATE * 1000
+            self._files_played()
+            if self.detector.feed(caller_level, played_level, self.agent_speaking):
+                stop = self._interrupt(now_s, self.detector.last_interruption_ms)
+                if stop is not None:
+                    actions.append(stop)
+            if self.detector.last_voiced:
+                self._last_caller_voice_ms = self.t_ms
+            # The recognizer gets the caller channel with the agent's echo removed (the played
+            # channel is the reference); whether the agent is speaking changes nothing, so the
+            # caller's quiet syllables over the agent are never cut.
+            to_asr.append(self.echo.process(chunk, reference))
+        if to_asr:
+            actions.append(Recognize(b"".join(to_asr)))
+        return actions
+
+    # ------------------------------------------------------------------ the agent's sentences
+
+    def sentence(self, text: str) -> str:
+        """The agent is about to say ``text``; the sentence's mark name."""
+        self._marks += 1
+        mark = f"s{self._marks}"
+        if not self.agent_speaking:
+            self._idle_marks.add(mark)
+        self.spoken.append(Spoken(text=text, mark=mark, duration_ms=0.0))
+        return mark
+
+    def sentence_length(self, mark: str, duration_ms: float) -> None:
+        spoken = self._find(mark)
+        if spoken is not None:
+            spoken.duration_ms = duration_ms
+
+    def audio_out(self, mark: str, now_s: float) -> list[Action]:
+        """The sentence's first audio reached the call (streamed, or its file is playing)."""
+        spoken = self._find(mark)
+        if spoken is not None and mark in self._idle_marks and spoken.started_ms is None:
+            spoken.started_ms = self.t_ms
+        return self._first_audio(now_s)
+
+    def file_playing(self, mark: str, now_s: float) -> list[Action]:
+        """File mode: the sentence's file is playing; it is played out once its length passed."""
+        actions = self.audio_out(mark, now_s)
+        spoken = self._find(mark)
+        if spoken is not None:
+            started = spoken.started_ms if spoken.started_ms is not None else self.t_ms
+            self._file_ends[mark] = started + spoken.duration_ms
+        return actions
+
+    def on_mark(self, name: str, event: str) -> None:
+        """Streaming mode: the module reports a mark played out (or cleared)."""
+        for i, spoken in enumerate(self.spoken):
+            if spoken.mark == name and not spoken.played:
+                spoken.played = True
+                if event == "playout" and i + 1 < len(self.spoken):
+                    nxt = self.spoken[i + 1]
+                    if nxt.started_ms is None:
+                        nxt.started_ms = self.t_ms
+                break
+        if not self.agent_speaking:
+            self._agent_done_ms = self.t_ms
+
+    def _files_played(self) -> None:
+        for mark, end_ms in list(self._file_ends.items()):
+            if self.t_ms >= end_ms:
+                del self._file_ends[mark]
+                self.on_mark(mark, "playout")
+
+    def _find(self, mark: str) -> Spoken | None:
+        return next((s for s in self.spoken if s.mark == mark), None)
+
+    def _first_audio(self, now_s: float) -> list[Action]:
+        if self._turn_audio_ms is None:
+            self._turn_audio_ms = self.t_ms
+        if self._answering_voice_end_ms is not None:
+            self.v2v_ms.append(round(max(0.0, self.t_ms - self._answering_voice_end_ms), 1))
+            self._answering_voice_end_ms = None
+        if not self._first_audio_pending or self._turn_started_s is None:
+            return []
+        self._first_audio_pending = False
+        if not self._greeting_measured:
+            self._greeting_measured = True
+            return [Measure("greeting", now_s - self._connected_s)]
+        return [Measure("turn_first_audio", now_s - self._turn_started_s)]
+
+    # ------------------------------------------------------------------ barge-in
+
+    def _interrupt(self, now_s: float, stop_ms: float | None) -> StopPlayback | None:
+        """Stop the agent now, remembering what the caller heard (None if it was silent)."""
+        if not self.agent_speaking:
+            return None
+        heard = self.heard()
+        self._pending_interrupt = heard
+        self._interrupt_at_s = now_s
+        self._turn_running = False
+        for spoken in self.spoken:
+            spoken.played = True
+        self._file_ends.clear()
+        self._agent_done_ms = self.t_ms
+        self.barge_ins += 1
+        if stop_ms is not None:
+            self.barge_in_stop_ms.append(float(stop_ms))
+        return StopPlayback(heard, None if stop_ms is None else float(stop_ms))
+
+    # ------------------------------------------------------------------ the caller's words
+
+    def on_transcript(self, event: ServerEvent, now_s: float) -> list[Action]:
+        if isinstance(event, SpeechStarted):
+            self._last_caller_voice_ms = self.t_ms
+            self._awaiting_final_since_s = now_s
+        if not isinstance(event, TranscriptFinal):
+            return []
+        self._awaiting_final_since_s = None
+        text = event.text.strip()
+        if not text:
+            return []
+        segment = f"{self.call_id}:{event.segment_id}:{round(self.t_ms)}"
+        utterance = HeardUtterance(text=text, segment_id=segment)
+        voice_end = self._last_caller_voice_ms
+        if self._pending_interrupt is not None:
+            heard, self._pending_interrupt = self._pending_interrupt, None
+            interrupted = UserInterrupted(heard_text=heard, utterance=utterance)
+            return [self._start_turn(interrupted, now_s, answering_voice_end_ms=voice_end)]
+        if not self.agent_speaking:
+            answer = UserUtterance(text=text, segment_id=segment)
+            return [self._start_turn(answer, now_s, answering_voice_end_ms=voice_end)]
+        if self._turn_audio_ms is not None and voice_end < self._turn_audio_ms:
+            # The caller spoke before this turn's audio began (a reprompt crossed their
+            # answer): stop it and take the answer, reporting what was heard of it.
+            stop = self._interrupt(now_s, None)
+            if stop is None:
+                return []
+            self._pending_interrupt = None
+            interrupted = UserInterrupted(heard_text=stop.heard, utterance=utterance)
+            return [stop, self._start_turn(interrupted, now_s, answering_voice_end_ms=voice_end)]
+        # Words over the agent that were no interruption: a backchannel. The agent goes on.
+        return []
+
+    def on_dtmf(self, event: Dtmf, now_s: float) -> list[Action]:
+        return [self._start_turn(event, now_s)]
+
+    # ------------------------------------------------------------------ timers
+
+    def tick(self, now_s: float) -> list[Action]:
+        """Every quarter second or so: the call's length, the waits, the caller's silence."""
+        if self._hung_up:
+            return []
+        if self.t_ms >= self.config.max_call_s * 1000:
+            self._hung_up = True
+            return [HangUp("max_call_length")]
+        if (
+            self._pending_interrupt is not None
+            and now_s - self._interrupt_at_s > self.config.interrupt_wait_s
+        ):
+            heard, self._pending_interrupt = self._pending_interrupt, None
+            return [self._start_turn(UserInterrupted(heard_text=heard), now_s)]
+        if self._turn_running or self._agent_done_ms is None or self._pending_interrupt is not None:
+            return []
+        if (
+            self._awaiting_final_since_s is not None
+            and now_s - self._awaiting_final_since_s < self.config.interrupt_wait_s * 3
+        ):
+            return []  # the caller spoke and the recognizer is still on it: not silence
+        quiet_since = max(self._agent_done_ms, self._last_caller_voice_ms)
+        if self.t_ms - quiet_since < self.config.silence_s * 1000:
+            return []
+        # The contract caps a silence at an hour; a longer call reports that much.
+        seconds = min(3600.0, round((self.t_ms - quiet_since) / 1000, 1))
+        silence = UserSilence(seconds=seconds, event_id=f"silence-{round(self.t_ms)}")
+        return [self._start_turn(silence, now_s)]
