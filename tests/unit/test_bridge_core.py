@@ -1,0 +1,332 @@
+"""The bridge's turn-taking core on frame and event timelines: when the agent yields, what the
+caller is reported to have heard, when the agent reprompts, when the call is hung up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from callkit.contracts.asr import SpeechStarted, TranscriptFinal
+from callkit.contracts.dialog import CallStarted, Dtmf
+from fs_bridge.bargein import BargeInConfig, BargeInDetector
+from fs_bridge.echo import FRAME
+from fs_bridge.turns import (
+    Action,
+    HangUp,
+    Measure,
+    Recognize,
+    StartTurn,
+    StopPlayback,
+    TurnConfig,
+    TurnTaker,
+)
+
+AGENT = 3000.0  # the agent's voice on the played channel (RMS)
+CALLER = 2500.0  # the caller's voice
+ECHO = AGENT * 0.2  # the agent's voice returned by the line, -14 dB
+QUIET = 30.0  # line noise
+SENTENCE = "one two three four five six seven eight"  # 8 words
+
+
+@dataclass(frozen=True)
+class Audio:
+    """``ms`` of frames with these levels on the caller and the played channel."""
+
+    ms: int
+    caller: float
+    played: float
+
+
+@dataclass(frozen=True)
+class Say:
+    """The agent's sentence: its audio goes out now and lasts ``ms``."""
+
+    ms: int
+    text: str = SENTENCE
+    file: bool = False  # file mode: played out by its length, not by a mark
+
+
+@dataclass(frozen=True)
+class PlayedOut:
+    mark: str
+
+
+@dataclass(frozen=True)
+class Final:
+    text: str
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    pass
+
+
+@dataclass(frozen=True)
+class Key:
+    digit: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True)
+class TurnEnds:
+    """The shell reports the current turn's replies said and played."""
+
+
+Step = Audio | Say | PlayedOut | Final | SpeechStart | Key | Tick | TurnEnds
+
+
+def describe(action: Action) -> str | None:
+    if isinstance(action, Recognize | Measure):
+        return None
+    if isinstance(action, StopPlayback):
+        return f"stop: {action.heard!r}"
+    if isinstance(action, HangUp):
+        return "hang up"
+    event = action.event
+    details = {
+        "user.interrupted": lambda: (
+            f"{event.heard_text!r}"  # type: ignore[union-attr]
+            + (f" then {event.utterance.text!r}" if event.utterance else "")
+        ),  # type: ignore[union-attr]
+        "user.utterance": lambda: repr(event.text),  # type: ignore[union-attr]
+        "user.silence": lambda: f"{event.seconds} s",  # type: ignore[union-attr]
+        "dtmf": lambda: repr(event.digits),  # type: ignore[union-attr]
+    }
+    return f"{event.type}: {details[event.type]()}" if event.type in details else event.type
+
+
+class Timeline:
+    """Drives a core the way the shell does; wall time follows the audio time."""
+
+    def __init__(self, config: TurnConfig | None = None) -> None:
+        detector = BargeInDetector(BargeInConfig(min_span_ms=700, min_voiced_ms=400))
+        self.core = TurnTaker("call-1", config or TurnConfig(), detector)
+        self.rng = np.random.default_rng(7)
+        self.turn = 0
+        self.log: list[tuple[int, str]] = []
+        self.recognized = b""
+        self.measured: list[Measure] = []
+        self._take(self.core.start(CallStarted(), 0.0))
+        assert self.log == [(0, "call.started")]  # the greeting
+        self.log.clear()
+
+    @property
+    def now_s(self) -> float:
+        return self.core.t_ms / 1000
+
+    def _noise(self, level: float) -> np.ndarray:
+        return np.clip(self.rng.normal(0, level, FRAME), -32768, 32767).astype(np.int16)
+
+    def _take(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, StartTurn):
+                self.turn = action.turn
+            if isinstance(action, Recognize):
+                self.recognized += action.pcm
+            if isinstance(action, Measure):
+                self.measured.append(action)
+            text = describe(action)
+            if text is not None:
+                self.log.append((round(self.core.t_ms), text))
+
+    def run(self, steps: list[Step]) -> list[tuple[int, str]]:
+        for step in steps:
+            if isinstance(step, Audio):
+                for _ in range(step.ms // 20):
+                    caller, played = self._noise(step.caller), self._noise(step.played)
+                    self._take(self.core.feed(caller, played, self.now_s))
+                    self._take(self.core.tick(self.now_s))
+            elif isinstance(step, Say):
+                mark = self.core.sentence(step.text)
+                self.core.sentence_length(mark, step.ms)
+                out = self.core.file_playing if step.file else self.core.audio_out
+                self._take(out(mark, self.now_s))
+            elif isinstance(step, PlayedOut):
+                self.core.on_mark(step.mark, "playout")
+            elif isinstance(step, Final):
+                final = TranscriptFinal(
+                    segment_id=1,
+                    text=step.text,
+                    raw_text=step.text,
+                    start_ms=0,
+                    end_ms=0,
+                    confidence=0.9,
+                    language="en",
+                )
+                self._take(self.core.on_transcript(final, self.now_s))
+            elif isinstance(step, SpeechStart):
+                self._take(self.core.on_transcript(SpeechStarted(t_ms=0), self.now_s))
+            elif isinstance(step, Key):
+                self._take(self.core.on_dtmf(Dtmf(digits=step.digit), self.now_s))
+            elif isinstance(step, Tick):
+                self._take(self.core.tick(self.now_s))
+            elif isinstance(step, TurnEnds):
+                self.core.turn_ended(self.turn)
+        return self.log
+
+
+GREETING = "call.started"
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        pytest.param(
+            [
+                Say(2000),
+                Audio(500, QUIET, AGENT),
+                Audio(1000, CALLER, AGENT),
+                Audio(200, QUIET, QUIET),
+                Final("where is the clinic"),
+            ],
+            [
+                (1200, "stop: 'one two three four'"),
+                (1700, "user.interrupted: 'one two three four' then 'where is the clinic'"),
+            ],
+            id="barge-in: stopped 700 ms after the onset, the caller's words answered",
+        ),
+        pytest.param(
+            [Say(3000), Audio(500, QUIET, AGENT), Audio(500, CALLER, AGENT), Final("uh-huh")],
+            [],
+            id="a 500 ms backchannel over the agent: the agent goes on",
+        ),
+        pytest.param(
+            [Say(3000), Audio(3000, ECHO, AGENT)],
+            [],
+            id="the agent's own echo on the caller channel never stops it",
+        ),
+        pytest.param(
+            [
+                Say(2000),
+                Audio(1000, QUIET, AGENT),
+                Audio(1000, CALLER, AGENT),
+                Audio(3200, QUIET, QUIET),
+            ],
+            [
+                (1700, "stop: 'one two three four five six'"),
+                (4700, "user.interrupted: 'one two three four five six'"),
+            ],
+            id="a barge-in whose words never come: reported after the 3 s wait, heard only",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(7100, QUIET, QUIET),
+            ],
+            [(8000, "user.silence: 7.0 s")],
+            id="the caller says nothing for 7 s after the agent finished: a reprompt",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(6000, QUIET, QUIET),
+                SpeechStart(),
+                Audio(3000, QUIET, QUIET),
+            ],
+            [],
+            id="no reprompt while the recognizer works on what the caller began to say",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                Audio(8000, QUIET, QUIET),
+            ],
+            [],
+            id="no reprompt while the turn is still running (its actions pending)",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(800, CALLER, QUIET),
+                Final("my knee hurts"),
+            ],
+            [(1800, "user.utterance: 'my knee hurts'")],
+            id="the caller answers after the agent: their words are the next turn",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(7000, QUIET, QUIET),  # the reprompt is started at 8000 ms...
+                Audio(300, CALLER, QUIET),  # ...as the caller answers, before its audio
+                Audio(100, QUIET, QUIET),
+                Say(2000),
+                Audio(500, QUIET, AGENT),
+                Final("tuesday"),
+            ],
+            [
+                (8000, "user.silence: 7.0 s"),
+                (8900, "stop: 'one two'"),
+                (8900, "user.interrupted: 'one two' then 'tuesday'"),
+            ],
+            id="a reprompt that crossed the caller's answer is stopped for the answer",
+        ),
+        pytest.param(
+            [Say(2000), Audio(500, QUIET, AGENT), Key("0")],
+            [(500, "dtmf: '0'")],
+            id="a key press starts its turn at once",
+        ),
+        pytest.param(
+            [Say(1000, file=True), Audio(1100, QUIET, AGENT), Audio(900, CALLER, AGENT)],
+            [],
+            id="file mode: the sentence is played out by its length, then speech is no barge-in",
+        ),
+    ],
+)
+def test_turn_taking_on_a_timeline(steps: list[Step], expected: list[tuple[int, str]]) -> None:
+    assert Timeline().run(steps) == expected
+
+
+def test_a_call_at_its_maximum_length_is_hung_up_once() -> None:
+    timeline = Timeline(TurnConfig(max_call_s=2.0))
+    assert timeline.run([Audio(1980, QUIET, QUIET)]) == []
+    assert timeline.run([Audio(1000, QUIET, QUIET), Tick()]) == [(2000, "hang up")]
+
+
+def test_what_the_caller_heard_follows_the_marks_of_a_streamed_reply() -> None:
+    timeline = Timeline()
+    timeline.run([Say(1000, "I can book an MRI."), Say(1000, "It costs four hundred dollars.")])
+    timeline.run([Audio(1200, QUIET, AGENT), PlayedOut("s1"), Audio(400, QUIET, AGENT)])
+    # The second sentence began when the first was reported played (1200 ms): 400 of its 1000 ms.
+    assert timeline.core.heard() == "I can book an MRI. It costs"
+    timeline.run([Audio(900, CALLER, AGENT)])
+    assert timeline.log[-1] == (2300, "stop: 'I can book an MRI. It costs four hundred dollars.'")
+    assert timeline.core.barge_ins == 1
+    assert timeline.core.barge_in_stop_ms == [700.0]
+    assert not timeline.core.agent_speaking
+
+
+def test_voice_to_voice_runs_from_the_callers_last_voiced_frame_to_the_replys_first_audio() -> None:
+    timeline = Timeline()
+    timeline.run([Say(500), Audio(500, QUIET, AGENT), PlayedOut("s1"), TurnEnds()])
+    timeline.run([Audio(600, CALLER, QUIET), Audio(700, QUIET, QUIET), Final("my knee")])
+    timeline.run([Audio(300, QUIET, QUIET), Say(1000)])
+    assert timeline.core.v2v_ms == [1000.0]  # voice ended at 1100 ms, the reply began at 2100 ms
+    assert [m.metric for m in timeline.measured] == ["greeting", "turn_first_audio"]
+    assert timeline.measured[1].seconds == pytest.approx(0.3)  # final to the reply's first audio
+
+
+def test_the_recognizer_gets_every_frame_of_the_caller_channel() -> None:
+    timeline = Timeline()
+    timeline.run([Audio(1000, CALLER, QUIET)])
+    assert len(timeline.recognized) == 16000 * 2  # one second at 16 kHz, nothing dropped
+    assert timeline.core.t_ms == 1000
