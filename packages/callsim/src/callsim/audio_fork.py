@@ -26,18 +26,19 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import websockets
 
-from callkit.audio import interleave, resample
+from callkit import audiofork
+from callkit.audio import SampleAligner, interleave, resample
 
 if TYPE_CHECKING:
     from callsim.switch import Channel, Switch
 
 log = logging.getLogger("callsim.audio_fork")
-SUBPROTOCOL = "audio.drachtio.org"
+SUBPROTOCOL = audiofork.SUBPROTOCOL
 DEFAULT_BUG = "audio_fork"
 RAW_EXTENSIONS = {
     8000: ".r8",
@@ -67,7 +68,7 @@ class AudioFork:
     _ws: Any = None
     _task: asyncio.Task[None] | None = None
     _stream: bytearray = field(default_factory=bytearray)  # 16 kHz audio waiting to be played
-    _carry: bytes = b""  # a stray odd byte, kept for the next frame
+    _aligner: SampleAligner = field(default_factory=SampleAligner)  # a stray odd byte waits
     _streamed: int = 0  # bytes (16 kHz) queued so far
     _played: int = 0  # bytes (16 kHz) played so far
     _marks: list[tuple[int, str]] = field(default_factory=list)  # (position, name)
@@ -113,7 +114,7 @@ class AudioFork:
         self.state = "CONNECTED"
         self.switch.fire_custom("mod_audio_fork::connect", self.channel)
         if self.metadata:
-            await ws.send(self.metadata[:8191])
+            await ws.send(self.metadata[: audiofork.MAX_METADATA_CHARS])
         reader = asyncio.create_task(self._receive())
         try:
             await self._pump()
@@ -173,15 +174,11 @@ class AudioFork:
             self.switch.fire_custom("mod_audio_fork::disconnect", self.channel)
 
     async def _dispatch(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError:
+        received = audiofork.read_command(text)
+        if received is None:
             log.info("invalid JSON from the fork server dropped")
             return
-        if not isinstance(message, dict):
-            return
-        kind = message.get("type", "json")
-        data = message.get("data")
+        kind, data = received.kind, received.data
         if self.streaming and kind in ("mark", "clearMarks"):
             self._mark(kind, data)
         elif kind == "playAudio":
@@ -221,20 +218,14 @@ class AudioFork:
             self.files.append(path)
             data["file"] = str(path)
         self.switch.fire_custom(
-            "mod_audio_fork::play_audio", self.channel, json.dumps(data, separators=(",", ":"))
+            "mod_audio_fork::play_audio", self.channel, audiofork.play_audio_event_body(data)
         )
 
     # ------------------------------------------------------------------ jambonz streaming
 
     def _queue_stream(self, data: bytes) -> None:
-        data = self._carry + data
-        cut = len(data) - len(data) % 2
-        self._carry = data[cut:]
-        pcm = (
-            resample(data[:cut], self.stream_rate, 16000)
-            if self.stream_rate != 16000
-            else data[:cut]
-        )
+        whole = self._aligner.feed(data)
+        pcm = resample(whole, self.stream_rate, 16000) if self.stream_rate != 16000 else whole
         self._stream += pcm
         self._streamed += len(pcm)
 
@@ -243,8 +234,7 @@ class AudioFork:
         if kind == "clearMarks":
             self._marks.clear()
         elif len(self._marks) < 30:
-            name = str((data if isinstance(data, dict) else {}).get("name", ""))
-            self._marks.append((self._streamed, name))
+            self._marks.append((self._streamed, audiofork.mark_name(data)))
 
     async def _play_stream(self) -> None:
         """20 ms of streamed audio onto the channel's write side; report marks played out."""
@@ -258,12 +248,10 @@ class AudioFork:
             _, name = self._marks.pop(0)
             await self._report_mark(name, "playout")
 
-    async def _report_mark(self, name: str, event: str) -> None:
-        # The module's exact text, spaces included.
-        text = '{"type": "mark", "data": {"name":"' + name + '", "event": "' + event + '"}}'
+    async def _report_mark(self, name: str, event: Literal["playout", "cleared"]) -> None:
         if self._ws is not None:
             with contextlib.suppress(websockets.ConnectionClosed):
-                await self._ws.send(text)
+                await self._ws.send(audiofork.mark_reply(name, event))
 
     async def clear_stream(self) -> None:
         """killAudio / stop_play: drop what is queued; pending marks are reported as cleared."""
