@@ -10,6 +10,12 @@ that timeline (tick x 20 ms from the first frame), not wall-clock times from ser
 - barge-in stop latency: from the caller's speech onset to the tick the switch was told to stop
   playback (``killAudio``, ``uuid_break``, ``stop_play``); the played channel is silent from
   that tick. Pauses inside the agent's speech are not stops.
+- longest wait: after each caller turn, the longest stretch without the agent's audio before the
+  caller spoke again: the wait for its first audio, the pauses inside its reply (after "One
+  moment."), and for a persona that heard no question, the silence it waited out.
+
+A persona script (:mod:`callsim.persona`) has no fixed lines: at each end of the agent's turn
+the caller asks its ``Ears`` what the agent said and answers that.
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from callkit.audio import WavWriter
 from callkit.esl import Event
-from callsim.line import FRAME, CallerLine, LineOptions
+from callsim.line import FRAME, RATE, CallerLine, LineOptions
+from callsim.persona import Persona, question_of
 from callsim.script import CallScript, Step
 from callsim.voices import voice_for
 
@@ -59,6 +66,14 @@ def voiced_bounds(pcm16k: bytes) -> tuple[int, int]:
     return first, last
 
 
+class Ears(Protocol):
+    """How a persona learns what the agent said."""
+
+    async def agent_said(self) -> list[str]:
+        """The agent's sentences since the last call, in order."""
+        ...
+
+
 @dataclass
 class Utterance:
     index: int
@@ -70,6 +85,10 @@ class Utterance:
     agent_was_speaking: bool = False
     stop_tick: int | None = None  # when the agent's audio stopped after this (barge-ins)
     switch_stop_tick: int | None = None
+    #: When the caller acted next (spoke, pressed keys, hung up); None: the call ended first.
+    next_action_tick: int | None = None
+    #: The silence before that action counts as waiting (a persona heard no question).
+    waited_out: bool = False
 
 
 @dataclass
@@ -94,11 +113,18 @@ class ScriptedCaller:
         *,
         recording: Path | None = None,
         progress: Callable[[str], None] | None = None,
+        ears: Ears | None = None,
     ) -> None:
         self.switch = switch
         self.channel = channel
         self.script = script
-        self.voice = voice_for(script.caller.voice)
+        self.voice = voice_for(script.caller.voice, script.caller.speed)
+        self.ears = ears
+        self.persona = (
+            Persona(script.persona, script.caller.number) if script.persona is not None else None
+        )
+        #: A persona's conversation: each agent turn, what it took as the question, the reply.
+        self.exchanges: list[dict[str, Any]] = []
         echo = script.line.echo
         self.line = CallerLine(
             script.caller.codec,
@@ -154,10 +180,13 @@ class ScriptedCaller:
         self._tick_event = asyncio.Event()
         if self._progress is not None and tl.tick % 50 == 0:
             state = "agent speaking" if tl.agent_speaking else "agent silent"
-            self._progress(
-                f"{self.script.name}: {tl.tick * TICK_MS / 1000:5.1f} s  "
+            where = (
                 f"turn {min(self._step_index + 1, len(self.script.turns))}/{len(self.script.turns)}"
-                f"  {state}"
+                if self.persona is None
+                else f"answer {len(self.exchanges)}"
+            )
+            self._progress(
+                f"{self.script.name}: {tl.tick * TICK_MS / 1000:5.1f} s  {where}  {state}"
             )
 
     def _on_switch_event(self, event: Event) -> None:
@@ -226,13 +255,19 @@ class ScriptedCaller:
 
     # ------------------------------------------------------------------ speaking
 
-    def speak(self, kind: str, text: str) -> Utterance:
-        start, coded = self.line.queue(self.voice.speak(text))
+    def speak(
+        self, kind: str, text: str, parts: list[str] | None = None, pause_ms: int = 0
+    ) -> Utterance:
+        """Queue an utterance: ``text``, or ``parts`` said with ``pause_ms`` of silence between."""
+        self._mark_action()
+        pause = bytes(RATE * pause_ms // 1000 * 2)
+        pcm = pause.join(self.voice.speak(p) for p in parts) if parts else self.voice.speak(text)
+        start, coded = self.line.queue(pcm)
         first, last = voiced_bounds(coded)
         utterance = Utterance(
             index=len(self.utterances),
             kind=kind,
-            text=text,
+            text=" ".join(parts) if parts else text,
             onset_tick=start + first,
             end_tick=start + last,
             agent_was_speaking=self.timeline.agent_speaking,
@@ -240,6 +275,15 @@ class ScriptedCaller:
         self.utterances.append(utterance)
         self._caller_mark = utterance.end_tick
         return utterance
+
+    def _mark_action(self, waited_out: bool = False) -> None:
+        """The caller acts now: the previous turn's wait for the agent ends here."""
+        for u in reversed(self.utterances):
+            if u.kind == "say":
+                if u.next_action_tick is None:
+                    u.next_action_tick = self.timeline.tick
+                    u.waited_out = waited_out
+                break
 
     async def _finish_speaking(self) -> None:
         await self._until(lambda: not self.line.speaking, 120, "the caller's audio to play out")
@@ -250,6 +294,8 @@ class ScriptedCaller:
         """Play the script; errors end the call early and are kept for the report."""
         try:
             await self._until(lambda: self.timeline.tick > 0, 20, "the audio fork to start")
+            if self.persona is not None:
+                await self._converse(self.persona)
             for index, step in enumerate(self.script.turns):
                 self._step_index = index
                 await self._step(step)
@@ -292,6 +338,7 @@ class ScriptedCaller:
             await self._watch_stop(utterance)
         elif kind == "silence":
             await self.agent_turn_end()
+            self._mark_action()
             seconds = float((step.silence or {})["seconds"])
             start = self.timeline.tick
             await self._until(
@@ -302,19 +349,90 @@ class ScriptedCaller:
             self._caller_mark = self.timeline.tick - int(seconds * 1000) // TICK_MS
         elif kind == "dtmf":
             await self.agent_turn_end()
-            for digit in step.dtmf or "":
-                self.switch.fire_channel(
-                    "DTMF",
-                    self.channel,
-                    [("DTMF-Digit", digit), ("DTMF-Duration", "2000"), ("DTMF-Source", "RTP")],
-                )
-                await asyncio.sleep(0.1)
-            self._caller_mark = self.timeline.tick
+            await self.press(step.dtmf or "")
         elif kind == "hangup":
             if not (step.hangup or {}).get("immediately"):
                 await self.agent_turn_end()
+            self._mark_action()
             self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
             raise CallOver("the caller hung up")
+
+    # ------------------------------------------------------------------ a persona
+
+    async def _converse(self, persona: Persona) -> None:
+        """Answer each turn of the agent until the call ends (the agent hangs up or hands on)."""
+        if self.ears is None:
+            raise CallOver(
+                "a persona caller hears the agent through calls:events or the ASR gateway: "
+                "give a Redis URL (--redis-url) or an ASR URL (--asr-url)"
+            )
+        while True:
+            await self.agent_turn_end()
+            heard = await self._hear_turn(persona)
+            reply = persona.respond(heard)
+            at = self.timeline.tick
+            self._mark_action(waited_out=reply.ask is None)
+            self.exchanges.append(
+                {
+                    "t_ms": at * TICK_MS,
+                    "agent": heard,
+                    "ask": reply.ask,
+                    "caller": f"[DTMF {reply.dtmf}]" if reply.dtmf else reply.text,
+                }
+            )
+            if reply.dtmf:
+                await self.press(reply.dtmf, gap_s=0.3)  # a person typing a number
+            elif reply.parts:
+                self.speak("say", reply.text, reply.parts, reply.pause_ms)
+                await self._finish_speaking()
+            if reply.hangup:
+                self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
+                raise CallOver("the caller hung up")
+
+    async def _hear_turn(self, persona: Persona) -> str:
+        """The agent's turn as text. With no question in it yet, the persona waits for more (the
+        agent's "One moment." before its answer, or sentences not yet on the stream) for its
+        patience, and then answers what it has."""
+        assert self.ears is not None
+        said = await self.ears.agent_said()
+        deadline = time.monotonic() + persona.spec.patience_s
+        tl = self.timeline
+        while question_of(" ".join(said), persona.rules) is None:
+            if time.monotonic() >= deadline:
+                break
+            mark = tl.tick
+
+            def again(since: int = mark) -> bool:
+                return tl.last_agent_tick > since
+
+            spoke = await self._wait_for(again, 0.25)
+            if spoke:
+                self._caller_mark = mark
+                await self.agent_turn_end()
+            said += await self.ears.agent_said()
+        return " ".join(said)
+
+    async def _wait_for(self, predicate: Callable[[], bool], seconds: float) -> bool:
+        """Whether ``predicate`` came true within ``seconds``; raises when the call is over."""
+        try:
+            await self._until(predicate, seconds, "")
+        except CallOver:
+            if self.hung_up or self.channel.transferred_to is not None:
+                raise
+            return False
+        return True
+
+    async def press(self, digits: str, gap_s: float = 0.1) -> None:
+        """Keypad digits as a phone sends them: one DTMF event a key, ``gap_s`` apart."""
+        self._mark_action()
+        for digit in digits:
+            self.switch.fire_channel(
+                "DTMF",
+                self.channel,
+                [("DTMF-Digit", digit), ("DTMF-Duration", "2000"), ("DTMF-Source", "RTP")],
+            )
+            await asyncio.sleep(gap_s)
+        self._caller_mark = self.timeline.tick
 
     async def _watch_stop(self, u: Utterance) -> None:
         """After a barge-in or backchannel: did the agent stop its playback, and when?
@@ -343,6 +461,24 @@ class ScriptedCaller:
 
     # ------------------------------------------------------------------ results
 
+    def _longest_wait(self, u: Utterance) -> int | None:
+        """The longest stretch without agent audio from the end of ``u`` to the caller's next
+        action; None when the agent never spoke again."""
+        until = u.next_action_tick
+        at, longest, heard = u.end_tick, 0, False
+        for start, end in self.timeline.agent_runs:
+            if end <= u.end_tick:
+                continue
+            if until is not None and start >= until:
+                break
+            longest = max(longest, start - at)
+            at, heard = max(at, end), True
+        if u.waited_out and until is not None:
+            longest = max(longest, until - at)
+        elif not heard:
+            return None
+        return longest * TICK_MS
+
     def measurements(self) -> dict[str, Any]:
         turns = []
         for u in self.utterances:
@@ -358,6 +494,7 @@ class ScriptedCaller:
                     "caller_speech_end_ms": end_ms,
                     "agent_first_audio_ms": first,
                     "v2v_ms": first - end_ms if first is not None else None,
+                    "longest_wait_ms": self._longest_wait(u),
                 }
             )
         interjections = []

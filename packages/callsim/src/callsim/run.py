@@ -13,6 +13,12 @@ agent received in the call (``caller.final`` on ``calls:events``) and, given the
 URL, with offline transcription of the caller channel of the call's own recording by the same
 model (``POST /v1/audio/transcriptions``, one request per caller utterance): in-call and
 offline word errors for every call.
+
+A persona script hears the agent through ``calls:events`` (the bridge's ``agent.sentence``
+entries for the call) and is judged against its own facts: the report's ``persona`` part has
+each exchange (what the agent said, the question the persona took it for, the answer), the
+longest run of one question, and ``expect`` checks every slot the persona gave. ``policy``
+has the policy engine's turns (``turn`` entries): how many needed the LLM, and how long they took.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from callkit.contracts import outcome as outcomes
 from callkit.contracts.streams import CALLS_COMPLETED, CALLS_EVENTS
 from callkit.errors import AgentError, InvalidInput
 from callsim import fsconf
-from callsim.caller import TICK_MS, ScriptedCaller, Utterance
+from callsim.caller import TICK_MS, Ears, ScriptedCaller, Utterance
 from callsim.fsconf import ConfError, Dialplan, expand
 from callsim.script import CallScript
 from callsim.switch import Callee, Channel, Switch
@@ -97,7 +103,44 @@ async def run_call(
         caller.errors.append(f"the call ran past max_call_s={max_s:g}")
         if not caller.hung_up:
             switch.hangup(caller.channel, "NORMAL_CLEARING", by="caller")
+    finally:
+        if isinstance(caller.ears, StreamEars):
+            await caller.ears.aclose()
     return await _report(switch, caller, script, options, started)
+
+
+class StreamEars:
+    """What the agent said in one call, from the bridge's ``agent.sentence`` entries on
+    ``calls:events`` (written as each sentence goes out, before its audio has played)."""
+
+    def __init__(self, redis_url: str, stream: str, call_id: str) -> None:
+        self._client: Any = aioredis.Redis.from_url(redis_url)
+        self._stream = stream
+        self._wanted = call_id.encode()
+        self._last = f"{int(time.time() * 1000) - 1000}-0"  # the call has not begun yet
+        self.problem: str | None = None
+
+    async def agent_said(self) -> list[str]:
+        said: list[str] = []
+        try:
+            entries = await self._client.xrange(self._stream, min=f"({self._last}", max="+")
+        except Exception as exc:  # redis errors: the persona hears nothing, the report says so
+            self.problem = f"could not read {self._stream}: {type(exc).__name__}"
+            return said
+        for entry_id, fields in entries:
+            self._last = entry_id.decode()
+            if fields.get(b"call_id") != self._wanted:
+                continue
+            try:
+                event = live.parse_entry(fields)
+            except InvalidInput:
+                continue
+            if isinstance(event, live.AgentSentence):
+                said.append(event.text)
+        return said
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 async def _inbound(
@@ -243,7 +286,10 @@ def _attach(
     progress: Callable[[str], None] | None,
 ) -> ScriptedCaller:
     recording = options.recordings / f"{ch.uuid}.wav"
-    return ScriptedCaller(switch, ch, script, recording=recording, progress=progress)
+    ears: Ears | None = None
+    if script.persona is not None and options.redis_url:
+        ears = StreamEars(options.redis_url, options.events_stream, ch.uuid)
+    return ScriptedCaller(switch, ch, script, recording=recording, progress=progress, ears=ears)
 
 
 def _report_without_call(script: CallScript, options: RunOptions, started: float) -> dict[str, Any]:
@@ -302,13 +348,17 @@ async def _report(
     outcome: outcomes.CallOutcome | None = None
     checks: list[dict[str, Any]] = []
     finals: list[dict[str, Any]] | None = None
+    policy_turns: list[dict[str, Any]] | None = None
     if options.redis_url:
-        outcome, agent_lines, finals = await _from_redis(
+        outcome, agent_lines, finals, policy_turns = await _from_redis(
             options, ch.uuid, caller.started_wall or started
         )
         transcript.extend(agent_lines)
     transcript.sort(key=lambda line: line.get("t_ms") or 0)
     checks = _expect_checks(script, outcome, bool(options.redis_url))
+    if caller.persona is not None and not script.expect.status and not script.expect.slots:
+        checks = _persona_checks(caller, outcome, bool(options.redis_url))
+    waits = [t["longest_wait_ms"] for t in measured["turns"] if t["longest_wait_ms"] is not None]
     barge_ok = all(b["correct"] for b in measured["barge_ins"])
     report = {
         "call_id": ch.uuid,
@@ -334,7 +384,10 @@ async def _report(
             "p95_ms": percentile(v2v, 0.95),
             "mean_ms": round(statistics.fmean(v2v), 1) if v2v else None,
         },
+        "longest_wait_ms": max(waits) if waits else None,
         "spurious_stops": spurious,
+        "policy": _policy_report(policy_turns),
+        "persona": _persona_report(caller),
         "asr": await _asr_report(caller, script, options, finals),
         "outcome": outcome.model_dump(mode="json") if outcome is not None else None,
         "expect": checks,
@@ -350,15 +403,69 @@ async def _report(
     return report
 
 
+def _policy_report(turns: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The policy engine's turns of the call: how many needed the LLM, and their times."""
+    if turns is None:
+        return None
+    llm = [t["ms"] for t in turns if t["llm_calls"]]
+    scripted = [t["ms"] for t in turns if not t["llm_calls"]]
+    return {
+        "turns": len(turns),
+        "llm_turns": len(llm),
+        "llm_ms": llm,
+        "llm_p50_ms": percentile(llm, 0.5),
+        "llm_max_ms": max(llm) if llm else None,
+        "scripted_p50_ms": percentile(scripted, 0.5),
+        "by_turn": turns,
+    }
+
+
+def _persona_checks(
+    caller: ScriptedCaller, outcome: outcomes.CallOutcome | None, have_redis: bool
+) -> list[dict[str, Any]]:
+    """A persona's own verdict: the outcome it should have, every slot it gave."""
+    assert caller.persona is not None
+    if outcome is not None:
+        return caller.persona.checks(outcome.status, outcome.slots.model_dump())
+    return [
+        {
+            "check": "status",
+            "expected": caller.persona.expected()["status"],
+            "actual": None,
+            "passed": False if have_redis else None,
+            "note": "no outcome on calls:completed for this call"
+            if have_redis
+            else "skipped: no --redis-url to read the outcome from",
+        }
+    ]
+
+
+def _persona_report(caller: ScriptedCaller) -> dict[str, Any] | None:
+    persona = caller.persona
+    if persona is None:
+        return None
+    ears = caller.ears
+    return {
+        "exchanges": caller.exchanges,
+        "repeats": persona.repeats(),
+        "expected": persona.expected(),
+        "hearing_problem": getattr(ears, "problem", None),
+    }
+
+
 async def _from_redis(
     options: RunOptions, call_id: str, started_wall: float
-) -> tuple[outcomes.CallOutcome | None, list[dict[str, Any]], list[dict[str, Any]]]:
-    """The call's outcome, the agent's sentences and the caller's finals, as the call had them."""
+) -> tuple[
+    outcomes.CallOutcome | None, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
+]:
+    """The call's outcome, the agent's sentences, the caller's finals and the policy engine's
+    turns, as the call had them."""
     assert options.redis_url is not None
     client: Any = aioredis.Redis.from_url(options.redis_url)
     outcome: outcomes.CallOutcome | None = None
     lines: list[dict[str, Any]] = []
     finals: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
     wanted = call_id.encode()
     try:
         deadline = time.monotonic() + options.outcome_timeout_s
@@ -385,6 +492,9 @@ async def _from_redis(
                 event = live.parse_entry(fields)
             except InvalidInput:
                 continue  # a kind this version does not know, or a broken entry
+            if isinstance(event, live.TurnTimed):
+                turns.append({"state": event.state, "ms": event.ms, "llm_calls": event.llm_calls})
+                continue
             if not isinstance(event, live.AgentSentence | live.CallerFinal):
                 continue
             at_ms = int(entry_id.decode().split("-")[0])
@@ -401,7 +511,7 @@ async def _from_redis(
         )
     finally:
         await client.aclose()
-    return outcome, lines, finals
+    return outcome, lines, finals, turns
 
 
 # ---------------------------------------------------------------- in-call vs offline words

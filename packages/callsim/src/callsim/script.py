@@ -17,6 +17,16 @@
       - dtmf: "1"
       - hangup: {}
     expect: {status: booked, slots: {client_name: "John Smith"}}
+
+Instead of ``turns``, a script may give a ``persona`` (:mod:`callsim.persona`): facts and a
+manner, answering whatever the agent asks; its ``expect`` comes from the facts when the script
+gives none::
+
+    caller: {voice: "espeak:en-gb-scotland", codec: G722, speed: 0.85}
+    persona:
+      facts: {client_name: "Moira Campbell", phone: "07700900123", age: 58, weight_kg: 64,
+              symptoms: "My shoulder hurts when I lift my arm.", days: [Thursday], time: last}
+      manner: {brief: true, hesitate: [appointment_date], correct: {fact: age, first: 48}}
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from callkit.errors import ConfigError, validation_problems
 from callsim.line import CODECS
+from callsim.persona import PersonaSpec
 
 Codec = Literal["PCMU", "PCMA", "G722", "L16"]
 assert set(CODECS) == {"PCMU", "PCMA", "G722", "L16"}
@@ -42,6 +53,8 @@ class Caller(_Strict):
     number: str = "+15550100000"
     voice: str = "espeak:en-us"
     codec: Codec = "PCMU"
+    #: Speaking rate against the voice's usual (espeak-ng 165 words a minute, Piper's own).
+    speed: float = Field(1.0, ge=0.5, le=2.0)
 
 
 class Echo(_Strict):
@@ -124,7 +137,14 @@ class CallScript(_Strict):
     line: Line = Field(default_factory=Line)
     timing: Timing = Field(default_factory=Timing)
     turns: list[Step] = Field(default_factory=list)
+    persona: PersonaSpec | None = None
     expect: Expect = Field(default_factory=Expect)
+
+    @model_validator(mode="after")
+    def _lines_or_persona(self) -> CallScript:
+        if self.persona is not None and self.turns:
+            raise ValueError("a script has either turns (fixed lines) or a persona, not both")
+        return self
 
 
 def load_script(path: Path) -> CallScript:

@@ -36,7 +36,7 @@ def _normalized(pcm: np.ndarray, peak: float = 0.7) -> bytes:
 
 
 class EspeakVoice:
-    def __init__(self, voice: str) -> None:
+    def __init__(self, voice: str, speed: float = 1.0) -> None:
         self.binary = shutil.which("espeak-ng")
         if self.binary is None:
             raise ConfigError(
@@ -44,12 +44,13 @@ class EspeakVoice:
                 "installs it when run as root); use a piper: or wav: voice instead"
             )
         self.voice = voice
+        self.rate = round(165 * speed)  # espeak-ng's words a minute
         self.name = f"espeak:{voice}"
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 (voices live as long as the process)
     def speak(self, text: str) -> bytes:
         done = subprocess.run(
-            [str(self.binary), "-v", self.voice, "-s", "165", "--stdout", text],
+            [str(self.binary), "-v", self.voice, "-s", str(self.rate), "--stdout", text],
             capture_output=True,
             timeout=60,
             check=False,
@@ -68,7 +69,7 @@ class EspeakVoice:
 
 
 class PiperCallerVoice:
-    def __init__(self, voice: str) -> None:
+    def __init__(self, voice: str, speed: float = 1.0) -> None:
         from callkit.models import ModelStore, Registry
 
         name = f"piper-{voice}"
@@ -80,15 +81,16 @@ class PiperCallerVoice:
         onnx = sorted(directory.glob("*.onnx"))
         if not onnx:
             raise ConfigError(f"piper voice {voice!r}: no .onnx model in {directory}")
-        from piper import PiperVoice
+        from piper import PiperVoice, SynthesisConfig
 
         self._voice = PiperVoice.load(onnx[0])
+        self._config = SynthesisConfig(length_scale=1.0 / speed)
         self._rate = int(self._voice.config.sample_rate)
         self.name = f"piper:{voice}"
 
     @functools.lru_cache(maxsize=256)  # noqa: B019
     def speak(self, text: str) -> bytes:
-        chunks = [c.audio_int16_bytes for c in self._voice.synthesize(text)]
+        chunks = [c.audio_int16_bytes for c in self._voice.synthesize(text, self._config)]
         pcm = resample(b"".join(chunks), self._rate, RATE)
         return _normalized(np.frombuffer(pcm, "<i2"))
 
@@ -110,15 +112,16 @@ class WavVoice:
 
 
 @functools.lru_cache(maxsize=16)
-def voice_for(spec: str) -> Voice:
-    """A voice from its spec: `espeak:en-us`, `piper:en_US-joe-medium`, `wav:path/to.wav`."""
+def voice_for(spec: str, speed: float = 1.0) -> Voice:
+    """A voice from its spec: `espeak:en-us`, `piper:en_US-joe-medium`, `wav:path/to.wav`;
+    ``speed`` against the voice's usual rate (a recording is played as it is)."""
     kind, _, arg = spec.partition(":")
     if not arg:
         raise ConfigError(f"voice {spec!r}: expected espeak:<voice>, piper:<voice> or wav:<path>")
     if kind == "espeak":
-        return EspeakVoice(arg)
+        return EspeakVoice(arg, speed)
     if kind == "piper":
-        return PiperCallerVoice(arg)
+        return PiperCallerVoice(arg, speed)
     if kind == "wav":
         return WavVoice(arg)
     raise ConfigError(f"voice {spec!r}: unknown kind {kind!r}; use espeak, piper or wav")
