@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from callkit.contracts.dialog import (
+    Action,
     CallEnded,
     CallStarted,
     DialogReply,
     Event,
+    NoAction,
     ReplySentence,
     UserInterrupted,
     UserUtterance,
@@ -297,14 +298,14 @@ class DialogEngine:
             self.metrics.transitions.labels(to).inc()
 
     def _reply(
-        self, session: Session, sentences: list[Sentence], actions: list[dict[str, Any]]
+        self, session: Session, sentences: list[Sentence], actions: list[Action]
     ) -> DialogReply:
         return DialogReply(
             session_id=session.session_id,
             state=session.state,
             replies=[ReplySentence(text=s.text, cache_key=s.cache_key) for s in sentences],
             slots={k: v for k, v in session.slots.items() if v is not None},
-            actions=actions or [{"type": "none"}],
+            actions=actions or [NoAction()],
             status=session.status,
             ended=session.ended or bool(session.status),
         )

@@ -14,8 +14,8 @@ import time as monotonic
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
 
+from callkit.contracts.dialog import Action
 from policy_engine import render
 from policy_engine.dialog.calendar import Calendar
 from policy_engine.dialog.llm import DialogLlm
@@ -51,7 +51,7 @@ class Turn:
     now: datetime
     emit: Emit
     reply: list[Sentence] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
     heard: Heard | None = None
     llm_calls: int = 0
     llm_wanted: bool = False  # the parsers alone did not understand (asked of the LLM if up)

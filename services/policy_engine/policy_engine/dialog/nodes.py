@@ -20,6 +20,7 @@ from typing import Literal
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 
+from callkit.contracts.dialog import HangupAction, TransferAction
 from policy_engine.dialog.answers import free_answer
 from policy_engine.dialog.booking import book, prepare_offer, release_hold
 from policy_engine.dialog.context import Turn, sentences_of
@@ -323,9 +324,9 @@ def exit_node(state_def: StateDef) -> NodeFn:
         s.final_state = sid
         await _speak(t, state_def, "say")
         if state_def.action == "hangup":
-            t.actions.append({"type": "hangup"})
+            t.actions.append(HangupAction())
         elif state_def.action == "transfer":
-            t.actions.append({"type": "transfer", "target": t.script.clinic.transfer_target})
+            t.actions.append(TransferAction(target=t.script.clinic.transfer_target))
         return {"goto": _next_of(t, state_def)}
 
     node.__name__ = sid
