@@ -2,9 +2,10 @@
 
 ``streams`` names the Redis streams and key namespaces; ``outcome`` is the call outcome on
 calls:completed; ``dialog`` is POST /dialog and its SSE stream; ``asr`` is WS /ws/transcribe;
-``live`` is calls:events; ``tts`` is POST /synthesize. Producers build these models and
-consumers parse with them; the Contracts section of docs/ARCHITECTURE.md is generated from this
-registry (``python -m callkit.contracts.docs``).
+``live`` is calls:events; ``tts`` is POST /synthesize. The registry also lists mod_audio_fork's
+messages (:mod:`callkit.audiofork`: the switch's protocol, shared by the bridge and the emulated
+switch). Producers build these models and consumers parse with them; the Contracts section of
+docs/ARCHITECTURE.md is generated from this registry (``python -m callkit.contracts.docs``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from callkit import audiofork
 from callkit.contracts import asr, dialog, live, outcome, tts
 from callkit.events import ErrorEvent
 
@@ -66,6 +68,17 @@ REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
         live.TurnTimed,
     ),
     tts.__name__: (tts.SynthesizeRequest,),
+    audiofork.__name__: (
+        audiofork.ForkMetadata,
+        audiofork.MarkReply,
+        audiofork.PlayAudioEvent,
+        audiofork.PlayAudio,
+        audiofork.PlayAudioData,
+        audiofork.KillAudio,
+        audiofork.Mark,
+        audiofork.MarkData,
+        audiofork.ClearMarks,
+    ),
 }
 
 __all__ = ["REGISTRY", "asr", "dialog", "live", "outcome", "tts"]

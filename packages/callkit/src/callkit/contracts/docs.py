@@ -85,7 +85,8 @@ def _fields(model: type[BaseModel]) -> str:
         if name == "type" and type_literal(model) is not None:
             continue
         optional = "" if field.is_required() else "?"
-        parts.append(f"`{name}{optional}`: {type_name(field.annotation)}")
+        wire = field.alias or name  # the name on the wire (mod_audio_fork's are camelCase)
+        parts.append(f"`{wire}{optional}`: {type_name(field.annotation)}")
     for name, computed in model.model_computed_fields.items():
         parts.append(f"`{name}` (derived): {type_name(computed.return_type)}")
     return "; ".join(parts).replace("|", "\\|")
