@@ -338,7 +338,7 @@ def test_an_early_final_starts_in_the_end_silence_and_the_endpoint_confirms_it()
     assert early.speculative
     assert early.early == (1, 640)
     assert (early.start_ms, early.end_ms) == (0, 640)
-    ended = next(a for a in actions if isinstance(a, Emit) and a.event["type"] == "vad.speech_end")
+    ended = next(a for a in actions if isinstance(a, Emit) and a.event.type == "vad.speech_end")
     assert actions.index(early) < actions.index(ended)  # before the end silence completed
     assert not confirmed.speculative
     assert confirmed.early == early.early  # use the early result, do not transcribe again
@@ -353,7 +353,7 @@ def test_speech_after_a_pause_withdraws_the_early_final_and_keeps_one_utterance(
     last = finals(actions)[-1]
     assert (last.start_ms, last.end_ms, last.utterance) == (0, 1600, 1)
     assert last.early == (1, 1600)  # the second early final, taken at the real end
-    starts = [a for a in actions if isinstance(a, Emit) and a.event["type"] == "vad.speech_start"]
+    starts = [a for a in actions if isinstance(a, Emit) and a.event.type == "vad.speech_start"]
     assert len(starts) == 1
 
 

@@ -1,9 +1,10 @@
 """One caller's transcription session: audio in, what to emit and what to transcribe out.
 
 The session never touches a socket or the model. ``feed`` takes 16 kHz samples and returns
-actions: events to send (``Emit``) and audio to transcribe (``Transcribe``); the edge runs them
-and hands results back through ``on_partial`` / ``on_final``. Times are milliseconds of session
-audio, so latency can be measured against the audio timeline.
+actions: events to send (``Emit``, carrying the server events of :mod:`callkit.contracts.asr`)
+and audio to transcribe (``Transcribe``); the edge runs them and hands results back through
+``on_partial`` / ``on_final``. Times are milliseconds of session audio, so latency can be
+measured against the audio timeline.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ from asr_gateway.postprocess import (
 )
 from asr_gateway.ring import AudioRing
 from asr_gateway.vad import FRAME_MS, SAMPLE_RATE, VadStream
+from callkit.contracts import asr
 
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
 _MARGIN = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)  # 0.5 s of silence around each utterance
@@ -46,7 +48,7 @@ class SessionConfig:
 
 @dataclass(frozen=True, slots=True)
 class Emit:
-    event: dict[str, Any]
+    event: asr.SpeechStarted | asr.SpeechEnded | asr.TranscriptPartial
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ Action = Emit | Transcribe | Withdraw
 
 @dataclass(frozen=True, slots=True)
 class FinalOutcome:
-    event: dict[str, Any] | None  # None when the guard dropped it
+    event: asr.TranscriptFinal | None  # None when the guard dropped it
     dropped_reason: str | None
 
 
@@ -207,7 +209,8 @@ class TranscriptionSession:
             self._speech_frames = self._utt_frames = 0
             self._partial_pending = False
             self.agreement.reset()
-            return [Emit({"type": "vad.speech_start", "t_ms": event.t_ms})]
+            return [Emit(asr.SpeechStarted(t_ms=event.t_ms))]
+        ended = Emit(asr.SpeechEnded(t_ms=event.t_ms, forced=event.forced))
         ratio = self._speech_frames / self._utt_frames if self._utt_frames else 1.0
         final = self._transcribe("final", self._utt_start_ms, event.t_ms, ratio=ratio)
         early, self._early = self._early, None
@@ -215,12 +218,8 @@ class TranscriptionSession:
             # The early final heard exactly this utterance: the edge uses its result.
             final = replace(final, early=early)
         elif early is not None:
-            return [
-                Withdraw(early),
-                Emit({"type": "vad.speech_end", "t_ms": event.t_ms, "forced": event.forced}),
-                final,
-            ]
-        return [Emit({"type": "vad.speech_end", "t_ms": event.t_ms, "forced": event.forced}), final]
+            return [Withdraw(early), ended, final]
+        return [ended, final]
 
     def _transcribe(
         self,
@@ -251,13 +250,9 @@ class TranscriptionSession:
         self.partials_sent += 1
         return [
             Emit(
-                {
-                    "type": "transcript.partial",
-                    "text": full,
-                    "stable_text": stable,
-                    "t_ms": job.end_ms,
-                    "segment_id": job.utterance,
-                }
+                asr.TranscriptPartial(
+                    segment_id=job.utterance, text=full, stable_text=stable, t_ms=job.end_ms
+                )
             )
         ]
 
@@ -273,15 +268,14 @@ class TranscriptionSession:
             return FinalOutcome(None, reason)
         text = format_entities(self.corrector.correct(result.text))
         return FinalOutcome(
-            {
-                "type": "transcript.final",
-                "segment_id": job.utterance,
-                "text": text,
-                "raw_text": result.text,
-                "start_ms": job.start_ms,
-                "end_ms": job.end_ms,
-                "confidence": round(math.exp(min(0.0, evidence.avg_logprob)), 3),
-                "language": result.language,
-            },
+            asr.TranscriptFinal(
+                segment_id=job.utterance,
+                text=text,
+                raw_text=result.text,
+                start_ms=job.start_ms,
+                end_ms=job.end_ms,
+                confidence=round(math.exp(min(0.0, evidence.avg_logprob)), 3),
+                language=result.language,
+            ),
             None,
         )

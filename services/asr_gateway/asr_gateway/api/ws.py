@@ -34,7 +34,6 @@ from asr_gateway.settings import AsrSettings
 from callkit.audio import StreamResampler
 from callkit.contracts.asr import (
     CONTROLS,
-    SERVER_EVENTS,
     START,
     InputCommit,
     ServerEvent,
@@ -180,7 +179,7 @@ class Connection:
         assert self.session is not None
         for action in actions:
             if isinstance(action, Emit):
-                self.emit(SERVER_EVENTS.validate(action.event))
+                self.emit(action.event)
                 continue
             if isinstance(action, Withdraw):
                 withdrawn = self.early.pop(action.early, None)
@@ -238,15 +237,16 @@ class Connection:
             if job.kind == "partial":
                 for emit in session.on_partial(job, future.result()):
                     self._observe_first_partial(job)
-                    self.emit(SERVER_EVENTS.validate(emit.event))
+                    self.emit(emit.event)
                 return
             outcome = session.on_final(job, future.result())
             if outcome.event is None:
                 self.metrics.hallucinations.labels(outcome.dropped_reason or "unknown").inc()
                 return
-            self.emit(SERVER_EVENTS.validate(outcome.event))
-            self.metrics.final_words.inc(len(str(outcome.event.get("text", "")).split()))
-            self.metrics.final_confidence.observe(float(outcome.event.get("confidence", 0.0)))
+            final = outcome.event
+            self.emit(final)
+            self.metrics.final_words.inc(len(final.text.split()))
+            self.metrics.final_confidence.observe(final.confidence)
             now = time.perf_counter()
             # The endpoint fires once end_silence_ms of silence has arrived after the speech.
             decided = session.arrival_of(job.end_ms + session.config.endpoint.end_silence_ms)
