@@ -150,6 +150,7 @@ class CallSession:
     metadata: audiofork.ForkMetadata = field(default_factory=audiofork.ForkMetadata)
     hangup_cause: str | None = None
     _turn: asyncio.Task[None] | None = None
+    _turn_id: int = 0
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     _quiet: asyncio.Event = field(default_factory=asyncio.Event)  # nothing left to play
     _file_waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
@@ -287,7 +288,7 @@ class CallSession:
                 self._recognize(action.pcm)
                 continue
             if isinstance(action, StopPlayback):
-                self._cancel_turn()  # now, before anything else runs: the rest is I/O
+                self._cancel_turn(action.turn)  # now, before anything else runs: the rest is I/O
             rest.append(action)
         self._sync_quiet()
         if rest:
@@ -327,6 +328,7 @@ class CallSession:
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
         self._sync_quiet()
+        self._turn_id = action.turn
         self._turn = self._group.create_task(self._agent_turn(action))
 
     async def _agent_turn(self, turn: StartTurn) -> None:
@@ -412,12 +414,13 @@ class CallSession:
 
     # ------------------------------------------------------------------ barge-in
 
-    def _cancel_turn(self) -> None:
-        if self._turn is not None:
+    def _cancel_turn(self, turn: int) -> None:
+        # A turn started since the stop was decided (the caller's words) is not the one stopped.
+        if self._turn is not None and self._turn_id == turn:
             self._turn.cancel()
 
     async def _stop_playback(self, stop: StopPlayback) -> None:
-        self._cancel_turn()
+        self._cancel_turn(stop.turn)
         self._sync_quiet()
         with contextlib.suppress(Exception):
             await self.ws.send_text(audiofork.encode(audiofork.KillAudio()))

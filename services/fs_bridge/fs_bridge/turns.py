@@ -87,10 +87,12 @@ class StartTurn:
 class StopPlayback:
     """The caller interrupted: stop the audio now and cancel the turn (policy and TTS streams).
 
-    ``heard``: what the caller heard of the turn; ``stop_ms``: from the caller's voice onset to
-    this stop, when the detector knows it.
+    ``turn``: the turn stopped (the shell cancels it only if it is still the current one);
+    ``heard``: what the caller heard of it; ``stop_ms``: from the caller's voice onset to this
+    stop, when the detector knows it.
     """
 
+    turn: int
     heard: str
     stop_ms: float | None
 
@@ -298,7 +300,7 @@ class TurnTaker:
         self.barge_ins += 1
         if stop_ms is not None:
             self.barge_in_stop_ms.append(float(stop_ms))
-        return StopPlayback(heard, None if stop_ms is None else float(stop_ms))
+        return StopPlayback(self._turn, heard, None if stop_ms is None else float(stop_ms))
 
     # ------------------------------------------------------------------ the caller's words
 
