@@ -97,9 +97,15 @@ def fork_url(bridge_port: int) -> str:
 
 
 def caller_options(
-    bridge_port: int, *, fork_password: str, redis_url: str, recordings: Path
+    bridge_port: int,
+    *,
+    fork_password: str,
+    redis_url: str,
+    recordings: Path,
+    asr_port: int | None = None,
 ) -> RunOptions:
-    """callsim's options for calls this process places (its own switch) on the stack's bridge."""
+    """callsim's options for calls this process places (its own switch) on the stack's bridge;
+    with the ASR gateway's port, reports compare the call's finals with offline transcription."""
     from callsim.run import RunOptions  # the caller side's voices load only when calls are placed
 
     return RunOptions(
@@ -108,6 +114,7 @@ def caller_options(
         fork_password=fork_password,
         recordings=recordings,
         redis_url=redis_url,
+        asr_url=f"http://127.0.0.1:{asr_port}" if asr_port is not None else None,
     )
 
 
