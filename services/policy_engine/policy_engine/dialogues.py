@@ -43,9 +43,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter
 
-from callkit.contracts.dialog import DialogReply, Event
+from callkit.contracts.dialog import (
+    CallEnded,
+    CallStarted,
+    Contact,
+    DialogReply,
+    Dtmf,
+    Event,
+    HeardUtterance,
+    UserInterrupted,
+    UserSilence,
+    UserUtterance,
+)
+from callkit.contracts.outcome import CallLatency
 from callkit.llm_client import LlmClient
 from callkit.redis_client import connect
 from policy_engine.engine import DialogEngine
@@ -58,7 +69,6 @@ from policy_engine.stores.sessions import RedisSessionStore
 
 DEFAULT_NOW = "2026-11-23T09:00"
 MAX_IN_ROW = 2
-_EVENT = TypeAdapter(Event)
 DEFAULTS = PolicySettings.model_construct()
 
 
@@ -110,7 +120,7 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
     asked_in_row: list[str] = []  # the question the last turns were, and nothing else
     before: dict[str, Any] = {"state": "", "llm_turns": 0}
 
-    async def send(event: dict[str, Any]) -> DialogReply:
+    async def send(event: Event) -> DialogReply:
         started = time.perf_counter()
         first: list[float] = []
         answer: list[float] = []
@@ -121,7 +131,7 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
             if not answer and sentence.source != "ack":
                 answer.append(time.perf_counter())
 
-        reply = await engine.handle(call_id, _EVENT.validate_python(event), emit)
+        reply = await engine.handle(call_id, event, emit)
         used = reply.llm_calls > 0 and not reply.replayed
         result.turn_ms.append(((time.perf_counter() - started) * 1000, used))
         if first:
@@ -130,7 +140,9 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
             result.answer_ms.append(((answer[0] - started) * 1000, used))
         said.extend(r.text for r in reply.replies)
         session = await engine.get(call_id)
-        if event["type"] in ("user.utterance", "dtmf") or event.get("utterance"):
+        if isinstance(event, UserUtterance | Dtmf) or (
+            isinstance(event, UserInterrupted) and event.utterance is not None
+        ):
             result.turns += 1
         if session.llm_turns > before["llm_turns"]:
             result.llm_turns.append(str(before["state"]) or "start")
@@ -157,41 +169,48 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
                 offered_seen.append(t)
         return reply
 
+    contact = spec.get("contact")
     await send(
-        {
-            "type": "call.started",
-            "direction": spec.get("direction", "inbound"),
-            "caller": spec.get("caller"),
-            **({"contact": spec["contact"]} if spec.get("contact") else {}),
-            **({"locale": spec["locale"]} if spec.get("locale") else {}),
-        }
+        CallStarted(
+            direction=spec.get("direction", "inbound"),
+            caller=spec.get("caller"),
+            contact=Contact.model_validate(contact) if contact else None,
+            locale=spec.get("locale") or None,
+        )
     )
     hung_up = False
     # What the bridge reports with the hang-up: the recording and the call's figures.
-    ended: dict[str, Any] = {k: spec[k] for k in ("recording_path", "latency") if k in spec}
+    recording_path = spec.get("recording_path")
+    latency = CallLatency.model_validate(spec["latency"]) if "latency" in spec else None
+
+    def ended(cause: str) -> CallEnded:
+        return CallEnded(cause=cause, recording_path=recording_path, latency=latency)
+
     for i, turn in enumerate(spec.get("turns", [])):
         if isinstance(turn, str):
-            await send({"type": "user.utterance", "text": turn, "segment_id": i})
+            await send(UserUtterance(text=turn, segment_id=i))
         elif "silence" in turn:
-            await send({"type": "user.silence", "seconds": float(turn["silence"])})
+            await send(UserSilence(seconds=float(turn["silence"])))
         elif "interrupt" in turn:
             body = turn["interrupt"]
-            event: dict[str, Any] = {"type": "user.interrupted", "heard_text": body["heard"]}
-            if body.get("say"):
-                event["utterance"] = {"text": body["say"], "segment_id": i}
-            await send(event)
+            said_too = body.get("say")
+            await send(
+                UserInterrupted(
+                    heard_text=body["heard"],
+                    utterance=HeardUtterance(text=said_too, segment_id=i) if said_too else None,
+                )
+            )
         elif "dtmf" in turn:
-            await send({"type": "dtmf", "digits": str(turn["dtmf"])})
+            await send(Dtmf(digits=str(turn["dtmf"])))
         elif "hangup" in turn:
-            cause = str(turn["hangup"] or "NORMAL_CLEARING")
-            await send({"type": "call.ended", "cause": cause, **ended})
+            await send(ended(str(turn["hangup"] or "NORMAL_CLEARING")))
             hung_up = True
         elif "repeat" in turn:  # the same utterance again, as a retry of the last segment
-            await send({"type": "user.utterance", "text": turn["repeat"], "segment_id": i - 1})
+            await send(UserUtterance(text=turn["repeat"], segment_id=i - 1))
         else:
             result.problems.append(f"turn {i}: unknown turn {turn!r}")
     if not hung_up:
-        await send({"type": "call.ended", "cause": "NORMAL_CLEARING", **ended})
+        await send(ended("NORMAL_CLEARING"))
     session = await engine.get(call_id)
     result.status = session.status
     expect = spec.get("expect", {})
