@@ -11,7 +11,6 @@ apart.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import statistics
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from callkit.contracts import dialog
 from callkit.llm_client import LlmClient
 from callkit.redis_provision import ensure, free_port
 from devstack import start, stop
@@ -35,31 +35,38 @@ CALLS = 4
 
 
 async def first_sentence_ms(
-    client: httpx.AsyncClient, url: str, call: str, event: dict[str, Any]
-) -> tuple[float, float, float, dict[str, Any]]:
+    client: httpx.AsyncClient, url: str, call: str, event: dialog.Event
+) -> tuple[float, float, float, dialog.ReplyDone | None]:
     """(ms to the first reply.sentence, ms to the first one past an acknowledgement, ms to
-    reply.done, the reply.done body)."""
+    reply.done, the reply.done)."""
     started = time.perf_counter()
     first = answer = float("nan")
-    done: dict[str, Any] = {}
+    done: dialog.ReplyDone | None = None
+    request = dialog.DialogRequest(session_id=call, event=event)
     async with client.stream(
         "POST",
         f"{url}/dialog",
-        json={"session_id": call, "event": event},
+        json=request.model_dump(mode="json"),
         headers={"Accept": "text/event-stream"},
     ) as response:
         response.raise_for_status()
         kind = ""
         async for line in response.aiter_lines():
             if line.startswith("event: "):
-                kind = line[7:]
-                if kind == "reply.sentence" and math.isnan(first):
-                    first = (time.perf_counter() - started) * 1000
-            elif line.startswith("data: ") and kind == "reply.sentence" and math.isnan(answer):
-                if not (json.loads(line[6:]).get("cache_key") or "").startswith("ack."):
-                    answer = (time.perf_counter() - started) * 1000
-            elif line.startswith("data: ") and kind == "reply.done":
-                done = json.loads(line[6:])
+                kind = line[7:].strip()
+                continue
+            if not line.startswith("data: "):
+                continue
+            parsed = dialog.parse_sse(kind, line[6:])
+            if isinstance(parsed, dialog.DialogError):
+                raise RuntimeError(f"the turn failed: {parsed.code}: {parsed.message}")
+            if isinstance(parsed, dialog.ReplySentence):
+                at = (time.perf_counter() - started) * 1000
+                first = at if math.isnan(first) else first
+                if math.isnan(answer) and not (parsed.cache_key or "").startswith("ack."):
+                    answer = at
+            else:
+                done = parsed
     return first, answer, (time.perf_counter() - started) * 1000, done
 
 
@@ -96,21 +103,20 @@ async def http_turns(url: str) -> tuple[list[float], list[float], list[float], l
     async with httpx.AsyncClient(timeout=60) as client:
         for n in range(CALLS):
             call = f"bench-{uuid.uuid4().hex[:10]}"
-            await first_sentence_ms(
-                client, url, call, {"type": "call.started", "caller": "+15550009999"}
-            )
+            await first_sentence_ms(client, url, call, dialog.CallStarted(caller="+15550009999"))
             for i, text in enumerate(turns):
                 first, answer, whole, done = await first_sentence_ms(
-                    client, url, call, {"type": "user.utterance", "text": text, "segment_id": i}
+                    client, url, call, dialog.UserUtterance(text=text, segment_id=i)
                 )
-                if done.get("llm_calls"):
+                if done is not None and done.llm_calls:
                     with_llm.append(first)
                     llm_answer.append(answer)
                     llm_whole.append(whole)
                 else:
                     scripted.append(first)
-            if done.get("status") != "booked":
-                print(f"  warning: bench call {n} ended {done.get('status')!r}, not booked")
+            status = done.status if done is not None else None
+            if status != "booked":
+                print(f"  warning: bench call {n} ended {status!r}, not booked")
     return scripted, with_llm, llm_answer, llm_whole
 
 
