@@ -15,11 +15,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import numpy as np
 
 from callkit.audio import resample, ulaw_decode, ulaw_encode
+from callkit.contracts import tts
 from callkit.models import ModelStore, Registry
 from callkit.redis_provision import ensure, free_port
 from devstack import start, stop
@@ -51,6 +53,14 @@ WER_SET = [
 ]
 
 
+Rate = Literal[8000, 16000]
+
+
+def synthesize(text: str, rate: Rate) -> dict[str, object]:
+    """The POST /synthesize body: raw L16 at ``rate``."""
+    return tts.SynthesizeRequest(text=text, sample_rate=rate).model_dump(mode="json")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -63,20 +73,18 @@ def p(values: list[float], q: float) -> float:
 
 
 async def first_byte(
-    client: httpx.AsyncClient, url: str, text: str, rate: int = 8000
+    client: httpx.AsyncClient, url: str, text: str, rate: Rate = 8000
 ) -> tuple[float, str, int]:
     started = time.perf_counter()
     total = 0
     ttfb = 0.0
-    async with client.stream(
-        "POST", f"{url}/synthesize", json={"text": text, "sample_rate": rate}
-    ) as r:
+    async with client.stream("POST", f"{url}/synthesize", json=synthesize(text, rate)) as r:
         r.raise_for_status()
         async for chunk in r.aiter_bytes():
             if not total:
                 ttfb = time.perf_counter() - started
             total += len(chunk)
-        return ttfb, r.headers["x-cache"], total
+        return ttfb, r.headers[tts.CACHE_HEADER], total
 
 
 def metric(text: str, name: str) -> float:
@@ -155,7 +163,7 @@ async def run(url: str, pid: int) -> None:
             text = " ".join(SENTENCES) + f" Cancelled {i} {uuid.uuid4().hex[:4]}."
             async with (
                 httpx.AsyncClient(timeout=60) as own,
-                own.stream("POST", f"{url}/synthesize", json={"text": text}) as r,
+                own.stream("POST", f"{url}/synthesize", json=synthesize(text, 16000)) as r,
             ):
                 async for _ in r.aiter_bytes():
                     break
@@ -196,7 +204,7 @@ async def run(url: str, pid: int) -> None:
         errors = words = 0
         for sentence in WER_SET:
             pcm8k = (
-                await client.post(f"{url}/synthesize", json={"text": sentence, "sample_rate": 8000})
+                await client.post(f"{url}/synthesize", json=synthesize(sentence, 8000))
             ).content
             line16k = resample(ulaw_decode(ulaw_encode(pcm8k)), 8000, 16000)
             audio = np.frombuffer(line16k, "<i2").astype(np.float32) / 32768
