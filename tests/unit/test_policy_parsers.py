@@ -75,10 +75,12 @@ def test_phone_with_russian_trunk_prefix() -> None:
         ("Мне 34 года, вес 60 кг.", 34, 60.0),
         ("I weigh 72 kilos.", None, 72.0),
         ("I'm 67.", 67, None),
+        ("I'm 80 kilos.", None, 80.0),  # a weight's unit: not an age
+        ("Мне 80 кг.", None, 80.0),
     ],
 )
 def test_age_and_weight(text: str, age: int | None, weight: float | None) -> None:
-    assert p.parse_age_weight(p.normalize(text, WORDS)) == (age, weight)
+    assert p.parse_age_weight(p.normalize(text, WORDS), WORDS) == (age, weight)
 
 
 @pytest.mark.parametrize(
@@ -323,4 +325,4 @@ def test_phones_with_oh_and_fillers(text: str, expected: str) -> None:
 
 def test_russian_tens_and_units_are_one_number() -> None:
     norm = p.normalize("Сорок пять лет, семьдесят килограмм.", WORDS)
-    assert p.parse_age_weight(norm) == (45, 70)
+    assert p.parse_age_weight(norm, WORDS) == (45, 70)

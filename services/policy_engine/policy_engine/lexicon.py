@@ -3,7 +3,9 @@
 Two kinds of tables. Per-locale lists (yes, no, intents, question words…) are read in the
 call's locale: ``Lexicon``. Tables that name things (weekdays, months, ordinals, units, spoken
 numbers, modalities) and the words that are never a name are read in every locale of the
-script, because callers mix languages ("на Monday"): ``Words``, built once per script.
+script, because callers mix languages ("на Monday"): ``Words``, built once per script. The cues
+for names, ages and weights reach the parsers as regular-expression alternations; the parsers
+hold the grammar around them (numbers, names).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,10 +32,35 @@ def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?:'s)?(?![\w'])", re.I)
 
 
+def alternation(words: Iterable[str]) -> str:
+    """A regex group matching any of ``words``, in order; "*" matches any ending. With no
+    words, a group that never matches."""
+    alts = [re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in words]
+    return f"(?:{'|'.join(alts)})" if alts else "(?!)"
+
+
 def word_pattern(words: Iterable[str]) -> re.Pattern[str]:
     """Whole words or phrases at word boundaries, case-insensitive; "*" matches any ending."""
-    alts = (re.escape(w.rstrip("*")) + (r"\w*" if w.endswith("*") else "") for w in words)
-    return re.compile(rf"\b(?:{'|'.join(alts)})\b", re.I)
+    return re.compile(rf"\b{alternation(words)}\b", re.I)
+
+
+class NameCue(BaseModel):
+    """Words said just before a name, and where they count: after any word boundary, or only
+    at the start of a sentence (or after one of ``or_after``: "no it's Anna")."""
+
+    model_config = ConfigDict(extra="forbid")
+    cue: list[str] = Field(min_length=1)
+    at: Literal["word", "sentence"] = "word"
+    or_after: list[str] = Field(default_factory=list)
+
+    def pattern(self) -> str:
+        said = alternation(self.cue)
+        if self.at == "word":
+            return rf"\b{said}\s+"
+        starts = [r"^", r"[.,!?]\s*"]
+        if self.or_after:
+            starts.append(rf"\b{alternation(self.or_after)},?\s+")
+        return rf"(?:{'|'.join(starts)}){said}\s+"
 
 
 class LexiconFile(BaseModel):
@@ -67,6 +94,13 @@ class LexiconFile(BaseModel):
     fillers: PerLocale = Field(default_factory=dict)
     decline: PerLocale = Field(default_factory=dict)
     modalities: dict[str, PerLocale]
+    name_cues: dict[str, list[NameCue]]
+    before_name: PerLocale
+    age_units: PerLocale
+    age_cues: PerLocale
+    weight_units: dict[str, dict[str, Literal["kg", "lb"]]]
+    weight_cues: PerLocale
+    roughly: PerLocale
 
 
 @dataclass(frozen=True)
@@ -116,6 +150,15 @@ class Words:
     change_topics: dict[str, re.Pattern[str]]
     never_say: re.Pattern[str]
     modalities: dict[str, re.Pattern[str]]
+    # Regex alternations (see ``alternation``), composed with the grammar in parsers.py.
+    name_cues: tuple[str, ...]  # each cue with its position, in the order they are tried
+    before_name: str
+    age_units: str
+    age_cues: str
+    kg_units: str
+    lb_units: str
+    weight_cues: str
+    roughly: str
 
 
 def _merged(table: dict[str, dict[str, Any]], locales: Sequence[str]) -> dict[str, Any]:
@@ -145,6 +188,7 @@ def words_of(lex: LexiconFile, locales: Sequence[str]) -> Words:
     weekdays = _merged(lex.weekdays, locales)
     months = _merged(lex.months, locales)
     relative = _merged(lex.relative_days, locales)
+    weight_units: dict[str, str] = _merged(lex.weight_units, locales)
     openers = "|".join(re.escape(w) for w in _all(lex.correction_openers, locales))
     anywhere = "|".join(re.escape(w) for w in _all(lex.correction_phrases, locales))
     return Words(
@@ -184,6 +228,14 @@ def words_of(lex: LexiconFile, locales: Sequence[str]) -> Words:
         },
         never_say=word_pattern(_all(lex.never_say, locales)),
         modalities={m: word_pattern(_all(per, locales)) for m, per in lex.modalities.items()},
+        name_cues=tuple(c.pattern() for loc in locales for c in lex.name_cues.get(loc, [])),
+        before_name=alternation(_all(lex.before_name, locales)),
+        age_units=alternation(_all(lex.age_units, locales)),
+        age_cues=alternation(_all(lex.age_cues, locales)),
+        kg_units=alternation(w for w, u in weight_units.items() if u == "kg"),
+        lb_units=alternation(w for w, u in weight_units.items() if u == "lb"),
+        weight_cues=alternation(_all(lex.weight_cues, locales)),
+        roughly=alternation(_all(lex.roughly, locales)),
     )
 
 

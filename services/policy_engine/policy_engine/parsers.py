@@ -3,11 +3,11 @@ times, durations, names and the caller's intents.
 
 Each parser is a pure function of the utterance (and, where it matters, of today's date in the
 clinic's timezone or of the times just offered), so they are table-tested. The words they look
-for (yes and no, intents, weekdays, months, ordinals, units, words that are never a name) come
-from the script's lexicon, prompts/clinic/lexicon.yaml, as a ``Lexicon`` for the call's locale
-and ``Words`` for every locale. What stays here is grammar: how numbers, phone numbers, ages,
-weights, dates, clock times and durations are put together in English and Russian, and the cues
-people say before their name.
+for (yes and no, intents, weekdays, months, ordinals, units, the cues before a name, an age or
+a weight, words that are never a name) come from the script's lexicon,
+prompts/clinic/lexicon.yaml, as a ``Lexicon`` for the call's locale and ``Words`` for every
+locale. What stays here is grammar: how numbers, phone numbers, names, ages, weights, dates,
+clock times and durations are put together around those words.
 """
 
 from __future__ import annotations
@@ -22,17 +22,6 @@ from policy_engine.lexicon import Lexicon, Words, phrase_pattern
 # "Tom", "O'Neill", "Smith-Jones", "Иванова".
 _NAME_TOKEN = r"[A-ZА-ЯЁ](?:['’][A-ZА-ЯЁ][a-zа-яё]+|[a-zа-яё'’-]+)"
 _NAME = rf"({_NAME_TOKEN}(?:\s+{_NAME_TOKEN}){{0,2}})"
-# What people say before their name; matched case-insensitively, the name itself must be
-# capitalized (the ASR gateway capitalizes names) unless the agent just asked for it.
-_NAME_CUES = [
-    r"\bmy name(?:'s| is)\s+",
-    r"\bname(?:'s| is)\s+",
-    r"\bcall me\s+",
-    r"(?:^|[.,!?]\s*|\b(?:no|sorry|actually|oh),?\s+)(?:it's|it is|this is)\s+",
-    r"(?:^|[.,!?]\s*)(?:i'm|i am)\s+",
-    r"\bменя зовут\s+",
-    r"(?:^|[.,!?]\s*)это\s+",
-]
 
 _DIGIT_WORDS = r"(?:oh|zero|one|two|three|four|five|six|seven|eight|nine|\d+)"
 _DIGIT_BEFORE = re.compile(rf"(?i)\b{_DIGIT_WORDS},?\s+$")
@@ -107,35 +96,32 @@ def parse_phone(text: str, default_country_code: str) -> str | None:
 
 # ---------------------------------------------------------------- age and weight
 
-_AGE = [
-    r"\b(\d{1,3})\s*(?:years? old|years? of age|y/?o\b|yrs\b)",
-    r"\b(?:i'm|i am|age(?: is)?|aged)\s+(\d{1,3})\b(?!\s*(?:kg|kilo|pound|lb|%))",
-    r"\b(\d{1,3})\s*(?:лет|года|год)\b",
-    r"\bмне\s+(\d{1,3})\b",
-]
-_KG = r"\b(\d{2,3}(?:[.,]\d)?)\s*(?:kg|kgs|kilo|kilos|kilograms?|кг|килограмм\w*)\b"
-_LB = r"\b(\d{2,3}(?:[.,]\d)?)\s*(?:lb|lbs|pounds?)\b"
-_WEIGH = r"\b(?:weigh|weight is|weight's|вес|вешу)\s+(?:about\s+|around\s+)?(\d{2,3}(?:[.,]\d)?)\b"
+_WEIGHT = r"(\d{2,3}(?:[.,]\d)?)"
 LB_TO_KG = 0.45359237
 
 
-def parse_age(text: str) -> int | None:
-    for pattern in _AGE:
+def parse_age(text: str, words: Words) -> int | None:
+    """Years, from a number with an age's unit after it or its cue before it ("I'm 42", not
+    "I'm 80 kilos")."""
+    for pattern in (
+        rf"\b(\d{{1,3}})\s*{words.age_units}\b",
+        rf"\b{words.age_cues}\s+(\d{{1,3}})\b(?!\s*(?:{words.kg_units}|{words.lb_units}|%))",
+    ):
         m = re.search(pattern, text, re.I)
         if m and 1 <= int(m.group(1)) <= 120:
             return int(m.group(1))
     return None
 
 
-def parse_weight(text: str) -> float | None:
+def parse_weight(text: str, words: Words) -> float | None:
     """Kilograms, from kilograms or pounds."""
-    m = re.search(_KG, text, re.I)
+    m = re.search(rf"\b{_WEIGHT}\s*{words.kg_units}\b", text, re.I)
     if m:
         return _kg(float(m.group(1).replace(",", ".")))
-    m = re.search(_LB, text, re.I)
+    m = re.search(rf"\b{_WEIGHT}\s*{words.lb_units}\b", text, re.I)
     if m:
         return _kg(float(m.group(1).replace(",", ".")) * LB_TO_KG)
-    m = re.search(_WEIGH, text, re.I)
+    m = re.search(rf"\b{words.weight_cues}\s+(?:{words.roughly}\s+)?{_WEIGHT}\b", text, re.I)
     if m:
         return _kg(float(m.group(1).replace(",", ".")))
     return None
@@ -145,10 +131,10 @@ def _kg(value: float) -> float | None:
     return round(value, 1) if 20 <= value <= 300 else None
 
 
-def parse_age_weight(text: str) -> tuple[int | None, float | None]:
+def parse_age_weight(text: str, words: Words) -> tuple[int | None, float | None]:
     """Age and weight when the caller was asked for both: labelled numbers first, then bare ones
     in the order asked ("45 and 80" is 45 years, 80 kg)."""
-    age, weight = parse_age(text), parse_weight(text)
+    age, weight = parse_age(text, words), parse_weight(text, words)
     if age is not None and weight is not None:
         return age, weight
     used = {str(age)} if age is not None else set()
@@ -473,7 +459,7 @@ def _in_full(name: str, text: str, not_names: frozenset[str]) -> str:
 
 def _name_in(text: str, words: Words, *, expecting: bool) -> str | None:
     not_names = words.not_names
-    for cue in _NAME_CUES:
+    for cue in words.name_cues:
         m = re.search(rf"(?i:{cue}){_NAME}", text)
         if m and _clean_name(m.group(1), not_names):
             return _clean_name(m.group(1), not_names)
@@ -482,17 +468,13 @@ def _name_in(text: str, words: Words, *, expecting: bool) -> str | None:
         return _clean_name(m.group(1), not_names)
     if not expecting:
         return None
-    stripped = re.sub(
-        r"^(?:(?:yes|yeah|sure|hi|hiya|hey|hello|there|oh|well|so|ok|okay|um|uh|sorry|"
-        r"good (?:morning|afternoon|evening))[,.!]?\s+)+",
-        "",
-        text.strip(),
-        flags=re.I,
-    ).strip(" .!,")
+    stripped = re.sub(rf"^(?:{words.before_name}[,.!]?\s+)+", "", text.strip(), flags=re.I).strip(
+        " .!,"
+    )
     tokens = stripped.split()
     if len(tokens) <= 5:
         # Said in lower case ("my name is jon"): only in a short answer to the question.
-        for cue in _NAME_CUES:
+        for cue in words.name_cues:
             m = re.search(rf"{cue}([a-zа-яё]+)\b", text, re.I)
             if m and m.group(1).lower() not in not_names:
                 return m.group(1).capitalize()

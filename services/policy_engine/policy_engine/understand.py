@@ -153,9 +153,9 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     digits_free = re.sub(r"\+?\d[\d\s().,-]{5,}\d", " ", norm) if phone else norm
 
     if "age" in expects or "weight_kg" in expects:
-        age, weight = p.parse_age_weight(digits_free)
+        age, weight = p.parse_age_weight(digits_free, words)
     else:
-        age, weight = p.parse_age(digits_free), p.parse_weight(digits_free)
+        age, weight = p.parse_age(digits_free, words), p.parse_weight(digits_free, words)
     if age is not None:
         heard.slots["age"] = age
     if weight is not None:
