@@ -57,6 +57,7 @@ from callkit.contracts.dialog import (
     UserUtterance,
 )
 from callkit.contracts.outcome import CallLatency
+from callkit.contracts.streams import APPOINTMENT_PREFIX
 from callkit.llm_client import LlmClient
 from callkit.redis_client import connect
 from policy_engine.engine import DialogEngine
@@ -345,7 +346,7 @@ async def run_suite(
         engine = DialogEngine(
             script,
             sessions=RedisSessionStore(redis, ttl_s=86400),
-            calendar=RedisCalendar(redis, script.schedule, prefix=f"appt-{run_id}"),
+            calendar=RedisCalendar(redis, script.schedule, prefix=f"{APPOINTMENT_PREFIX}-{run_id}"),
             publisher=RedisPublisher(redis),
             llm=llm,
             system_prompt=system_prompt,

@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
+from callkit.contracts.streams import APPOINTMENT_PREFIX
 from callkit.settings import ServiceSettings, prefixed_config
 
 
@@ -68,7 +69,7 @@ class PolicySettings(ServiceSettings):
         65536, ge=1024, description="Largest POST /dialog body accepted, in bytes."
     )
     calendar_namespace: str = Field(
-        "appt",
+        APPOINTMENT_PREFIX,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="Redis key prefix of appointment slots (one per clinic sharing a Redis).",
     )

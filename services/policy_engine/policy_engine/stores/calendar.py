@@ -12,6 +12,7 @@ from datetime import date, datetime, time
 
 from redis.asyncio import Redis
 
+from callkit.contracts import streams
 from policy_engine.dialog.calendar import booking_kept_s, start_times
 from policy_engine.script import Schedule
 
@@ -45,7 +46,12 @@ return 0
 
 class RedisCalendar:
     def __init__(
-        self, redis: Redis, schedule: Schedule, *, hold_s: int = 900, prefix: str = "appt"
+        self,
+        redis: Redis,
+        schedule: Schedule,
+        *,
+        hold_s: int = 900,
+        prefix: str = streams.APPOINTMENT_PREFIX,
     ) -> None:
         self.redis = redis
         self.schedule = schedule
@@ -56,7 +62,7 @@ class RedisCalendar:
         self._release = redis.register_script(_RELEASE)
 
     def key(self, modality: str, day: date, at: time) -> str:
-        return f"{self.prefix}:{modality}:{day.isoformat()}:{at:%H:%M}"
+        return streams.key(self.prefix, modality, day.isoformat(), f"{at:%H:%M}")
 
     async def free(self, modality: str, day: date, now: datetime) -> list[time]:
         candidates = start_times(self.schedule, day, now)

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from callkit.contracts import streams
 from callkit.errors import DependencyTimeout, DependencyUnavailable
 from policy_engine.session import Session
 
@@ -35,7 +36,7 @@ class RedisSessionStore:
 
     @staticmethod
     def key(session_id: str) -> str:
-        return f"session:{session_id}"
+        return streams.key(streams.SESSION_PREFIX, session_id)
 
     async def load(self, session_id: str) -> Session | None:
         try:
@@ -59,11 +60,13 @@ class RedisSessionStore:
     @asynccontextmanager
     async def locked(self, session_id: str) -> AsyncIterator[None]:
         """Hold the call's turn lock; waits for a turn in progress to finish."""
-        key = f"{self.key(session_id)}:lock"
+        lock = streams.key(streams.SESSION_PREFIX, session_id, "lock")
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.lock_timeout_s
         try:
-            while not await self.redis.set(key, token, nx=True, px=int(self.lock_timeout_s * 1000)):
+            while not await self.redis.set(
+                lock, token, nx=True, px=int(self.lock_timeout_s * 1000)
+            ):
                 if time.monotonic() > deadline:
                     raise DependencyTimeout(
                         f"session {session_id!r} is busy with another turn for "
@@ -76,6 +79,6 @@ class RedisSessionStore:
             yield
         finally:
             try:
-                await self._unlock(keys=[key], args=[token])
+                await self._unlock(keys=[lock], args=[token])
             except (RedisError, OSError):
                 pass  # the lock expires by itself
