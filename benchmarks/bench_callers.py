@@ -71,6 +71,8 @@ def _line(report: dict[str, Any]) -> str:
     v2v = _v2v(report)
     policy = report.get("policy") or {}
     persona = report.get("persona") or {}
+    repeats = persona.get("repeats") or {}
+    most = repeats.get("most_asked") or {}
     asr = report.get("asr") or {}
     in_call, offline = asr.get("in_call") or {}, asr.get("offline") or {}
     failed = [
@@ -87,7 +89,8 @@ def _line(report: dict[str, Any]) -> str:
         f"{_ms(report.get('longest_wait_ms'))} ms  LLM turns {policy.get('llm_turns')}/"
         f"{policy.get('turns')} p50 {_ms(policy.get('llm_p50_ms'))} ms max "
         f"{_ms(policy.get('llm_max_ms'))} ms  same question in a row "
-        f"{(persona.get('repeats') or {}).get('max_in_row')}  word errors in-call "
+        f"{repeats.get('max_in_row')}, most asked {most.get('ask')} x{most.get('times')}"
+        f"  word errors in-call "
         f"{in_call.get('errors')}/{in_call.get('words')} offline {offline.get('errors')}/"
         f"{offline.get('words')}"
         + (f"\n        errors: {'; '.join(report['errors'])}" if report.get("errors") else "")
@@ -140,6 +143,10 @@ def _overall(reports: list[dict[str, Any]], label: str) -> None:
           f"ratio {ratio}  target {WER_RATIO_TARGET}x")  # fmt: skip
 
 
+def _save(out: Path, everything: dict[str, Any]) -> None:
+    (out / "reports.json").write_text(json.dumps(everything, indent=1, default=str))
+
+
 async def main() -> None:
     redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
     out = ROOT / ".run" / "bench-callers"
@@ -177,6 +184,7 @@ async def main() -> None:
             report["wall_s"] = round(time.monotonic() - started, 1)
             everything["alone"].append(report)
             print(_line(report), flush=True)
+            _save(out, everything)  # a long run that is stopped keeps what it measured
         _overall(everything["alone"], "Persona callers, one at a time")
         for k in sizes:
             batch = [s for _, s in scripts[:k]]
@@ -193,7 +201,7 @@ async def main() -> None:
     finally:
         stop_all(procs)
         await server.close()
-        (out / "reports.json").write_text(json.dumps(everything, indent=1, default=str))
+        _save(out, everything)
         print(f"\nreports: {(out / 'reports.json').relative_to(ROOT)}")
 
 

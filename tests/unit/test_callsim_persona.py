@@ -190,7 +190,17 @@ def test_repeated_questions_are_counted_in_a_row() -> None:
     for text in [GREETING, "Sorry, could you tell me your name?", "Sorry, could you tell me your name?",
                  "What is bothering you?", "What day would suit you?", "What day would suit you?"]:  # fmt: skip
         p.respond(text)
-    assert p.repeats() == {"max_in_row": 3, "over_two": [{"ask": "client_name", "times": 3}]}
+    assert p.repeats() == {
+        "max_in_row": 3,
+        "over_two": [{"ask": "client_name", "times": 3}],
+        "most_asked": {"ask": "client_name", "times": 3},
+    }
+    p = persona()
+    offer = "Would you like me to put you through to a colleague?"
+    for text in ["What day would suit you?", offer] * 3:
+        p.respond(text)
+    assert p.repeats()["max_in_row"] == 1
+    assert p.repeats()["most_asked"] == {"ask": "appointment_date", "times": 3}
 
 
 def test_the_verdict_compares_every_slot_it_gave() -> None:

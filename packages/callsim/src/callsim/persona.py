@@ -14,6 +14,7 @@ At the end it says which outcome would be right: booked (or not) with every slot
 
 from __future__ import annotations
 
+import collections
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -555,7 +556,8 @@ class Persona:
         return out
 
     def repeats(self) -> dict[str, Any]:
-        """The longest run of the same question, turn after turn, and the runs over two."""
+        """The longest run of the same question, turn after turn, the runs over two, and the
+        question asked most often in the call."""
         longest, runs = 0, []
         for ask, group in itertools.groupby(self.asks):
             times = len(list(group))
@@ -564,7 +566,15 @@ class Persona:
             longest = max(longest, times)
             if times > 2:
                 runs.append({"ask": ask, "times": times})
-        return {"max_in_row": longest, "over_two": runs}
+        counts = collections.Counter(a for a in self.asks if a is not None)
+        most = counts.most_common(1)
+        return {
+            "max_in_row": longest,
+            "over_two": runs,
+            # A question that comes back between others (asked, a person offered, asked
+            # again...) loops too, though never more than twice in a row.
+            "most_asked": {"ask": most[0][0], "times": most[0][1]} if most else None,
+        }
 
 
 def _say_time(hhmm: str) -> str:
