@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -162,6 +163,10 @@ async def main() -> None:
     ) | {"POLICY_CALENDAR_NAMESPACE": f"bench-callers-{os.getpid()}-{time.time_ns()}"}
     scripts = _selected()
     sizes = [int(k) for k in os.environ.get("BENCH_AT_ONCE", "3,4").split(",") if k.strip()]
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    # Stopped from outside, it still stops the stack and keeps what it measured.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     switch = Switch(fork_build="jambonz")
     server = EslServer(switch, esl_pw, "127.0.0.1", ports.esl)
     await server.start()

@@ -45,7 +45,8 @@ log = logging.getLogger("callsim.caller")
 TICK_MS = 20
 VOICED_RMS = 300.0  # about -40 dBFS: above line noise, below any speech
 HANGOVER_TICKS = 10  # a pause shorter than 200 ms does not end a run of agent audio
-STOP_WINDOW_MS = 2000  # audio still playing this long after a barge-in: the agent did not stop
+STOP_WINDOW_MS = 2000
+HELLO = "Hello? Are you still there?"  # what a persona says into the agent's silence  # audio still playing this long after a barge-in: the agent did not stop
 
 
 def _rms(pcm: bytes | None) -> float:
@@ -367,7 +368,11 @@ class ScriptedCaller:
                 "give a Redis URL (--redis-url) or an ASR URL (--asr-url)"
             )
         while True:
-            await self.agent_turn_end()
+            if not await self._agent_answers(persona):
+                silent = persona.spec.hello_after_s * 2
+                self.errors.append(f"the agent said nothing for {silent:g} s: the caller hung up")
+                self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
+                raise CallOver("the caller hung up")
             heard = await self._hear_turn(persona)
             reply = persona.respond(heard)
             at = self.timeline.tick
@@ -388,6 +393,25 @@ class ScriptedCaller:
             if reply.hangup:
                 self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
                 raise CallOver("the caller hung up")
+
+    async def _agent_answers(self, persona: Persona) -> bool:
+        """Wait for the agent's turn to end. A caller met with silence asks whether anyone is
+        there, and gives up when the silence goes on as long again (False)."""
+        wait = persona.spec.hello_after_s
+        if await self._wait_for(self._agent_spoke_since_mark, wait):
+            await self.agent_turn_end()
+            return True
+        self._mark_action(waited_out=True)
+        self.exchanges.append(
+            {"t_ms": self.timeline.tick * TICK_MS, "agent": "", "ask": None, "caller": HELLO}
+        )
+        self.speak("say", HELLO)
+        await self._finish_speaking()
+        if await self._wait_for(self._agent_spoke_since_mark, wait):
+            await self.agent_turn_end()
+            return True
+        self._mark_action(waited_out=True)
+        return False
 
     async def _hear_turn(self, persona: Persona) -> str:
         """The agent's turn as text. With no question in it yet, the persona waits for more (the

@@ -181,6 +181,9 @@ class PersonaSpec(_Strict):
     questions: list[QuestionRule] = Field(default_factory=list)
     #: Seconds the persona waits for more of the agent's turn when it has heard no question.
     patience_s: float = Field(4.0, gt=0, le=30)
+    #: Seconds of the agent's silence after which the caller asks whether anyone is there; as
+    #: long again and it hangs up.
+    hello_after_s: float = Field(10.0, gt=0, le=60)
     #: Turns of the agent it answers before it gives up and hangs up.
     max_turns: int = Field(40, ge=1, le=200)
 
