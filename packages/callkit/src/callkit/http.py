@@ -25,6 +25,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from pydantic import BaseModel, TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -82,6 +83,50 @@ class ClosingStreamingResponse(StreamingResponse):
                 await close()
 
 
+class ErrorBody(BaseModel):
+    """Every error the stack's apps answer (OpenAI-compatible routes add OpenAI's ``error``)."""
+
+    detail: str
+    error_id: str
+    code: str
+
+
+class Health(BaseModel):
+    status: str
+    service: str
+    version: str
+
+
+class Readiness(BaseModel):
+    status: str
+    service: str
+    checks: dict[str, str]
+
+
+_METRICS_CONTENT = {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}
+_NOT_READY = {"model": Readiness, "description": "A dependency does not answer."}
+
+
+def json_body(adapter: TypeAdapter[Any]) -> dict[str, Any]:
+    """``openapi_extra`` documenting the JSON body of a route that reads its body itself (to
+    bound its size before parsing), so the schema still says what the route accepts."""
+    schema = adapter.json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    content = {"application/json": {"schema": inline(schema)}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def error_body(detail: str, error_id: str, code: str) -> dict[str, str]:
     return {"detail": detail, "error_id": error_id, "code": code}
 
@@ -117,7 +162,36 @@ def create_service_app(
     app = FastAPI(title=service, version=version, lifespan=lifespan)
     install_ops(app, service, version=version, readiness=readiness, metrics=metrics)
     _install_error_handlers(app)
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI schema says what the error handlers answer: FastAPI documents its own 422
+    body (a list of problems), which these apps never send, and no other error status."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["ErrorBody"] = ErrorBody.model_json_schema()
+        error = {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        }
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid input.", **error}
+                responses["default"] = {"description": "An error.", **error}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_ops(
@@ -133,11 +207,17 @@ def install_ops(
     app.state.readiness = dict(readiness or {})
     _install_request_metrics(app)
 
-    @app.get("/health", tags=["ops"], summary="The process is alive.")
+    @app.get("/health", tags=["ops"], summary="The process is alive.", response_model=Health)
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": service, "version": version}
 
-    @app.get("/ready", tags=["ops"], summary="Dependencies answer and models are loaded.")
+    @app.get(
+        "/ready",
+        tags=["ops"],
+        summary="Dependencies answer and models are loaded.",
+        response_model=Readiness,
+        responses={503: _NOT_READY},
+    )
     async def ready() -> JSONResponse:
         results = await run_readiness(app.state.readiness)
         ok = all(v == "ok" for v in results.values())
@@ -146,7 +226,13 @@ def install_ops(
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics.")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics.",
+        response_class=Response,
+        responses={200: {"content": _METRICS_CONTENT}},
+    )
     async def prometheus() -> Response:
         return Response(app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -231,9 +317,11 @@ def _install_request_metrics(app: FastAPI) -> None:
 
 __all__ = [
     "ClosingStreamingResponse",
+    "ErrorBody",
     "ServiceMetrics",
     "create_service_app",
     "error_body",
     "install_ops",
+    "json_body",
     "run_readiness",
 ]

@@ -21,7 +21,7 @@ from callkit.contracts.dialog import (
     sse_frame,
 )
 from callkit.errors import AgentError, InvalidInput, PayloadTooLarge, validation_problems
-from callkit.http import ClosingStreamingResponse
+from callkit.http import ClosingStreamingResponse, json_body
 from policy_engine.engine import DialogEngine
 from policy_engine.session import Sentence
 
@@ -65,6 +65,7 @@ async def _read_request(request: Request) -> DialogRequest:
     "/dialog",
     summary="One call event in; the agent's reply as JSON, or as SSE with Accept: text/event-stream.",
     response_model=DialogReply,
+    openapi_extra=json_body(_REQUEST),
 )
 async def dialog(request: Request) -> Response:
     req = await _read_request(request)

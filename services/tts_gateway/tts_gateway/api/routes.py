@@ -23,6 +23,16 @@ from tts_gateway.synthesizer import Prepared, Synthesizer
 
 router = APIRouter()
 OPENAI_PCM_RATE = 24000  # OpenAI's "pcm" format is 24 kHz 16-bit mono little-endian
+#: What the audio routes answer: raw 16-bit PCM (``audio/L16;rate=…``) or a WAV file.
+_AUDIO: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The audio, streamed.",
+        "content": {
+            "audio/L16": {"schema": {"type": "string", "format": "binary"}},
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
 
 
 class SpeechRequest(BaseModel):
@@ -39,6 +49,8 @@ class SpeechRequest(BaseModel):
 @router.post(
     "/synthesize",
     summary="Synthesize text; the audio streams as soon as the first sentence is ready.",
+    response_class=ClosingStreamingResponse,
+    responses=_AUDIO,
 )
 async def synthesize(body: SynthesizeRequest, request: Request) -> ClosingStreamingResponse:
     started = time.perf_counter()
@@ -47,7 +59,12 @@ async def synthesize(body: SynthesizeRequest, request: Request) -> ClosingStream
     return await _respond(synth, prepared, wav=body.format == "wav", started=started)
 
 
-@router.post("/v1/audio/speech", summary="OpenAI-compatible speech endpoint (wav or pcm).")
+@router.post(
+    "/v1/audio/speech",
+    summary="OpenAI-compatible speech endpoint (wav or pcm).",
+    response_class=ClosingStreamingResponse,
+    responses=_AUDIO,
+)
 async def speech(body: SpeechRequest, request: Request) -> ClosingStreamingResponse:
     started = time.perf_counter()
     if body.response_format not in ("wav", "pcm"):
