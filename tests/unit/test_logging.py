@@ -92,3 +92,66 @@ def test_level_filters_lower_records(capture) -> None:
     logging.getLogger("test.lvl").info("hidden")
     logging.getLogger("test.lvl").warning("shown")
     assert [json.loads(line)["msg"] for line in lines(stream)] == ["shown"]
+
+
+def test_outcome_and_chat_fields_are_redacted_at_any_depth(capture) -> None:
+    stream, _ = capture
+    configure_logging("DEBUG", "json", stream=stream)
+    logging.getLogger("test.nested").debug(
+        "turn",
+        extra={
+            "call_id": "c-2",
+            "turn": {"symptoms": "sharp pain in my knee", "age": 45, "study_type": "MRI"},
+            "request": {"messages": [{"role": "user", "content": TRANSCRIPT}]},
+            "history": [{"role": "caller", "content": "Jon Smith"}],
+        },
+    )
+    out = stream.getvalue()
+    assert "knee" not in out
+    assert "Jon" not in out
+    record = json.loads(lines(stream)[0])
+    assert record["turn"]["symptoms"].startswith("<redacted:")
+    assert record["turn"]["age"].startswith("<redacted:")
+    assert record["turn"]["study_type"] == "MRI"  # a catalogue name, not the caller's
+    assert record["request"]["messages"].startswith("<redacted:")
+    assert record["history"][0]["content"].startswith("<redacted:")
+    assert record["history"][0]["role"] == "caller"
+
+
+def test_a_validation_error_does_not_repeat_the_rejected_input(capture) -> None:
+    from pydantic import BaseModel, ValidationError
+
+    class Utterance(BaseModel):
+        confidence: float
+
+    stream, _ = capture
+    configure_logging("INFO", "json", stream=stream)
+    try:
+        Utterance.model_validate({"confidence": TRANSCRIPT})
+    except ValidationError as exc:
+        logging.getLogger("test.val").exception("bad event", extra={"error": str(exc)})
+    out = stream.getvalue()
+    assert "Jon" not in out
+    record = json.loads(lines(stream)[0])
+    assert "input_value=<redacted>" in record["exc"]
+    assert "confidence" in record["error"]  # which field was wrong stays readable
+    assert "input_value=<redacted>" in record["error"]
+
+
+@pytest.mark.parametrize("logger", ["websockets.client", "uvicorn.error"])
+def test_websocket_frames_at_debug_never_reach_the_log(capture, logger) -> None:
+    """uvicorn hands websockets its own logger, so its frames come under uvicorn.error."""
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    stream, _ = capture
+    configure_logging("DEBUG", "json", stream=stream)
+    ws = ClientProtocol(parse_uri("ws://127.0.0.1/ws"), logger=logging.getLogger(logger))
+    ws.state = State.OPEN
+    ws.send_text(json.dumps({"type": "transcript.final", "text": "Jon"}).encode())
+    logging.getLogger("test.ws").debug("after the frame")
+    out = stream.getvalue()
+    assert "Jon" not in out
+    assert "TEXT" not in out
+    assert [json.loads(line)["msg"] for line in lines(stream)][-1] == "after the frame"

@@ -3,8 +3,13 @@
 Services log facts with structured fields (``log.info("call.started", extra={"call_id": c,
 "caller": number})``). Fields named in :data:`PII_FIELDS` are replaced by a keyed hash, so
 lines about one caller can still be correlated without revealing who it was; every string
-that does reach the output is also scrubbed for phone-number-like digit runs, as a second
-line of defence against a message built with an f-string.
+that does reach the output (messages, other fields, exception text) is also scrubbed for
+phone-number-like digit runs, as a second line of defence against a message built with an
+f-string, and for pydantic's echo of a rejected input (``input_value=...``).
+
+Libraries that log what goes over the wire at DEBUG (websockets' frames and handshake headers,
+whether through its own loggers or uvicorn's) are kept out: those lines hold transcripts, call
+metadata and credentials in free text that no field name can mark.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-#: Structured field names whose values are personal data. Matched case-insensitively.
+#: Structured field names whose values are personal data (or secrets). Matched
+#: case-insensitively, at any depth of a nested value.
 PII_FIELDS = frozenset(
     {
         "phone",
@@ -55,12 +61,34 @@ PII_FIELDS = frozenset(
         "email",
         "slots",
         "messages",
+        # the outcome's slots and transcript, and chat messages, when logged one by one
+        "symptoms",
+        "symptoms_duration",
+        "age",
+        "weight_kg",
+        "pain_character",
+        "content",
+        "text_content",
+        "outcome",
+        "summary",
+        "metadata",
+        # credentials are not personal data, but no more belong in a log line
+        "password",
+        "api_key",
+        "authorization",
+        "token",
     }
 )
 
 # A run of 7+ digits, allowing the separators people and ASR put in numbers
 # ("+1 (555) 123-4567", "555.123.4567", "5551234567").
 _PHONE_RE = re.compile(r"(?<![\w])\+?\d(?:[\s().-]{0,2}\d){6,}(?![\w])")
+
+# pydantic's ValidationError text repeats the rejected input: "input_value='my name is …'".
+_INPUT_VALUE_RE = re.compile(r"input_value=.*?, input_type=")
+
+# Loggers whose DEBUG lines are wire traffic; held at WARNING so those lines are not even built.
+_WIRE_LOGGERS = ("websockets", "httpx", "httpx2", "httpcore", "httpcore2", "hpack")
 
 _STANDARD_ATTRS = frozenset(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__.keys()) | {
     "message",
@@ -83,6 +111,7 @@ class Redactor:
         return f"<redacted:{digest[:10]}>"
 
     def scrub_text(self, text: str) -> str:
+        text = _INPUT_VALUE_RE.sub("input_value=<redacted>, input_type=", text)
         return _PHONE_RE.sub("<redacted:number>", text)
 
     def field(self, key: str, value: Any) -> Any:
@@ -100,6 +129,19 @@ class Redactor:
         if value is None or isinstance(value, bool | int | float):
             return value
         return self.scrub_text(str(value))
+
+
+class WireTrafficFilter(logging.Filter):
+    """Drops websockets' DEBUG lines (frames, handshake headers) whichever logger carries them.
+
+    uvicorn hands its WebSocket connections the ``uvicorn.error`` logger, so a level on the
+    ``websockets`` loggers alone does not keep the server side's frames out.
+    """
+
+    _MARK = f"{os.sep}websockets{os.sep}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG or self._MARK not in record.pathname
 
 
 class JsonFormatter(logging.Formatter):
@@ -163,6 +205,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(WireTrafficFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -173,7 +216,7 @@ def configure_logging(
         lg.handlers.clear()
         lg.propagate = True
     # HTTP clients log every request at INFO: one line per TTS sentence and LLM probe drowns
-    # what matters. Their warnings still show.
-    for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+    # what matters; at DEBUG they and websockets log headers and frames. Warnings still show.
+    for name in _WIRE_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return redactor
