@@ -3,12 +3,15 @@ TTS gateway, policy engine (with the embedded LLM) and Redis, as separate proces
 
 Each test plays a script from tests/calls and checks the report a user would read: booked or
 not, v2v measured on the fork's audio, barge-ins that stop the agent, backchannels and echo
-that do not, a silent caller hung up on politely, and a policy engine restarted mid-call."""
+that do not, a silent caller hung up on politely, and a policy engine restarted mid-call. The
+stack logs at DEBUG, and the booking call's personal data must not be in any service's log."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import subprocess
 import threading
 import uuid
@@ -21,6 +24,7 @@ import httpx
 import pytest
 
 import devstack
+from callkit.logging import JsonFormatter, Redactor, WireTrafficFilter
 from callkit.redis_provision import free_port
 from callsim.esl_server import EslServer
 from callsim.run import RunOptions, run_call, summary_lines
@@ -32,6 +36,12 @@ CALLS = ROOT / "tests" / "calls"
 SERVICES = ("asr_gateway", "tts_gateway", "policy_engine", "fs_bridge")  # the LLM: embedded_llm
 FORK_PASSWORD = "fork-" + uuid.uuid4().hex[:8]
 ESL_PASSWORD = "esl-" + uuid.uuid4().hex[:8]
+#: What booking_knee.yaml's caller gives away that the agent's own lines do not: the number in
+#: the forms it is dialled, written and read back, the name and the caller's own answers.
+BOOKING_PII = re.compile(
+    r"\+?1?5551234567|555[ .-]123[ .-]4567|\b(?:john|smith|forty[ -]five|eighty|two weeks|left knee)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -80,6 +90,8 @@ def stack(
         "POLICY_LLM_BASE_URL": embedded_llm,
         "POLICY_CALENDAR_NAMESPACE": f"test-appt-{uuid.uuid4().hex[:8]}",
         "BRIDGE_SILENCE_S": "4",
+        # Every line a service can write, so that the booking test sees any personal data leak.
+        "LOG_LEVEL": "DEBUG",
     }
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -100,8 +112,31 @@ def stack(
     loop.close()
 
 
+def leaks(logs: Path) -> list[str]:
+    """Every log line under ``logs`` that holds the booking caller's data in plain text."""
+    return [
+        f"{path.name}: {line[:300]}"
+        for path in sorted(logs.glob("*.log"))
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if BOOKING_PII.search(line)
+    ]
+
+
 def test_a_short_booking_lands_as_a_booked_outcome(stack: Stack) -> None:
-    report = stack.call(load_script(CALLS / "booking_knee.yaml"))
+    # callsim runs in this process: its lines go through the services' redaction, at DEBUG.
+    callsim_log = logging.FileHandler(stack.tmp / "callsim.log", encoding="utf-8")
+    callsim_log.setFormatter(JsonFormatter(Redactor(), service="callsim"))
+    callsim_log.addFilter(WireTrafficFilter())
+    logger = logging.getLogger("callsim")
+    saved_level = logger.level
+    logger.addHandler(callsim_log)
+    logger.setLevel(logging.DEBUG)
+    try:
+        report = stack.call(load_script(CALLS / "booking_knee.yaml"))
+    finally:
+        logger.removeHandler(callsim_log)
+        logger.setLevel(saved_level)
+        callsim_log.close()
     assert report["errors"] == []
     assert report["spurious_stops"] == []
     checks = {c["check"]: c for c in report["expect"]}
@@ -115,6 +150,12 @@ def test_a_short_booking_lands_as_a_booked_outcome(stack: Stack) -> None:
     assert bridge_recording.stat().st_size > 16000 * 4 * 10
     agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
     assert any("You're booked" in text for text in agent_lines)
+
+    # The caller's number, name and words were logged (at DEBUG), but only as redacted fields.
+    assert leaks(stack.tmp) == []
+    bridge_log = (stack.tmp / "fs_bridge.log").read_text(encoding="utf-8")
+    assert '"caller": "<redacted:' in bridge_log
+    assert '"text": "<redacted:' in bridge_log
 
 
 def test_a_barge_in_stops_the_agent_and_is_answered(stack: Stack) -> None:

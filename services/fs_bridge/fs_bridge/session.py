@@ -191,6 +191,10 @@ class CallSession:
         language = str(self.metadata.values.get("language") or settings.language)
         asr = services.recognizer(self.call_id, language, self.audio, self._on_asr)
         started = call_started(self.call_id, self.metadata)
+        log.debug(
+            "call started",
+            extra={"call_id": self.call_id, "caller": started.caller, "callee": started.callee},
+        )
         await self._publish(live.LiveCallStarted(call_id=self.call_id, direction=started.direction))
         try:
             async with asyncio.TaskGroup() as group:
@@ -336,6 +340,9 @@ class CallSession:
         try:
             async for reply in self.services.policy.events(self.call_id, turn.event):
                 if isinstance(reply, ReplySentence):
+                    log.debug(
+                        "agent sentence", extra={"call_id": self.call_id, "sentence": reply.text}
+                    )
                     await self._say(reply.text)
                 elif isinstance(reply, ReplyDone):
                     actions = list(reply.actions)
@@ -437,6 +444,7 @@ class CallSession:
 
     async def _on_asr(self, event: ServerEvent) -> None:
         if isinstance(event, TranscriptFinal) and event.text.strip():
+            log.debug("caller heard", extra={"call_id": self.call_id, "text": event.text})
             await self._publish(live.CallerFinal(call_id=self.call_id, text=event.text.strip()))
         await self._execute(self.core.on_transcript(event, time.monotonic()))
 
