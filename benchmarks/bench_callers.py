@@ -16,7 +16,8 @@ then several at once, and prints per call and overall:
 - with 3 and 4 callers at once: voice-to-voice p50/p95; targets 1.5 s / 2.5 s for 3.
 
 BENCH_CALLERS=03,07 runs only the callers whose file names start so; BENCH_AT_ONCE=3,4 the
-sizes of the concurrent rounds (empty: none). Reports go to .run/bench-callers/reports.json.
+sizes of the concurrent rounds (empty: none), of the first callers selected; BENCH_ALONE=0
+skips the calls one at a time. Reports go to .run/bench-callers/reports.json.
 """
 
 from __future__ import annotations
@@ -181,8 +182,10 @@ async def main() -> None:
             recordings=out / "callsim",
             asr_port=ports.asr,
         )
-        print(f"Persona callers, one at a time ({len(scripts)}):", flush=True)
-        for path, script in scripts:
+        alone = scripts if os.environ.get("BENCH_ALONE", "1") != "0" else []
+        if alone:
+            print(f"Persona callers, one at a time ({len(alone)}):", flush=True)
+        for path, script in alone:
             started = time.monotonic()
             report = await run_call(switch, script, options)
             report["file"] = str(path.relative_to(ROOT))
@@ -190,7 +193,8 @@ async def main() -> None:
             everything["alone"].append(report)
             print(_line(report), flush=True)
             _save(out, everything)  # a long run that is stopped keeps what it measured
-        _overall(everything["alone"], "Persona callers, one at a time")
+        if alone:
+            _overall(everything["alone"], "Persona callers, one at a time")
         for k in sizes:
             batch = [s for _, s in scripts[:k]]
             if len(batch) < k:
