@@ -112,6 +112,8 @@ def test_volunteering_later_answers_early() -> None:
     ]
     # Asked anyway, it answers again.
     assert p.respond("How long has it been bothering you?").text == "For about three weeks."
+    vague = persona({"symptoms_duration": "about a month"})
+    assert vague.respond("How long has it been bothering you?").text == "For about a month."
 
 
 def test_a_slip_corrected_at_the_next_answer() -> None:

@@ -414,7 +414,10 @@ class Persona:
             return str(self._slip_or(fact, f.symptoms)).rstrip(".") + "."
         if fact == "symptoms_duration":
             value = self._slip_or(fact, f.symptoms_duration)
-            return f"{str(value).capitalize()}." if brief else f"For about {value}."
+            if brief:
+                return f"{str(value).capitalize()}."
+            vague = re.match(r"(about|around|a few|since|over|almost|nearly)\b", str(value))
+            return f"For {value}." if vague else f"For about {value}."
         if fact == "pain_character":
             value = self._slip_or(fact, f.pain_character)
             return f"{str(value).capitalize()}." if brief else f"It's {value}."
