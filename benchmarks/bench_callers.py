@@ -17,7 +17,7 @@ then several at once, and prints per call and overall:
 
 BENCH_CALLERS=03,07 runs only the callers whose file names start so; BENCH_AT_ONCE=3,4 the
 sizes of the concurrent rounds (empty: none), of the first callers selected; BENCH_ALONE=0
-skips the calls one at a time. Reports go to .run/bench-callers/reports.json.
+skips the calls one at a time; BENCH_MAX_CALL_S caps every call's length. Reports go to .run/bench-callers/reports.json.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ AT_ONCE_TARGETS_MS = {3: (1500, 2500)}
 
 def _selected() -> list[tuple[Path, CallScript]]:
     scripts = load_scripts(CALLERS)
+    cap = os.environ.get("BENCH_MAX_CALL_S")
+    if cap:  # a call cut short at the cap is a call that did not book
+        for _, script in scripts:
+            script.timing.max_call_s = min(script.timing.max_call_s, float(cap))
     wanted = [w for w in os.environ.get("BENCH_CALLERS", "").split(",") if w.strip()]
     if wanted:
         scripts = [(p, s) for p, s in scripts if any(p.name.startswith(w.strip()) for w in wanted)]
