@@ -67,7 +67,7 @@ def parse_metadata(text: str) -> ForkMetadata:
     call path cannot take raises :class:`UnsupportedFormat` (the frames would be misread)."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # too deep to parse is no JSON either
         data = None
     if not isinstance(data, dict):
         return ForkMetadata.model_validate({"raw": text[:200]})
@@ -198,7 +198,7 @@ def read_command(text: str) -> Received | None:
     """How the module reads a text frame; None when it drops it (not a JSON object)."""
     try:
         message = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # too deep to parse is no JSON either
         return None
     if not isinstance(message, dict):
         return None

@@ -73,6 +73,11 @@ class EventCodec(Generic[E]):
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"message is not valid JSON: {exc}", code="invalid_json") from None
+        except RecursionError:
+            # Small enough to pass the size limit, nested deeper than the parser goes.
+            raise InvalidInput(
+                "message is not valid JSON: nested too deeply", code="invalid_json"
+            ) from None
         return self.validate(data)
 
     def validate(self, data: Any) -> E:

@@ -47,6 +47,10 @@ async def _read_request(request: Request) -> DialogRequest:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:  # within the size limit, nested deeper than the parser goes
+        raise InvalidInput(
+            "body is not valid JSON: nested too deeply", code="invalid_json"
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("event"), dict):
         kind = data["event"].get("type")
         if kind not in EVENT_TYPES:
