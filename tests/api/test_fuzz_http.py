@@ -184,3 +184,8 @@ def test_policy_engine() -> None:
         deadlines=MemoryDeadlines(),
     )
     _every_operation_tried(fuzz(app), app)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        # Within the size limit, nested deeper than any JSON parser goes.
+        deep = client.post("/dialog", content=b"[" * 4000)
+    assert deep.status_code == 400
+    assert deep.json()["code"] == "invalid_json"

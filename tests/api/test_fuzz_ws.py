@@ -20,7 +20,6 @@ from fakes import PHRASES, FakeSwitch, MemoryRedis, silence, tone
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
-from starlette.websockets import WebSocketDisconnect
 from test_bridge_fork import AUTH, RecordingRecognizer, fork_app, stereo, until
 
 FRAME = 640  # 20 ms of 16 kHz L16
@@ -45,14 +44,12 @@ def pcm(samples: np.ndarray) -> list[bytes]:
 def closed_with(ws: WebSocketTestSession) -> tuple[list[dict[str, Any]], int]:
     """The JSON events the server sent before it closed, and its close code."""
     events: list[dict[str, Any]] = []
-    with pytest.raises(WebSocketDisconnect) as closed:
-        while True:
-            message = ws.receive()
-            if message["type"] == "websocket.close":
-                raise WebSocketDisconnect(message.get("code", 1000))
-            if message.get("text"):
-                events.append(json.loads(message["text"]))
-    return events, closed.value.code
+    while True:
+        message = ws.receive()
+        if message["type"] == "websocket.close":
+            return events, int(message.get("code", 1000))
+        if message.get("text"):
+            events.append(json.loads(message["text"]))
 
 
 def healthy(client: TestClient) -> None:
@@ -195,6 +192,7 @@ class RawClient:
         self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.sent: list[dict[str, Any]] = []
         self.reading = True
+        self.started = asyncio.Event()
         self._resume = asyncio.Event()
 
     async def receive(self) -> dict[str, Any]:
@@ -202,6 +200,8 @@ class RawClient:
 
     async def send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
+        if message["type"] == "websocket.send":
+            self.started.set()
         if message["type"] == "websocket.send" and not self.reading:
             await self._resume.wait()  # a peer whose receive window is full
 
@@ -229,8 +229,7 @@ def test_an_asr_client_that_stops_reading_or_vanishes_is_let_go(asr: FastAPI) ->
             await peer.incoming.put({"type": "websocket.connect"})
             await peer.incoming.put({"type": "websocket.receive", "text": START})
             served = asyncio.create_task(asr(peer.scope("/ws/transcribe"), peer.receive, peer.send))
-            while not any(m["type"] == "websocket.send" for m in peer.sent):
-                await asyncio.sleep(0.01)
+            await peer.started.wait()
             peer.reading = False
             # Bad frames each earn an error event the peer never reads.
             for _ in range(300):
