@@ -155,7 +155,7 @@ def test_the_asr_stream_refuses_every_bad_first_message_and_serves_a_call_beside
             finals += [event] if event["type"] == "transcript.final" else []
         metrics = client.get("/metrics").text
     assert finals[0]["text"] == PHRASES[440]
-    assert "asr_active_sessions 1.0" in metrics or "sessions" in metrics
+    assert "asr_active_sessions 1.0" in metrics  # the good session, the bad ones let go
 
 
 def test_bad_messages_inside_a_session_are_errors_and_the_session_goes_on(asr: FastAPI) -> None:
@@ -248,9 +248,8 @@ def test_an_asr_client_that_stops_reading_or_vanishes_is_let_go(asr: FastAPI) ->
 
         TRIED["/ws/transcribe peers"] += 1
         sent = client.portal.call(stops_reading)
-        assert sent[-1] == {"type": "websocket.close", "code": 1008, "reason": ""} or sent[-1][
-            "type"
-        ] in ("websocket.close",)
+        assert sent[-1]["type"] == "websocket.close"
+        assert sent[-1]["code"] in (1008, 1011), "closed as a client that is not reading"
         half_frame = pcm(tone(440, 300))[0][: FRAME // 2 - 1]
         for messages in (
             [],
