@@ -25,19 +25,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from callkit.redis_provision import ensure
 from callsim.esl_server import EslServer
 from callsim.run import percentile, run_call
 from callsim.script import CallScript, load_scripts
 from callsim.switch import Switch
-from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
+from devstack import CALL_PATH, bench_stack, caller_options, start_all, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLERS = ROOT / "benchmarks" / "callers"
@@ -154,18 +152,9 @@ def _save(out: Path, everything: dict[str, Any]) -> None:
 
 
 async def main() -> None:
-    redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
-    out = ROOT / ".run" / "bench-callers"
-    out.mkdir(parents=True, exist_ok=True)
-    ports = Ports.free()
-    esl_pw, fork_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    env = stack_env(
-        ports,
-        redis_url=redis_url,
-        esl_password=esl_pw,
-        fork_password=fork_pw,
-        recordings=out / "recordings",
-    ) | {"POLICY_CALENDAR_NAMESPACE": f"bench-callers-{os.getpid()}-{time.time_ns()}"}
+    stack = bench_stack("bench-callers")
+    redis_url, out, ports = stack.redis_url, stack.folder, stack.ports
+    esl_pw, fork_pw, env = stack.esl_password, stack.fork_password, stack.env
     scripts = _selected()
     sizes = [int(k) for k in os.environ.get("BENCH_AT_ONCE", "3,4").split(",") if k.strip()]
     main_task = asyncio.current_task()

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from callkit.redis_provision import ensure
 from callsim.esl_server import EslServer
 from callsim.run import RunOptions, run_call
 from callsim.script import CallScript
 from callsim.switch import Switch
-from devstack import CALL_PATH, Ports, caller_options, stack_env, start_all, stop_all
+from devstack import CALL_PATH, bench_stack, caller_options, start_all, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 MINUTES = float(os.environ.get("LONG_CALL_MINUTES", "30"))
@@ -87,23 +85,16 @@ async def play(
 
 
 async def main() -> int:
-    redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
-    logs = ROOT / ".run" / "bench-long-call"
-    logs.mkdir(parents=True, exist_ok=True)
-    ports = Ports.free()
-    esl_pw, fork_pw = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    env = stack_env(
-        ports,
-        redis_url=redis_url,
-        esl_password=esl_pw,
-        fork_password=fork_pw,
-        recordings=logs / "recordings",
-    ) | {
-        "POLICY_CALENDAR_NAMESPACE": f"bench-appt-{os.getpid()}-{time.time_ns()}",
-        # The caller is quiet for 75 s at a time: one reprompt, then it asks its next question.
-        "BRIDGE_SILENCE_S": str(SILENCE_S),
-        "BRIDGE_MAX_CALL_S": str(MINUTES * 60 + 900),
-    }
+    stack = bench_stack(
+        "bench-long-call",
+        {
+            # The caller is quiet for 75 s at a time: one reprompt, then it asks its next question.
+            "BRIDGE_SILENCE_S": str(SILENCE_S),
+            "BRIDGE_MAX_CALL_S": str(MINUTES * 60 + 900),
+        },
+    )
+    redis_url, logs, ports = stack.redis_url, stack.folder, stack.ports
+    esl_pw, fork_pw, env = stack.esl_password, stack.fork_password, stack.env
     switch = Switch(fork_build="jambonz")
     server = EslServer(switch, esl_pw, "127.0.0.1", ports.esl)
     await server.start()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callkit.redis_provision import free_port
+from callkit.redis_provision import ensure, free_port
 
 if TYPE_CHECKING:
     from callsim.run import RunOptions
@@ -152,3 +155,36 @@ def stack_env(
     if recordings is not None:
         env["BRIDGE_RECORDINGS_DIR"] = str(recordings)
     return env
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    """A whole stack's wiring on free ports with fresh secrets, for a process that places calls."""
+
+    redis_url: str
+    folder: Path
+    ports: Ports
+    esl_password: str
+    fork_password: str
+    env: dict[str, str]
+
+
+def bench_stack(name: str, extra_env: dict[str, str] | None = None) -> BenchStack:
+    """The stack of one benchmark run: Redis (started if none answers), ``.run/<name>/`` for its
+    logs and recordings, free ports, new passwords, and a calendar namespace of its own so its
+    bookings never meet another run's."""
+    redis_url = ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
+    folder = ROOT / ".run" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    ports = Ports.free()
+    esl_password, fork_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    env = stack_env(
+        ports,
+        redis_url=redis_url,
+        esl_password=esl_password,
+        fork_password=fork_password,
+        recordings=folder / "recordings",
+    ) | {"POLICY_CALENDAR_NAMESPACE": f"{name}-{os.getpid()}-{time.time_ns()}"}
+    return BenchStack(
+        redis_url, folder, ports, esl_password, fork_password, env | (extra_env or {})
+    )
