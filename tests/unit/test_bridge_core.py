@@ -197,6 +197,47 @@ GREETING = "call.started"
             id="a 500 ms backchannel over the agent: the agent goes on",
         ),
         pytest.param(
+            [
+                Say(3000),
+                Audio(500, QUIET, AGENT),
+                Audio(500, CALLER, AGENT),
+                Audio(2000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(1500, QUIET, QUIET),
+                Final("uh-huh"),  # a slow recognizer: the final comes after the agent finished
+            ],
+            [],
+            id="a backchannel's late final, after the agent finished, is still no answer",
+        ),
+        pytest.param(
+            [
+                Say(2000),
+                Audio(1700, QUIET, AGENT),
+                Audio(300, CALLER, AGENT),  # "yes" over the question's last words
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(300, CALLER, QUIET),
+                Audio(400, QUIET, QUIET),
+                Final("yes that's right"),
+            ],
+            [(2700, 'user.utterance: "yes that\'s right"')],
+            id="an answer that overlapped the question's last words is answered",
+        ),
+        pytest.param(
+            [
+                Say(2000),
+                Audio(1800, QUIET, AGENT),
+                Audio(200, CALLER, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(600, QUIET, QUIET),
+                Final("yes"),
+            ],
+            [(2600, "user.utterance: 'yes'")],
+            id="a short answer said over the question's last word and ended with it is answered",
+        ),
+        pytest.param(
             [Say(3000), Audio(3000, ECHO, AGENT)],
             [],
             id="the agent's own echo on the caller channel never stops it",

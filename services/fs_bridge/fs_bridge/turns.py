@@ -33,6 +33,9 @@ from fs_bridge.bargein import BargeInDetector, rms
 from fs_bridge.echo import FRAME, RATE, EchoCanceller
 
 Samples = npt.NDArray[np.int16]
+#: Caller words ending this close to the end of the agent's audio answer it (they overlapped its
+#: last words); words that ended earlier, without stopping the agent, were a backchannel.
+OVERLAP_ANSWER_MS = 400
 
 
 @dataclass
@@ -321,6 +324,10 @@ class TurnTaker:
             heard, self._pending_interrupt = self._pending_interrupt, None
             interrupted = UserInterrupted(heard_text=heard, utterance=utterance)
             return [self._start_turn(interrupted, now_s, answering_voice_end_ms=voice_end)]
+        if not self.agent_speaking and self._said_over_agent(voice_end):
+            # A backchannel whose final came only after the agent finished (a slow recognizer):
+            # the words were said, and ended, while the agent spoke on. Not an answer.
+            return []
         if not self.agent_speaking:
             answer = UserUtterance(text=text, segment_id=segment)
             return [self._start_turn(answer, now_s, answering_voice_end_ms=voice_end)]
@@ -335,6 +342,14 @@ class TurnTaker:
             return [stop, self._start_turn(interrupted, now_s, answering_voice_end_ms=voice_end)]
         # Words over the agent that were no interruption: a backchannel. The agent goes on.
         return []
+
+    def _said_over_agent(self, voice_end_ms: float) -> bool:
+        """The caller's last voice ended inside the agent's audio of this turn, well before its
+        end: words said over the agent that did not stop it. Words that end with the agent's
+        last syllables are an answer (a caller who answers as the question ends)."""
+        if self._turn_audio_ms is None or self._agent_done_ms is None:
+            return False
+        return self._turn_audio_ms <= voice_end_ms <= self._agent_done_ms - OVERLAP_ANSWER_MS
 
     def on_dtmf(self, event: Dtmf, now_s: float) -> list[Action]:
         return [self._start_turn(event, now_s)]
