@@ -1,38 +1,39 @@
-"""An asyncio Event Socket client for the bridge: one connection, reconnect with backoff.
+"""The bridge's Event Socket: the shared asyncio client (:mod:`callkit.esl_client`) with the
+bridge's subscription, and the seam tests replace.
 
-mod_event_socket answers commands strictly in the order they were sent and carries no id that
-ties a reply to its command, so one command is in flight at a time and the next reply belongs to
-it. Events arrive on the same socket between replies and are dispatched without ever holding a
-reply back. A slow command (``originate``, ``uuid_kill``) would stall every command behind it, so
-it goes out as ``bgapi``: the immediate reply carries a ``Job-UUID`` and the result comes later
-as a ``BACKGROUND_JOB`` event with that ``Job-UUID``. The password never reaches a log. A dropped
-connection is re-established with exponential backoff, after which the bridge resyncs its calls
-(``on_connect``), since events sent while it was away are lost.
+The bridge hears answers, hang-ups, DTMF, playback and the audio fork's own events; its password
+comes from ``BRIDGE_ESL_PASSWORD``. Connection, reconnect, ``api``/``bgapi`` and staying in step
+with late replies are the shared client's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from callkit.errors import ConfigError, DependencyUnavailable
-from callkit.esl import Event, Message, MessageReader, command, parse_event
-from callkit.retry import jittered
+from callkit import esl_client
+from callkit.esl_client import EventHandler
 
-log = logging.getLogger("fs_bridge.esl")
+__all__ = [
+    "EVENTS",
+    "EslClient",
+    "EventHandler",
+    "EventSocket",
+    "EventSocketFactory",
+    "connect_event_socket",
+]
+
 EVENTS = (
     "CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE DTMF PLAYBACK_START PLAYBACK_STOP "
     "BACKGROUND_JOB CUSTOM mod_audio_fork::connect mod_audio_fork::connect_failed "
     "mod_audio_fork::disconnect mod_audio_fork::play_audio mod_audio_fork::kill_audio"
 )
-EventHandler = Callable[[Event], None]
 
 
-class EslClient:
+class EslClient(esl_client.EslClient):
+    """The shared client, subscribed to the bridge's events."""
+
     def __init__(
         self,
         host: str,
@@ -45,186 +46,17 @@ class EslClient:
         reply_timeout_s: float = 10.0,
         max_backoff_s: float = 10.0,
     ) -> None:
-        if any(c in password for c in "\r\n"):
-            raise ConfigError("the Event Socket password cannot contain a line break")
-        self.host, self.port = host, port
-        self._password = password
-        self.on_event = on_event
-        self.on_connect = on_connect
-        self.connect_timeout_s = connect_timeout_s
-        self.reply_timeout_s = reply_timeout_s
-        self.max_backoff_s = max_backoff_s
-        self.connected = asyncio.Event()
-        self.connects = 0
-        self._writer: asyncio.StreamWriter | None = None
-        self._replies: asyncio.Queue[Message] = asyncio.Queue()
-        self._lock = asyncio.Lock()
-        self._jobs: dict[str, asyncio.Future[str]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._drop()
-
-    # ------------------------------------------------------------------ connection
-
-    async def _run(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                reader = await self._connect()
-                backoff = 0.2
-                self.connects += 1
-                self.connected.set()
-                if self.on_connect is not None:
-                    asyncio.get_running_loop().create_task(self.on_connect())
-                await self._read(reader)
-                log.warning("event socket closed by FreeSWITCH; reconnecting")
-            except (OSError, TimeoutError, DependencyUnavailable) as exc:
-                reason = (
-                    exc.message if isinstance(exc, DependencyUnavailable) else type(exc).__name__
-                )
-                log.warning(
-                    "event socket unavailable; retrying",
-                    extra={"reason": reason, "retry_in_s": round(backoff, 2)},
-                )
-            finally:
-                self.connected.clear()
-                await self._drop()
-            await asyncio.sleep(jittered(backoff))
-            backoff = min(self.max_backoff_s, backoff * 2)
-
-    async def _connect(self) -> asyncio.StreamReader:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), self.connect_timeout_s
-        )
-        self._writer = writer
-        parser = MessageReader()
-        pending: list[Message] = []
-
-        async def next_message() -> Message:
-            while not pending:
-                data = await asyncio.wait_for(reader.read(65536), self.connect_timeout_s)
-                if not data:
-                    raise DependencyUnavailable("event socket closed during login")
-                pending.extend(parser.feed(data))
-            return pending.pop(0)
-
-        hello = await next_message()
-        if hello.content_type != "auth/request":
-            raise DependencyUnavailable(f"unexpected greeting {hello.content_type!r}")
-        writer.write(command(f"auth {self._password}"))
-        reply = await next_message()
-        if not (reply.reply_text or "").startswith("+OK"):
-            raise DependencyUnavailable("event socket refused the password (BRIDGE_ESL_PASSWORD)")
-        writer.write(command(f"event plain {EVENTS}"))
-        subscribed = await next_message()
-        if not (subscribed.reply_text or "").startswith("+OK"):
-            raise DependencyUnavailable(f"event subscription refused: {subscribed.reply_text}")
-        log.info("event socket connected", extra={"host": self.host, "port": self.port})
-        self._parser = parser
-        for leftover in pending:
-            self._dispatch(leftover)
-        return reader
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                return
-            for message in self._parser.feed(data):
-                self._dispatch(message)
-
-    def _dispatch(self, message: Message) -> None:
-        kind = message.content_type
-        if kind in ("command/reply", "api/response"):
-            self._replies.put_nowait(message)
-        elif kind == "text/event-plain":
-            event = parse_event(message)
-            if event.name == "BACKGROUND_JOB":
-                job = self._jobs.pop(event.get("Job-UUID") or "", None)
-                if job is not None and not job.done():
-                    job.set_result(event.body)
-            try:
-                self.on_event(event)
-            except Exception:
-                log.exception("event handler failed", extra={"event_name": event.name})
-        elif kind == "text/disconnect-notice":
-            log.warning("event socket sent a disconnect notice")
-
-    async def _drop(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-        while not self._replies.empty():
-            self._replies.get_nowait()
-        for job in self._jobs.values():
-            if not job.done():
-                job.set_exception(DependencyUnavailable("event socket dropped"))
-        self._jobs.clear()
-
-    # ------------------------------------------------------------------ commands
-
-    async def _command(self, line: str, headers: tuple[tuple[str, str], ...] = ()) -> Message:
-        # Every write goes through callkit.esl.command, which refuses a line break in the line
-        # or a header: a string reaching ESL can never smuggle in a second command.
-        frame = command(line, headers)
-        async with self._lock:
-            writer = self._writer
-            if writer is None or not self.connected.is_set():
-                raise DependencyUnavailable("FreeSWITCH event socket is not connected")
-            writer.write(frame)
-            try:
-                return await asyncio.wait_for(self._replies.get(), self.reply_timeout_s)
-            except TimeoutError:
-                # Replies carry no id: a late one would be taken for the next command's. Drop the
-                # connection instead; the reconnect starts clean and resyncs the calls.
-                self._abandon(writer)
-                raise DependencyUnavailable(f"no reply to {line.split(' ')[0]!r}") from None
-
-    def _abandon(self, writer: asyncio.StreamWriter) -> None:
-        log.warning("event socket reply timed out; reconnecting to stay in step")
-        self.connected.clear()
-        while not self._replies.empty():
-            self._replies.get_nowait()
-        writer.close()
-
-    async def api(self, command: str) -> str:
-        """A quick API (``uuid_break``, ``uuid_exists``): its output text."""
-        reply = await self._command(f"api {command}")
-        return reply.text
-
-    async def bgapi(self, command: str, timeout_s: float = 60.0) -> str:
-        """A slow API (``originate``, ``uuid_kill``): runs in the background, result awaited."""
-        job_id = str(uuid.uuid4())
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._jobs[job_id] = future
-        try:
-            reply = await self._command(f"bgapi {command}", (("Job-UUID", job_id),))
-            if not (reply.reply_text or "").startswith("+OK"):
-                return reply.reply_text or ""
-            return await asyncio.wait_for(future, timeout_s)
-        finally:
-            self._jobs.pop(job_id, None)
-
-    async def sendmsg_playback(self, call_uuid: str, path: str) -> None:
-        """Play a file on the call (file mode), with event-lock so files play in order."""
-        await self._command(
-            f"sendmsg {call_uuid}",
-            (
-                ("call-command", "execute"),
-                ("execute-app-name", "playback"),
-                ("execute-app-arg", path),
-                ("event-lock", "true"),
-            ),
+        super().__init__(
+            host,
+            port,
+            password,
+            events=EVENTS,
+            on_event=on_event,
+            on_connect=on_connect,
+            password_setting="BRIDGE_ESL_PASSWORD",
+            connect_timeout_s=connect_timeout_s,
+            reply_timeout_s=reply_timeout_s,
+            max_backoff_s=max_backoff_s,
         )
 
 
