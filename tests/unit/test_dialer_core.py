@@ -7,15 +7,15 @@ from typing import get_args
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from callkit.contracts.outcome import Status
+from callkit.errors import InvalidInput
 from dialer.core.breaker import AbandonTracker, TrunkBreaker, is_abandoned
 from dialer.core.caps import cap_allows
 from dialer.core.causes import is_trunk_failure, outcome_for_cause
 from dialer.core.pacing import TokenBucket, dial_budget
 from dialer.core.retry import is_final, next_attempt, next_eligible
 from dialer.spec import CallingWindows, FrequencyCaps, RetryPolicy, Span
-
-from callkit.contracts.outcome import Status
-from callkit.errors import InvalidInput
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)  # a Monday
 MIN, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+
 from dialer.core.compliance import campaign_problems, effective_windows, profile_windows
 from dialer.core.states import Profile
 from dialer.core.windows import describe, is_open, zone

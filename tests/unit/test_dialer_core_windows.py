@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from dialer.core.windows import describe, is_open, next_open, window_problems, zone
-from dialer.spec import WEEKDAYS, CallingWindows, Span
 
 from callkit.errors import InvalidInput
+from dialer.core.windows import describe, is_open, next_open, window_problems, zone
+from dialer.spec import WEEKDAYS, CallingWindows, Span
 
 LA, MOSCOW, LONDON = "America/Los_Angeles", "Europe/Moscow", "Europe/London"
 
