@@ -1,0 +1,1 @@
+"""The dialer's durable store: campaigns, contacts, attempts and the do-not-call list."""
