@@ -1,4 +1,4 @@
-"""Shared fixtures: markers by folder, a real Redis, free ports, the repository root."""
+"""Shared fixtures: markers by folder, a real Redis and PostgreSQL, free ports, the repository root."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from serving import running_service
 
+from callkit import postgres_provision
 from callkit.redis_provision import ensure
 from callkit.redis_provision import free_port as find_free_port
 
@@ -35,6 +36,33 @@ def repo_root() -> Path:
 def redis_url() -> str:
     """A Redis that answers: REDIS_URL, the machine's 6379, or the project's own server."""
     return ensure(ROOT / ".run", env_url=os.environ.get("REDIS_URL") or None)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test session's own, dropped afterwards, in the form the
+    dialer's store takes (postgresql+asyncpg://). The server is DATABASE_TEST_URL's, the
+    machine's 5432, or the project's own cluster."""
+    server = postgres_provision.ensure(
+        ROOT / ".run", env_url=os.environ.get("DATABASE_TEST_URL") or None
+    )
+    name = f"dialer_test_{uuid.uuid4().hex[:12]}"
+    postgres_provision.create_database(server, name)
+    try:
+        yield postgres_provision.sqlalchemy_url(server, database=name)
+    finally:
+        postgres_provision.drop_database(server, name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind the dialer's store runs on: an SQLite file, then the
+    session's PostgreSQL database with its schema emptied."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    postgres_provision.execute(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    return url
 
 
 @pytest.fixture
