@@ -322,14 +322,96 @@ GREETING = "call.started"
             id="a reprompt that crossed the caller's answer is stopped for the answer",
         ),
         pytest.param(
-            [Say(2000), Audio(500, QUIET, AGENT), Key("0")],
-            [(500, "dtmf: '0'")],
-            id="a key press starts its turn at once",
+            [Say(2000), Audio(500, QUIET, AGENT), Key("0"), Audio(2000, QUIET, AGENT)],
+            [(2500, "dtmf: '0'")],
+            id="a single key press is its turn once the caller pauses 2 s",
         ),
         pytest.param(
             [Say(1000, file=True), Audio(1100, QUIET, AGENT), Audio(900, CALLER, AGENT)],
             [],
             id="file mode: the sentence is played out by its length, then speech is no barge-in",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                *[step for key in "5551234567" for step in (Key(key), Audio(300, QUIET, QUIET))],
+                Audio(2000, QUIET, QUIET),
+            ],
+            [(5700, "dtmf: '5551234567'")],
+            id="a phone number keyed digit by digit is one turn, 2 s after the last key",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Key("4"),
+                Audio(200, QUIET, QUIET),
+                Key("2"),
+                Audio(200, QUIET, QUIET),
+                Key("#"),
+                Audio(3000, QUIET, QUIET),
+            ],
+            [(1400, "dtmf: '42'")],
+            id="# ends the digits at once and is not one of them",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Key("#"),
+                Audio(3000, QUIET, QUIET),
+            ],
+            [],
+            id="# with no digits before it is no turn",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Key("1"),
+                Audio(2500, QUIET, QUIET),
+                Key("2"),
+                Audio(2500, QUIET, QUIET),
+            ],
+            [(3000, "dtmf: '1'"), (5500, "dtmf: '2'")],
+            id="keys 2.5 s apart are two inputs",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(5000, QUIET, QUIET),
+                Key("1"),
+                Audio(1500, QUIET, QUIET),  # the 7 s of silence pass while the caller keys in
+                Key("2"),
+                Audio(1500, QUIET, QUIET),
+                Key("3"),
+                Audio(2500, QUIET, QUIET),
+            ],
+            [(11000, "dtmf: '123'")],
+            id="no silence reprompt while the caller is keying in",
+        ),
+        pytest.param(
+            [
+                Say(2000),
+                Audio(500, QUIET, AGENT),
+                Audio(1000, CALLER, AGENT),  # a barge-in (the keys' tones can be one)
+                Key("1"),
+                Audio(4000, QUIET, QUIET),
+            ],
+            [(1200, "stop: 'one two three four'"), (3500, "dtmf: '1'")],
+            id="keys after a barge-in answer it: no turn for the interruption as well",
         ),
     ],
 )
@@ -371,3 +453,19 @@ def test_the_recognizer_gets_every_frame_of_the_caller_channel() -> None:
     timeline.run([Audio(1000, CALLER, QUIET)])
     assert len(timeline.recognized) == 16000 * 2  # one second at 16 kHz, nothing dropped
     assert timeline.core.t_ms == 1000
+
+
+def test_the_pause_that_ends_the_digits_is_configured() -> None:
+    timeline = Timeline(TurnConfig(dtmf_digit_pause_s=0.8))
+    timeline.run([Say(500), Audio(500, QUIET, AGENT), PlayedOut("s1"), TurnEnds()])
+    steps: list[Step] = [Key("7"), Audio(500, QUIET, QUIET), Key("8"), Audio(1000, QUIET, QUIET)]
+    assert timeline.run(steps) == [(1800, "dtmf: '78'")]  # 0.5 s between keys, then 0.8 s
+
+
+def test_more_keys_than_one_event_carries_are_delivered_in_full() -> None:
+    timeline = Timeline()
+    timeline.run([Say(500), Audio(500, QUIET, AGENT), PlayedOut("s1"), TurnEnds()])
+    assert timeline.run([Key("1" * 20), Key("2" * 20), Audio(2000, QUIET, QUIET)]) == [
+        (500, f"dtmf: '{'1' * 20 + '2' * 12}'"),
+        (2500, f"dtmf: '{'2' * 8}'"),
+    ]

@@ -161,6 +161,7 @@ class CallSession:
             silence_s=settings.silence_s,
             max_call_s=settings.max_call_s,
             interrupt_wait_s=settings.interrupt_wait_s,
+            dtmf_digit_pause_s=settings.dtmf_digit_pause_s,
         )
         self.core = TurnTaker(
             self.call_id, config, BargeInDetector(settings.barge_in_config()), EchoCanceller()
@@ -449,6 +450,8 @@ class CallSession:
         await self._execute(self.core.on_transcript(event, time.monotonic()))
 
     def on_dtmf(self, digit: str) -> None:
+        """A key the switch reported: the core collects it; the digits' turn starts on ``#``,
+        or from the watchdog's tick once the caller pauses."""
         try:
             event = Dtmf(digits=digit)
         except ValidationError:

@@ -58,6 +58,13 @@ class BridgeSettings(ServiceSettings):
     interrupt_wait_s: float = Field(
         3.0, gt=0, le=30, description="After a barge-in, how long to wait for the caller's words."
     )
+    dtmf_digit_pause_s: float = Field(
+        2.0,
+        gt=0,
+        le=10,
+        description="Key presses are collected into one input until the caller presses # or "
+        "pauses this long between keys, in seconds.",
+    )
     barge_in_min_span_ms: int = Field(
         700,
         ge=100,

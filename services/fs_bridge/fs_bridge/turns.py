@@ -8,6 +8,10 @@ audio to the recognizer (``Recognize``), run the agent's turn for an event (``St
 the agent because the caller interrupted it (``StopPlayback``), hang up (``HangUp``), record a
 latency (``Measure``). Times on the fork's audio timeline (``t_ms``) advance with the frames fed;
 the waits for the caller's words after a barge-in and for the recognizer use ``now_s``.
+
+Key presses are collected, not answered one by one: the caller's digits become one ``dtmf`` turn
+when they press ``#`` or pause between keys; a single key is a string of one. What a key means
+(a yes, a person, part of a number) is the policy engine's to decide.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ Samples = npt.NDArray[np.int16]
 #: Caller words ending this close to the end of the agent's audio answer it (they overlapped its
 #: last words); words that ended earlier, without stopping the agent, were a backchannel.
 OVERLAP_ANSWER_MS = 400
+#: The most keys one ``dtmf`` event carries (the contract's limit): more are a new turn.
+MAX_DIGITS = 32
 
 
 @dataclass
@@ -121,6 +127,7 @@ class TurnConfig:
     silence_s: float = 7.0  # caller silence before the agent reprompts
     max_call_s: float = 900.0
     interrupt_wait_s: float = 3.0  # after a barge-in, how long the caller's words are awaited
+    dtmf_digit_pause_s: float = 2.0  # a pause between key presses this long ends the digits
 
 
 # ---------------------------------------------------------------- the core
@@ -155,6 +162,8 @@ class TurnTaker:
     # The caller's voice end (fork timeline) of the turn answering them, until its first audio.
     _answering_voice_end_ms: float | None = None
     _hung_up: bool = False
+    _digits: str = ""  # keys pressed and not yet delivered (``#`` never among them)
+    _last_key_s: float = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -351,18 +360,45 @@ class TurnTaker:
             return False
         return self._turn_audio_ms <= voice_end_ms <= self._agent_done_ms - OVERLAP_ANSWER_MS
 
+    # ------------------------------------------------------------------ key presses
+
     def on_dtmf(self, event: Dtmf, now_s: float) -> list[Action]:
-        return [self._start_turn(event, now_s)]
+        """Keys pressed (one per event from the switch): collected until ``#``, a pause of
+        ``dtmf_digit_pause_s`` (see :meth:`tick`), or as many as one event may carry."""
+        actions: list[Action] = []
+        for key in event.digits:
+            if key == "#":
+                actions.extend(self._deliver_digits(now_s))
+                continue
+            self._digits += key
+            self._last_key_s = now_s
+            if len(self._digits) >= MAX_DIGITS:
+                actions.extend(self._deliver_digits(now_s))
+        return actions
+
+    def _deliver_digits(self, now_s: float) -> list[Action]:
+        """The collected keys as one turn (a ``#`` alone delivers nothing)."""
+        if not self._digits:
+            return []
+        digits, self._digits = self._digits, ""
+        # Keys pressed after a barge-in (their tones can be one) are what the caller answered.
+        self._pending_interrupt = None
+        return [self._start_turn(Dtmf(digits=digits), now_s)]
 
     # ------------------------------------------------------------------ timers
 
     def tick(self, now_s: float) -> list[Action]:
-        """Every quarter second or so: the call's length, the waits, the caller's silence."""
+        """Every quarter second or so: the call's length, the keys, the waits, the caller's
+        silence."""
         if self._hung_up:
             return []
         if self.t_ms >= self.config.max_call_s * 1000:
             self._hung_up = True
             return [HangUp("max_call_length")]
+        if self._digits:
+            if now_s - self._last_key_s >= self.config.dtmf_digit_pause_s:
+                return self._deliver_digits(now_s)
+            return []  # the caller is keying in: no reprompt, nothing else is due meanwhile
         if (
             self._pending_interrupt is not None
             and now_s - self._interrupt_at_s > self.config.interrupt_wait_s
