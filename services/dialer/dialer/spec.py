@@ -40,7 +40,9 @@ class Span(BaseModel):
 
 def _default_hours() -> dict[str, list[Span]]:
     weekday = [Span(start="10:00", end="19:00")]
-    return {day: list(weekday) for day in WEEKDAYS[:5]} | {"sat": [Span(start="10:00", end="16:00")]}
+    return {day: list(weekday) for day in WEEKDAYS[:5]} | {
+        "sat": [Span(start="10:00", end="16:00")]
+    }
 
 
 class CallingWindows(BaseModel):

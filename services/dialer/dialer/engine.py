@@ -1,0 +1,507 @@
+"""The dialer's loop: claim due contacts, check them at dial time, originate, finish attempts.
+
+Every replica runs the same loop; nothing assumes it is alone:
+
+- a contact is claimed in the database with a lease (``Store.claim_due``), so two replicas never
+  get the same one, and a replica killed mid-call loses nothing: its leases lapse and another
+  replica takes the contacts over (``_recover``);
+- before ``originate`` the claim is checked again where it matters, at dial time: the
+  do-not-call list, the calling window in the contact's own local time, the frequency caps
+  across campaigns; then a call slot of the campaign and the number's one-call lock are taken
+  in Redis, and the trunk's rate bucket is waited on;
+- the channel's uuid is the attempt's id (``origination_uuid``), so the call can always be
+  found again on the switch (``uuid_exists``): an originate whose result was lost (a dropped
+  Event Socket, a dead replica) is looked up, never redialled blindly;
+- unanswered attempts end with the originate's cause (:mod:`dialer.core.causes`); answered ones
+  with the dialog's outcome from ``calls:completed``; each finished contact gets one outcome
+  entry of its own (``contact:{id}``) for the sales sheet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from callkit.contracts import outcome as outcomes
+from callkit.contracts.streams import CALLS_COMPLETED
+from callkit.errors import AgentError, InvalidInput
+from callkit.esl import Event
+from dialer.core import causes, retry
+from dialer.core.breaker import AbandonTracker, TrunkBreaker, is_abandoned
+from dialer.core.caps import cap_allows
+from dialer.core.compliance import effective_windows
+from dialer.core.pacing import dial_budget
+from dialer.core.states import CampaignState, ContactState
+from dialer.core.windows import is_open, next_open, zone
+from dialer.live import LiveState
+from dialer.spec import CampaignSpec
+from dialer.store import Store
+from dialer.store.records import CampaignRecord, Claim, ContactRecord
+
+log = logging.getLogger("dialer.engine")
+CONTACT_ROW_PREFIX = "contact:"
+
+
+class Switch(Protocol):
+    """What the dialer needs of FreeSWITCH's Event Socket (``callkit.esl_client.EslClient``)."""
+
+    connected: asyncio.Event
+
+    async def api(self, command: str) -> str: ...
+
+    async def bgapi(self, command: str, timeout_s: float = 60.0) -> str: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class EngineConfig:
+    replica: str
+    dialplan_target: str = "outbound XML agent"
+    tick_s: float = 0.5
+    lease_s: float = 60.0
+    max_call_s: float = 900.0
+    outcome_wait_s: float = 120.0
+    completed_stream: str = CALLS_COMPLETED
+    group: str = "dialer"
+
+
+@dataclass
+class InFlight:
+    campaign_id: str
+    contact_id: str
+    attempt_id: str
+    phone: str
+    answered_at: float | None = None  # monotonic
+    hung_up_at: float | None = None
+    hangup_cause: str | None = None
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class CampaignHealth:
+    breaker: TrunkBreaker = field(default_factory=TrunkBreaker)
+    abandon: AbandonTracker = field(default_factory=AbandonTracker)
+
+
+def originate_command(spec: CampaignSpec, claim: Claim, *, campaign_id: str, target: str) -> str:
+    """``originate {vars}sofia/gateway/<trunk>/<number> <exten> XML <context>``.
+
+    Every value is one the dialer made (uuids, digits, a validated trunk name), so none can carry
+    a comma, a brace or a line break into the variable block."""
+    variables = {
+        "origination_uuid": claim.attempt_id,
+        "originate_timeout": str(spec.originate_timeout_s),
+        "campaign_id": campaign_id,
+        "contact_id": claim.contact_id,
+        "attempt_id": claim.attempt_id,
+        "call_direction": "outbound",
+        "ignore_early_media": "true",
+    }
+    if spec.caller_id:
+        variables["origination_caller_id_number"] = spec.caller_id
+    block = ",".join(f"{k}={v}" for k, v in variables.items())
+    return f"originate {{{block}}}sofia/gateway/{spec.trunk}/{claim.phone} {target}"
+
+
+class Dialer:
+    def __init__(
+        self,
+        config: EngineConfig,
+        store: Store,
+        redis: Redis,
+        switch: Switch,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        metrics: Any = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.redis = redis
+        self.live = LiveState(redis)
+        self.switch = switch
+        self.clock = clock
+        self.metrics = metrics
+        self.in_flight: dict[str, InFlight] = {}
+        self.health: dict[str, CampaignHealth] = {}
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.originates = 0
+        self.originate_s: list[float] = []  # the dialer's own time per originate (before sending)
+
+    # ------------------------------------------------------------------ loop
+
+    async def run(self) -> None:
+        consumer = asyncio.create_task(self._consume_outcomes(), name="dialer-outcomes")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.tick()
+                except (RedisError, OSError, AgentError) as exc:
+                    # A dependency went away: hold, and carry on when it is back. Nothing is
+                    # lost: contacts stay claimed by lease, slots and locks expire.
+                    log.warning("dialer tick failed; holding", extra={"error": str(exc)[:200]})
+                except Exception:
+                    log.exception("dialer tick failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.config.tick_s)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout_s)
+
+    async def tick(self) -> None:
+        now = self.clock()
+        await self._renew(now)
+        await self._recover(now)
+        for campaign in await self.store.running_campaigns():
+            await self._campaign_tick(campaign, now)
+
+    def _health(self, campaign_id: str) -> CampaignHealth:
+        return self.health.setdefault(campaign_id, CampaignHealth())
+
+    async def _campaign_tick(self, campaign: CampaignRecord, now: datetime) -> None:
+        spec: CampaignSpec = campaign.spec
+        health = self._health(campaign.id)
+        reason = health.breaker.reason(time.monotonic()) or health.abandon.reason
+        if reason is not None:
+            log.warning("campaign paused itself", extra={"campaign_id": campaign.id})
+            await self.store.transition(campaign.id, CampaignState.PAUSED, reason=reason, now=now)
+            self.health.pop(campaign.id, None)
+            return
+        if not self.switch.connected.is_set():
+            return  # no originates while the Event Socket is down; resumes on reconnect
+        active = await self.live.active(campaign.id, now=now.timestamp())
+        budget = dial_budget(concurrency=spec.concurrency, active=active, due=spec.concurrency)
+        if budget <= 0:
+            return
+        claims = await self.store.claim_due(
+            campaign.id,
+            now=now,
+            limit=budget,
+            owner=self.config.replica,
+            lease_s=self.config.lease_s,
+        )
+        if not claims:
+            if active == 0 and await self.store.remaining(campaign.id) == 0:
+                await self.store.transition(campaign.id, CampaignState.COMPLETED, now=now)
+            return
+        for claim in claims:
+            await self._prepare(campaign, claim, now)
+
+    # ------------------------------------------------------------------ dial-time checks
+
+    async def _prepare(self, campaign: CampaignRecord, claim: Claim, now: datetime) -> None:
+        started = time.perf_counter()
+        spec: CampaignSpec = campaign.spec
+        if await self.store.is_dnc(claim.phone):
+            await self._finish(claim.attempt_id, "skipped_dnc", None, None, now)
+            return
+        try:
+            tz = zone(claim.timezone or spec.timezone)
+        except InvalidInput:
+            tz = zone(spec.timezone)
+        windows = effective_windows(spec.windows, spec.profile, years=(now.year, now.year + 1))
+        if not is_open(windows, tz, now):
+            opens = next_open(windows, tz, now)
+            await self.store.release(
+                claim,
+                until=opens or now + timedelta(days=1),
+                reason="outside the calling hours in the contact's local time",
+                now=now,
+            )
+            return
+        past = await self.store.attempts_for_number(
+            claim.phone, since=now - timedelta(days=31), exclude=claim.attempt_id
+        )
+        allowed = cap_allows(spec.caps, past, now)
+        if allowed is not None:
+            await self.store.release(
+                claim, until=allowed, reason="frequency cap for this number", now=now
+            )
+            return
+        hold = self.config.max_call_s + spec.originate_timeout_s
+        if not await self.live.hold_number(claim.phone, claim.attempt_id, ttl_s=hold):
+            await self.store.release(
+                claim,
+                until=now + timedelta(seconds=60),
+                reason="the number is in another call",
+                now=now,
+            )
+            return
+        slot_until = now.timestamp() + spec.originate_timeout_s + self.config.lease_s
+        if not await self.live.reserve_slot(
+            campaign.id,
+            claim.attempt_id,
+            cap=spec.concurrency,
+            now=now.timestamp(),
+            hold_s=slot_until - now.timestamp(),
+        ):
+            await self.live.release_number(claim.phone, claim.attempt_id)
+            await self.store.release(
+                claim, until=now + timedelta(seconds=1), reason="no free call slot", now=now
+            )
+            return
+        flight = InFlight(campaign.id, claim.contact_id, claim.attempt_id, claim.phone)
+        self.in_flight[claim.attempt_id] = flight
+        command = originate_command(
+            spec, claim, campaign_id=campaign.id, target=self.config.dialplan_target
+        )
+        self.originate_s.append(time.perf_counter() - started)
+        task = asyncio.create_task(self._dial(campaign, claim, command), name="dialer-originate")
+        flight.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dial(self, campaign: CampaignRecord, claim: Claim, command: str) -> None:
+        spec: CampaignSpec = campaign.spec
+        # The trunk's rate bucket is shared by every replica; each waits its turn.
+        for _ in range(1000):
+            wait = await self.live.rate_wait(spec.trunk, calls_per_second=spec.calls_per_second)
+            if wait <= 0:
+                break
+            await asyncio.sleep(min(wait, 5.0))
+        self.originates += 1
+        if self.metrics is not None:
+            self.metrics.inc()
+        try:
+            reply = await self.switch.bgapi(command, timeout_s=spec.originate_timeout_s + 15)
+        except AgentError as exc:
+            # The result is unknown (the socket dropped, no reply): the call may be ringing.
+            # The lease stays; recovery looks the channel up before anything is dialled again.
+            log.warning(
+                "originate result unknown; the switch will be asked",
+                extra={"attempt_id": claim.attempt_id, "error": exc.message},
+            )
+            return
+        reply = reply.strip()
+        now = self.clock()
+        health = self._health(campaign.id)
+        if reply.startswith("+OK"):
+            health.breaker.record(time.monotonic(), failed=False)
+            flight = self.in_flight.get(claim.attempt_id)
+            if flight is not None and flight.answered_at is None:
+                flight.answered_at = time.monotonic()
+            await self.store.mark_answered(claim.attempt_id, call_id=claim.attempt_id, now=now)
+            return  # the dialog's outcome finishes it
+        cause = reply.removeprefix("-ERR").strip().split(" ")[0] or "UNKNOWN"
+        health.breaker.record(time.monotonic(), failed=causes.is_trunk_failure(cause))
+        await self._finish(claim.attempt_id, causes.outcome_for_cause(cause), cause, spec, now)
+
+    # ------------------------------------------------------------------ finishing
+
+    async def _finish(
+        self,
+        attempt_id: str,
+        status: str,
+        cause: str | None,
+        spec: CampaignSpec | None,
+        now: datetime,
+        *,
+        callback_at: datetime | None = None,
+    ) -> None:
+        attempt = await self.store.attempt(attempt_id)
+        if attempt is None:
+            return
+        contact = await self.store.contact(attempt.contact_id)
+        if spec is None:
+            campaign = await self.store.campaign(attempt.campaign_id)
+            spec = campaign.spec if campaign is not None else CampaignSpec(name="?")
+        failed_retry = status == "failed"
+        next_at = retry.next_attempt(
+            spec.retry,
+            status,
+            attempts=contact.attempts if contact is not None else 1,
+            failed_retries=contact.failed_retries if contact is not None else 0,
+            now=now,
+        )
+        if status == "callback" and callback_at is not None and next_at is not None:
+            next_at = max(callback_at, now)
+        if status == "opt_out":
+            await self.store.add_dnc(attempt.phone, source="opt-out", now=now)
+        finished = await self.store.finish_attempt(
+            attempt_id,
+            outcome=status,
+            hangup_cause=cause,
+            next_attempt_at=next_at,
+            now=now,
+            failed_retry=failed_retry,
+        )
+        flight = self.in_flight.pop(attempt_id, None)
+        await self.live.release_slot(attempt.campaign_id, attempt_id)
+        await self.live.release_number(attempt.phone, attempt_id)
+        if flight is not None and flight.answered_at is not None:
+            self._health(attempt.campaign_id).abandon.record(
+                answered=True,
+                abandoned=is_abandoned(first_audio_after_s=None, agent_dropped=status == "failed"),
+            )
+        if finished is not None and finished.state in (ContactState.DONE, ContactState.SKIPPED):
+            await self._contact_row(finished, spec, attempt.campaign_id, now)
+
+    async def _contact_row(
+        self, contact: ContactRecord, spec: CampaignSpec, campaign_id: str, now: datetime
+    ) -> None:
+        """The sales sheet's one row for a finished contact (the notifier writes it once)."""
+        status = contact.outcome or "failed"
+        attempts = contact.attempts
+        row = outcomes.CallOutcome(
+            call_id=f"{CONTACT_ROW_PREFIX}{contact.id}",
+            direction="outbound",
+            campaign_id=campaign_id,
+            callee=contact.phone,
+            started_at=contact.created_at if getattr(contact, "created_at", None) else now,
+            ended_at=now,
+            duration_s=0,
+            status=status,
+            slots=outcomes.Slots(client_name=contact.name, phone=contact.phone),
+            summary=f"campaign {spec.name}: {status} after {attempts} attempt(s)",
+            attempts=attempts,
+        )
+        await self.redis.xadd(self.config.completed_stream, outcomes.entry(row))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ answered calls
+
+    def on_event(self, event: Event) -> None:
+        """Event Socket events of the dialer's own channels (those with an ``attempt_id``)."""
+        attempt_id = event.get("variable_attempt_id")
+        if not attempt_id:
+            return
+        flight = self.in_flight.get(attempt_id)
+        if event.name == "CHANNEL_ANSWER" and flight is not None and flight.answered_at is None:
+            flight.answered_at = time.monotonic()
+        elif event.name == "CHANNEL_HANGUP_COMPLETE" and flight is not None:
+            flight.hung_up_at = time.monotonic()
+            flight.hangup_cause = event.get("Hangup-Cause")
+
+    async def _consume_outcomes(self) -> None:
+        stream, group = self.config.completed_stream, self.config.group
+        with contextlib.suppress(ResponseError):
+            await self.redis.xgroup_create(stream, group, id="$", mkstream=True)
+        while not self._stopping.is_set():
+            try:
+                claimed: Any = await self.redis.xautoclaim(
+                    stream, group, self.config.replica, min_idle_time=30_000, count=50
+                )
+                entries = list(claimed[1]) if claimed else []
+                read: Any = await self.redis.xreadgroup(
+                    group, self.config.replica, {stream: ">"}, count=50, block=1000
+                )
+                for _, items in read or []:
+                    entries.extend(items)
+                for entry_id, fields in entries:
+                    await self._apply_outcome(fields)
+                    await self.redis.xack(stream, group, entry_id)
+            except (RedisError, OSError, AgentError) as exc:
+                log.warning("reading call outcomes failed", extra={"error": str(exc)[:200]})
+                await asyncio.sleep(1.0)
+
+    async def _apply_outcome(self, fields: Any) -> None:
+        try:
+            outcome = outcomes.parse_entry(fields)
+        except InvalidInput:
+            return  # the notifier parks what it cannot read; nothing of the dialer's
+        if outcome.call_id.startswith(CONTACT_ROW_PREFIX):
+            return  # a contact's own row, written by a dialer
+        attempt = await self.store.attempt(outcome.call_id)
+        if attempt is None or attempt.ended_at is not None:
+            return
+        callback_at = _callback_time(outcome)
+        await self._finish(
+            attempt.id,
+            outcome.status,
+            outcome.hangup_cause,
+            None,
+            self.clock(),
+            callback_at=callback_at,
+        )
+
+    # ------------------------------------------------------------------ leases
+
+    async def _renew(self, now: datetime) -> None:
+        """Keep the leases (and slots) of this replica's live calls."""
+        until = now + timedelta(seconds=self.config.lease_s)
+        for attempt_id, flight in list(self.in_flight.items()):
+            if flight.hung_up_at is not None and (
+                time.monotonic() - flight.hung_up_at > self.config.outcome_wait_s
+            ):
+                # Answered and hung up, but the dialog's outcome never came.
+                await self._finish(attempt_id, "failed", flight.hangup_cause, None, now)
+                continue
+            await self.store.extend_lease(flight.contact_id, owner=self.config.replica, until=until)
+            await self.live.extend_slot(flight.campaign_id, attempt_id, until=until.timestamp())
+
+    async def _recover(self, now: datetime) -> None:
+        """Contacts whose replica died: find their call on the switch before anything else."""
+        for claim in await self.store.expired_leases(now=now):
+            if claim.attempt_id in self.in_flight:
+                continue
+            if not await self.store.take_over(
+                claim.contact_id, owner=self.config.replica, lease_s=self.config.lease_s, now=now
+            ):
+                continue  # another replica took it
+            attempt = await self.store.attempt(claim.attempt_id)
+            if attempt is None or attempt.ended_at is not None:
+                continue
+            if not self.switch.connected.is_set():
+                continue  # asked again once the switch answers (the lease is ours now)
+            exists = (await self.switch.api(f"uuid_exists {claim.attempt_id}")).strip()
+            if exists == "true":
+                log.info(
+                    "call of a lost replica found on the switch",
+                    extra={"attempt_id": claim.attempt_id},
+                )
+                flight = InFlight(
+                    claim.campaign_id,
+                    claim.contact_id,
+                    claim.attempt_id,
+                    claim.phone,
+                    answered_at=time.monotonic(),
+                )
+                self.in_flight[claim.attempt_id] = flight
+                await self.live.hold_number(
+                    claim.phone, claim.attempt_id, ttl_s=self.config.max_call_s
+                )
+                continue
+            if attempt.answered_at is not None:
+                # The call ended while nobody watched: its outcome is on calls:completed, and
+                # the consumer group hands it to a live replica. Wait for it, then give up.
+                flight = InFlight(
+                    claim.campaign_id,
+                    claim.contact_id,
+                    claim.attempt_id,
+                    claim.phone,
+                    answered_at=time.monotonic(),
+                    hung_up_at=time.monotonic(),
+                )
+                self.in_flight[claim.attempt_id] = flight
+                continue
+            # No channel and never answered: the originate did not go out or failed unseen.
+            await self._finish(claim.attempt_id, "failed", "UNKNOWN_RESULT", None, now)
+
+
+def _callback_time(outcome: outcomes.CallOutcome) -> datetime | None:
+    extra = outcome.slots.model_extra or {}
+    value = extra.get("callback_at")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            moment = datetime.fromisoformat(value)
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
