@@ -1,8 +1,9 @@
 """`callsim`: the emulated FreeSWITCH, and scripted calls that measure the agent from the
 caller's side.
 
-  callsim serve --esl-port 8021 --esl-password PW [--control-port 8022]
-      the emulated switch alone: Event Socket for the bridge, a control port for `callsim run`
+  callsim serve --esl-port 8021 --esl-password PW [--control-port 8022] [--callees DIR]
+      the emulated switch alone: Event Socket for the bridge and the dialer, a control port for
+      `callsim run`, and the people a campaign calls (outbound scripts, a report per call)
   callsim run --script calls/ --report out.json [--emulator http://127.0.0.1:8022]
       play call scripts (a file, or a folder as a suite) and report v2v, barge-in and checks
 """
@@ -25,10 +26,12 @@ import uvicorn
 
 from callkit.errors import AgentError
 from callkit.logging import configure_logging
+from callsim.callees import CalleeBook, check_scripts
 from callsim.control import create_control_app
 from callsim.esl_server import EslServer
-from callsim.run import RunOptions, percentile, run_call, summary_lines
-from callsim.script import load_scripts
+from callsim.fsconf import ConfError
+from callsim.run import RunOptions, load_deployment, percentile, run_call, summary_lines
+from callsim.script import CallScript, load_scripts
 from callsim.switch import Callee, Switch
 
 DEFAULT_FORK_URL = "ws://127.0.0.1:8080/fork/{uuid}"
@@ -68,12 +71,38 @@ def _options(args: argparse.Namespace) -> RunOptions:
     )
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    switch = Switch(fork_build=args.fork_build)
-    for spec in args.callee:
+def _static_callees(specs: list[str]) -> dict[str, Callee]:
+    """``--callee NUMBER=OUTCOME[:RING_S]`` as the switch's far ends."""
+    callees = {}
+    for spec in specs:
         number, _, behaviour = spec.partition("=")
         outcome, _, ring = behaviour.partition(":")
-        switch.callees[number] = Callee(outcome or "answer", float(ring or 0))
+        try:
+            callees[number] = Callee(outcome or "answer", float(ring or 0))
+        except ValueError as exc:
+            raise AgentError(f"--callee {spec!r}: {exc}") from None
+    return callees
+
+
+async def _serve(args: argparse.Namespace, callees: list[tuple[Path, CallScript]]) -> None:
+    switch = Switch(fork_build=args.fork_build)
+    options = _options(args)
+    try:
+        # As FreeSWITCH after start-up: originates route through its dialplan and gateways.
+        load_deployment(switch, options)
+    except ConfError as exc:
+        print(f"callsim: no dialplan or gateways loaded: {exc}", file=sys.stderr, flush=True)
+    switch.callees.update(_static_callees(args.callee))
+    reports = Path(args.reports) if args.reports else _default_reports(options.recordings)
+    book = CalleeBook(switch, options, reports)
+    for path, script in callees:
+        book.add(path, script)
+    if callees:
+        print(
+            f"callsim: {len(callees)} callees from {args.callees}; reports in {reports}",
+            file=sys.stderr,
+            flush=True,
+        )
     server = EslServer(switch, args.esl_password, args.esl_host, args.esl_port)
     await server.start()
     stop = asyncio.Event()
@@ -100,7 +129,13 @@ async def _serve(args: argparse.Namespace) -> None:
         web.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await control
+    await book.aclose()
     await server.close()
+
+
+def _default_reports(recordings: Path) -> Path:
+    """Beside the recordings: recordings/callsim → recordings/callsim-reports."""
+    return recordings.with_name(recordings.name + "-reports")
 
 
 async def _run_local(args: argparse.Namespace, scripts: list[Any]) -> list[dict[str, Any]]:
@@ -244,7 +279,19 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NUMBER=OUTCOME[:RING_S]",
-        help="how a dialled number behaves: answer, busy, reject or no_answer (repeatable)",
+        help="how a dialled number behaves: answer, busy, reject, no_answer or unallocated "
+        "(repeatable)",
+    )
+    serve.add_argument(
+        "--callees",
+        type=Path,
+        help="a folder of outbound call scripts: the people the dialer calls (caller.number is "
+        "the number dialled)",
+    )
+    serve.add_argument(
+        "--reports",
+        help="where each callee call's JSON report goes (default: beside the recordings, "
+        "<recordings>-reports)",
     )
     serve.add_argument("--control-host", default="127.0.0.1")
     serve.add_argument(
@@ -277,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.esl_password:
             print("callsim: --esl-password (or CALLSIM_ESL_PASSWORD) is required", file=sys.stderr)
             return 2
-        asyncio.run(_serve(args))
+        try:
+            callees = load_scripts(args.callees) if args.callees else []
+            check_scripts(callees)
+            _static_callees(args.callee)
+        except AgentError as exc:
+            print(f"callsim serve: {exc.message}", file=sys.stderr)
+            return 2
+        asyncio.run(_serve(args, callees))
         return 0
     try:
         scripts = load_scripts(args.script)

@@ -74,6 +74,22 @@ class Config:
             return None
         return next((c for c in conf.iter("configuration") if c.get("name") == name), None)
 
+    def gateways(self) -> set[str]:
+        """The names every SIP profile's gateways go by (sofia/gateway/<name>/…)."""
+        sofia = self.configuration("sofia.conf")
+        if sofia is None:
+            return set()
+        return {g.get("name", "") for g in sofia.iter("gateway")} - {""}
+
+    def inbound_context(self) -> str:
+        """The dialplan context the SIP profile sends incoming calls to."""
+        sofia = self.configuration("sofia.conf")
+        if sofia is not None:
+            for param in sofia.iter("param"):
+                if param.get("name") == "context":
+                    return param.get("value", "default")
+        return "default"
+
     def dialplan(self) -> Dialplan:
         plan = self.section("dialplan")
         if plan is None:

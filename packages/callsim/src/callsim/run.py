@@ -4,7 +4,9 @@ Inbound calls run through the deployment's own dialplan (freeswitch/conf, render
 image's entrypoint as at container start): whatever it sets, answers, forks and parks is what the
 emulated switch does, so a broken dialplan breaks the emulated calls too. Outbound scripts wait
 for the agent to originate a call to the caller's number and answer it after the given rings (or
-are busy, do not answer, or are a voicemail). With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
+are busy, do not answer, are a voicemail, reject it or do not exist), attempt by attempt
+(:func:`callee_of`, :func:`answer`; ``callsim serve --callees`` keeps them waiting for a dialer).
+With a Redis URL the report adds the agent's sentences (``calls:events``) and checks
 the script's ``expect`` against the call's outcome (``calls:completed``); both are read
 through the shared contracts (:mod:`callkit.contracts`).
 
@@ -95,7 +97,18 @@ async def run_call(
     )
     if placed is None:
         return _report_without_call(script, options, started)
-    caller = placed
+    return await play(switch, placed, script, options, started)
+
+
+async def play(
+    switch: Switch,
+    caller: ScriptedCaller,
+    script: CallScript,
+    options: RunOptions,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Play an attached caller's script to its end (``max_call_s`` at most); the report."""
+    started = time.time() if started is None else started
     max_s = script.timing.max_call_s
     try:
         await asyncio.wait_for(caller.run(), max_s)
@@ -165,15 +178,14 @@ async def _inbound(
     )
     caller = _attach(switch, ch, script, options, progress)
     try:
-        plan, context, globals_ = _deployment(switch, options)
+        loaded = load_deployment(switch, options)
     except ConfError as exc:
         caller.errors.append(f"the FreeSWITCH configuration was refused: {exc}")
         switch.hangup(ch, "DESTINATION_OUT_OF_ORDER")
         return caller
-    switch.globals = dict(globals_)  # what FreeSWITCH holds after reading this configuration
-    switch.dialplan = plan
+    context = loaded.context
     ch.context = context
-    found = plan.hunt(context, {**ch.variables, "uuid": ch.uuid})
+    found = loaded.dialplan.hunt(context, {**ch.variables, "uuid": ch.uuid})
     if found is None:
         caller.errors.append(f"no extension of context {context!r} takes {script.callee!r}")
         switch.hangup(ch, "NO_ROUTE_DESTINATION")
@@ -201,8 +213,18 @@ async def _inbound(
     return caller
 
 
-def _deployment(switch: Switch, options: RunOptions) -> tuple[Dialplan, str, dict[str, str]]:
-    """The deployment's dialplan, rendered the way the FreeSWITCH image renders it at start."""
+@dataclass(frozen=True)
+class Deployment:
+    """What the switch holds after reading the deployment's configuration."""
+
+    dialplan: Dialplan
+    context: str  # where the carrier's calls enter (the SIP profile's context)
+    globals: dict[str, str]
+    gateways: frozenset[str]
+
+
+def deployment(switch: Switch, options: RunOptions) -> Deployment:
+    """The deployment's configuration, rendered the way the FreeSWITCH image renders it at start."""
     base, sep, rest = options.fork_url.rpartition("/{uuid}")
     if not sep or rest:
         raise ConfError(f"fork_url must end in /{{uuid}} (got {options.fork_url!r})")
@@ -212,6 +234,7 @@ def _deployment(switch: Switch, options: RunOptions) -> tuple[Dialplan, str, dic
         options.fork_password,
         switch.fork_build,
         options.operator_destination,
+        str(options.freeswitch_dir),
     )
     cached = _DEPLOYMENTS.get(key)
     if cached is None:
@@ -225,19 +248,59 @@ def _deployment(switch: Switch, options: RunOptions) -> tuple[Dialplan, str, dic
             "OPERATOR_DESTINATION": options.operator_destination,
         }
         conf = fsconf.render(options.freeswitch_dir, env)
-        profiles = conf.configuration("sofia.conf")
-        context = "default"
-        if profiles is not None:
-            for param in profiles.iter("param"):
-                if param.get("name") == "context":
-                    context = param.get("value", context)
-        cached = _DEPLOYMENTS[key] = (conf.dialplan(), context, conf.globals)
+        cached = _DEPLOYMENTS[key] = Deployment(
+            conf.dialplan(), conf.inbound_context(), conf.globals, frozenset(conf.gateways())
+        )
     return cached
 
 
-_DEPLOYMENTS: dict[
-    tuple[str, str | None, str | None, str, str], tuple[Dialplan, str, dict[str, str]]
-] = {}
+def load_deployment(switch: Switch, options: RunOptions) -> Deployment:
+    """Configure the switch as FreeSWITCH is after start-up: globals, dialplan, gateways."""
+    found = deployment(switch, options)
+    switch.globals = dict(found.globals)
+    switch.dialplan = found.dialplan
+    switch.gateways = set(found.gateways)
+    return found
+
+
+_DEPLOYMENTS: dict[tuple[str, str | None, str | None, str, str, str], Deployment] = {}
+
+#: A script's outcome as the switch plays it: a voicemail answers like a person.
+_SWITCH_OUTCOME = {"voicemail": "answer"}
+
+
+def callee_of(
+    script: CallScript,
+    on_answer: Callable[[Channel], None] | None = None,
+    on_failure: Callable[[Channel], None] | None = None,
+) -> Callee:
+    """The switch's far end for an outbound script: its outcomes, attempt by attempt."""
+    out = script.outbound
+    return Callee(
+        _SWITCH_OUTCOME.get(out.outcome, out.outcome),
+        out.answer_after_rings * RING_S,
+        attempts=[_SWITCH_OUTCOME.get(o, o) for o in out.attempts],
+        on_answer=on_answer,
+        on_failure=on_failure,
+    )
+
+
+def answer(
+    switch: Switch,
+    ch: Channel,
+    script: CallScript,
+    options: RunOptions,
+    attempt: int,
+    progress: Callable[[str], None] | None = None,
+) -> ScriptedCaller:
+    """The scripted callee picks up ``ch`` (its ``attempt``-th call): a person, or a voicemail
+    that plays its greeting and a beep first."""
+    ch.codec = script.caller.codec  # negotiated by the answer's SDP
+    caller = _attach(switch, ch, script, options, progress)
+    if script.outbound.outcome_of(attempt) == "voicemail":
+        caller.speak("voicemail", script.outbound.voicemail_greeting)
+        caller.line.queue(_beep())
+    return caller
 
 
 async def _outbound(
@@ -246,30 +309,24 @@ async def _outbound(
     options: RunOptions,
     progress: Callable[[str], None] | None,
 ) -> ScriptedCaller | None:
-    out = script.outbound
     number = script.caller.number
     attached: asyncio.Future[ScriptedCaller] = asyncio.get_running_loop().create_future()
 
-    def on_channel(ch: Channel) -> None:
-        ch.codec = script.caller.codec
-        caller = _attach(switch, ch, script, options, progress)
-        if out.outcome == "voicemail":
-            caller.speak("voicemail", out.voicemail_greeting)
-            caller.line.queue(_beep())
+    def on_answer(ch: Channel) -> None:
+        caller = answer(switch, ch, script, options, callee.dialled, progress)
         if not attached.done():
             attached.set_result(caller)
 
-    outcome = "answer" if out.outcome == "voicemail" else out.outcome
-    switch.callees[number] = Callee(outcome, out.answer_after_rings * RING_S)
-    switch.attach[number] = on_channel
-    if out.outcome in ("busy", "no_answer"):
+    callee = callee_of(script, on_answer)
+    switch.callees[number] = callee
+    if not script.outbound.ever_answers:
         return None  # the switch itself answers the originate with the failure
     try:
         return await asyncio.wait_for(attached, options.originate_timeout_s)
     except TimeoutError:
         return None
     finally:
-        switch.attach.pop(number, None)
+        callee.on_answer = None  # a later call to the number rings nobody's script
 
 
 def _beep() -> bytes:
@@ -292,17 +349,22 @@ def _attach(
     return ScriptedCaller(switch, ch, script, recording=recording, progress=progress, ears=ears)
 
 
+#: The call status (callkit.contracts.outcome) an unanswered outcome stands for.
+_STATUS_OF = {"reject": "rejected", "unallocated": "invalid_number"}
+
+
 def _report_without_call(script: CallScript, options: RunOptions, started: float) -> dict[str, Any]:
     expected = script.expect.status
-    outcome = script.outbound.outcome
+    outcome = script.outbound.outcome_of(1)
+    status = _STATUS_OF.get(outcome, outcome)
     checks = []
     if expected is not None:
         checks.append(
             {
                 "check": "status",
                 "expected": expected,
-                "actual": outcome,
-                "passed": expected == outcome,
+                "actual": status,
+                "passed": expected == status,
             }
         )
     return {

@@ -6,6 +6,8 @@
     language: en
     direction: inbound            # or outbound (the agent dials the caller's number)
     outbound: {answer_after_rings: 2, outcome: answer}   # answer | busy | no_answer | voicemail
+                                                        # | reject | unallocated
+    # outbound: {attempts: [busy, answer]}              # per call to the number, the last repeats
     caller: {number: "+15551234567", voice: "espeak:en-us", codec: PCMU}
     line: {echo: {delay_ms: 120, gain_db: -20}, noise_dbfs: -55}
     turns:
@@ -67,12 +69,32 @@ class Line(_Strict):
     noise_dbfs: float | None = Field(None, le=-10)
 
 
+#: How the called number takes a call: a person answers; busy; it rings out; a voicemail answers
+#: (its greeting, then a beep); the carrier rejects it (603) or has no such number (404).
+OutboundOutcome = Literal["answer", "busy", "no_answer", "voicemail", "reject", "unallocated"]
+
+
 class Outbound(_Strict):
+    """The callee of a campaign call (``direction: outbound``; ``caller.number`` is dialled)."""
+
     answer_after_rings: int = Field(1, ge=0, le=30)
-    outcome: Literal["answer", "busy", "no_answer", "voicemail"] = "answer"
+    outcome: OutboundOutcome = "answer"
+    #: One outcome per call to the number, in order, the last one repeating: ``[busy, answer]``
+    #: is busy the first time and answers every later time. Empty: always ``outcome``.
+    attempts: list[OutboundOutcome] = Field(default_factory=list, max_length=20)
     voicemail_greeting: str = (
         "Hi, you have reached my voicemail. Please leave a message after the tone."
     )
+
+    def outcome_of(self, attempt: int) -> OutboundOutcome:
+        """The outcome of the ``attempt``-th call (from 1)."""
+        if not self.attempts:
+            return self.outcome
+        return self.attempts[min(max(attempt, 1), len(self.attempts)) - 1]
+
+    @property
+    def ever_answers(self) -> bool:
+        return any(o in ("answer", "voicemail") for o in (self.attempts or [self.outcome]))
 
 
 class Timing(_Strict):

@@ -9,8 +9,10 @@ all of them and each applies its own subscriptions and filters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
+import json
 import logging
 import re
 import socket
@@ -28,20 +30,104 @@ import numpy as np
 from callkit.audio import resample
 from callkit.esl import Event
 from callsim.audio_fork import DEFAULT_BUG, AudioFork
-from callsim.fsconf import Dialplan, expand
+from callsim.beep import Beep, BeepDetector, BeepWatch
+from callsim.fsconf import Action, Dialplan, expand
 from callsim.line import CallerLine, through_codec
 from callsim.switch_strings import parse_brackets, separate_string
 
 Listener = Callable[[Event], None]
+ORIGINATE_SYNTAX = (
+    "<call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] "
+    "[<cid_num>] [<timeout_sec>]"
+)
+SHOW_SYNTAX = (
+    "codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like "
+    "<match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|"
+    "chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status"
+)
+#: The core database's channels table, in its column order (switch_core_sqldb.c).
+CHANNEL_COLUMNS = [
+    "uuid",
+    "direction",
+    "created",
+    "created_epoch",
+    "name",
+    "state",
+    "cid_name",
+    "cid_num",
+    "ip_addr",
+    "dest",
+    "application",
+    "application_data",
+    "dialplan",
+    "context",
+    "read_codec",
+    "read_rate",
+    "read_bit_rate",
+    "write_codec",
+    "write_rate",
+    "write_bit_rate",
+    "secure",
+    "hostname",
+    "presence_id",
+    "presence_data",
+    "accountcode",
+    "callstate",
+    "callee_name",
+    "callee_num",
+    "callee_direction",
+    "call_uuid",
+    "sent_callee_name",
+    "sent_callee_num",
+    "initial_cid_name",
+    "initial_cid_num",
+    "initial_ip_addr",
+    "initial_dest",
+    "initial_dialplan",
+    "initial_context",
+]
 log = logging.getLogger("callsim.switch")
+
+
+#: How a far end can take an originate: it answers, or the carrier answers with a failure.
+OUTCOMES = ("answer", "busy", "reject", "no_answer", "unallocated")
+#: What the carrier sends for each failure: the cause sofia maps its SIP status to, and the status
+#: (sofia_glue_sip_cause_to_freeswitch: 486 USER_BUSY, 603 CALL_REJECTED, 404 UNALLOCATED_NUMBER).
+FAILURES = {
+    "busy": ("USER_BUSY", "486"),
+    "reject": ("CALL_REJECTED", "603"),
+    "unallocated": ("UNALLOCATED_NUMBER", "404"),
+}
+#: A number no callee answers for: the carrier's 404 Not Found, as for a number never assigned.
+UNKNOWN_NUMBER = "unallocated"
 
 
 @dataclass
 class Callee:
-    """How the far end of an originated call behaves (set by a scripted caller)."""
+    """How the far end of an originated call behaves, attempt after attempt."""
 
-    outcome: str = "answer"  # answer | busy | reject | no_answer
+    outcome: str = "answer"  # one of OUTCOMES
     ring_s: float = 0.0
+    #: One outcome per originate to the number, in order, the last one repeating; empty: always
+    #: ``outcome`` (``[busy, answer]``: the first attempt is busy, every later one answers).
+    attempts: list[str] = field(default_factory=list)
+    #: Runs on the channel as the callee answers: a scripted far end attaches to it there.
+    on_answer: Callable[[Channel], None] | None = None
+    #: Runs when an attempt ends unanswered, with the attempt's channel (hung up by then).
+    on_failure: Callable[[Channel], None] | None = None
+    dialled: int = 0  # originates to this number so far
+
+    def __post_init__(self) -> None:
+        unknown = [o for o in [self.outcome, *self.attempts] if o not in OUTCOMES]
+        if unknown:
+            raise ValueError(f"callee outcome {unknown[0]!r} is not one of {', '.join(OUTCOMES)}")
+
+    def next_outcome(self) -> str:
+        """The outcome of the next originate to this number (and count it)."""
+        self.dialled += 1
+        if not self.attempts:
+            return self.outcome
+        return self.attempts[min(self.dialled, len(self.attempts)) - 1]
 
 
 CODEC_RATES = {"PCMU": 8000, "PCMA": 8000, "G722": 16000, "L16": 16000}
@@ -52,7 +138,20 @@ Tap = Callable[[bytes, bytes | None], None]
 #: ``${api(args)}`` in an application's data (switch_channel_expand_variables runs the API).
 _API_CALL = re.compile(r"\$\{(\w+)\(([^()]*)\)\}")
 
-OUTCOME_CAUSES = {"busy": "USER_BUSY", "reject": "CALL_REJECTED", "no_answer": "NO_ANSWER"}
+#: Q.850 codes of the causes the emulator ends calls with (switch_channel_cause_q850).
+Q850 = {
+    "UNALLOCATED_NUMBER": 1,
+    "NO_ROUTE_DESTINATION": 3,
+    "NORMAL_CLEARING": 16,
+    "USER_BUSY": 17,
+    "NO_USER_RESPONSE": 18,
+    "NO_ANSWER": 19,
+    "CALL_REJECTED": 21,
+    "DESTINATION_OUT_OF_ORDER": 27,
+    "NORMAL_TEMPORARY_FAILURE": 41,
+    "ORIGINATOR_CANCEL": 16,
+    "MANAGER_REQUEST": 16,
+}
 
 
 @dataclass
@@ -84,7 +183,25 @@ class Channel:
     transferred_to: str | None = None
     bridged_to: str | None = None  # the dial string a transfer's bridge rang
     context: str = "default"  # the dialplan context the channel is routed in
+    rdnis: str | None = None  # the destination before the last transfer (the caller profile's)
+    application: str = ""  # the dialplan application running now (show channels)
+    application_data: str = ""
+    hung_up: asyncio.Event = field(default_factory=asyncio.Event)
     _last_written: bytes | None = None
+
+    def profile(self) -> dict[str, str]:
+        """The caller profile's fields, which a variable lookup falls back to after the
+        channel's own variables (switch_caller_get_field_by_name): ``${rdnis}``,
+        ``${caller_id_number}``, ``${destination_number}``…"""
+        fields = {
+            "caller_id_number": self.caller_number,
+            "destination_number": self.destination_number,
+            "context": self.context,
+            "uuid": self.uuid,
+        }
+        if self.rdnis is not None:
+            fields["rdnis"] = self.rdnis
+        return fields
 
     def media_tick(self, samples: int, rate: int) -> tuple[bytes, bytes | None]:
         """One 20 ms media frame at ``rate``: (read, written or None when nothing is written)."""
@@ -123,6 +240,16 @@ def _at(pcm16k: bytes, samples: int, rate: int) -> bytes:
     return out[: samples * 2].ljust(samples * 2, b"\0")
 
 
+def _seconds(text: str | None, default: float) -> float:
+    """A timeout as atoi reads it: digits, else the default (0 or nothing is no timeout set)."""
+    digits = "".join(itertools.takewhile(str.isdigit, (text or "").strip()))
+    return float(digits) if digits and int(digits) > 0 else default
+
+
+def _created(ch: Channel) -> float:
+    return ch.created
+
+
 @dataclass
 class Playback:
     file: str
@@ -136,9 +263,12 @@ class Switch:
         self.hostname = hostname or socket.gethostname()
         self.channels: dict[str, Channel] = {}
         self.listeners: list[Listener] = []
+        # The far ends originated calls reach, by the number dialled.
         self.callees: dict[str, Callee] = {}
-        # Scripted far ends waiting for a call to their number: attached before it rings.
-        self.attach: dict[str, Callable[[Channel], None]] = {}
+        # The SIP profiles' gateways (sofia/gateway/<name>/…): an originate through any other is
+        # refused with INVALID_GATEWAY. None: no configuration loaded, every name is taken.
+        self.gateways: set[str] | None = None
+        self.gateways_down: set[str] = set()  # known but failing their pings: GATEWAY_DOWN
         self.faults: list[str] = []  # inputs that would have crashed a real FreeSWITCH
         # Which mod_audio_fork build the deployment runs: "drachtio" (upstream: playAudio files)
         # or "jambonz" (streamed L16 playback with marks).
@@ -183,20 +313,33 @@ class Switch:
         return Event(base + list(headers or []), body)
 
     def channel_headers(self, ch: Channel) -> list[tuple[str, str]]:
+        if ch.state == "CS_HANGUP":
+            answer_state = "hangup"  # switch_channel_down_nosig comes first
+        else:
+            answer_state = "answered" if ch.answered else "ringing"
+        profile = [
+            ("Caller-Caller-ID-Number", ch.caller_number),
+            ("Caller-Destination-Number", ch.destination_number),
+            *([("Caller-RDNIS", ch.rdnis)] if ch.rdnis is not None else []),
+            ("Caller-Context", ch.context),
+            ("Caller-Unique-ID", ch.uuid),
+            # Microseconds since the epoch; 0 for what has not happened (never answered).
+            ("Caller-Channel-Created-Time", str(int(ch.created * 1_000_000))),
+            ("Caller-Channel-Answered-Time", str(int((ch.answered_at or 0) * 1_000_000))),
+        ]
         return [
             ("Channel-State", ch.state),
             ("Channel-Call-State", ch.call_state),
             ("Channel-Name", f"sofia/callsim/{ch.caller_number}"),
             ("Unique-ID", ch.uuid),
             ("Call-Direction", ch.direction),
-            ("Answer-State", "answered" if ch.answered else "ringing"),
-            ("Caller-Caller-ID-Number", ch.caller_number),
-            ("Caller-Destination-Number", ch.destination_number),
-            ("Caller-Unique-ID", ch.uuid),
+            ("Answer-State", answer_state),
+            *([("Hangup-Cause", ch.hangup_cause)] if ch.hangup_cause else []),
             ("Channel-Read-Codec-Name", ch.codec),
             ("Channel-Read-Codec-Rate", str(CODEC_RATES[ch.codec])),
             ("Channel-Write-Codec-Name", ch.codec),
             ("Channel-Write-Codec-Rate", str(CODEC_RATES[ch.codec])),
+            *profile,
             *((f"variable_{k}", v) for k, v in ch.variables.items()),
         ]
 
@@ -244,7 +387,7 @@ class Switch:
             direction,
             caller,
             destination,
-            dict(variables or {}),
+            {"direction": direction, **(variables or {})},  # the core sets it on every channel
             codec=codec,
         )
         self.channels[ch.uuid] = ch
@@ -280,19 +423,19 @@ class Switch:
         for fork in list(ch.forks.values()):  # closed with 1000; no event, as the module does
             asyncio.get_running_loop().create_task(fork.stop())
         ch.forks.clear()
-        self.fire_channel("CHANNEL_HANGUP", ch, [("Hangup-Cause", cause)])
-        duration = int(time.time() - ch.created)
-        billsec = int(time.time() - ch.answered_at) if ch.answered_at else 0
-        self.fire_channel(
-            "CHANNEL_HANGUP_COMPLETE",
-            ch,
-            [
-                ("Hangup-Cause", cause),
-                ("variable_duration", str(duration)),
-                ("variable_billsec", str(billsec)),
-            ],
-        )
+        if ch.answered and "sip_hangup_disposition" not in ch.variables:
+            ch.variables["sip_hangup_disposition"] = "recv_bye" if by == "caller" else "send_bye"
+        self.fire_channel("CHANNEL_HANGUP", ch)
+        # What the core's hangup state and the reporting state add before HANGUP_COMPLETE.
+        now = time.time()
+        ch.variables["hangup_cause"] = cause
+        if cause in Q850:
+            ch.variables["hangup_cause_q850"] = str(Q850[cause])
+        ch.variables["duration"] = str(int(now - ch.created))
+        ch.variables["billsec"] = str(int(now - ch.answered_at) if ch.answered_at else 0)
+        self.fire_channel("CHANNEL_HANGUP_COMPLETE", ch)
         del self.channels[ch.uuid]
+        ch.hung_up.set()
         self.fire_channel("CHANNEL_DESTROY", ch)
 
     # ------------------------------------------------------------------ APIs
@@ -389,22 +532,31 @@ class Switch:
         return "+OK\n"
 
     async def _route(self, ch: Channel, exten: str, dialplan: str, context: str) -> None:
-        """The transferred channel's dialplan hunt (CS_ROUTING) and the extension it runs."""
+        """A transferred channel's dialplan hunt (CS_ROUTING) and the extension it runs: the
+        caller profile's destination becomes ``exten`` and the old one its ``rdnis``."""
+        ch.rdnis = ch.destination_number
         ch.destination_number = exten
-        ch.variables["destination_number"] = exten
+        if "destination_number" in ch.variables:
+            ch.variables["destination_number"] = exten
         found = None
         if dialplan == "XML" and self.dialplan is not None:
-            found = self.dialplan.hunt(context, {**ch.variables, "uuid": ch.uuid})
+            found = self.dialplan.hunt(context, self.lookup(ch, context=context))
         if found is None:
             log.info("transfer found no route", extra={"context": context, "dialplan": dialplan})
             self.hangup(ch, "NO_ROUTE_DESTINATION")
             return
         ch.context = context
-        for action in found[1]:
+        await self._run_actions(ch, found[1], exten)
+
+    async def _run_actions(self, ch: Channel, actions: list[Action], exten: str = "") -> None:
+        """Run an extension's applications in order (CS_EXECUTE); the call ends when they run
+        out, unless one of them holds it (park, a bridge that connected)."""
+        for action in actions:
             if ch.uuid not in self.channels:
                 return
             data = await self.expand(ch, action.data)
             headers = [("Application", action.application), ("Application-Data", data)]
+            ch.application, ch.application_data = action.application, data
             self.fire_channel("CHANNEL_EXECUTE", ch, headers)
             if action.application in ("set", "export"):
                 name, _, value = data.partition("=")
@@ -418,6 +570,8 @@ class Switch:
                 ch.state = "CS_PARK"
                 self.fire_channel("CHANNEL_PARK", ch)
                 return
+            elif action.application == "avmd_start":
+                self._avmd_start(ch)
             elif action.application == "bridge":
                 ch.transferred_to = exten
                 endpoint, _, cause = data.partition("/")
@@ -431,11 +585,16 @@ class Switch:
             )
         self.hangup(ch, "NORMAL_CLEARING")  # the extension ran out of actions
 
+    def lookup(self, ch: Channel, **extra: str) -> dict[str, str]:
+        """What ``${name}`` reads on the channel: its variables, then its caller profile, then
+        the globals (switch_channel_get_variable)."""
+        return {**self.globals, **ch.profile(), **extra, **ch.variables, "uuid": ch.uuid}
+
     async def expand(self, ch: Channel, data: str) -> str:
         """A dialplan action's data as the switch expands it when the application runs:
         ``$${name}`` is already gone (preprocessor), ``${name}`` reads the channel then the
         globals, and ``${api(args)}`` runs that API and is replaced by its output."""
-        data = expand(data, {**self.globals, **ch.variables, "uuid": ch.uuid})
+        data = expand(data, self.lookup(ch))
         out, last = [], 0
         for call in _API_CALL.finditer(data):
             reply = await self.api(call.group(1), call.group(2))
@@ -457,12 +616,24 @@ class Switch:
         return "+OK\n"
 
     async def _api_originate(self, args: str) -> str:
-        """originate <url> <exten>|&<app>(<args>) [dialplan] [context] [cid_name] [cid_num] [timeout]."""
-        parts = separate_string(args, 7)
-        if len(parts) < 2:
-            return "-USAGE: <call_url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+        """originate <call url> <exten>|&<app>(<args>) [dialplan] [context] [cid_name] [cid_num]
+        [timeout_sec] (mod_commands' originate_function over switch_ivr_originate).
+
+        ``sofia/gateway/<name>/<number>`` goes out through that gateway, which must be one of the
+        SIP profiles' (else INVALID_GATEWAY, before any channel exists). The leg rings its callee
+        (:class:`Callee`); a number nobody answers for gets the carrier's 404. A failure hangs the
+        leg up with its cause and answers ``-ERR <CAUSE>``; once answered the reply is
+        ``+OK <uuid>`` and the leg runs ``&<app>(<args>)``, or is transferred to ``<exten>`` in
+        the dialplan's ``<context>`` (no extension takes it: NO_ROUTE_DESTINATION).
+        """
+        usage = f"-USAGE: {ORIGINATE_SYNTAX}\n"
+        argv: list[str | None] = [None if a == "undef" else a for a in separate_string(args, 10)]
+        if len(argv) < 2 or len(argv) > 7 or argv[0] is None or argv[1] is None:
+            return usage
+        argv += [None] * (7 - len(argv))
+        target, dialplan, context = argv[1], argv[2] or "XML", argv[3] or "default"
         try:
-            variables, url = parse_brackets(parts[0])
+            variables, url = parse_brackets(argv[0])
         except ValueError:
             return "-ERR INVALID_GATEWAY\n"
         if (
@@ -470,40 +641,191 @@ class Switch:
             and variables.get("origination_nested_vars") != "true"
         ):
             return "-ERR DESTINATION_OUT_OF_ORDER\n"  # FreeSWITCH's var check refuses ${…} here
-        number = url.rsplit("/", 1)[-1]
-        timeout = float(variables.get("originate_timeout") or (parts[6] if len(parts) > 6 else 60))
+        refused = self._endpoint_refuses(url)
+        if refused is not None:
+            return f"-ERR {refused}\n"  # sofia gave up before creating the leg: no events
+        number = url.rsplit("/", 1)[-1].split(";", 1)[0]
+        timeout = _seconds(variables.get("originate_timeout") or argv[6], 60.0)
         ch = self.create_channel(
             direction="outbound",
-            caller=variables.get("origination_caller_id_number", "0000000000"),
+            caller=variables.get("origination_caller_id_number") or argv[5] or "0000000000",
             destination=number,
             variables=variables,
             channel_uuid=variables.get("origination_uuid"),
         )
-        hook = self.attach.get(number)
-        if hook is not None:
-            hook(ch)
-        callee = self.callees.get(number)
-        if callee is None:
-            self.hangup(ch, "NO_ROUTE_DESTINATION")
-            return "-ERR NO_ROUTE_DESTINATION\n"
-        self.fire_channel("CHANNEL_PROGRESS", ch)
-        if callee.outcome == "no_answer" or callee.ring_s >= timeout:
-            await asyncio.sleep(
-                min(timeout, callee.ring_s if callee.outcome == "answer" else timeout)
-            )
-            self.hangup(ch, "NO_ANSWER")
-            return "-ERR NO_ANSWER\n"
-        await asyncio.sleep(callee.ring_s)
-        if callee.outcome != "answer":
-            cause = OUTCOME_CAUSES.get(callee.outcome, "CALL_REJECTED")
-            self.hangup(ch, cause)
-            return f"-ERR {cause}\n"
+        callee = self.callee_for(number)
+        outcome = callee.next_outcome() if callee is not None else UNKNOWN_NUMBER
+        if outcome != "unallocated":  # the carrier's 404 comes before any ringing
+            self.fire_channel("CHANNEL_PROGRESS", ch)
+        ring_s = callee.ring_s if callee is not None else 0.0
+        # A leg hung up while it rings (uuid_kill, hupall) ends the originate with that cause.
+        if outcome == "unallocated":
+            self._refused(ch, outcome)
+        elif outcome == "no_answer" or ring_s >= timeout:
+            if not await self._ringing(ch, timeout):
+                ch.variables["sip_hangup_disposition"] = "send_cancel"
+                self.hangup(ch, "NO_ANSWER")  # originate_timeout: the switch cancels
+        elif not await self._ringing(ch, ring_s) and outcome in FAILURES:
+            self._refused(ch, outcome)
+        if ch.uuid not in self.channels:
+            if callee is not None and callee.on_failure is not None:
+                callee.on_failure(ch)
+            return f"-ERR {ch.hangup_cause}\n"
+        if callee is not None and callee.on_answer is not None:
+            callee.on_answer(ch)
         self.answer(ch)
         await self.api_on(ch, "api_on_answer")
-        if parts[1].startswith("&park"):
-            ch.state = "CS_PARK"
-            self.fire_channel("CHANNEL_PARK", ch)
+        if ch.uuid not in self.channels:
+            return f"-ERR {ch.hangup_cause}\n"
+        if target.startswith("&") and len(target) > 1:
+            app, _, app_args = target[1:].partition("(")
+            actions = [Action(app, app_args.split(")", 1)[0])]
+            run = self._run_actions(ch, actions)
+        else:
+            run = self._route(ch, target, dialplan, context)
+        task = asyncio.get_running_loop().create_task(run)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return f"+OK {ch.uuid}\n"
+
+    def _refused(self, ch: Channel, outcome: str) -> None:
+        """The carrier's final answer to the INVITE: the leg hangs up with its cause."""
+        cause, status = FAILURES[outcome]
+        ch.variables["sip_term_status"] = status
+        ch.variables["sip_hangup_disposition"] = "recv_refuse"
+        self.hangup(ch, cause)
+
+    def _endpoint_refuses(self, url: str) -> str | None:
+        """The cause sofia_outgoing_channel fails with before a leg exists, or None."""
+        endpoint, _, rest = url.partition("/")
+        profile, _, dest = rest.partition("/")
+        if endpoint != "sofia" or profile != "gateway":
+            return None
+        gateway, sep, number = dest.partition("/")
+        if not sep or not gateway or not number:
+            return "INVALID_URL"
+        if self.gateways is not None and gateway not in self.gateways:
+            return "INVALID_GATEWAY"
+        if gateway in self.gateways_down:
+            return "GATEWAY_DOWN"
+        return None
+
+    def callee_for(self, number: str) -> Callee | None:
+        """The callee of a dialled number, with or without its leading +."""
+        callee = self.callees.get(number)
+        if callee is None:
+            other = number[1:] if number.startswith("+") else f"+{number}"
+            callee = self.callees.get(other)
+        return callee
+
+    @staticmethod
+    async def _ringing(ch: Channel, seconds: float) -> bool:
+        """Ring for ``seconds``; True when the leg was hung up meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ch.hung_up.wait(), max(0.0, seconds))
+        return ch.hung_up.is_set()
+
+    def _api_show(self, args: str) -> str:
+        """show channels [count] [as json]: the core database's channels table, oldest first,
+        as CSV (a title line, one line a channel, then "N total.") or as JSON rows."""
+        argv = separate_string(args, 6)
+        if not argv or argv[0] != "channels":
+            return f"-USAGE: {SHOW_SYNTAX}\n"
+        rows = [self._channel_row(ch) for ch in sorted(self.channels.values(), key=_created)]
+        count = len(argv) > 1 and argv[1] == "count"
+        rest = argv[2:] if count else argv[1:]
+        as_json = len(rest) > 1 and rest[0] == "as" and rest[1] == "json"
+        if as_json:
+            if count:
+                return json.dumps({"row_count": len(rows)}, separators=(",", ":"))
+            if not rows:
+                return '{"row_count": 0}\n'
+            return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
+        if count:
+            return f"\n{len(rows)} total.\n"
+        lines = [",".join(CHANNEL_COLUMNS)] if rows else []
+        lines += [",".join(row[c] for c in CHANNEL_COLUMNS) for row in rows]
+        return "".join(line + "\n" for line in lines) + f"\n{len(rows)} total.\n"
+
+    def _channel_row(self, ch: Channel) -> dict[str, str]:
+        rate = str(CODEC_RATES[ch.codec])
+        created = datetime.fromtimestamp(ch.created).astimezone()
+        row = dict.fromkeys(CHANNEL_COLUMNS, "")
+        row.update(
+            uuid=ch.uuid,
+            direction=ch.direction,
+            created=created.strftime("%Y-%m-%d %H:%M:%S"),
+            created_epoch=str(int(ch.created)),
+            name=f"sofia/callsim/{ch.caller_number}",
+            state=ch.state,
+            cid_num=ch.caller_number,
+            dest=ch.destination_number,
+            application=ch.application,
+            application_data=ch.application_data,
+            dialplan="XML",
+            context=ch.context,
+            read_codec=ch.codec,
+            read_rate=rate,
+            write_codec=ch.codec,
+            write_rate=rate,
+            hostname=self.hostname,
+            callstate=ch.call_state,
+            call_uuid=ch.uuid,
+            initial_cid_num=ch.caller_number,
+            initial_dest=ch.rdnis or ch.destination_number,
+            initial_dialplan="XML",
+            initial_context=ch.context,
+        )
+        return row
+
+    # ------------------------------------------------------------------ mod_avmd
+
+    def _avmd_start(self, ch: Channel) -> None:
+        """avmd_start: watch what the far end sends for a voicemail beep (once per channel).
+
+        The events carry the Unique-ID and avmd's own headers, not the channel's data
+        (avmd_fire_event); a detected beep also sets ``avmd_detect=TRUE``.
+        """
+        if any(isinstance(tap, BeepWatch) for tap in ch.taps):
+            return  # avmd logs "already started" and leaves the running one
+        started = time.time()
+        self.fire(
+            self.event(
+                "CUSTOM",
+                [
+                    ("Unique-ID", ch.uuid),
+                    ("Call-command", "avmd"),
+                    ("Start-time", str(int(started * 1_000_000))),
+                ],
+                subclass="avmd::start",
+            )
+        )
+
+        def beep(found: Beep) -> None:
+            detection_us = int((time.time() - started) * 1_000_000)
+            ch.variables["avmd_total_time"] = f"[{detection_us // 1000}]"
+            ch.variables["avmd_detect"] = "TRUE"
+            self.fire(
+                self.event(
+                    "CUSTOM",
+                    [
+                        ("Unique-ID", ch.uuid),
+                        ("Call-command", "avmd"),
+                        ("Beep-Status", "DETECTED"),
+                        ("Frequency", f"{found.frequency_hz:f}"),
+                        ("Frequency-variance", f"{found.frequency_variance:f}"),
+                        ("Amplitude", f"{found.amplitude:f}"),
+                        ("Amplitude-variance", "0.000000"),
+                        ("Detection-time", str(detection_us)),
+                        ("Detector-resolution", "0"),
+                        ("Detector-offset", "0"),
+                        ("Detector-index", "0"),
+                    ],
+                    subclass="avmd::beep",
+                )
+            )
+
+        ch.taps.append(BeepWatch(BeepDetector(), beep))
 
     async def _api_uuid_audio_fork(self, args: str) -> str:
         usage = (
