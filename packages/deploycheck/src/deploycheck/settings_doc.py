@@ -20,7 +20,7 @@ from callkit.settings import ServiceSettings
 from deploycheck.compose import settings_class
 
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
-SERVICES = ("asr_gateway", "tts_gateway", "policy_engine", "llm", "notifier", "fs_bridge")
+SERVICES = ("asr_gateway", "tts_gateway", "policy_engine", "llm", "notifier", "fs_bridge", "dialer")
 
 
 def _default(info: Any) -> str:
