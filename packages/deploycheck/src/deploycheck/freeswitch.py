@@ -9,7 +9,11 @@ split with FreeSWITCH's own argument rules (switch_separate_string: runs of spac
 ``'…'`` section is one argument, a backslash escapes a quote or a space, and the last argument
 takes the rest of the line): the rate must be given (without it the module dereferences NULL),
 the mix must be stereo, the bug name must not be empty, the metadata must reach the bridge as one
-JSON object whatever the caller ID holds.
+JSON object whatever the caller ID holds. The dialer's answered calls (``outbound XML agent``)
+get the same checks on the fork their extension starts, plus what only they need: the fork comes
+from ``${uuid_audio_fork(…)}`` (the leg is answered before the transfer, so ``api_on_answer``
+never runs), the metadata says outbound with the campaign, contact and attempt ids, and a call
+from the carrier to the user ``outbound`` cannot reach that extension.
 """
 
 from __future__ import annotations
@@ -52,6 +56,21 @@ SAMPLE_CALL = {
     "caller_id_name": "Jane Doe",
     "sip_h_X-Agent-Language": "en",
 }
+#: The dialer's originate target (``originate {…}sofia/gateway/carrier/+E164 outbound XML agent``)
+#: and the answered campaign leg as its extension sees it: transferred there, so its destination
+#: is the extension and rdnis the number dialled; the ids are the dialer's originate variables.
+DIALER_EXTENSION, DIALER_CONTEXT = "outbound", "agent"
+SAMPLE_OUTBOUND = {
+    "uuid": "0c5d7e2a-9b41-4f6e-8a3d-51b2c7e9f014",
+    "direction": "outbound",
+    "destination_number": DIALER_EXTENSION,
+    "rdnis": "+15550177",
+    "caller_id_number": "+15550100100",
+    "campaign_id": "c-1",
+    "contact_id": "k-1",
+    "attempt_id": "a-1",
+}
+_API_FORK = re.compile(r"\$\{uuid_audio_fork\((.*)\)\}")
 MAX_URL = 512  # MAX_WS_URL_LEN
 MAX_METADATA = 8191
 
@@ -68,6 +87,10 @@ def check_freeswitch(root: Path) -> list[str]:
         found = [f"freeswitch/{p}" for p in conf.problems]
         found += list(_static(conf, env))
         found += [f"freeswitch/conf/dialplan ({build} build): {p}" for p in _fork(conf, env, args)]
+        found += [
+            f"freeswitch/conf/dialplan ({build} build, extension {DIALER_EXTENSION!r}): {p}"
+            for p in _outbound(conf, env, args)
+        ]
         found += list(_transfer_targets(conf, root))
         problems += [p for p in found if p not in problems]
     return problems
@@ -176,6 +199,80 @@ def _fork(conf: fsconf.Config, env: dict[str, str], argc: int) -> Iterator[str]:
         yield from _fork_command(command, env, argc)
 
 
+def _outbound(conf: fsconf.Config, env: dict[str, str], argc: int) -> Iterator[str]:
+    """The campaign leg: FreeSWITCH transfers it, answered, to ``outbound XML agent``.
+
+    Being answered already, it never runs an ``api_on_answer`` set there: the fork has to start
+    from the expansion of ``${uuid_audio_fork(…)}`` in an action, then the leg parks. A call from
+    the carrier to the user ``outbound`` (direction inbound) must not get that far.
+    """
+    plan = conf.dialplan()
+    found = plan.hunt(DIALER_CONTEXT, SAMPLE_OUTBOUND)
+    if found is None:
+        yield (
+            f"no extension of context {DIALER_CONTEXT!r} takes the dialer's answered calls: "
+            "FreeSWITCH would hang each one up as the callee answers (NO_ROUTE_DESTINATION)"
+        )
+        return
+    variables: dict[str, str] = dict(SAMPLE_OUTBOUND)
+    forks: list[str] = []
+    order: list[str] = []
+    for action in found[1]:
+        data = fsconf.expand(action.data, variables)
+        order.append(action.application)
+        forks += _API_FORK.findall(data)
+        if action.application in ("set", "export"):
+            key, _, value = data.partition("=")
+            variables[key] = value
+    if not forks and "hangup" in order:
+        yield (
+            f"the dialer's answered calls reach extension {found[0]!r}, which hangs them up: "
+            f"no extension of context {DIALER_CONTEXT!r} takes {DIALER_EXTENSION!r}"
+        )
+        return
+    yield from _variables(variables, env, [a.data for a in found[1]])
+    if not forks:
+        if "api_on_answer" in variables:
+            yield (
+                "the fork is left to api_on_answer, which never runs: the leg was answered "
+                "before the transfer; start it with ${uuid_audio_fork(…)} in a set"
+            )
+        else:
+            yield "no ${uuid_audio_fork(…)} starts the audio fork"
+    if "park" not in order:
+        yield "the answered call must be parked (the bridge drives it from there)"
+    for command in forks:
+        yield from _fork_command(f"uuid_audio_fork {command}", env, argc, SAMPLE_OUTBOUND)
+        meta = _metadata(command, argc)
+        if meta is None:
+            continue
+        expected = {
+            "direction": "outbound",
+            "callee": SAMPLE_OUTBOUND["rdnis"],
+            **{k: SAMPLE_OUTBOUND[k] for k in ("campaign_id", "contact_id", "attempt_id")},
+        }
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                yield f"the metadata's {key} is {meta.get(key)!r}, not {value!r}"
+    inbound = plan.hunt(DIALER_CONTEXT, {**SAMPLE_OUTBOUND, "direction": "inbound"})
+    if inbound is not None and inbound[0] == found[0]:
+        yield (
+            "a call from the carrier to the user 'outbound' reaches the campaign extension: "
+            "condition it on ${direction} = outbound"
+        )
+
+
+def _metadata(args: str, argc: int) -> dict[str, object] | None:
+    argv = separate_string(args, argc)
+    if len(argv) < 7:
+        return None
+    try:
+        meta = json.loads(argv[6])
+    except ValueError:
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def _transfer_targets(conf: fsconf.Config, root: Path) -> Iterator[str]:
     """Each clinic's transfer_target must reach a person: an extension that bridges the call.
 
@@ -237,13 +334,15 @@ def _variables(variables: dict[str, str], env: dict[str, str], data: list[str]) 
             )
 
 
-def _fork_command(command: str, env: dict[str, str], argc: int) -> Iterator[str]:
+def _fork_command(
+    command: str, env: dict[str, str], argc: int, call: dict[str, str] = SAMPLE_CALL
+) -> Iterator[str]:
     api, _, args = command.partition(" ")
     if api != "uuid_audio_fork":
         yield f"api_on_answer runs {api!r}, not uuid_audio_fork"
         return
     argv = separate_string(args, argc)
-    uuid = SAMPLE_CALL["uuid"]
+    uuid = call["uuid"]
     if len(argv) < 4 or argv[1] != "start":
         yield f"uuid_audio_fork needs <uuid> start <url> <mix> <rate>; got {len(argv)} arguments"
         return
@@ -286,7 +385,7 @@ def _fork_command(command: str, env: dict[str, str], argc: int) -> Iterator[str]
     if isinstance(meta, dict):
         if meta.get("callId") != uuid:
             yield "the metadata's callId is not the call's uuid"
-        if meta.get("caller") != SAMPLE_CALL["caller_id_number"]:
+        if meta.get("caller") != call["caller_id_number"]:
             yield "the metadata's caller is not the caller ID"
     elif meta is not None:
         yield "the metadata must be a JSON object"
