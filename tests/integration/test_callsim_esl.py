@@ -245,7 +245,7 @@ async def test_bgapi_originate_answers_parks_and_runs_api_on_answer(switch) -> N
         (Callee("busy", 0.05), "-ERR USER_BUSY\n"),
         (Callee("reject"), "-ERR CALL_REJECTED\n"),
         (Callee("no_answer"), "-ERR NO_ANSWER\n"),
-        (None, "-ERR NO_ROUTE_DESTINATION\n"),
+        (None, "-ERR UNALLOCATED_NUMBER\n"),  # the carrier answers 404 for a number nobody has
     ],
 )
 async def test_failed_originates_hang_up_with_the_cause(

@@ -202,6 +202,7 @@ class Dialer:
         )
         if not claims:
             if active == 0 and await self.store.remaining(campaign.id) == 0:
+                await self._skipped_rows(campaign, now)
                 await self.store.transition(campaign.id, CampaignState.COMPLETED, now=now)
             return
         for claim in claims:
@@ -279,6 +280,8 @@ class Dialer:
             if wait <= 0:
                 break
             await asyncio.sleep(min(wait, 5.0))
+        if not await self.store.mark_dialing(claim.attempt_id, call_id=claim.attempt_id):
+            return  # taken over meanwhile (this replica stalled past its lease)
         self.originates += 1
         if self.metrics is not None:
             self.metrics.inc()
@@ -356,6 +359,19 @@ class Dialer:
         if finished is not None and finished.state in (ContactState.DONE, ContactState.SKIPPED):
             await self._contact_row(finished, spec, attempt.campaign_id, now)
 
+    async def _skipped_rows(self, campaign: CampaignRecord, now: datetime) -> None:
+        """Rows for the contacts the list skipped without a call (do-not-call at import or
+        added later): they never reach ``_finish``. A replica repeating this writes nothing
+        twice: the notifier keeps one row per id."""
+        offset = 0
+        while batch := await self.store.contacts(
+            campaign.id, state=ContactState.SKIPPED, limit=500, offset=offset
+        ):
+            for contact in batch:
+                if contact.attempts == 0:
+                    await self._contact_row(contact, campaign.spec, campaign.id, now)
+            offset += len(batch)
+
     async def _contact_row(
         self, contact: ContactRecord, spec: CampaignSpec, campaign_id: str, now: datetime
     ) -> None:
@@ -390,6 +406,17 @@ class Dialer:
         elif event.name == "CHANNEL_HANGUP_COMPLETE" and flight is not None:
             flight.hung_up_at = time.monotonic()
             flight.hangup_cause = event.get("Hangup-Cause")
+            if flight.answered_at is None and flight.task is None:
+                # A ringing call this replica took over from a stopped one: the originate's
+                # reply went to that replica, the cause comes with the hang-up.
+                cause = flight.hangup_cause or "UNKNOWN"
+                task = asyncio.get_running_loop().create_task(
+                    self._finish(
+                        attempt_id, causes.outcome_for_cause(cause), cause, None, self.clock()
+                    )
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _consume_outcomes(self) -> None:
         stream, group = self.config.completed_stream, self.config.group
@@ -460,6 +487,12 @@ class Dialer:
             attempt = await self.store.attempt(claim.attempt_id)
             if attempt is None or attempt.ended_at is not None:
                 continue
+            if attempt.call_id is None:
+                # The replica died before its originate went out: the claim costs nothing.
+                await self.store.defer(
+                    claim.contact_id, until=now, reason="claimed by a stopped dialer", now=now
+                )
+                continue
             if not self.switch.connected.is_set():
                 continue  # asked again once the switch answers (the lease is ours now)
             exists = (await self.switch.api(f"uuid_exists {claim.attempt_id}")).strip()
@@ -473,7 +506,7 @@ class Dialer:
                     claim.contact_id,
                     claim.attempt_id,
                     claim.phone,
-                    answered_at=time.monotonic(),
+                    answered_at=time.monotonic() if attempt.answered_at is not None else None,
                 )
                 self.in_flight[claim.attempt_id] = flight
                 await self.live.hold_number(

@@ -399,6 +399,22 @@ class Store:
                 return False
             return await self._undo_claim(conn, contact_id, latest, until, reason, now)
 
+    async def mark_dialing(self, attempt_id: str, *, call_id: str) -> bool:
+        """Record, just before the originate goes out, the channel uuid it will carry: from now
+        on the claim can no longer be given back for free, and a replica that takes the
+        contact over asks the switch for that channel instead of dialling again."""
+        async with self._tx(write=True) as conn:
+            marked = await conn.execute(
+                update(Attempt)
+                .where(
+                    Attempt.id == attempt_id,
+                    Attempt.call_id.is_(None),
+                    Attempt.ended_at.is_(None),
+                )
+                .values(call_id=call_id)
+            )
+        return bool(marked.rowcount == 1)
+
     async def mark_answered(
         self,
         attempt_id: str,
