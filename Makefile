@@ -56,8 +56,8 @@ bench-realtimestt: setup ## The ASR gateway side by side with RealtimeSTT (own v
 demo: setup ## The main job: start the stack, place a scripted booking call, show it (exit 1 if not booked)
 	@$(PY) scripts/stack.py demo
 
-serve: setup ## Start the whole stack on this machine (callsim as FreeSWITCH) and leave it running
-	@$(PY) scripts/stack.py serve
+serve: setup ## Start the whole stack on this machine (callsim as FreeSWITCH) and leave it running (CALLEES=DIR: campaign callees)
+	@CALLEES="$(CALLEES)" $(PY) scripts/stack.py serve
 
 stop: ## Stop what `make serve` started
 	@$(PY) scripts/stack.py stop

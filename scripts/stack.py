@@ -155,6 +155,8 @@ def main() -> int:
         serve()
         print(f"\nThe stack is running. Try: .venv/bin/callsim run --emulator {CONTROL} "
               "--script tests/calls/booking_knee.yaml   (make stop to stop it)")  # fmt: skip
+        print("Campaigns: set -a; . .run/stack.env; set +a; .venv/bin/agent-campaign create "
+              "contacts.csv --name test --start --watch   (callees: make serve CALLEES=DIR)")  # fmt: skip
         return 0
     if args.command == "stop":
         stop_served()

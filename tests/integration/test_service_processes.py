@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from serving import running_service
         ("notifier", "NOTIFY_"),
         ("fs_bridge", "BRIDGE_"),
         ("tts_gateway", "TTS_"),
+        ("dialer", "DIALER_"),
     ],
 )
 def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
@@ -30,6 +32,7 @@ def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
     redis_url: str,
     embedded_llm: str,
     esl_emulator: tuple[int, str],
+    tmp_path: Path,
 ) -> None:
     env = {
         f"{prefix}PORT": str(free_port),
@@ -39,6 +42,10 @@ def test_service_serves_on_its_configured_port_and_stops_on_sigterm(
         "BRIDGE_FORK_PASSWORD": "test-pass",
         "POLICY_LLM_BASE_URL": embedded_llm,
         "TTS_PRERENDER": "false",  # prerender readiness: tests/integration/test_tts_gateway.py
+        "DIALER_ESL_PORT": str(esl_emulator[0]),
+        "DIALER_ESL_PASSWORD": esl_emulator[1],
+        "DIALER_API_TOKEN": "service-test-token-0123",
+        "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}",
     }
     with running_service(module, env, free_port, ready_path="/ready") as proc:
         ready = httpx.get(f"http://127.0.0.1:{free_port}/ready", timeout=5)

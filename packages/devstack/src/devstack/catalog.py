@@ -32,6 +32,7 @@ class Ports:
     bridge: int = 8080
     esl: int = 8021
     control: int = 8022
+    dialer: int = 8086
 
     @classmethod
     def free(cls) -> Ports:
@@ -88,6 +89,8 @@ SERVICES: dict[str, Service] = {
             ),
         ),
         Service("fs_bridge", "bridge"),
+        # Places campaign calls through callsim's Event Socket; answered ones fork to the bridge.
+        Service("dialer", "dialer"),
     )
 }
 #: What a call needs when the caller side (callsim) runs in the test or benchmark itself.
@@ -128,8 +131,13 @@ def stack_env(
     esl_password: str,
     fork_password: str,
     recordings: Path | None = None,
+    dialer_token: str | None = None,
+    dialer_database: str | None = None,
 ) -> dict[str, str]:
-    """The variables that put every service on ``ports`` and point each at the ones it calls."""
+    """The variables that put every service on ``ports`` and point each at the ones it calls.
+
+    ``dialer_token``: the campaign API's token (a fresh one when None); ``dialer_database``:
+    its database URL (the dialer's default SQLite file when None)."""
     env = {
         "REDIS_URL": redis_url,
         "LLM_PORT": str(ports.llm),
@@ -151,7 +159,13 @@ def stack_env(
         # callsim's report compares the call's finals with the same model run offline on the
         # caller's channel (in-call versus offline word errors).
         "CALLSIM_ASR_URL": f"http://127.0.0.1:{ports.asr}",
+        "DIALER_PORT": str(ports.dialer),
+        "DIALER_ESL_PORT": str(ports.esl),
+        "DIALER_ESL_PASSWORD": esl_password,
+        "DIALER_API_TOKEN": dialer_token or secrets.token_urlsafe(24),
     }
+    if dialer_database is not None:
+        env["DIALER_DATABASE_URL"] = dialer_database
     if recordings is not None:
         env["BRIDGE_RECORDINGS_DIR"] = str(recordings)
     return env

@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from devstack.catalog import ROOT, SERVICES, Ports, stack_env
@@ -31,15 +32,27 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+#: The secrets of the served stack, made once: (name in .run/stack.env, length in bytes).
+_SECRETS = (("ESL_PASSWORD", 16), ("FORK_PASSWORD", 16), ("DIALER_API_TOKEN", 24))
+
+
 def passwords() -> dict[str, str]:
-    """ESL_PASSWORD and FORK_PASSWORD, the same on every serve."""
+    """ESL_PASSWORD, FORK_PASSWORD and DIALER_API_TOKEN, the same on every serve (a file from
+    before the dialer gains its token)."""
     RUN.mkdir(exist_ok=True)
-    if not SECRETS.exists():
-        SECRETS.write_text(
-            f"ESL_PASSWORD={secrets.token_urlsafe(16)}\nFORK_PASSWORD={secrets.token_urlsafe(16)}\n"
-        )
+    known = (
+        dict(line.split("=", 1) for line in SECRETS.read_text().split()) if SECRETS.exists() else {}
+    )
+    missing = [(name, size) for name, size in _SECRETS if name not in known]
+    if missing:
+        known |= {name: secrets.token_urlsafe(size) for name, size in missing}
+        fd = os.open(
+            SECRETS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )  # never readable by others
+        with os.fdopen(fd, "w") as out:
+            out.write("".join(f"{name}={value}\n" for name, value in known.items()))
         SECRETS.chmod(0o600)
-    return dict(line.split("=", 1) for line in SECRETS.read_text().split())
+    return known
 
 
 def environment(redis_url: str) -> dict[str, str]:
@@ -50,6 +63,8 @@ def environment(redis_url: str) -> dict[str, str]:
         redis_url=redis_url,
         esl_password=shared["ESL_PASSWORD"],
         fork_password=shared["FORK_PASSWORD"],
+        dialer_token=shared["DIALER_API_TOKEN"],
+        dialer_database=f"sqlite+aiosqlite:///{RUN / 'dialer.db'}",
     ) | {"LOG_FORMAT": "json", "NOTIFY_SINK": os.environ.get("NOTIFY_SINK", "csv")}
 
 
@@ -86,7 +101,12 @@ def serve(
             report(f"  {name:<14} already running")
             continue
         log = LOGS / f"{name}.log"
-        proc = launch(service.module, args=service.argv(PORTS), env=env, output=log, detached=True)
+        args = service.argv(PORTS)
+        if name == "callsim" and os.environ.get("CALLEES"):
+            # `make serve CALLEES=DIR`: the emulated switch answers campaign calls as the
+            # outbound scripts in DIR say.
+            args += ["--callees", str(Path(os.environ["CALLEES"]).resolve())]
+        proc = launch(service.module, args=args, env=env, output=log, detached=True)
         state[name] = proc.pid
         started[name] = proc
         report(f"  {name:<14} started (pid {proc.pid}, log {log.relative_to(ROOT)})")
