@@ -119,7 +119,7 @@ def leg(uuid: str, number: str, timeout_s: int = 5, gateway: str = "carrier") ->
 async def test_an_unknown_gateway_is_refused_before_any_leg_exists(rig: Rig) -> None:
     uuid = "0a000000-0000-4000-8000-000000000001"
     reply = await rig.client.originate(
-        leg(uuid, "+15557000001", gateway="nosuch"), TARGET, timeout_s=5
+        leg(uuid, "+12125550111", gateway="nosuch"), TARGET, timeout_s=5
     )
     assert reply == "-ERR INVALID_GATEWAY"
     assert not rig.of("CHANNEL_CREATE", uuid)  # sofia gave up before the leg was created
@@ -159,7 +159,7 @@ async def test_an_unanswered_call_ends_with_the_carriers_cause_and_the_campaign_
 async def test_an_answered_call_runs_the_outbound_extension_and_forks_to_the_bridge(
     rig: Rig,
 ) -> None:
-    number = "+15557000001"
+    number = "+12125550111"
     rig.switch.callees[number] = Callee("answer", 0.05)
     uuid = "0c000000-0000-4000-8000-000000000001"
     assert await rig.client.originate(leg(uuid, number), TARGET, timeout_s=5) == f"+OK {uuid}"
@@ -220,7 +220,7 @@ async def test_an_answered_call_runs_the_outbound_extension_and_forks_to_the_bri
 async def test_an_extension_the_dialplan_lacks_hangs_up_the_answered_call(
     rig: Rig, target: str, cause: str
 ) -> None:
-    number = "+15557000002"
+    number = "+12125550122"
     rig.switch.callees[number] = Callee("answer", 0.0)
     uuid = f"0d000000-0000-4000-8000-{len(target):012d}"
     # The originate succeeds (the person answered); then routing fails and hangs up on them.
@@ -243,7 +243,7 @@ async def test_a_call_from_the_carrier_to_outbound_never_reaches_the_campaign_ex
 
 
 async def test_attempts_follow_the_sequence(rig: Rig) -> None:
-    number = "+15557000003"
+    number = "+12125550133"
     rig.switch.callees[number] = Callee("answer", 0.05, attempts=["busy", "no_answer", "answer"])
     replies = [
         await rig.client.originate(
@@ -388,7 +388,7 @@ async def test_callsim_serve_loads_the_callees_and_writes_their_reports(
         client.start()
         await asyncio.wait_for(client.connected.wait(), 10)
         uuid = "10000000-0000-4000-8000-000000000001"
-        reply = await client.originate(leg(uuid, "+15557000005"), TARGET, timeout_s=5)
+        reply = await client.originate(leg(uuid, "+12125550155"), TARGET, timeout_s=5)
         assert reply == "-ERR UNALLOCATED_NUMBER"  # tests/calls/outbound/unallocated.yaml
         report = json.loads((tmp_path / f"{uuid}.json").read_text())
         assert (report["script"], report["outcome"]) == ("outbound-unallocated", "unallocated")
