@@ -75,6 +75,9 @@ OPTIONAL_SLOTS = frozenset(
         "discount",
     ]
 )
+# Slots whose value is a number the caller may key in: while one is asked for, every key
+# pressed is part of it (a 0 too, which elsewhere asks for a person).
+NUMBER_SLOTS = frozenset(["phone", "age", "weight_kg"])
 # Placeholders a text may use; the engine fills them per call.
 PLACEHOLDERS = frozenset(
     [

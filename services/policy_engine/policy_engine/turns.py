@@ -7,6 +7,7 @@ heard. A hang-up runs no graph: it frees the held slot and settles the call's st
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,7 +28,7 @@ from policy_engine.dialog.context import Deps, Emit, Turn
 from policy_engine.dialog.rollback import roll_back
 from policy_engine.dialog.state import DialogState
 from policy_engine.graph import CompiledDialog
-from policy_engine.script import YES_NO_SLOTS
+from policy_engine.script import NUMBER_SLOTS, YES_NO_SLOTS
 from policy_engine.session import Sentence, Session
 
 
@@ -95,14 +96,24 @@ class TurnRunner:
         await self._graph(turn, {"entry": "understand", "text": text})
 
     def dtmf_text(self, session: Session, digits: str) -> str:
-        """Keypad input as words the parsers read: 1 yes, 2 no, 0 a person, digits a number."""
+        """Keypad input as words the parsers read. To the offer of a person, 1 (or 0) is yes
+        and 2 no. While a number is asked for (the phone, the age and weight) the keys are
+        that number, a 0 among them or alone too, ``*`` parting two numbers. Elsewhere a lone
+        0 asks for a person, 1 and 2 answer a yes or no question, and other keys are digits."""
         script = self.deps.script
         state = script.states.get(session.state)
         expects = set(state.slots) if state else set()
         lex = script.lexicons[session.locale]
+        if session.person_offered is not None and digits in ("0", "1", "2"):
+            return (lex.no if digits == "2" else lex.yes)[0]
+        numbers = [n for n in re.split(r"[^0-9]+", digits) if n]
+        if expects & NUMBER_SLOTS and numbers:
+            if "phone" in expects:
+                return " ".join("".join(numbers))
+            return " ".join(numbers)
         if digits == "0":
             return lex.intents["wants_human"][0]
-        if (expects & YES_NO_SLOTS or session.person_offered) and digits in ("1", "2"):
+        if expects & YES_NO_SLOTS and digits in ("1", "2"):
             return (lex.yes if digits == "1" else lex.no)[0]
         return " ".join(digits)
 

@@ -77,7 +77,9 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
     )
     heard = parse_utterance(state.get("text", ""), ctx, t.script, t.locale)
     t.heard = heard
-    wanted = needs_llm(heard, ctx)
+    # Keys are digits the parsers read in full; the model could only guess at them (a lone 0
+    # taken for the operator while the caller keys in a number).
+    wanted = needs_llm(heard, ctx) and not t.keypad
     t.llm_wanted |= wanted
     if t.deps.llm is not None and wanted:
         t.llm_calls += 1
