@@ -1,6 +1,7 @@
-"""Keys on the call path: a 0 keyed into a number is part of it, not a request for a person, and
-keys are read by the parsers, never guessed at by the model. The script's graph run turn by
-turn."""
+"""Keys and repeats on the call path: a 0 keyed into a number is part of it, not a request for a
+person; a caller who declines the person after a question's fallbacks is never walked through
+them again; within one call a question is left unanswered at most as often as its text,
+reprompt and fallbacks allow. The script's graph run turn by turn, without an LLM."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import BaseModel
 
-from callkit.contracts.dialog import Dtmf, Event, TransferAction, UserUtterance
+from callkit.contracts.dialog import Dtmf, Event, HangupAction, TransferAction, UserUtterance
 from policy_engine.dialog.context import Deps
+from policy_engine.dialog.nodes import max_unanswered, strategy_in_use
+from policy_engine.dialog.rollback import roll_back
 from policy_engine.graph import compile_graph
 from policy_engine.script import Schedule, load_script
-from policy_engine.session import Hold, Session
+from policy_engine.session import Hold, Sentence, Session
 from policy_engine.turns import TurnRunner
 
 SCRIPT = load_script(Path(__file__).parents[2] / "prompts" / "clinic")
@@ -25,6 +28,7 @@ PHONE_QUESTION = SCRIPT.states["ask_phone"].say["en"]
 PHONE_REPROMPT = SCRIPT.states["ask_phone"].reprompt["en"]
 OFFER = SCRIPT.phrases["offer_person"]["en"]
 KEYPAD = SCRIPT.phrases["keypad_phone"]["en"]
+UNRESOLVED = SCRIPT.states["goodbye_unresolved"].say["en"]
 TRANSFER = SCRIPT.states["transfer_to_human"].say["en"]
 T = TypeVar("T", bound=BaseModel)
 AGE_WEIGHT = SCRIPT.states["ask_age_weight"].say["en"]
@@ -191,3 +195,93 @@ async def test_a_lone_0_outside_a_number_still_asks_for_a_person(state: str) -> 
     assert said == TRANSFER
     assert call.session.status == "transferred"
     assert any(isinstance(a, TransferAction) for a in call.actions)
+
+
+@pytest.mark.parametrize(("key", "status"), [("1", "transferred"), ("2", "incomplete")])
+async def test_the_offer_of_a_person_is_answered_on_the_keypad(key: str, status: str) -> None:
+    call = Call(booked_up_to("ask_phone", misses={"ask_phone": 3}, asked={"ask_phone": 4}))
+    call.session.person_offered = "ask_phone"
+    call.session.unanswered = {"ask_phone": 3}
+    await call.key(key)
+    assert call.session.status == status
+
+
+# ------------------------------------------------------------------ a person declined
+
+
+async def test_a_caller_who_declines_a_person_is_not_asked_for_the_phone_again() -> None:
+    call = Call(booked_up_to("ask_phone"))
+    assert await call.say("Hang on.") == PHONE_REPROMPT
+    assert await call.say("Sorry, I don't remember it.") == KEYPAD
+    assert await call.say("Um.") == OFFER
+    said = await call.say("No.")
+    assert said == UNRESOLVED  # the call ends politely, the fallbacks do not start over
+    assert call.session.status == "incomplete"
+    assert call.session.final_state == "goodbye_unresolved"
+    assert any(isinstance(a, HangupAction) for a in call.actions)
+    assert not any(isinstance(a, TransferAction) for a in call.actions)
+    # The held time is given back for other callers.
+    assert call.calendar.released == [("mri", date(2026, 11, 24), time(10, 0), "call-1")]
+    # After its first ask: the reprompt, the keypad and the offer, once each, and no more.
+    asks = [t for t in call.replies if t in (PHONE_QUESTION, PHONE_REPROMPT, KEYPAD, OFFER)]
+    assert len(asks) == max_unanswered(SCRIPT.states["ask_phone"])
+
+
+async def test_a_number_said_with_the_no_to_a_person_is_taken() -> None:
+    call = Call(booked_up_to("ask_phone"))
+    for text in ("Hang on.", "Sorry, I don't remember it.", "Um."):
+        await call.say(text)
+    said = await call.say("No, it's 555 343 2121.")
+    assert call.session.slots["phone"] == "+15553432121"
+    assert said.endswith(AGE_WEIGHT)
+    assert call.session.status is None
+
+
+async def test_a_declined_person_for_a_question_the_booking_can_do_without_skips_it() -> None:
+    call = Call(Session(session_id="call-1", state="ask_client_name", said=["greeting"]))
+    call.session.asked = {"ask_client_name": 1}
+    for text in ("Thank you for watching.", "See you in the next video.", "Hmm."):
+        await call.say(text)
+    assert call.replies[-1] == OFFER
+    said = await call.say("No.")
+    assert said == "What is bothering you?"  # the next question, without a name to greet
+    assert "client_name" in call.session.skipped
+    assert call.session.status is None
+
+
+# ------------------------------------------------------------------ the call's budget
+
+
+def test_a_question_the_call_left_unanswered_too_often_goes_to_its_last_fallback() -> None:
+    phone = SCRIPT.states["ask_phone"]
+    spent = {"ask_phone": max_unanswered(phone)}
+    reached_again = Session(session_id="c", state="ask_phone", misses={}, unanswered=spent)
+    failed_once = Session(
+        session_id="c", state="ask_phone", misses={"ask_phone": 1}, unanswered=spent
+    )
+    assert strategy_in_use(phone, reached_again) is None  # the question itself, once
+    assert strategy_in_use(phone, failed_once) == "offer_person"  # not its reprompt again
+    fresh = Session(session_id="c", state="ask_phone", misses={"ask_phone": 1})
+    assert strategy_in_use(phone, fresh) is None  # a first failure: the reprompt
+
+
+async def test_a_question_reached_again_after_its_budget_is_spent_is_not_cycled_again() -> None:
+    phone = SCRIPT.states["ask_phone"]
+    # The call walked ask_phone's fallbacks before, got the number, and a change cleared it.
+    session = booked_up_to("ask_phone", unanswered={"ask_phone": max_unanswered(phone)})
+    call = Call(session)
+    assert await call.say("Hmm.") == OFFER
+    assert await call.say("No.") == UNRESOLVED
+
+
+def test_an_ask_the_caller_cut_short_is_not_counted_against_the_question() -> None:
+    reprompt = Sentence(text=PHONE_REPROMPT, state="ask_phone", source="reprompt")
+    session = booked_up_to(
+        "ask_phone",
+        asked={"ask_phone": 2},
+        misses={"ask_phone": 1},
+        unanswered={"ask_phone": 1},
+        last_reply=[reprompt],
+    )
+    after = roll_back(session, "Could you", SCRIPT.states)
+    assert (after.misses["ask_phone"], after.unanswered["ask_phone"]) == (0, 0)

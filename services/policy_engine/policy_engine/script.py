@@ -116,6 +116,7 @@ EXIT_INTENTS: dict[str, str] = {
     "call_back_later": "goodbye_callback",
 }
 SILENCE_EXIT = "goodbye_silence"
+UNRESOLVED_EXIT = "goodbye_unresolved"
 TIME_OFFER = "offer_appointment_times"
 CORRECTION = "ask_correction"
 RECOMMENDATION = "recommend_study"
@@ -124,6 +125,11 @@ ENGINE_STATES: dict[str, EngineState] = {
     "goodbye_wrong_number": EngineState("exit", "the caller says it is a wrong number"),
     "goodbye_callback": EngineState("exit", "the caller asks to be called back later"),
     SILENCE_EXIT: EngineState("exit", "the caller stays silent"),
+    UNRESOLVED_EXIT: EngineState(
+        "exit",
+        "a question the booking needs went through all its fallbacks and the caller declined "
+        "a person",
+    ),
     "transfer_to_human": EngineState("exit", "the caller asks for a person"),
     TIME_OFFER: EngineState("question", "a booking fails and free times are offered again"),
     CORRECTION: EngineState(
@@ -132,7 +138,7 @@ ENGINE_STATES: dict[str, EngineState] = {
     RECOMMENDATION: EngineState("announce", "a study is chosen from the symptoms"),
 }
 # Those the engine goes to by itself: reachable even when no transition leads there.
-ENTERED_BY_ENGINE = (*EXIT_INTENTS.values(), SILENCE_EXIT, TIME_OFFER)
+ENTERED_BY_ENGINE = (*EXIT_INTENTS.values(), SILENCE_EXIT, UNRESOLVED_EXIT, TIME_OFFER)
 # Sentences the engine says outside any state.
 ENGINE_PHRASES = frozenset(
     [

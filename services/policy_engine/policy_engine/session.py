@@ -63,6 +63,9 @@ class Session(BaseModel):
     asked: dict[str, int] = Field(default_factory=dict)
     # Per question, the asks in a row the caller's answers have not filled (the repeat rule).
     misses: dict[str, int] = Field(default_factory=dict)
+    # Per question, the asks this call has left unfilled, in a row or not: the repeat rule's
+    # budget for the whole call, so its fallbacks never start over.
+    unanswered: dict[str, int] = Field(default_factory=dict)
     skipped: list[str] = Field(default_factory=list)  # slots the call goes on without
     person_offered: str | None = None  # the question after whose failures a person was offered
     silences: int = 0

@@ -58,7 +58,6 @@ class Turn:
     llm_failed: bool = False
     keypad: bool = False  # the event was keypad input
     aside: bool = False  # the caller asked or remarked something off the script
-    ask_afresh: bool = False  # the caller declined a person: the question starts over
     transitions: list[tuple[str, str]] = field(default_factory=list)
     started: float = field(default_factory=monotonic.monotonic)  # the event's arrival
     acknowledged: bool = False  # the turn said its acknowledgement

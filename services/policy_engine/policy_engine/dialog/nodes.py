@@ -9,6 +9,10 @@ moves on, and stops the turn at the first question that still needs an answer or
 The repeat rule: a question is asked at most twice in a row (its text, then its reprompt); each
 further failure takes the next of its fallback strategies (spell the name, the keypad, go on
 without the slot, offer a person), so the caller is never asked the same thing a third time.
+The fallbacks never start over: a caller who declines the person goes on without the slots
+when the booking can do without them, else the call ends politely; and once a question has
+been left unanswered as often as its text, reprompt and fallbacks allow in one call, its first
+failure on any later visit takes its last fallback at once.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from policy_engine.script import (
     RECOMMENDATION,
     SILENCE_EXIT,
     TIME_OFFER,
+    UNRESOLVED_EXIT,
     YES_NO_SLOTS,
     StateDef,
     Strategy,
@@ -95,16 +100,19 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
             merge_llm(heard, facts, ctx, t.script.words)
     fill_from_words(heard, ctx)
     s.silences = 0
+    declined: StateDef | None = None
     if offered_person is not None:
         s.person_offered = None
         lex = t.script.lexicons[t.locale]
         if parse_yes_no(heard.text, lex, t.script.words) is True:
             return {"goto": EXIT_INTENTS["wants_human"]}
-        _person_declined(t, t.script.states[offered_person])
+        declined = t.script.states[offered_person]
     for intent, target in EXIT_INTENTS.items():
         if intent in heard.intents:
             return {"goto": target}
     await apply_heard(t, heard)
+    if declined is not None:
+        _person_declined(t, declined)
     if heard.declined:
         # The caller would rather not say: go on without what the booking can do without.
         s.skipped.extend(
@@ -173,36 +181,53 @@ async def answer(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
 # ------------------------------------------------------------------ the repeat rule
 
 
+def max_unanswered(state_def: StateDef) -> int:
+    """How many asks of a question one call may leave unanswered before only its last fallback
+    is left: its text, its reprompt, and each fallback but the last."""
+    return 1 + len(state_def.strategies)
+
+
 def strategy_in_use(state_def: StateDef, session: Session) -> Strategy | None:
     """The fallback the question is on: None for its text and its reprompt (the first two
-    asks in a row), then one strategy per further failure, the last one kept."""
+    asks in a row), then one strategy per further failure, the last one kept. A question
+    whose asks this call has already left unanswered :func:`max_unanswered` times is on its
+    last fallback from its first failure on (the cycle never starts over)."""
     misses = session.misses.get(state_def.id, 0)
-    if state_def.kind != "question" or misses < 2:
+    if state_def.kind != "question" or misses < 1:
         return None
     strategies = state_def.strategies
+    if session.unanswered.get(state_def.id, 0) >= max_unanswered(state_def):
+        return strategies[-1]
+    if misses < 2:
+        return None
     return strategies[min(misses - 2, len(strategies) - 1)]
 
 
 def misses_now(t: Turn, sid: str) -> int:
     """How many asks in a row of ``sid`` the caller's answers have left unfilled so far."""
     s = t.session
-    if s.state != sid or not s.asked.get(sid) or t.ask_afresh:
-        return 0  # a question newly reached, or started over
+    if s.state != sid or not s.asked.get(sid):
+        return 0  # a question newly reached
     if t.aside:
         return s.misses.get(sid, 0)  # the caller asked something: not a failed answer
     return s.misses.get(sid, 0) + 1
 
 
 def _person_declined(t: Turn, state_def: StateDef) -> None:
-    """Go on without the question's slots when the booking can do without them, else ask
-    the question afresh: the caller chose to keep trying."""
+    """The caller said no to a person once the question's fallbacks were spent: go on without
+    its slots when the booking can do without them, else end the call politely. Never the
+    question again from the start, which would only walk the same fallbacks once more; what
+    the caller's answer filled (a number said with the "no") stands."""
     s = t.session
     missing = [slot for slot in state_def.slots if s.slots.get(slot) is None]
+    s.misses.pop(state_def.id, None)
+    if not missing:
+        return
     if set(missing) <= OPTIONAL_SLOTS:
         s.skipped.extend(slot for slot in missing if slot not in s.skipped)
-    else:
-        t.ask_afresh = True
-    s.misses.pop(state_def.id, None)
+        return
+    # ``resume`` goes on from where the call is, and an exit there ends it.
+    t.enter(UNRESOLVED_EXIT)
 
 
 async def _fall_back(t: Turn, state_def: StateDef, strategy: Strategy) -> DialogState:
@@ -261,12 +286,13 @@ def question_node(state_def: StateDef) -> NodeFn:
         if "appointment_time" in state_def.slots and not await prepare_offer(t):
             return {"goto": "resume"}  # the day is full: back to the date question
         misses = misses_now(t, sid)
+        if misses > s.misses.get(sid, 0):
+            s.unanswered[sid] = s.unanswered.get(sid, 0) + 1
         t.enter(sid)
         s.asked[sid] = s.asked.get(sid, 0) + 1
         s.misses[sid] = misses
-        if misses >= 2:
-            strategy = strategy_in_use(state_def, s)
-            assert strategy is not None
+        strategy = strategy_in_use(state_def, s)
+        if strategy is not None:
             return await _fall_back(t, state_def, strategy)
         # The second ask is the shorter reprompt, unless the answer changed what the question
         # says (a corrected name at the confirmation): then the question again, in full.

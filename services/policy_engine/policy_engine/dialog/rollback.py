@@ -54,6 +54,8 @@ def roll_back(session: Session, heard_text: str, states: Mapping[str, StateDef])
             out.asked[state.id] -= 1
             if out.misses.get(state.id):
                 out.misses[state.id] -= 1  # a question cut short has not failed
+            if out.unanswered.get(state.id):
+                out.unanswered[state.id] -= 1
         if back_to is None and state.kind in ("announce", "question"):
             back_to = state.id
     if back_to is not None:
