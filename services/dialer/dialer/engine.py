@@ -107,6 +107,7 @@ def originate_command(spec: CampaignSpec, claim: Claim, *, campaign_id: str, tar
         "contact_id": claim.contact_id,
         "attempt_id": claim.attempt_id,
         "call_direction": "outbound",
+        "agent_language": spec.locale,
         "ignore_early_media": "true",
     }
     if spec.caller_id:
@@ -320,6 +321,7 @@ class Dialer:
         now: datetime,
         *,
         callback_at: datetime | None = None,
+        first_audio_ms: float | None = None,
     ) -> None:
         attempt = await self.store.attempt(attempt_id)
         if attempt is None:
@@ -354,7 +356,10 @@ class Dialer:
         if flight is not None and flight.answered_at is not None:
             self._health(attempt.campaign_id).abandon.record(
                 answered=True,
-                abandoned=is_abandoned(first_audio_after_s=None, agent_dropped=status == "failed"),
+                abandoned=is_abandoned(
+                    first_audio_after_s=None if first_audio_ms is None else first_audio_ms / 1000,
+                    agent_dropped=status == "failed",
+                ),
             )
         if finished is not None and finished.state in (ContactState.DONE, ContactState.SKIPPED):
             await self._contact_row(finished, spec, attempt.campaign_id, now)
@@ -458,6 +463,7 @@ class Dialer:
             None,
             self.clock(),
             callback_at=callback_at,
+            first_audio_ms=outcome.latency.first_audio_ms,
         )
 
     # ------------------------------------------------------------------ leases

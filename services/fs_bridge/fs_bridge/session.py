@@ -241,6 +241,7 @@ class CallSession:
         """The call's figures so far, on the fork's audio timeline."""
         return CallLatency(
             v2v_ms=list(self.core.v2v_ms),
+            first_audio_ms=self.core.first_audio_ms,
             barge_ins=self.core.barge_ins,
             barge_in_stop_ms=list(self.core.barge_in_stop_ms),
         )

@@ -157,6 +157,8 @@ class TurnTaker:
     _first_audio_pending: bool = False
     _connected_s: float = 0.0
     _greeting_measured: bool = False
+    #: Answer (the fork's connect) to the greeting's first audio, once it went out.
+    first_audio_ms: float | None = None
     _turn_audio_ms: float | None = None  # when the current turn's first audio went out
     _awaiting_final_since_s: float | None = None  # the recognizer heard speech, no final yet
     # The caller's voice end (fork timeline) of the turn answering them, until its first audio.
@@ -292,6 +294,7 @@ class TurnTaker:
         self._first_audio_pending = False
         if not self._greeting_measured:
             self._greeting_measured = True
+            self.first_audio_ms = round((now_s - self._connected_s) * 1000, 1)
             return [Measure("greeting", now_s - self._connected_s)]
         return [Measure("turn_first_audio", now_s - self._turn_started_s)]
 

@@ -112,6 +112,12 @@ class CallLatency(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     v2v_ms: list[float] = Field(default_factory=list)
+    first_audio_ms: float | None = Field(
+        None,
+        ge=0,
+        description="From the answer (the fork's connect) to the agent's first audio; None if "
+        "the agent never spoke. Over 2 s on an outbound call counts as abandoned.",
+    )
     barge_ins: int = Field(0, ge=0)
     barge_in_stop_ms: list[float] = Field(default_factory=list)
 
