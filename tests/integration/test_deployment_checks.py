@@ -125,13 +125,23 @@ COMPOSE_BREAKAGES: dict[str, tuple[Callable[[Path], None], str]] = {
                 r / "compose.yaml",
                 "${ESL_PASSWORD:?set ESL_PASSWORD (the FreeSWITCH event socket password) in .env}",
                 "${ESL_PASSWORD:-ClueCon}",
-                2,
+                3,  # FreeSWITCH, the bridge and the dialer
             ),
             edit(
                 r / "compose.yaml",
                 "${FORK_PASSWORD:?set FORK_PASSWORD (the audio fork's Basic-auth password) in .env}",
                 "${FORK_PASSWORD:-secret}",
                 2,
+            ),
+            edit(
+                r / "compose.yaml",
+                "${DIALER_API_TOKEN:?set DIALER_API_TOKEN (the campaign API's bearer token) in .env}",
+                "${DIALER_API_TOKEN:-token}",
+            ),
+            edit(
+                r / "compose.yaml",
+                "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD (the campaign database's password) in .env}",
+                "${POSTGRES_PASSWORD:-postgres}",
             ),
         ],
         "starts without any secret set",
