@@ -9,7 +9,7 @@ COMPOSE ?= docker compose
 # Compose profiles come from COMPOSE_PROFILES in .env; `make up PROFILE=gpu` adds one.
 PROFILE ?=
 
-.PHONY: help setup lock test test-unit lint fmt typecheck check check-deploy bench bench-long-call bench-realtimestt demo serve stop up down logs models \
+.PHONY: help setup lock test test-unit lint fmt typecheck check check-deploy bench bench-long-call bench-realtimestt demo demo-outbound serve stop up down logs models \
         run-asr run-tts run-policy run-llm run-notifier run-bridge clean
 
 help: ## Show this help
@@ -55,6 +55,9 @@ bench-realtimestt: setup ## The ASR gateway side by side with RealtimeSTT (own v
 
 demo: setup ## The main job: start the stack, place a scripted booking call, show it (exit 1 if not booked)
 	@$(PY) scripts/stack.py demo
+
+demo-outbound: setup ## A small campaign on callsim's callees: one books, one busy then answers, one never answers, one on do-not-call
+	@$(PY) scripts/stack.py demo-outbound
 
 serve: setup ## Start the whole stack on this machine (callsim as FreeSWITCH) and leave it running (CALLEES=DIR: campaign callees)
 	@CALLEES="$(CALLEES)" $(PY) scripts/stack.py serve

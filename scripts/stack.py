@@ -4,6 +4,7 @@
   python scripts/stack.py stop     stop what `serve` started
   python scripts/stack.py status   what answers on which port
   python scripts/stack.py demo     serve, place a scripted booking call, show it, stop what it started
+  python scripts/stack.py demo-outbound   serve with callsim's callees, run a small campaign, show it
 
 Services run as `python -m <service>` on their standard ports, with callsim as the FreeSWITCH
 (Event Socket on 8021, control port 8022, so `callsim run --emulator http://127.0.0.1:8022`
@@ -129,6 +130,152 @@ def demo() -> int:
     return 0
 
 
+OUTBOUND_CALLEES = ROOT / "tests" / "calls" / "outbound"
+#: The demo campaign: (number, name, what the callee script does, the outcome expected).
+OUTBOUND_CONTACTS = (
+    ("+12125550111", "John Smith", "books an MRI of the knee", "booked"),
+    ("+12125550122", "Mary Jones", "is busy, then answers the retry", "not_interested"),
+    ("+12125550133", "Ann Lee", "never answers", "no_answer"),
+    ("+12125550166", "Tom Ford", "is on the do-not-call list", "skipped_dnc"),
+)
+
+
+def _agent_lines(redis_url: str, stop_flag: threading.Event, started: float, campaign: str) -> None:
+    """Both sides of every answered call of the campaign, each line tagged with its call."""
+    import redis
+
+    from callkit.contracts import live
+    from callkit.contracts.streams import CALLS_EVENTS
+    from callkit.errors import InvalidInput
+
+    client = redis.Redis.from_url(redis_url)
+    last = f"{int(started * 1000)}-0"
+    tags: dict[str, str] = {}
+    try:
+        while not stop_flag.is_set():
+            for _, entries in client.xread({CALLS_EVENTS: last}, block=300) or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    try:
+                        event = live.parse_entry(fields)
+                    except InvalidInput:
+                        continue
+                    if isinstance(event, live.LiveCallStarted) and event.campaign_id == campaign:
+                        tags[event.call_id] = f"call {len(tags) + 1}"
+                        print(f"    [{tags[event.call_id]}] answered", flush=True)
+                    who = tags.get(event.call_id)
+                    if who is None:
+                        continue
+                    if isinstance(event, live.CallerFinal):
+                        print(f"    [{who}] caller: {event.text}", flush=True)
+                    elif isinstance(event, live.AgentSentence):
+                        print(f"    [{who}] agent:  {event.text}", flush=True)
+    finally:
+        client.close()
+
+
+def demo_outbound() -> int:
+    """A campaign of four contacts on callsim's callees, shown live, ending with its rows."""
+    import httpx
+
+    from devstack.served import passwords
+
+    t0 = time.monotonic()
+    os.environ["CALLEES"] = str(OUTBOUND_CALLEES)
+    print("Starting the stack with callsim playing the campaign's callees "
+          f"({OUTBOUND_CALLEES.relative_to(ROOT)}):")  # fmt: skip
+    redis_url, started = serve()
+    if "callsim" not in started:
+        print("  note: callsim was already running; if it was started without CALLEES, "
+              "`make stop` first", flush=True)  # fmt: skip
+    token = passwords()["DIALER_API_TOKEN"]
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{PORTS.dialer}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    day = [{"start": "00:00", "end": "24:00"}]
+    campaign = {
+        "name": "Demo: knee MRI follow-up",
+        "purpose": "service",
+        "profile": "none",  # the demo calls at any hour; a real campaign sets us, uk or ru
+        "windows": {"hours": {d: day for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}},
+        "retry": {"max_attempts": 2, "busy_after_min": 0.25, "no_answer_after_min": 0.25},
+        # The demo's numbers are fictional and it may run many times a day; a real campaign
+        # keeps the default caps (2 a day, 5 a week, 10 a month per number).
+        "caps": {"per_day": 100, "per_week": 500, "per_month": 1000},
+        "originate_timeout_s": 8,
+        "concurrency": 2,
+    }
+    contacts = [{"phone": n, "name": name} for n, name, _, _ in OUTBOUND_CONTACTS]
+    print("\nThe campaign:")
+    for number, name, does, _ in OUTBOUND_CONTACTS:
+        print(f"  {name:<12} {number}  {does}")
+    api.post("/dnc", json={"number": OUTBOUND_CONTACTS[3][0]}).raise_for_status()
+    created = api.post("/campaigns", json={"campaign": campaign, "contacts": contacts})
+    created.raise_for_status()
+    campaign_id = created.json()["id"]
+    flag = threading.Event()
+    watcher = threading.Thread(
+        target=_agent_lines, args=(redis_url, flag, time.time(), campaign_id), daemon=True
+    )
+    watcher.start()
+    api.post(f"/campaigns/{campaign_id}/start").raise_for_status()
+    print(f"\nCampaign {campaign_id} started (agent-campaign status {campaign_id}):")
+    seen: dict[str, tuple[str, str | None]] = {}
+    deadline = time.monotonic() + 480
+    view: dict[str, object] = {}
+    try:
+        while time.monotonic() < deadline:
+            view = api.get(f"/campaigns/{campaign_id}").json()
+            for contact in api.get(f"/campaigns/{campaign_id}/contacts").json():
+                now = (contact["state"], contact["outcome"] or contact["reason"])
+                if seen.get(contact["phone"]) != now:
+                    seen[contact["phone"]] = now
+                    name = contact["name"] or contact["phone"]
+                    detail = f" ({now[1]})" if now[1] else ""
+                    print(f"  {time.monotonic() - t0:6.0f}s  {name:<12} {now[0]}{detail}"
+                          f", attempts {contact['attempts']}", flush=True)  # fmt: skip
+            if view["state"] in ("completed", "cancelled", "paused"):
+                break
+            time.sleep(0.5)
+    finally:
+        flag.set()
+        watcher.join(2)
+    final = {c["phone"]: c for c in api.get(f"/campaigns/{campaign_id}/contacts").json()}
+    print(f"\nCampaign {view.get('state')}: {view.get('counts')}")
+    failed = False
+    for number, name, _, expected in OUTBOUND_CONTACTS:
+        got = final[number]["outcome"]
+        mark = "ok" if got == expected else f"EXPECTED {expected}"
+        failed |= got != expected
+        print(
+            f"  {name:<12} {got or final[number]['state']:<15} attempts {final[number]['attempts']}  {mark}"
+        )
+    time.sleep(3)  # the notifier's last batch
+    rows = _campaign_rows(campaign_id)
+    print(f"\nRows appended to data/calls.csv for this campaign ({len(rows)}):")
+    for row in rows:
+        print(f"  {row}")
+    print(f"({time.monotonic() - t0:.0f} s in all)")
+    if started:
+        print("\nStopping what the demo started:")
+        stop_served(started, procs=started)
+    os.environ.pop("CALLEES", None)
+    if failed:
+        print("error: a contact did not end as its callee script says", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _campaign_rows(campaign_id: str) -> list[list[str]]:
+    path = ROOT / "data" / "calls.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return [row for row in csv.reader(f) if campaign_id in row]
+
+
 def _ms(value: float | None) -> str:
     return f"{value:.0f} ms" if value is not None else "-"
 
@@ -149,7 +296,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["serve", "stop", "status", "demo"])
+    parser.add_argument("command", choices=["serve", "stop", "status", "demo", "demo-outbound"])
     args = parser.parse_args()
     if args.command == "serve":
         serve()
@@ -164,6 +311,8 @@ def main() -> int:
     if args.command == "status":
         status()
         return 0
+    if args.command == "demo-outbound":
+        return demo_outbound()
     return demo()
 
 

@@ -37,6 +37,7 @@ class LiveEvent(BaseModel):
 class LiveCallStarted(LiveEvent):
     type: Literal["started"] = "started"
     direction: Literal["inbound", "outbound"] = "inbound"
+    campaign_id: str | None = Field(None, description="The campaign of an outbound call.")
 
 
 class LiveCallEnded(LiveEvent):
