@@ -24,6 +24,7 @@ import websockets
 
 from callkit.audiofork import SUBPROTOCOL
 from callkit.contracts import outcome as outcomes
+from callkit.contracts.campaign import CampaignCall, call_key
 from callkit.esl import Event
 from callkit.esl_client import EslClient
 from callsim.esl_server import EslServer
@@ -123,7 +124,7 @@ async def rig(
             await redis.aclose()
 
 
-async def answer_as_the_dialog(rig: Rig, phone: str, status: str) -> None:
+async def answer_as_the_dialog(rig: Rig, phone: str, status: str) -> str:
     """Once the number's call is answered: the dialog's outcome, then the callee hangs up."""
     async with asyncio.timeout(20):
         while True:
@@ -150,6 +151,7 @@ async def answer_as_the_dialog(rig: Rig, phone: str, status: str) -> None:
     )
     await rig.redis.xadd(rig.stream, outcomes.entry(outcome))  # type: ignore[arg-type]
     rig.switch.hangup(channel, "NORMAL_CLEARING", by="callee")
+    return channel.uuid
 
 
 async def finished(rig: Rig, campaign_id: str, wait_s: float = 40) -> None:
@@ -178,14 +180,19 @@ async def test_a_campaign_ends_every_contact_the_way_its_callee_dictates(rig: Ri
     )
     campaign_id = await rig.store.create_campaign(spec, now=now)
     rows = [
-        ContactRow(row=i + 2, phone=phone, name=f"contact {i}")
+        ContactRow(row=i + 2, phone=phone, name=f"contact {i}", fields={"study": "knee MRI"})
         for i, phone in enumerate((books, busy, rejects, unknown, listed))
     ]
     await rig.store.add_contacts(campaign_id, rows, now=now)
     await rig.store.add_dnc(listed, source="test", now=now)
     await rig.store.transition(campaign_id, CampaignState.RUNNING, now=now)
 
-    await answer_as_the_dialog(rig, books, "booked")
+    call_id = await answer_as_the_dialog(rig, books, "booked")
+    # What the policy engine reads about the call: the campaign and the contact's own fields.
+    context = CampaignCall.model_validate_json(await rig.redis.get(call_key(call_id)))
+    assert (context.campaign_id, context.phone, context.name) == (campaign_id, books, "contact 0")
+    assert context.fields == {"study": "knee MRI"}
+    assert context.attempt == 2
     await finished(rig, campaign_id)
 
     contacts = {c.phone: c for c in await rig.store.contacts(campaign_id, limit=10)}

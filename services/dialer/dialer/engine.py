@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from callkit.contracts import outcome as outcomes
+from callkit.contracts.campaign import CampaignCall, call_key
 from callkit.contracts.streams import CALLS_COMPLETED
 from callkit.errors import AgentError, InvalidInput
 from callkit.esl import Event
@@ -140,6 +141,8 @@ class Dialer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.originates = 0
         self.originate_s: list[float] = []  # the dialer's own time per originate (before sending)
+        #: The same time as a Prometheus histogram (``dialer_originate_prepare_seconds``).
+        self.prepare_seconds: Any = None
 
     # ------------------------------------------------------------------ loop
 
@@ -267,7 +270,10 @@ class Dialer:
         command = originate_command(
             spec, claim, campaign_id=campaign.id, target=self.config.dialplan_target
         )
-        self.originate_s.append(time.perf_counter() - started)
+        prepared_s = time.perf_counter() - started
+        self.originate_s.append(prepared_s)
+        if self.prepare_seconds is not None:
+            self.prepare_seconds.observe(prepared_s)
         task = asyncio.create_task(self._dial(campaign, claim, command), name="dialer-originate")
         flight.task = task
         self._tasks.add(task)
@@ -283,6 +289,23 @@ class Dialer:
             await asyncio.sleep(min(wait, 5.0))
         if not await self.store.mark_dialing(claim.attempt_id, call_id=claim.attempt_id):
             return  # taken over meanwhile (this replica stalled past its lease)
+        context = CampaignCall(
+            call_id=claim.attempt_id,
+            campaign_id=campaign.id,
+            contact_id=claim.contact_id,
+            attempt=claim.attempt_number,
+            campaign_name=spec.name,
+            purpose=spec.purpose.value,
+            locale=spec.locale,
+            phone=claim.phone,
+            name=claim.name,
+            fields=claim.fields,
+        )
+        await self.redis.set(
+            call_key(claim.attempt_id),
+            context.model_dump_json(),
+            ex=int(self.config.max_call_s + spec.originate_timeout_s),
+        )
         self.originates += 1
         if self.metrics is not None:
             self.metrics.inc()

@@ -2,7 +2,7 @@
 
 ``streams`` names the Redis streams and key namespaces; ``outcome`` is the call outcome on
 calls:completed; ``dialog`` is POST /dialog and its SSE stream; ``asr`` is WS /ws/transcribe;
-``live`` is calls:events; ``tts`` is POST /synthesize. The registry also lists mod_audio_fork's
+``live`` is calls:events; ``tts`` is POST /synthesize; ``campaign`` is what the dialer writes for each call it places. The registry also lists mod_audio_fork's
 messages (:mod:`callkit.audiofork`: the switch's protocol, shared by the bridge and the emulated
 switch). Producers build these models and consumers parse with them; the Contracts section of
 docs/ARCHITECTURE.md is generated from this registry (``python -m callkit.contracts.docs``).
@@ -15,7 +15,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from callkit import audiofork
-from callkit.contracts import asr, dialog, live, outcome, tts
+from callkit.contracts import asr, campaign, dialog, live, outcome, tts
 from callkit.events import ErrorEvent
 
 #: Every contract model, by module, in the order the docs list them.
@@ -26,6 +26,7 @@ REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
         outcome.TranscriptLine,
         outcome.CallLatency,
     ),
+    campaign.__name__: (campaign.CampaignCall,),
     dialog.__name__: (
         dialog.DialogRequest,
         dialog.CallStarted,
