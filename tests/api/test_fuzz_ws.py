@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from test_bridge_fork import AUTH, RecordingRecognizer, fork_app, stereo, until
+
+from asr_gateway.api.ws import SEND_TIMEOUT_S
 
 FRAME = 640  # 20 ms of 16 kHz L16
 DEEP = "[" * 20_000  # past any parser's recursion limit, within the size limits
@@ -221,6 +223,19 @@ class RawClient:
         }
 
 
+async def let_go_within(seconds: float, served: Awaitable[None]) -> None:
+    """Await the app serving one peer; fail when it still holds the peer after ``seconds``.
+
+    Not wait_for: a handler that swallows the cancellation would pass it by returning late.
+    """
+    task = asyncio.ensure_future(served)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        raise AssertionError(f"the app still held the peer after {seconds:g} s")
+    task.result()
+
+
 def test_an_asr_client_that_stops_reading_or_vanishes_is_let_go(asr: FastAPI) -> None:
     with TestClient(asr) as client:
 
@@ -234,7 +249,8 @@ def test_an_asr_client_that_stops_reading_or_vanishes_is_let_go(asr: FastAPI) ->
             # Bad frames each earn an error event the peer never reads.
             for _ in range(300):
                 await peer.incoming.put({"type": "websocket.receive", "bytes": b"\x01"})
-            await asyncio.wait_for(served, 30)
+            # Let go once its backlog is full, not only when a send to it times out.
+            await let_go_within(SEND_TIMEOUT_S - 1, served)
             return peer.sent
 
         async def vanishes(after: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -262,6 +278,35 @@ def test_an_asr_client_that_stops_reading_or_vanishes_is_let_go(asr: FastAPI) ->
             client.portal.call(vanishes, messages)
         healthy(client)
         assert not asr.state.connections, "every session was let go"
+
+
+class VanishingClient(RawClient):
+    """Goes away the moment the first event reaches it, as a caller who hangs up does."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.send":
+            await self.incoming.put({"type": "websocket.disconnect", "code": 1001})
+
+
+def test_an_asr_client_that_vanishes_as_an_event_reaches_it_is_let_go(asr: FastAPI) -> None:
+    """The send that completes as the disconnect arrives must not keep the session alive: a
+    session never let go holds a place under max_sessions and stops the server shutting down."""
+    with TestClient(asr) as client:
+
+        async def vanishes() -> list[dict[str, Any]]:
+            peer = VanishingClient()
+            await peer.incoming.put({"type": "websocket.connect"})
+            await peer.incoming.put({"type": "websocket.receive", "text": START})
+            await let_go_within(5, asr(peer.scope("/ws/transcribe"), peer.receive, peer.send))
+            return peer.sent
+
+        TRIED["/ws/transcribe peers"] += 1
+        sent = client.portal.call(vanishes)
+        assert [json.loads(m["text"])["type"] for m in sent if m.get("text")] == ["session.created"]
+        assert not asr.state.connections, "the session was let go"
+        assert "asr_active_sessions 0.0" in client.get("/metrics").text
+        healthy(client)
 
 
 # ---------------------------------------------------------------- bridge: /fork/{uuid}

@@ -89,11 +89,12 @@ class Connection:
             raise ClientNotReading from None
 
     async def sender(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when it is
+        # cancelled just as its send completes, and the sender would wait on the outbox forever.
         while (event := await self.outbox.get()) is not None:
             try:
-                await asyncio.wait_for(
-                    self.ws.send_json(event.model_dump(mode="json")), SEND_TIMEOUT_S
-                )
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await self.ws.send_json(event.model_dump(mode="json"))
             except TimeoutError:
                 raise ClientNotReading from None
 
@@ -323,9 +324,7 @@ async def transcribe(ws: WebSocket) -> None:
     except (WebSocketDisconnect, ClientNotReading, TimeoutError, RuntimeError):
         pass  # the client went away or stopped reading: nothing more can be told to it
     finally:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        # 1. Let the session go: its queued work, its results, its place under max_sessions.
         if conn.session is not None:
             app.state.scheduler.forget(conn.session.session_id)
         for future in [*conn.pending, *(f for f, _ in conn.early.values())]:
@@ -333,6 +332,13 @@ async def transcribe(ws: WebSocket) -> None:
         conn.session = None
         app.state.connections.discard(conn)
         app.state.scheduler.metrics.sessions.dec()
+        # 2. Stop the sender. The wait is bounded, and this handler's own cancellation (the
+        # server shutting down) is not swallowed with the sender's.
+        sender.cancel()
+        await asyncio.wait({sender}, timeout=SEND_TIMEOUT_S)
+        if sender.done() and not sender.cancelled():
+            sender.exception()  # a failed send is of no interest now; retrieved, not logged
+        # 3. Close the socket if nothing else did.
         if (
             ws.application_state is WebSocketState.CONNECTED
             and ws.client_state is WebSocketState.CONNECTED
@@ -345,7 +351,8 @@ async def _serve(conn: Connection) -> None:
     ws = conn.ws
     # 1. The first message must be session.start.
     try:
-        first = await asyncio.wait_for(ws.receive(), START_TIMEOUT_S)
+        async with asyncio.timeout(START_TIMEOUT_S):
+            first = await ws.receive()
     except TimeoutError:
         conn.emit(
             ErrorEvent(
