@@ -14,6 +14,7 @@ import logging
 import re
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,20 +27,28 @@ import pytest
 import devstack
 from callkit.logging import JsonFormatter, Redactor, WireTrafficFilter
 from callkit.redis_provision import free_port
+from callsim.callees import CalleeBook
 from callsim.esl_server import EslServer
-from callsim.run import RunOptions, run_call, summary_lines
+from callsim.run import RunOptions, load_deployment, run_call, summary_lines
 from callsim.script import CallScript, load_script
 from callsim.switch import Switch
 
 ROOT = Path(__file__).parents[2]
 CALLS = ROOT / "tests" / "calls"
-SERVICES = ("asr_gateway", "tts_gateway", "policy_engine", "fs_bridge")  # the LLM: embedded_llm
+SERVICES = (
+    "asr_gateway",
+    "tts_gateway",
+    "policy_engine",
+    "fs_bridge",
+    "dialer",
+)  # LLM: embedded_llm
 FORK_PASSWORD = "fork-" + uuid.uuid4().hex[:8]
 ESL_PASSWORD = "esl-" + uuid.uuid4().hex[:8]
-#: What booking_knee.yaml's caller gives away that the agent's own lines do not: the number in
-#: the forms it is dialled, written and read back, the name and the caller's own answers.
+#: What the booking callee (outbound/booking_by_phone.yaml) gives away that the agent's own lines
+#: do not: the number in the forms it is dialled, written and read back, the name and the
+#: callee's own answers.
 BOOKING_PII = re.compile(
-    r"\+?1?5551234567|555[ .-]123[ .-]4567|\b(?:john|smith|forty[ -]five|eighty|two weeks|left knee)\b",
+    r"\+?1?2125550111|212[ .)-]*555[ .-]0111|\b(?:john|smith|forty[ -]five|eighty|two weeks|left knee)\b",
     re.IGNORECASE,
 )
 
@@ -90,6 +99,8 @@ def stack(
         "POLICY_LLM_BASE_URL": embedded_llm,
         "POLICY_CALENDAR_NAMESPACE": f"test-appt-{uuid.uuid4().hex[:8]}",
         "BRIDGE_SILENCE_S": "4",
+        "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'dialer.db'}",
+        "DIALER_TICK_S": "0.2",
         # Every line a service can write, so that the booking test sees any personal data leak.
         "LOG_LEVEL": "DEBUG",
     }
@@ -120,42 +131,6 @@ def leaks(logs: Path) -> list[str]:
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
         if BOOKING_PII.search(line)
     ]
-
-
-def test_a_short_booking_lands_as_a_booked_outcome(stack: Stack) -> None:
-    # callsim runs in this process: its lines go through the services' redaction, at DEBUG.
-    callsim_log = logging.FileHandler(stack.tmp / "callsim.log", encoding="utf-8")
-    callsim_log.setFormatter(JsonFormatter(Redactor(), service="callsim"))
-    callsim_log.addFilter(WireTrafficFilter())
-    logger = logging.getLogger("callsim")
-    saved_level = logger.level
-    logger.addHandler(callsim_log)
-    logger.setLevel(logging.DEBUG)
-    try:
-        report = stack.call(load_script(CALLS / "booking_knee.yaml"))
-    finally:
-        logger.removeHandler(callsim_log)
-        logger.setLevel(saved_level)
-        callsim_log.close()
-    assert report["errors"] == []
-    assert report["spurious_stops"] == []
-    checks = {c["check"]: c for c in report["expect"]}
-    assert checks["status"]["passed"], checks["status"]
-    assert report["outcome"]["slots"]["appointment_date"]
-    assert report["hung_up_by"] == "uuid_kill"  # the agent hung up after its farewell
-    assert report["v2v"]["n"] == 12
-    assert all(t["v2v_ms"] is not None and t["v2v_ms"] > 0 for t in report["turns"])
-    assert Path(report["recording"]).stat().st_size > 16000 * 4 * 10
-    bridge_recording = stack.tmp / "bridge" / f"{report['call_id']}.wav"
-    assert bridge_recording.stat().st_size > 16000 * 4 * 10
-    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
-    assert any("You're booked" in text for text in agent_lines)
-
-    # The caller's number, name and words were logged (at DEBUG), but only as redacted fields.
-    assert leaks(stack.tmp) == []
-    bridge_log = (stack.tmp / "fs_bridge.log").read_text(encoding="utf-8")
-    assert '"caller": "<redacted:' in bridge_log
-    assert '"text": "<redacted:' in bridge_log
 
 
 def test_a_barge_in_stops_the_agent_and_is_answered(stack: Stack) -> None:
@@ -315,3 +290,87 @@ def test_a_file_mode_call_goes_on_across_an_event_socket_drop(stack: Stack) -> N
     # The script went on past the drop: the symptoms were heard and answered.
     assert any("seen a doctor" in text for text in agent_lines), agent_lines
     assert report["v2v"]["n"] == 2
+
+
+def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
+    """The dialer originates through the emulated switch; the answered leg runs the deployment's
+    outbound extension, its audio forks to the bridge, and the callee books on the phone. The
+    stack runs at DEBUG, and no service's log (callsim's included) holds the callee's number,
+    name or words in plain text."""
+    path = CALLS / "outbound" / "booking_by_phone.yaml"
+    script = load_script(path)
+    reports = stack.tmp / "callee-reports"
+    options = stack.options()
+
+    async def install() -> CalleeBook:
+        load_deployment(stack.switch, options)
+        book = CalleeBook(stack.switch, options, reports)
+        book.add(path, script)
+        return book
+
+    # callsim runs in this process: its lines go through the services' redaction, at DEBUG.
+    callsim_log = logging.FileHandler(stack.tmp / "callsim.log", encoding="utf-8")
+    callsim_log.setFormatter(JsonFormatter(Redactor(), service="callsim"))
+    callsim_log.addFilter(WireTrafficFilter())
+    logger = logging.getLogger("callsim")
+    saved_level = logger.level
+    logger.addHandler(callsim_log)
+    logger.setLevel(logging.DEBUG)
+    book = asyncio.run_coroutine_threadsafe(install(), stack.loop).result(10)
+    day = [{"start": "00:00", "end": "24:00"}]
+    campaign = {
+        "name": "whole-call campaign",
+        "windows": {"hours": {d: day for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}},
+    }
+    headers = {"Authorization": f"Bearer {stack.env['DIALER_API_TOKEN']}"}
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{stack.ports.dialer}", headers=headers, timeout=30
+        ) as api:
+            created = api.post(
+                "/campaigns",
+                json={"campaign": campaign, "contacts": [{"phone": "(212) 555-0111"}]},
+            )
+            assert created.status_code == 201, created.text
+            campaign_id = created.json()["id"]
+            assert api.post(f"/campaigns/{campaign_id}/start").json()["state"] == "running"
+            deadline = time.monotonic() + 300
+            while api.get(f"/campaigns/{campaign_id}").json()["state"] != "completed":
+                assert time.monotonic() < deadline, api.get(f"/campaigns/{campaign_id}").json()
+                time.sleep(0.5)
+            (contact,) = api.get(f"/campaigns/{campaign_id}/contacts").json()
+    finally:
+        asyncio.run_coroutine_threadsafe(book.aclose(), stack.loop).result(15)
+        logger.removeHandler(callsim_log)
+        logger.setLevel(saved_level)
+        callsim_log.close()
+    assert (contact["state"], contact["outcome"], contact["attempts"]) == ("done", "booked", 1)
+    (report_path,) = reports.glob("*.json")
+    report = json.loads(report_path.read_text())
+    print("\n".join(summary_lines(report)))
+    assert report["errors"] == []
+    assert report["spurious_stops"] == []
+    checks = {c["check"]: c for c in report["expect"]}
+    assert all(c["passed"] for c in checks.values()), checks
+    outcome = report["outcome"]
+    assert outcome["status"] == "booked"
+    assert outcome["slots"]["appointment_date"]
+    assert outcome["direction"] == "outbound"
+    assert outcome["campaign_id"] == campaign_id
+    # The number dialled was never asked for: it came with the call.
+    assert outcome["slots"]["phone"] == script.caller.number
+    assert outcome["latency"]["first_audio_ms"] is not None
+    assert report["hung_up_by"] == "uuid_kill"  # the agent hung up after its farewell
+    assert report["v2v"]["n"] == 11  # one per answer of the callee
+    assert all(t["v2v_ms"] is not None and t["v2v_ms"] > 0 for t in report["turns"])
+    assert Path(report["recording"]).stat().st_size > 16000 * 4 * 10
+    bridge_recording = stack.tmp / "bridge" / f"{report['call_id']}.wav"
+    assert bridge_recording.stat().st_size > 16000 * 4 * 10
+    agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
+    assert any("You're booked" in text for text in agent_lines)
+
+    # The callee's number, name and words were logged (at DEBUG), but only as redacted fields.
+    assert leaks(stack.tmp) == []
+    bridge_log = (stack.tmp / "fs_bridge.log").read_text(encoding="utf-8")
+    assert '"caller": "<redacted:' in bridge_log
+    assert '"text": "<redacted:' in bridge_log
