@@ -55,6 +55,7 @@ class Rig:
     overlap: dict[str, int] = field(default_factory=dict)
     live: dict[str, set[str]] = field(default_factory=dict)
     numbers: dict[str, str] = field(default_factory=dict)  # channel uuid -> number dialled
+    server: EslServer | None = None
 
     def watch(self, event: Event) -> None:
         channel = event.get("Unique-ID") or ""
@@ -108,7 +109,7 @@ async def rig(
         )
         dialer = Dialer(config, store, redis, esl)
         holder["dialer"] = dialer
-        holder["rig"] = rig = Rig(switch, store, redis, dialer, stream)
+        holder["rig"] = rig = Rig(switch, store, redis, dialer, stream, server=server)
         esl.start()
         await asyncio.wait_for(esl.connected.wait(), 10)
         task = asyncio.create_task(dialer.run())
@@ -256,3 +257,56 @@ async def test_nothing_is_dialled_while_paused_or_outside_the_window(rig: Rig) -
     await asyncio.sleep(1.0)  # ten ticks of the loop
     assert rig.switch.callees[second].dialled == 0
     assert (await rig.store.contacts(paused_id))[0].state == "pending"
+
+
+async def campaign_of(rig: Rig, phones: list[str], **spec: object) -> str:
+    now = datetime.now(UTC)
+    campaign_id = await rig.store.create_campaign(
+        CampaignSpec.model_validate({"name": "test", "windows": ALWAYS, **spec}), now=now
+    )
+    rows = [ContactRow(row=i + 2, phone=p) for i, p in enumerate(phones)]
+    await rig.store.add_contacts(campaign_id, rows, now=now)
+    await rig.store.transition(campaign_id, CampaignState.RUNNING, now=now)
+    return campaign_id
+
+
+async def test_nothing_is_originated_while_the_event_socket_is_down(rig: Rig) -> None:
+    assert rig.server is not None
+    await rig.server.close()  # FreeSWITCH goes away
+    async with asyncio.timeout(10):
+        while rig.dialer.switch.connected.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    phone = number()
+    rig.switch.callees[phone] = Callee("reject")
+    campaign_id = await campaign_of(rig, [phone])
+    await asyncio.sleep(1.0)  # ten ticks
+    (contact,) = await rig.store.contacts(campaign_id)
+    assert (contact.state, contact.attempts) == ("pending", 0)  # not claimed, nothing lost
+    await rig.server.start()  # back: the client reconnects and dialling resumes
+    await finished(rig, campaign_id, wait_s=30)
+    (contact,) = await rig.store.contacts(campaign_id)
+    assert (contact.outcome, contact.attempts) == ("rejected", 1)
+    assert rig.switch.callees[phone].dialled == 1
+
+
+async def test_a_failing_trunk_pauses_the_campaign_and_says_why(rig: Rig) -> None:
+    phones = [number() for _ in range(12)]
+    for phone in phones:
+        rig.switch.callees[phone] = Callee("answer")
+    rig.switch.gateways_down.add("carrier")
+    campaign_id = await campaign_of(rig, phones, concurrency=3)
+    async with asyncio.timeout(20):
+        while (record := await rig.store.campaign(campaign_id)) is not None and (  # noqa: ASYNC110
+            record.state == CampaignState.RUNNING
+        ):
+            await asyncio.sleep(0.1)
+    assert record is not None
+    assert record.state == CampaignState.PAUSED
+    assert "trunk" in (record.reason or "")
+    async with asyncio.timeout(15):  # calls waiting for the trunk are given back, not dialled
+        while any(c.state == "dialing" for c in await rig.store.contacts(campaign_id)):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    contacts = await rig.store.contacts(campaign_id, limit=20)
+    tried = sum(c.attempts for c in contacts)
+    assert 6 <= tried < len(phones)  # it stopped after the breaker's minimum, not at the end
+    assert all(c.state in ("pending", "scheduled") for c in contacts)  # failed ones retry later

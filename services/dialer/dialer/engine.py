@@ -287,6 +287,19 @@ class Dialer:
             if wait <= 0:
                 break
             await asyncio.sleep(min(wait, 5.0))
+        current = await self.store.campaign(campaign.id)
+        if current is None or current.state != CampaignState.RUNNING:
+            # Paused or cancelled while this call waited for the trunk: it does not go out.
+            await self.live.release_slot(campaign.id, claim.attempt_id)
+            await self.live.release_number(claim.phone, claim.attempt_id)
+            self.in_flight.pop(claim.attempt_id, None)
+            await self.store.release(
+                claim,
+                until=self.clock(),
+                reason=f"campaign {current.state if current else 'gone'}",
+                now=self.clock(),
+            )
+            return
         if not await self.store.mark_dialing(claim.attempt_id, call_id=claim.attempt_id):
             return  # taken over meanwhile (this replica stalled past its lease)
         context = CampaignCall(
