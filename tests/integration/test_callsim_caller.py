@@ -33,7 +33,8 @@ END_SILENCE_FRAMES = 15  # the fake hears the end of speech after 300 ms of sile
 REPLY_DELAY_FRAMES = 20  # ... and answers 400 ms later
 BARGE_FRAMES = 35  # speech this long (700 ms) over the agent is an interruption
 KILL_DELAY_FRAMES = 5  # ... which stops the agent 100 ms later
-REPLY_S = 2.0
+REPLY_S = 2.0  # long enough for a barge-in (stopped 1.4 s in) and a backchannel to land on
+SHORT_REPLY_S = 0.6  # for calls that only need the agent to answer
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,6 +54,8 @@ class FakeAgent:
     after fixed delays, and stops (killAudio) when the caller talks over it long enough."""
 
     def __init__(self) -> None:
+        #: How long each reply plays, the greeting first; the last one repeats.
+        self.reply_s = [SHORT_REPLY_S]
         self.metadata: dict[str, Any] | None = None
         self.replies_sent_at: list[int] = []
         self.kills_sent_at: list[int] = []
@@ -66,8 +69,9 @@ class FakeAgent:
         reply_at: int | None = None
         barge_kill_at: int | None = None
 
-        async def play(seconds: float) -> None:
+        async def play() -> None:
             nonlocal playing_until
+            seconds = self.reply_s[min(len(self.replies_sent_at), len(self.reply_s) - 1)]
             await ws.send(agent_audio(seconds))
             playing_until = frame_no + int(seconds * 50)
             self.replies_sent_at.append(frame_no)
@@ -79,7 +83,7 @@ class FakeAgent:
                         self.metadata = (
                             json.loads(message) if message.startswith("{") else {"raw": message}
                         )
-                        await play(REPLY_S)  # the greeting
+                        await play()  # the greeting
                     continue
                 frame_no += 1
                 left = np.frombuffer(message, "<i2")[0::2]
@@ -114,7 +118,7 @@ class FakeAgent:
                         reply_at = frame_no + REPLY_DELAY_FRAMES
                 if reply_at is not None and frame_no >= reply_at:
                     reply_at = None
-                    await play(REPLY_S)
+                    await play()
         except websockets.ConnectionClosed:
             pass
 
@@ -132,11 +136,11 @@ async def fake_agent() -> AsyncIterator[tuple[FakeAgent, str]]:
 SCRIPT = {
     "name": "fake-agent-timing",
     "caller": {"voice": "espeak:en-us", "codec": "PCMU"},
-    "timing": {"agent_turn_gap_ms": 600, "step_timeout_s": 20, "end_timeout_s": 2},
+    "timing": {"agent_turn_gap_ms": 300, "step_timeout_s": 20, "end_timeout_s": 2},
     "turns": [
-        "Hello, I would like to book an appointment.",
-        "My knee has been hurting for two weeks.",
-        {"barge_in": {"after_agent_ms": 600, "say": "Sorry, how much does the scan cost?"}},
+        "Hi, I need a scan.",
+        "My knee hurts.",
+        {"barge_in": {"after_agent_ms": 600, "say": "Sorry, how much?"}},
         {"backchannel": {"after_agent_ms": 800, "say": "okay"}},
         {"hangup": {}},
     ],
@@ -147,6 +151,8 @@ async def test_the_report_matches_the_fake_agents_known_delays(
     fake_agent: tuple[FakeAgent, str], tmp_path: Path
 ) -> None:
     agent, url = fake_agent
+    # The barge-in lands on the third reply, the backchannel on the fourth.
+    agent.reply_s = [SHORT_REPLY_S, SHORT_REPLY_S, REPLY_S]
     switch = Switch(fork_build="jambonz")
     options = RunOptions(fork_url=url, recordings=tmp_path)
     report = await run_call(switch, CallScript.model_validate(SCRIPT), options)
@@ -192,7 +198,11 @@ async def test_a_missing_bridge_is_reported_not_hung(tmp_path: Path, dead_port: 
     report = await run_call(
         switch,
         script,
-        RunOptions(fork_url=f"ws://127.0.0.1:{dead_port}/fork/{{uuid}}", recordings=tmp_path),
+        RunOptions(
+            fork_url=f"ws://127.0.0.1:{dead_port}/fork/{{uuid}}",
+            recordings=tmp_path,
+            fork_start_timeout_s=2,
+        ),
     )
     assert report["passed"] is False
     assert any("audio fork to start" in e for e in report["errors"])
@@ -224,7 +234,11 @@ async def test_inbound_calls_run_through_the_deployments_dialplan(
     dialplan.write_text(dialplan.read_text().replace("|stereo|16k|", "|stereo|"))
     switch = Switch(fork_build="jambonz")
     options = RunOptions(
-        fork_url=url, recordings=tmp_path, freeswitch_dir=broken, fork_password="other"
+        fork_url=url,
+        recordings=tmp_path,
+        freeswitch_dir=broken,
+        fork_password="other",
+        fork_start_timeout_s=2,
     )
     script = CallScript.model_validate({**short, "timing": {"step_timeout_s": 2}})
     report = await run_call(switch, script, options)
@@ -237,7 +251,7 @@ async def test_callsim_run_cli_writes_a_json_report(
 ) -> None:
     _, url = fake_agent
     script = tmp_path / "call.yaml"
-    short = {**SCRIPT, "turns": ["Hello there, I need an appointment.", {"hangup": {}}]}
+    short = {**SCRIPT, "turns": ["Hello there.", {"hangup": {}}]}
     script.write_text(json.dumps(short))  # JSON is YAML
     out = tmp_path / "report.json"
     proc = await asyncio.create_subprocess_exec(
@@ -367,7 +381,7 @@ async def test_callsim_run_places_calls_on_a_running_emulator(
             line = await asyncio.wait_for(serve.stderr.readline(), 30)
         assert b"control port on" in line
         script = tmp_path / "call.yaml"
-        script.write_text(json.dumps({**SCRIPT, "turns": ["Hi, I need a scan.", {"hangup": {}}]}))
+        script.write_text(json.dumps({**SCRIPT, "turns": ["Hi.", {"hangup": {}}]}))
         out = tmp_path / "report.json"
         run = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "callsim", "run", "--script", str(script), "--report", str(out),

@@ -65,6 +65,10 @@ class RunOptions:
     outcome_stream: str = CALLS_COMPLETED
     events_stream: str = CALLS_EVENTS
     originate_timeout_s: float = 120.0
+    #: How long an answered call waits for the switch's audio fork to reach the agent before
+    #: it is reported and hung up (a bridge that is down, a dialplan that starts no fork). At
+    #: most the caller's own 20 s.
+    fork_start_timeout_s: float = 20.0
     #: The deployment's FreeSWITCH folder: inbound calls run through its dialplan.
     freeswitch_dir: Path = fsconf.DEFAULT_DIR
     #: The ASR gateway (``http://host:port``): the report adds offline transcription of the
@@ -111,7 +115,14 @@ async def play(
     started = time.time() if started is None else started
     max_s = script.timing.max_call_s
     try:
-        await asyncio.wait_for(caller.run(), max_s)
+        async with asyncio.timeout(max_s):
+            if not await _fork_started(caller, options.fork_start_timeout_s):
+                caller.errors.append(
+                    f"timed out after {options.fork_start_timeout_s:g}s waiting for the audio "
+                    "fork to start"
+                )
+                switch.hangup(caller.channel, "NORMAL_CLEARING", by="caller")
+            await caller.run()  # on a call already hung up it returns at once
     except TimeoutError:
         caller.errors.append(f"the call ran past max_call_s={max_s:g}")
         if not caller.hung_up:
@@ -120,6 +131,17 @@ async def play(
         if isinstance(caller.ears, StreamEars):
             await caller.ears.aclose()
     return await _report(switch, caller, script, options, started)
+
+
+async def _fork_started(caller: ScriptedCaller, timeout_s: float) -> bool:
+    """Whether the fork's first frame reached the caller within ``timeout_s`` (True as well when
+    the call ended first: the caller reports that itself)."""
+    deadline = time.monotonic() + timeout_s
+    while caller.timeline.tick == 0 and not caller.hung_up:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(TICK_MS / 1000)
+    return True
 
 
 class StreamEars:
