@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from callkit.errors import DependencyUnavailable
 from callkit.http import create_service_app
@@ -118,3 +118,10 @@ def _metrics(app: FastAPI, dialer: Dialer) -> None:
     in_flight = Gauge("dialer_calls_in_flight", "This replica's calls now.", registry=registry)
     in_flight.set_function(lambda: len(dialer.in_flight))
     dialer.metrics = originates
+    # The dialer's own share of an originate: dial-time checks, slot and lock, up to the send.
+    dialer.prepare_seconds = Histogram(
+        "dialer_originate_prepare_seconds",
+        "The dialer's own time per originate: dial-time checks, call slot and number lock.",
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        registry=registry,
+    )
