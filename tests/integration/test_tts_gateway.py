@@ -8,7 +8,6 @@ import time
 import uuid
 import wave
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,6 +17,7 @@ import redis as syncredis
 from serving import serving_in_thread
 
 from callkit.audio import resample, ulaw_decode, ulaw_encode
+from callkit.redis_provision import free_port
 from tts_gateway.app import create_app
 from tts_gateway.settings import TtsSettings
 
@@ -34,8 +34,13 @@ LONG = " ".join(
 )
 
 
-@pytest.fixture
-def tts(tmp_path: Path, redis_url: str, free_port: int) -> Iterator[tuple[str, TtsSettings]]:
+@pytest.fixture(scope="module")
+def tts(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[tuple[str, TtsSettings]]:
+    """One gateway for the module (loading Piper and prerendering take a second each time): each
+    test speaks texts of its own, so no test meets another's cache entries."""
+    tmp_path = tmp_path_factory.mktemp("tts")
     prompts = tmp_path / "prompts"
     prompts.mkdir()
     (prompts / "script.yaml").write_text(PROMPTS)
@@ -47,7 +52,7 @@ def tts(tmp_path: Path, redis_url: str, free_port: int) -> Iterator[tuple[str, T
         cache_ttl_s=60,
     )
     app = create_app(settings)
-    with serving_in_thread(app, free_port) as url:
+    with serving_in_thread(app, free_port()) as url:
         deadline = time.monotonic() + 60
         while httpx.get(f"{url}/ready").status_code != 200:
             assert time.monotonic() < deadline, "TTS gateway not ready"
