@@ -215,6 +215,7 @@ async def test_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
         "NOTIFY_STREAM": names["stream"],
         "NOTIFY_DEAD_STREAM": names["dead_stream"],
         "NOTIFY_CLAIM_IDLE_MS": "300",
+        "NOTIFY_BLOCK_MS": "200",  # the SIGTERM at the end waits out one blocking read
     }
 
     def start(name: str) -> subprocess.Popen[bytes]:

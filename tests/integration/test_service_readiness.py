@@ -29,7 +29,8 @@ REDIS_SERVICES: list[tuple[str, Callable[[str, str], FastAPI]]] = [
         "policy_engine",
         lambda url, llm: policy_app(PolicySettings.load(redis_url=url, llm_base_url=llm)),
     ),
-    ("notifier", lambda url, _: notifier_app(NotifySettings.load(redis_url=url))),
+    # Its shutdown waits out one blocking read: a short one.
+    ("notifier", lambda url, _: notifier_app(NotifySettings.load(redis_url=url, block_ms=200))),
     ("fs_bridge", lambda url, _: bridge_app(_bridge_settings(url))),
 ]
 ESL: dict[str, tuple[int, str]] = {}
