@@ -30,15 +30,19 @@ LEAD_S, GAP_S = 0.5, 1.0
 
 
 @pytest.fixture(scope="module")
-def speech() -> dict[str, Any]:
-    """Two utterances spoken by Piper at 16 kHz, with silence around them; boundaries known."""
-    engine = PiperEngine.from_registry(
+def piper() -> PiperEngine:
+    return PiperEngine.from_registry(
         ModelStore(Registry.load()), "piper-en_US-joe-medium", threads=2
     )
+
+
+@pytest.fixture(scope="module")
+def speech(piper: PiperEngine) -> dict[str, Any]:
+    """Two utterances spoken by Piper at 16 kHz, with silence around them; boundaries known."""
     norm = normalizer_for("en")
 
     def say(text: str) -> bytes:
-        s = engine.synthesize(norm.normalize(text), speed=1.0, cancel=CancelToken())
+        s = piper.synthesize(norm.normalize(text), speed=1.0, cancel=CancelToken())
         return resample(s.audio.tobytes(), s.sample_rate, 16000)
 
     one, two = say(FIRST), say(SECOND)
@@ -372,11 +376,8 @@ def test_a_fitted_window_hears_what_the_full_window_hears(
 
 
 def test_short_answers_do_not_come_back_repeated(
-    engines: dict[str, FasterWhisperEngine],
+    engines: dict[str, FasterWhisperEngine], piper: PiperEngine
 ) -> None:
-    piper = PiperEngine.from_registry(
-        ModelStore(Registry.load()), "piper-en_US-joe-medium", threads=2
-    )
     retried = 0
     for answer in SHORT_ANSWERS:
         syn = piper.synthesize(answer, speed=1.0, cancel=CancelToken())
