@@ -22,6 +22,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from callkit.contracts.outcome import CallOutcome
 from devstack import ROOT
@@ -31,8 +33,10 @@ DEMO_SCRIPT = ROOT / "tests" / "calls" / "booking_knee.yaml"
 CONTROL = f"http://127.0.0.1:{PORTS.control}"
 
 
-def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float) -> None:
-    """Print the two sides as the bridge publishes them on calls:events."""
+def _follow(
+    redis_url: str, stop_flag: threading.Event, started: float, show: Callable[[Any], None]
+) -> None:
+    """Hand every live event on calls:events since ``started`` to ``show``, until stopped."""
     import redis
 
     from callkit.contracts import live
@@ -41,31 +45,41 @@ def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float)
 
     client = redis.Redis.from_url(redis_url)
     last = f"{int(started * 1000)}-0"
-    # The demo's call is the first one to start after the watcher; a stack that `make serve`
-    # left running may carry other calls on the same stream.
-    demo_call: str | None = None
     try:
         while not stop_flag.is_set():
             for _, entries in client.xread({CALLS_EVENTS: last}, block=300) or []:
                 for entry_id, fields in entries:
                     last = entry_id
                     try:
-                        event = live.parse_entry(fields)
+                        show(live.parse_entry(fields))
                     except InvalidInput:
                         continue  # a broken entry or a kind this version does not know
-                    if demo_call is None and isinstance(event, live.LiveCallStarted):
-                        demo_call = event.call_id
-                    if event.call_id != demo_call:
-                        continue
-                    t = (event.t_ms or 0) / 1000
-                    if isinstance(event, live.CallerFinal):
-                        print(f"  {t:6.1f}s  caller: {event.text}", flush=True)
-                    elif isinstance(event, live.AgentSentence):
-                        print(f"  {t:6.1f}s  agent:  {event.text}", flush=True)
-                    elif isinstance(event, live.BargeIn):
-                        print(f"  {t:6.1f}s  (the caller cut in)", flush=True)
     finally:
         client.close()
+
+
+def _live_transcript(redis_url: str, stop_flag: threading.Event, started: float) -> None:
+    """Print the two sides as the bridge publishes them on calls:events."""
+    from callkit.contracts import live
+
+    # The demo's call is the first one to start after the watcher; a stack that `make serve`
+    # left running may carry other calls on the same stream.
+    demo_call: list[str] = []
+
+    def show(event: Any) -> None:
+        if not demo_call and isinstance(event, live.LiveCallStarted):
+            demo_call.append(event.call_id)
+        if event.call_id not in demo_call:
+            return
+        t = (event.t_ms or 0) / 1000
+        if isinstance(event, live.CallerFinal):
+            print(f"  {t:6.1f}s  caller: {event.text}", flush=True)
+        elif isinstance(event, live.AgentSentence):
+            print(f"  {t:6.1f}s  agent:  {event.text}", flush=True)
+        elif isinstance(event, live.BargeIn):
+            print(f"  {t:6.1f}s  (the caller cut in)", flush=True)
+
+    _follow(redis_url, stop_flag, started, show)
 
 
 def demo() -> int:
@@ -142,36 +156,21 @@ OUTBOUND_CONTACTS = (
 
 def _agent_lines(redis_url: str, stop_flag: threading.Event, started: float, campaign: str) -> None:
     """Both sides of every answered call of the campaign, each line tagged with its call."""
-    import redis
-
     from callkit.contracts import live
-    from callkit.contracts.streams import CALLS_EVENTS
-    from callkit.errors import InvalidInput
 
-    client = redis.Redis.from_url(redis_url)
-    last = f"{int(started * 1000)}-0"
     tags: dict[str, str] = {}
-    try:
-        while not stop_flag.is_set():
-            for _, entries in client.xread({CALLS_EVENTS: last}, block=300) or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    try:
-                        event = live.parse_entry(fields)
-                    except InvalidInput:
-                        continue
-                    if isinstance(event, live.LiveCallStarted) and event.campaign_id == campaign:
-                        tags[event.call_id] = f"call {len(tags) + 1}"
-                        print(f"    [{tags[event.call_id]}] answered", flush=True)
-                    who = tags.get(event.call_id)
-                    if who is None:
-                        continue
-                    if isinstance(event, live.CallerFinal):
-                        print(f"    [{who}] caller: {event.text}", flush=True)
-                    elif isinstance(event, live.AgentSentence):
-                        print(f"    [{who}] agent:  {event.text}", flush=True)
-    finally:
-        client.close()
+
+    def show(event: Any) -> None:
+        if isinstance(event, live.LiveCallStarted) and event.campaign_id == campaign:
+            tags[event.call_id] = f"call {len(tags) + 1}"
+            print(f"    [{tags[event.call_id]}] answered", flush=True)
+        who = tags.get(event.call_id)
+        if who is not None and isinstance(event, live.CallerFinal):
+            print(f"    [{who}] caller: {event.text}", flush=True)
+        elif who is not None and isinstance(event, live.AgentSentence):
+            print(f"    [{who}] agent:  {event.text}", flush=True)
+
+    _follow(redis_url, stop_flag, started, show)
 
 
 def demo_outbound() -> int:
