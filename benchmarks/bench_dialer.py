@@ -423,6 +423,11 @@ def callee_reports(folder: Path) -> list[dict[str, Any]]:
     return [r for r in found if "turns" in r]
 
 
+def _slots_right(report: dict[str, Any]) -> bool:
+    checks = report.get("expect") or []
+    return bool(checks) and all(c["passed"] for c in checks)
+
+
 def figures(
     contacts: list[Planned],
     final: dict[str, dict[str, Any]],
@@ -481,8 +486,13 @@ def figures(
             "calls": len(answered),
             "length_p50_s": percentile(lengths, 0.5),
             "length_max_s": max(lengths) if lengths else None,
-            "bookings_right": sum(bool(r.get("passed")) for r in bookings),
+            "bookings_right": sum(_slots_right(r) for r in bookings),
             "bookings": len(bookings),
+            # The agent's playback stopped with no caller cutting in (callsim's spurious stops).
+            "spurious_stops": sum(
+                len({stop["t_ms"] for stop in r.get("spurious_stops") or []}) for r in reports
+            ),
+            "calls_with_errors": sum(bool(r.get("errors")) for r in reports),
         },
         "sheet_rows": {"rows": len(set(rows)), "twice": len(rows) - len(set(rows))},
     }
@@ -514,7 +524,9 @@ def print_results(report: dict[str, Any]) -> None:
     b = f["answered"]
     print(f"  answered calls        {b['calls']}, length p50 {_ms(b['length_p50_s'])} s, max "
           f"{_ms(b['length_max_s'])} s; bookings with every slot right {b['bookings_right']}/"
-          f"{b['bookings']} (the callee scripts' checks)")  # fmt: skip
+          f"{b['bookings']} (the callee scripts' checks); agent playback stopped with nobody "
+          f"cutting in {b['spurious_stops']}, calls with caller-side errors "
+          f"{b['calls_with_errors']}")  # fmt: skip
     j = report["checks"]
     print(f"  double dials          {len(j['double_dials'])}  target 0")
     print(f"  do-not-call dialled   {j['dnc']['dialled']} of {j['dnc']['contacts']}  target 0  "
