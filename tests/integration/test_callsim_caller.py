@@ -59,6 +59,8 @@ class FakeAgent:
         self.metadata: dict[str, Any] | None = None
         self.replies_sent_at: list[int] = []
         self.kills_sent_at: list[int] = []
+        #: Reply index -> frames into it at which the agent stops itself, caller or not.
+        self.self_stop: dict[int, int] = {}
 
     async def handler(self, ws: Any) -> None:
         frame_no = 0
@@ -119,6 +121,11 @@ class FakeAgent:
                 if reply_at is not None and frame_no >= reply_at:
                     reply_at = None
                     await play()
+                index = len(self.replies_sent_at) - 1
+                if self.self_stop.get(index) == frame_no - self.replies_sent_at[index]:
+                    await ws.send(json.dumps({"type": "killAudio"}))
+                    self.kills_sent_at.append(frame_no)
+                    playing_until = frame_no
         except websockets.ConnectionClosed:
             pass
 
@@ -190,6 +197,23 @@ async def test_the_report_matches_the_fake_agents_known_delays(
     text = "\n".join(summary_lines(report))
     assert "backchannel" in text
     assert "v2v p50" in text
+
+
+async def test_an_agent_that_stops_with_the_caller_silent_is_reported(
+    fake_agent: tuple[FakeAgent, str], tmp_path: Path
+) -> None:
+    agent, url = fake_agent
+    agent.reply_s = [3.0]
+    agent.self_stop = {0: 50}  # one second into the greeting, nobody speaking
+    script = CallScript.model_validate({**SCRIPT, "turns": ["Hi, I need a scan.", {"hangup": {}}]})
+    report = await run_call(
+        Switch(fork_build="jambonz"), script, RunOptions(fork_url=url, recordings=tmp_path)
+    )
+    stops = report["spurious_stops"]
+    assert stops, report["transcript"]
+    assert all(900 <= stop["t_ms"] <= 1200 for stop in stops), stops
+    assert report["passed"] is False
+    assert any("no barge-in" in line for line in summary_lines(report))
 
 
 async def test_a_missing_bridge_is_reported_not_hung(tmp_path: Path, dead_port: int) -> None:

@@ -424,6 +424,14 @@ async def _report(
             }
         )
     windows = [(b["caller_onset_ms"], b["caller_onset_ms"] + 3000) for b in measured["barge_ins"]]
+    # The agent stopping while the caller speaks is the caller's doing (the agent took a pause
+    # inside a sentence for its end and talked over the rest): only a stop with the caller
+    # silent is spurious. Backchannels are judged by their own should-not-stop check.
+    windows += [
+        (u.onset_tick * TICK_MS, u.end_tick * TICK_MS + 1000)
+        for u in caller.utterances
+        if u.kind != "backchannel"
+    ]
     spurious = [
         {"t_ms": tick * TICK_MS, "kind": kind}
         for tick, kind in caller.timeline.stops
