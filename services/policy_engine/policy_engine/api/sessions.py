@@ -32,7 +32,13 @@ async def get_session(session_id: str, request: Request) -> JSONResponse:
     return JSONResponse(data)
 
 
-@router.delete("/session/{session_id}", summary="Forget a call (frees its held slot).")
+@router.delete(
+    "/session/{session_id}",
+    summary="Forget a call (frees its held slot).",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Forgotten (also when there was nothing to forget)."}},
+)
 async def delete_session(session_id: str, request: Request) -> Response:
     await _engine(request).delete(_session_id(session_id))
     return Response(status_code=204)
