@@ -93,6 +93,12 @@ class LexiconFile(BaseModel):
     day_ordinals: dict[str, dict[str, int]] = Field(default_factory=dict)
     fillers: PerLocale = Field(default_factory=dict)
     decline: PerLocale = Field(default_factory=dict)
+    greetings: PerLocale = Field(default_factory=dict)
+    not_now: PerLocale = Field(default_factory=dict)
+    no_thanks: PerLocale = Field(default_factory=dict)
+    later_by: PerLocale = Field(default_factory=dict)
+    after_time: PerLocale = Field(default_factory=dict)
+    time_units: dict[str, dict[str, int]] = Field(default_factory=dict)
     modalities: dict[str, PerLocale]
     name_cues: dict[str, list[NameCue]]
     before_name: PerLocale
@@ -114,6 +120,11 @@ class Lexicon:
     same_number: tuple[str, ...]
     pain: tuple[str, ...]
     decline: tuple[str, ...] = ()
+    # Said on picking up the phone ("Hello?"): nothing to read, nothing to ask the LLM about.
+    greetings: tuple[str, ...] = ()
+    # At the outbound opening's "is now a good time?": not now (a call back), and a refusal.
+    not_now: tuple[str, ...] = ()
+    no_thanks: tuple[str, ...] = ()
     _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def pattern(self, phrases: Sequence[str]) -> re.Pattern[str]:
@@ -159,6 +170,10 @@ class Words:
     lb_units: str
     weight_cues: str
     roughly: str
+    # Calling back: "in two hours", "через час" (the units in minutes), "after six", "после 6".
+    later_by: str
+    after_time: str
+    time_units: dict[str, int]
 
 
 def _merged(table: dict[str, dict[str, Any]], locales: Sequence[str]) -> dict[str, Any]:
@@ -181,6 +196,9 @@ def lexicon_for(lex: LexiconFile, locale: str) -> Lexicon:
         same_number=tuple(lex.same_number.get(locale, [])),
         pain=tuple(lex.pain.get(locale, [])),
         decline=tuple(lex.decline.get(locale, [])),
+        greetings=tuple(lex.greetings.get(locale, [])),
+        not_now=tuple(lex.not_now.get(locale, [])),
+        no_thanks=tuple(lex.no_thanks.get(locale, [])),
     )
 
 
@@ -236,6 +254,9 @@ def words_of(lex: LexiconFile, locales: Sequence[str]) -> Words:
         lb_units=alternation(w for w, u in weight_units.items() if u == "lb"),
         weight_cues=alternation(_all(lex.weight_cues, locales)),
         roughly=alternation(_all(lex.roughly, locales)),
+        later_by=alternation(_all(lex.later_by, locales)),
+        after_time=alternation(_all(lex.after_time, locales)),
+        time_units=_merged(lex.time_units, locales),
     )
 
 

@@ -7,14 +7,15 @@ for (yes and no, intents, weekdays, months, ordinals, units, the cues before a n
 a weight, words that are never a name) come from the script's lexicon,
 prompts/clinic/lexicon.yaml, as a ``Lexicon`` for the call's locale and ``Words`` for every
 locale. What stays here is grammar: how numbers, phone numbers, names, ages, weights, dates,
-clock times and durations are put together around those words.
+clock times, durations and call-back times are put together around those words.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import date, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from callkit.spoken import numbers_to_digits
 from policy_engine.lexicon import Lexicon, Words, phrase_pattern
@@ -320,6 +321,82 @@ def _clock(hour: int, minute: int, meridiem: str | None, opens: time) -> time | 
     if not (0 <= hour < 24 and 0 <= minute < 60):
         return None
     return time(hour, minute)
+
+
+# ---------------------------------------------------------------- calling back
+
+
+@dataclass(frozen=True)
+class Callback:
+    """When a caller asked to be called back, and what of it they said (the goodbye repeats
+    only that): a day, a time (``after``: "after six", a part of the day: from then on), or an
+    amount of time from now."""
+
+    at: datetime  # in the clinic's timezone
+    day: date | None = None
+    clock: time | None = None
+    after: bool = False
+    in_minutes: int | None = None
+
+
+def parse_callback(
+    text: str, now: datetime, lex: Lexicon, words: Words, opens: time = time(8, 0)
+) -> Callback | None:
+    """When to call back, from what the caller said ("tomorrow after six", "in two hours",
+    "в понедельник вечером"), relative to ``now`` (aware, in the clinic's timezone); None when
+    they named no moment, or one already past.
+
+    A bare hour before ``opens`` is in the afternoon ("after six" is 18:00), and so is one said
+    for today whose morning hour has passed ("after eight" at nine in the morning). A part of
+    the day is its start ("tomorrow evening": from 17:00), never before ``opens``; a day alone
+    is ``opens`` that day, and today alone is no moment at all ("later today").
+    """
+    t = lex.pattern(lex.greetings).sub(" ", text.lower()) if lex.greetings else text.lower()
+    zone = now.tzinfo
+    today = now.date()
+    units = "|".join(
+        re.escape(u) for u in sorted(words.time_units, key=len, reverse=True)
+    )  # "half an hour" before "hour"
+    if units:
+        m = re.search(rf"\b{words.later_by}\s+(?:(\d{{1,3}}|an?)\s+)?({units})(?!\w)", t)
+        if m:
+            count = int(m.group(1)) if m.group(1) and m.group(1).isdigit() else 1
+            minutes = count * words.time_units[m.group(2)]
+            if 0 < minutes <= 7 * 24 * 60:
+                return Callback(at=now + timedelta(minutes=minutes), in_minutes=minutes)
+    day = parse_date(t, today, words)
+    part = next(
+        (hours for word, hours in words.day_parts.items() if re.search(rf"\b{word}", t)), None
+    )
+    explicit = part is not None or bool(
+        re.search(r"\d\s*[ap]\.?\s?m\b|\b(?:1[2-9]|2[0-3])[:.]\d{2}\b", t)
+    )
+    clock: time | None
+    m = re.search(
+        rf"\b{words.after_time}\s+(\d{{1,2}})(?:[:.](\d{{2}}))?(?:\s*([ap])\.?\s?m\b)?", t
+    )
+    if m:
+        clock, after = _clock(int(m.group(1)), int(m.group(2) or 0), m.group(3), opens), True
+    else:
+        clock, after = parse_time(t, words, (), opens), False
+    if clock is not None and part is not None and clock.hour < 12 <= part[0]:
+        clock = time(clock.hour + 12, clock.minute)  # "at 8 in the evening"
+    if clock is None and part is not None:
+        clock, after = time(max(part[0], opens.hour)), True
+    if clock is None:
+        if day is None or day <= today:
+            return None
+        return Callback(at=datetime.combine(day, opens, tzinfo=zone), day=day)
+    if day is None:
+        day = today
+        if not explicit and clock.hour < 12 and datetime.combine(day, clock, tzinfo=zone) <= now:
+            clock = time(clock.hour + 12, clock.minute)
+        if datetime.combine(day, clock, tzinfo=zone) <= now:
+            day = today + timedelta(days=1)
+    at = datetime.combine(day, clock, tzinfo=zone)
+    if at <= now:
+        return None
+    return Callback(at=at, day=day, clock=clock, after=after)
 
 
 # ---------------------------------------------------------------- symptoms

@@ -1,10 +1,13 @@
-"""Filling prompt templates: dates, times and prices said the way a person says them."""
+"""Filling prompt templates: dates, times, prices and call-back times said the way a person
+says them."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, time
+from datetime import date, time, timedelta
+
+from policy_engine.parsers import Callback
 
 _MONTHS_EN = [
     "January", "February", "March", "April", "May", "June",
@@ -50,6 +53,61 @@ def spoken_price(amount: float, currency: str, locale: str) -> str:
         return f"{value} {_CURRENCY_RU.get(currency, currency)}"
     symbol = _CURRENCY_EN.get(currency)
     return f"{symbol}{value}" if symbol else f"{value} {currency}"
+
+
+def _ru_plural(n: int, one: str, few: str, many: str) -> str:
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+def _spoken_wait(minutes: int, locale: str) -> str:
+    hours, rest = divmod(minutes, 60)
+    if locale == "ru":
+        if minutes == 30:
+            return "через полчаса"
+        if minutes == 60:
+            return "через час"
+        if not rest:
+            return f"через {hours} {_ru_plural(hours, 'час', 'часа', 'часов')}"
+        return f"через {minutes} {_ru_plural(minutes, 'минуту', 'минуты', 'минут')}"
+    if minutes == 30:
+        return "in half an hour"
+    if minutes == 60:
+        return "in an hour"
+    if not rest:
+        return f"in {hours} hours"
+    return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def spoken_callback(callback: Callback, locale: str, today: date) -> str:
+    """When the clinic will call back, as the caller put it: "tomorrow after 6 PM", "on Monday,
+    November 30", "in 2 hours" ("завтра после 18:00", "во вторник, 24 ноября", "через 2 часа")."""
+    if callback.in_minutes is not None:
+        return _spoken_wait(callback.in_minutes, locale)
+    parts = []
+    if callback.day is not None:
+        if callback.day == today:
+            parts.append("сегодня" if locale == "ru" else "today")
+        elif callback.day == today + timedelta(days=1):
+            parts.append("завтра" if locale == "ru" else "tomorrow")
+        elif locale == "ru":
+            said = spoken_date(callback.day, locale)
+            parts.append(("во " if said.startswith("вт") else "в ") + said)
+        else:
+            parts.append("on " + spoken_date(callback.day, locale))
+    if callback.clock is not None:
+        if locale == "ru":
+            parts.append(
+                ("после " if callback.after else "в ") + spoken_time(callback.clock, locale)
+            )
+        else:
+            parts.append(
+                ("after " if callback.after else "at ") + spoken_time(callback.clock, locale)
+            )
+    return " ".join(parts)
 
 
 def spoken_phone(e164: str, country_code: str) -> str:
