@@ -3,7 +3,9 @@
 ``create_app`` takes every dependency the engine talks to as a keyword-only argument: the
 session store, the calendar, the outcome publisher, the outcome deadlines (all four in Redis
 by default), the LLM client (built from the settings by default) and the clock. Given all four
-stores, the app opens no Redis at all; tests run it in process on in-memory ones. While the app
+stores, the app opens no Redis at all; tests run it in process on in-memory ones. The dialer's
+campaign call context is read from the same Redis (given none and no Redis, outbound calls get
+the generic opening). While the app
 runs, a sweeper writes the outcome of calls whose ``call.ended`` never came.
 """
 
@@ -29,11 +31,13 @@ from policy_engine.deadlines import OutcomeDeadlines
 from policy_engine.dialog.calendar import Calendar
 from policy_engine.engine import Clock, DialogEngine
 from policy_engine.metrics import PolicyMetrics
+from policy_engine.outbound import CampaignCalls
 from policy_engine.publishing import Publisher, RedisPublisher
 from policy_engine.script import Script, load_script
 from policy_engine.session import SessionStore
 from policy_engine.settings import PolicySettings
 from policy_engine.stores.calendar import RedisCalendar
+from policy_engine.stores.campaigns import RedisCampaignCalls
 from policy_engine.stores.deadlines import RedisOutcomeDeadlines
 from policy_engine.stores.sessions import RedisSessionStore
 
@@ -52,6 +56,7 @@ def create_app(
     deadlines: OutcomeDeadlines | None = None,
     llm: LlmClient | None = None,
     clock: Clock | None = None,
+    campaigns: CampaignCalls | None = None,
 ) -> FastAPI:
     """The policy engine's app. ``redis`` (default: a client for ``settings.redis_url``) backs
     whichever of the stores is not given; a client passed in is not closed by the app."""
@@ -68,7 +73,9 @@ def create_app(
             settings,
             script,
             system_prompt,
-            _Parts(redis, sessions, calendar, publisher, deadlines, llm, clock, uses_redis),
+            _Parts(
+                redis, sessions, calendar, publisher, deadlines, llm, clock, uses_redis, campaigns
+            ),
         ),
     )
     app.state.settings = settings
@@ -107,8 +114,10 @@ class _Parts:
         llm: LlmClient | None,
         clock: Clock | None,
         uses_redis: bool,
+        campaigns: CampaignCalls | None,
     ) -> None:
         self.redis, self.sessions, self.calendar = redis, sessions, calendar
+        self.campaigns = campaigns
         self.deadlines = deadlines
         self.publisher, self.llm, self.clock, self.uses_redis = publisher, llm, clock, uses_redis
 
@@ -165,6 +174,8 @@ def _lifespan(
                 deadlines=parts.deadlines or RedisOutcomeDeadlines(_r(redis)),
                 outcome_exit_grace_s=settings.outcome_exit_grace_s,
                 outcome_idle_s=settings.outcome_idle_s,
+                campaigns=parts.campaigns
+                or (RedisCampaignCalls(redis) if redis is not None else None),
             )
             log.info(
                 "script loaded",

@@ -2,7 +2,8 @@
 
 Per event:
 
-1. Take the call's turn lock and load its session.
+1. Take the call's turn lock and load its session (a new call's, on an outbound call with the
+   dialer's campaign context: ``outbound.py``).
 2. Answer a retried event from its stored reply (``idempotency.py``).
 3. Otherwise run the event (``turns.py``); sentences reach ``emit`` the moment a node produces
    them, so a streaming client hears a scripted question before the turn's bookkeeping is done.
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from callkit.contracts.campaign import CampaignCall
 from callkit.contracts.dialog import (
     Action,
     CallEnded,
@@ -41,6 +43,7 @@ from policy_engine.dialog.context import Deps, Emit, Turn
 from policy_engine.dialog.llm import DialogLlm
 from policy_engine.graph import compile_graph
 from policy_engine.metrics import PolicyMetrics
+from policy_engine.outbound import CampaignCalls, call_reason, contact_study
 from policy_engine.publishing import Publisher, live_events
 from policy_engine.script import Script
 from policy_engine.session import Sentence, Session, SessionStore
@@ -72,8 +75,11 @@ class DialogEngine:
         deadlines: OutcomeDeadlines | None = None,
         outcome_exit_grace_s: float = 60.0,
         outcome_idle_s: float = 1800.0,
+        campaigns: CampaignCalls | None = None,
     ) -> None:
         self.script = script
+        # Without them (an engine with no Redis), an outbound call gets the generic opening.
+        self.campaigns = campaigns
         self.sessions = sessions
         self.calendar = calendar
         self.publisher = publisher
@@ -120,7 +126,8 @@ class DialogEngine:
                         "(or the session expired)",
                         code="unknown_session",
                     )
-                session = self._new_session(session_id, event)
+                campaign = await self._campaign_call(session_id, event)
+                session = self._new_session(session_id, event, campaign)
             else:
                 stored = idempotency.stored_reply(session, key)
                 if stored is not None:
@@ -223,8 +230,27 @@ class DialogEngine:
                     "(POLICY_MAX_TEXT_CHARS)"
                 )
 
-    def _new_session(self, session_id: str, event: CallStarted) -> Session:
-        locale = event.locale or self.default_locale
+    async def _campaign_call(self, session_id: str, event: CallStarted) -> CampaignCall | None:
+        """The dialer's context of an outbound call; None for an inbound one, or when it cannot
+        be read: the person called is already listening, so the opening goes on without it."""
+        if event.direction != "outbound" or self.campaigns is None:
+            return None
+        try:
+            return await self.campaigns.get(session_id)
+        except AgentError as exc:
+            log.warning(
+                "campaign call context unavailable; generic opening",
+                extra={"call_id": session_id, "error": exc.message},
+            )
+            return None
+
+    def _new_session(
+        self, session_id: str, event: CallStarted, campaign: CampaignCall | None = None
+    ) -> Session:
+        locale = event.locale
+        if locale is None and campaign is not None and campaign.locale in self.script.locales:
+            locale = campaign.locale
+        locale = locale or self.default_locale
         if locale not in self.script.locales:
             raise InvalidInput(
                 f"locale {locale!r} is not in the script; it has {', '.join(self.script.locales)}",
@@ -243,6 +269,19 @@ class DialogEngine:
                 session.slots["client_name"] = event.contact.name
             if event.contact.phone:
                 session.slots["phone"] = event.contact.phone
+        if event.direction == "outbound":
+            # What the contact list knows is not asked again.
+            if campaign is not None:
+                if campaign.name and not session.slots.get("client_name"):
+                    session.slots["client_name"] = campaign.name.strip()
+                if campaign.phone and not session.slots.get("phone"):
+                    session.slots["phone"] = campaign.phone
+                if campaign.campaign_id and session.campaign_id is None:
+                    session.campaign_id = campaign.campaign_id
+                study = contact_study(self.script, campaign, locale)
+                if study is not None:
+                    session.slots["study_type"] = study
+            session.call_reason = call_reason(self.script, campaign, locale)
         return session
 
     def _set_due(self, session: Session) -> None:

@@ -63,6 +63,9 @@ def summary(script: Script, session: Session, status: str) -> str:
         if s.get("symptoms_duration"):
             complaint += f" for {s['symptoms_duration']}"
         parts.append(f"complaint: {complaint}")
+    if status == "callback" and s.get("callback_at"):
+        at = datetime.fromisoformat(str(s["callback_at"])).astimezone(script.schedule.zone)
+        parts.append(f"call back from {at:%Y-%m-%d %H:%M} local time")
     if s.get("video_conclusion") is True:
         parts.append("with video conclusion")
     if s.get("contraindications") is True:
@@ -84,6 +87,7 @@ def build_outcome(script: Script, session: Session) -> CallOutcome:
             "contraindications",
             "contraindication_notes",
             "discount",
+            "callback_at",  # ISO-8601 UTC; the dialer calls back from then on
         )
         if s.get(k) is not None
     }

@@ -47,6 +47,8 @@ SLOTS: dict[str, str] = {
     "discount": "yes/no",
     "appointment_confirmed": "yes/no",
     "correction": "what the caller asked to change",
+    "good_time": "yes/no: the person called has time to talk now (the outbound opening)",
+    "callback_at": "when to call back, ISO-8601 UTC (the dialer reads it)",
 }
 YES_NO_SLOTS = frozenset(
     [
@@ -58,8 +60,12 @@ YES_NO_SLOTS = frozenset(
         "contraindications",
         "discount",
         "appointment_confirmed",
+        "good_time",
     ]
 )
+# Yes/no slots whose no means "not now": a call back, and a refusal ends the call as not
+# interested instead of answering the question.
+NOT_NOW_SLOTS = frozenset(["good_time"])
 # Slots a booking can do without: a question about them may be skipped after two failures.
 OPTIONAL_SLOTS = frozenset(
     [
@@ -98,6 +104,8 @@ PLACEHOLDERS = frozenset(
         "clinic_name",
         "agent_name",
         "phone_digits",
+        "call_reason",
+        "callback_when",
     ]
 )
 
@@ -110,6 +118,8 @@ class EngineState(NamedTuple):
 # The states the engine names in code. Each must be in script.yaml with this kind, so renaming
 # one there is refused at start-up instead of silently changing what a call does.
 EXIT_INTENTS: dict[str, str] = {
+    # First: "I'm not interested, don't call me again" is an opt-out.
+    "opt_out": "goodbye_opt_out",
     "wants_human": "transfer_to_human",
     "wrong_number": "goodbye_wrong_number",
     "not_interested": "goodbye_not_interested",
@@ -121,6 +131,7 @@ TIME_OFFER = "offer_appointment_times"
 CORRECTION = "ask_correction"
 RECOMMENDATION = "recommend_study"
 ENGINE_STATES: dict[str, EngineState] = {
+    "goodbye_opt_out": EngineState("exit", "the caller asks never to be called again"),
     "goodbye_not_interested": EngineState("exit", "the caller is not interested"),
     "goodbye_wrong_number": EngineState("exit", "the caller says it is a wrong number"),
     "goodbye_callback": EngineState("exit", "the caller asks to be called back later"),
@@ -164,9 +175,19 @@ ENGINE_PHRASES = frozenset(
     ]
 )
 STATUSES = frozenset(
-    ["booked", "callback", "not_interested", "transferred", "wrong_number", "incomplete", "failed"]
+    [
+        "booked",
+        "callback",
+        "not_interested",
+        "opt_out",
+        "transferred",
+        "wrong_number",
+        "incomplete",
+        "failed",
+    ]
 )
-_CONDITION = re.compile(r"^(filled|missing|yes|no):(\w+)$")
+DIRECTIONS = frozenset(["inbound", "outbound"])
+_CONDITION = re.compile(r"^(filled|missing|yes|no|direction):(\w+)$")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -175,6 +196,15 @@ class Transition(BaseModel):
     when: str | None = Field(None, alias="if")
     to: str
     clear: list[str] = Field(default_factory=list)
+
+
+class Variant(BaseModel):
+    """A text said instead of the state's ``say`` while its condition holds (the first that
+    does): ``direction:outbound`` for a call the clinic placed, or a slot's condition."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    when: str = Field(alias="if")
+    say: Localized
 
 
 class StateDef(BaseModel):
@@ -188,6 +218,7 @@ class StateDef(BaseModel):
     status: str | None = None
     action: Literal["hangup", "transfer", "none"] | None = None
     fallback: list[Strategy] = Field(default_factory=list)
+    variants: list[Variant] = Field(default_factory=list)
 
     @property
     def strategies(self) -> list[Strategy]:
@@ -306,8 +337,34 @@ class FaqTopic(BaseModel):
     say: Localized
 
 
+class Reason(BaseModel):
+    """Why the clinic calls, from one column of the campaign's contact list (``{value}``, its
+    cell; the study's name instead when ``names_study`` and the cell names a catalogue study,
+    which is then the call's study)."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: str = Field(min_length=1)
+    names_study: bool = False
+    say: Localized
+
+
+class Outbound(BaseModel):
+    """The calls the clinic places: where they start, and why the opening says it calls
+    (``{call_reason}``): the first reason whose column the contact has, else the campaign's
+    purpose, else ``default`` (no campaign context)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: str
+    reasons: list[Reason] = Field(default_factory=list)
+    purposes: dict[Literal["informational", "service", "marketing"], Localized] = Field(
+        default_factory=dict
+    )
+    default: Localized
+
+
 INTENTS = frozenset(
     [
+        "opt_out",
         "wants_human",
         "wrong_number",
         "not_interested",
@@ -333,9 +390,16 @@ class Script:
     lexicons: dict[str, Lexicon]
     words: Words
     directory: Path
+    outbound: Outbound | None = None
 
     def state(self, state_id: str) -> StateDef:
         return self.states[state_id]
+
+    def start_for(self, direction: str) -> str:
+        """Where a call begins: an outbound call at its own opening, when the script has one."""
+        if direction == "outbound" and self.outbound is not None:
+            return self.outbound.start
+        return self.start
 
 
 def _read(path: Path) -> Any:
@@ -371,6 +435,11 @@ def load_script(directory: Path) -> Script:
         state.id = state_id
         states[state_id] = state
     phrases_raw = raw.get("phrases") or {}
+    outbound = (
+        _model(Outbound, raw["outbound"], f"{script_path}: outbound")
+        if raw.get("outbound") is not None
+        else None
+    )
     acknowledgements = _acknowledgements(raw.get("acknowledgements"), locales, script_path)
     clinic = _model(Clinic, _read(directory / "clinic.yaml"), str(directory / "clinic.yaml"))
     catalogue = _model(
@@ -402,6 +471,7 @@ def load_script(directory: Path) -> Script:
         lexicons={loc: lexicon_for(lex, loc) for loc in locales},
         words=words_of(lex, locales),
         directory=directory,
+        outbound=outbound,
     )
     _validate(script, script_path)
     return script
@@ -445,10 +515,56 @@ def _check_text(text: Localized, locales: tuple[str, ...], where: str, what: str
             )
 
 
+def _check_condition(condition: str, where: str) -> None:
+    m = _CONDITION.match(condition)
+    if not m:
+        raise ConfigError(
+            f"{where}: condition {condition!r} is not filled:/missing:/yes:/no:<slot> "
+            "or direction:inbound|outbound"
+        )
+    if m.group(1) == "direction":
+        if m.group(2) not in DIRECTIONS:
+            raise ConfigError(f"{where}: condition {condition!r} names no direction")
+    elif m.group(2) not in SLOTS:
+        raise ConfigError(f"{where}: condition {condition!r} names an unknown slot")
+
+
+def _validate_outbound(script: Script, path: Path) -> None:
+    outbound = script.outbound
+    uses_reason = any(
+        "{call_reason}" in text
+        for state in script.states.values()
+        for texts in (state.say, state.reprompt, *(v.say for v in state.variants))
+        for text in texts.values()
+    )
+    if outbound is None:
+        if uses_reason:
+            raise ConfigError(f"{path}: {{call_reason}} is used but 'outbound' does not say why")
+        return
+    where = f"{path}: outbound"
+    if outbound.start not in script.states:
+        raise ConfigError(f"{where}: start state {outbound.start!r} is not a state")
+    _check_text(outbound.default, script.locales, where, "default")
+    for purpose, text in outbound.purposes.items():
+        _check_text(text, script.locales, where, f"purposes: {purpose}")
+    for reason in outbound.reasons:
+        for locale in script.locales:
+            value = reason.say.get(locale)
+            if not isinstance(value, str) or "{value}" not in value:
+                raise ConfigError(
+                    f"{where}: reason {reason.field!r} needs a {locale!r} text with {{value}}"
+                )
+            if set(_PLACEHOLDER.findall(value)) - {"value"}:
+                raise ConfigError(
+                    f"{where}: reason {reason.field!r} ({locale}) may use only {{value}}"
+                )
+
+
 def _validate(script: Script, path: Path) -> None:
     states, locales = script.states, script.locales
     if script.start not in states:
         raise ConfigError(f"{path}: start state {script.start!r} is not a state")
+    _validate_outbound(script, path)
     ends = [s for s in states.values() if s.kind == "end"]
     if not ends:
         raise ConfigError(f"{path}: no state has kind 'end'")
@@ -467,6 +583,9 @@ def _validate(script: Script, path: Path) -> None:
         if state.kind == "end":
             continue
         _check_text(state.say, locales, where, "say")
+        for variant in state.variants:
+            _check_condition(variant.when, where)
+            _check_text(variant.say, locales, where, f"variants ({variant.when})")
         if state.kind == "question":
             if not state.slots:
                 raise ConfigError(f"{where}: a question must name the slots it collects")
@@ -495,13 +614,7 @@ def _validate(script: Script, path: Path) -> None:
             if tr.to not in states:
                 raise ConfigError(f"{where}: next state {tr.to!r} is not a state")
             if tr.when is not None:
-                m = _CONDITION.match(tr.when)
-                if not m:
-                    raise ConfigError(
-                        f"{where}: condition {tr.when!r} is not filled:/missing:/yes:/no:<slot>"
-                    )
-                if m.group(2) not in SLOTS:
-                    raise ConfigError(f"{where}: condition {tr.when!r} names an unknown slot")
+                _check_condition(tr.when, where)
             for slot in tr.clear:
                 if slot not in SLOTS:
                     raise ConfigError(f"{where}: 'clear' names unknown slot {slot!r}")
@@ -539,7 +652,7 @@ def _check_fallback(state: StateDef, where: str) -> None:
 
 def _reachable(script: Script) -> set[str]:
     seen = set()
-    todo = [script.start, *ENTERED_BY_ENGINE]
+    todo = [script.start, script.start_for("outbound"), *ENTERED_BY_ENGINE]
     while todo:
         current = todo.pop()
         if current in seen:

@@ -51,6 +51,8 @@ class Session(BaseModel):
     callee: str | None = None
     campaign_id: str | None = None
     locale: str = "en"
+    # Outbound: why the clinic calls, as the opening says it (from the campaign's context).
+    call_reason: str | None = None
     started_at: float = Field(default_factory=time.time)
     ended_at: float | None = None
     hangup_cause: str | None = None
@@ -73,6 +75,7 @@ class Session(BaseModel):
     hold: Hold | None = None
     status: str | None = None
     final_state: str | None = None
+    callback_when: str | None = None  # the call back the caller asked for, as the goodbye says it
 
     transcript: list[Line] = Field(default_factory=list)
     last_reply: list[Sentence] = Field(default_factory=list)

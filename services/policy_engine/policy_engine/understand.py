@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -21,7 +21,7 @@ from callkit.errors import AgentError
 from policy_engine import parsers as p
 from policy_engine.dialog.llm import DialogLlm
 from policy_engine.lexicon import Words, phrase_pattern
-from policy_engine.script import CORRECTION, YES_NO_SLOTS, Script
+from policy_engine.script import CORRECTION, NOT_NOW_SLOTS, YES_NO_SLOTS, Script
 
 log = logging.getLogger("policy_engine.understand")
 
@@ -67,6 +67,8 @@ class Heard:
     change: list[str] = field(default_factory=list)  # slots the caller wants to change
     correction: bool = False
     declined: bool = False  # the caller would rather not answer
+    greeting: bool = False  # "Hello?" and nothing else
+    callback: p.Callback | None = None  # when the caller asked to be called back
     llm_used: bool = False
     llm_error: str | None = None
 
@@ -83,6 +85,7 @@ class Context:
     caller_number: str | None
     known: dict[str, Any]
     strategy: str | None = None  # the question's fallback in use ("spell": a spelled name)
+    now: datetime | None = None  # the clinic's clock, for a call-back time ("in two hours")
 
 
 def study_in(text: str, script: Script, locale: str, *, need_modality: bool) -> str | None:
@@ -130,6 +133,10 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     heard.intents = p.detect_intents(norm, lex)
     heard.question = p.is_question(norm, lex)
     heard.correction = bool(words.correction_cues.search(norm))
+    if lex.greetings:
+        rest = lex.pattern(lex.greetings).sub(" ", norm)
+        heard.greeting = rest != norm and not re.sub(r"[\W_]+", "", rest)
+        heard.question = heard.question and not heard.greeting  # "Hello?" asks nothing
     if heard.question:
         heard.faq = _faq_topic(norm, script, locale)
 
@@ -211,7 +218,9 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
 
     # Yes or no to the question just asked.
     yes_no = [s for s in expects if s in YES_NO_SLOTS]
-    if yes_no:
+    if yes_no and yes_no[0] in NOT_NOW_SLOTS:
+        _not_now(heard, ctx, script, locale, yes_no[0], booking_talk=booking_talk)
+    elif yes_no:
         answer = p.parse_yes_no(norm, lex, words)
         if answer is None and "not_interested" in heard.intents:
             answer = False
@@ -237,7 +246,54 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
         heard.change = [
             slot for slot, pattern in words.change_topics.items() if pattern.search(norm)
         ]
+    read_callback(heard, ctx, script, locale)
     return heard
+
+
+def _not_now(
+    heard: Heard, ctx: Context, script: Script, locale: str, slot: str, *, booking_talk: bool
+) -> None:
+    """The answer to "is now a good time?". A refusal answers nothing: the call ends as not
+    interested. "Not now", a no, or a moment said on its own ("tomorrow after six") is a no,
+    and the call ends with a call back; talk about the booking itself is a yes."""
+    lex, norm = script.lexicons[locale], heard.text
+    if lex.find(lex.no_thanks, norm) or "not_interested" in heard.intents:
+        heard.intents.add("not_interested")
+        return
+    answer = False if lex.find(lex.not_now, norm) else p.parse_yes_no(norm, lex, script.words)
+    if (
+        answer is None
+        and ctx.now is not None
+        and not booking_talk
+        and p.parse_callback(norm, ctx.now, lex, script.words, script.schedule.earliest_opening)
+    ):
+        answer = False
+    if answer is None and (heard.slots or heard.date is not None or heard.time is not None):
+        answer = True
+    if answer is False:
+        heard.date = heard.time = None  # the moment said is the call back's, not a booking's
+    if answer is not None:
+        heard.slots[slot] = answer
+
+
+def read_callback(heard: Heard, ctx: Context, script: Script, locale: str) -> None:
+    """When to call back, if the caller asked for a call back (or said now is not a good time)
+    and named a moment."""
+    if heard.callback is not None or ctx.now is None:
+        return
+    asked = "call_back_later" in heard.intents or any(
+        heard.slots.get(slot) is False for slot in ctx.expects if slot in NOT_NOW_SLOTS
+    )
+    if asked:
+        heard.callback = p.parse_callback(
+            heard.text,
+            ctx.now,
+            script.lexicons[locale],
+            script.words,
+            script.schedule.earliest_opening,
+        )
+    if heard.callback is not None:
+        heard.question, heard.faq = False, None  # "can you call back in two hours?"
 
 
 def _answers_the_question(heard: Heard, expects: tuple[str, ...]) -> bool:
@@ -278,7 +334,7 @@ def _faq_topic(text: str, script: Script, locale: str) -> str | None:
 
 def needs_llm(heard: Heard, ctx: Context) -> bool:
     """Whether the model has anything to add to what the parsers found."""
-    if heard.intents or heard.faq or heard.declined:
+    if heard.intents or heard.faq or heard.declined or heard.greeting:
         return False
     missing = [s for s in ctx.expects if s not in heard.slots]
     if not missing:
@@ -374,7 +430,7 @@ def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context, words: Words) -> N
 def fill_from_words(heard: Heard, ctx: Context) -> None:
     """Last resort for free-text answers (the LLM is down or found nothing): the caller's own
     words are the answer to "what is bothering you" and "what kind of pain"."""
-    if heard.question or heard.intents or heard.declined:
+    if heard.question or heard.intents or heard.declined or heard.greeting:
         return
     if any(k not in ctx.expects for k in heard.slots) or heard.date is not None:
         return  # the utterance answered another question: it is not this one's answer

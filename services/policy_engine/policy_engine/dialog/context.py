@@ -182,6 +182,8 @@ class Turn:
                 if s.slots.get("phone")
                 else None
             ),
+            "call_reason": s.call_reason,
+            "callback_when": s.callback_when,
         }
 
 

@@ -18,19 +18,20 @@ failure on any later visit takes its last fallback at once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import time
+from datetime import UTC, time
 from typing import Literal
 
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 
 from callkit.contracts.dialog import HangupAction, TransferAction
+from policy_engine import render
 from policy_engine.dialog.answers import free_answer
 from policy_engine.dialog.booking import book, prepare_offer, release_hold
 from policy_engine.dialog.context import Turn, sentences_of
 from policy_engine.dialog.slots import apply_heard, clear_slot
 from policy_engine.dialog.state import DialogState
-from policy_engine.dialog.walk import taken, walk
+from policy_engine.dialog.walk import say_of, taken, walk
 from policy_engine.parsers import parse_yes_no
 from policy_engine.script import (
     EXIT_INTENTS,
@@ -51,6 +52,7 @@ from policy_engine.understand import (
     merge_llm,
     needs_llm,
     parse_utterance,
+    read_callback,
     study_in,
 )
 
@@ -79,6 +81,7 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         caller_number=s.caller,
         known={k: v for k, v in s.slots.items() if v is not None},
         strategy=strategy_in_use(current, s) if current else None,
+        now=t.now,
     )
     heard = parse_utterance(state.get("text", ""), ctx, t.script, t.locale)
     t.heard = heard
@@ -99,7 +102,15 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         if facts is not None:
             merge_llm(heard, facts, ctx, t.script.words)
     fill_from_words(heard, ctx)
+    read_callback(heard, ctx, t.script, t.locale)  # the LLM may have heard the request
+    if heard.callback is not None:
+        s.slots["callback_at"] = heard.callback.at.astimezone(UTC).isoformat()
+        s.callback_when = render.spoken_callback(heard.callback, t.locale, t.today)
     s.silences = 0
+    if "opt_out" in heard.intents:
+        # Before anything else, an offered person included: the caller wants no more calls.
+        s.person_offered = None
+        return {"goto": EXIT_INTENTS["opt_out"]}
     declined: StateDef | None = None
     if offered_person is not None:
         s.person_offered = None
@@ -141,10 +152,10 @@ async def resume(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
     t = runtime.context
     s = t.session
     if not s.state:
-        s.state = t.script.start
+        s.state = t.script.start_for(s.direction)
     if t.script.states[s.state].kind in ("exit", "end"):
         return {"goto": s.state}
-    path, stop = walk(t.script, s.slots, s.said, s.skipped)
+    path, stop = walk(t.script, s.slots, s.said, s.skipped, direction=s.direction)
     if stop is not None and stop != s.state and s.state not in path:
         # The caller's answers changed the way through the script (a correction, a cleared
         # date): go on from the first thing not yet done on the new way.
@@ -252,19 +263,22 @@ async def _fall_back(t: Turn, state_def: StateDef, strategy: Strategy) -> Dialog
 
 
 def _next_of(t: Turn, state: StateDef) -> str:
-    transition = taken(state, t.session.slots)
+    transition = taken(state, t.session.slots, t.session.direction)
     for slot in transition.clear:
         clear_slot(t.session, slot)
     return transition.to
 
 
 async def _speak(t: Turn, state_def: StateDef, which: Literal["say", "reprompt"]) -> None:
-    template = getattr(state_def, which)[t.locale]
+    variant, texts = 0, state_def.reprompt
+    if which == "say":
+        variant, texts = say_of(state_def, t.session.slots, t.session.direction)
+    template = texts[t.locale]
     if "{" not in template:
         await t.say(
             Sentence(
                 text=template.strip(),
-                cache_key=f"{state_def.id}.{which}.{t.locale}",
+                cache_key=f"{state_def.id}.{which}{variant or ''}.{t.locale}",
                 state=state_def.id,
                 source=which,
             )

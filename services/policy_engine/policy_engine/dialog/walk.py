@@ -8,10 +8,14 @@ from typing import Any
 from policy_engine.script import Script, StateDef, Transition
 
 
-def condition_holds(condition: str | None, slots: dict[str, Any]) -> bool:
+def condition_holds(
+    condition: str | None, slots: dict[str, Any], direction: str = "inbound"
+) -> bool:
     if condition is None:
         return True
     kind, slot = condition.split(":", 1)
+    if kind == "direction":
+        return slot == direction
     value = slots.get(slot)
     if kind == "filled":
         return value is not None
@@ -22,24 +26,41 @@ def condition_holds(condition: str | None, slots: dict[str, Any]) -> bool:
     return value is False  # "no"
 
 
-def taken(state: StateDef, slots: dict[str, Any]) -> Transition:
+def taken(state: StateDef, slots: dict[str, Any], direction: str = "inbound") -> Transition:
     """The state's first transition whose condition holds (validated scripts end on a default)."""
     for tr in state.transitions:
-        if condition_holds(tr.when, slots):
+        if condition_holds(tr.when, slots, direction):
             return tr
     raise AssertionError("validated scripts always end with a default transition")
 
 
+def say_of(
+    state: StateDef, slots: dict[str, Any], direction: str = "inbound"
+) -> tuple[int, dict[str, str]]:
+    """The state's text for this call: its first variant whose condition holds (its number,
+    from 1), else its ``say`` (0)."""
+    for n, variant in enumerate(state.variants, 1):
+        if condition_holds(variant.when, slots, direction):
+            return n, variant.say
+    return 0, state.say
+
+
 def walk(
-    script: Script, slots: dict[str, Any], said: list[str], skipped: Collection[str] = ()
+    script: Script,
+    slots: dict[str, Any],
+    said: list[str],
+    skipped: Collection[str] = (),
+    *,
+    direction: str = "inbound",
 ) -> tuple[list[str], str | None]:
-    """Walk the script from its start over what is known (a skipped slot counts as answered).
+    """Walk the script from the call's start over what is known (a skipped slot counts as
+    answered).
 
     Returns the states passed and where the walk stops: the first question still open, the
     first announcement not yet made, or the exit the answers lead to (None at the end).
     """
     path: list[str] = []
-    current: str | None = script.start
+    current: str | None = script.start_for(direction)
     while current is not None and current not in path:
         state = script.states[current]
         if state.kind == "end":
@@ -54,5 +75,5 @@ def walk(
         ):
             return path, current
         path.append(current)
-        current = next((tr.to for tr in state.transitions if condition_holds(tr.when, slots)), None)
+        current = taken(state, slots, direction).to
     return path, None
