@@ -12,6 +12,12 @@ Dialogue file::
     booking: true                 # counts toward completion and slot accuracy
     caller: "+15551234567"
     now: "2026-11-23T09:00"       # the clinic's clock for this call (default: this value)
+    direction: outbound           # a call the clinic placed (default: inbound)
+    contact: {name: Helen Brooks, phone: "+15552929292"}   # call.started's contact
+    campaign:                     # the dialer's campaign:call:{call_id}, written before the call
+      purpose: service            # informational | service | marketing (default: service)
+      name: Helen Brooks
+      fields: {study: knee MRI}
     turns:
       - "Hi, my name is John Smith."            # an utterance
       - {silence: 8}
@@ -43,7 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from redis.asyncio import Redis
 
+from callkit.contracts.campaign import CampaignCall, call_key
 from callkit.contracts.dialog import (
     CallEnded,
     CallStarted,
@@ -66,6 +74,7 @@ from policy_engine.script import Script, load_script
 from policy_engine.session import Sentence
 from policy_engine.settings import PolicySettings
 from policy_engine.stores.calendar import RedisCalendar
+from policy_engine.stores.campaigns import RedisCampaignCalls
 from policy_engine.stores.sessions import RedisSessionStore
 
 DEFAULT_NOW = "2026-11-23T09:00"
@@ -110,7 +119,28 @@ def _matches(expected: Any, actual: Any, offered: list[str]) -> bool:
     return bool(expected == actual)
 
 
-async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str) -> Result:
+def campaign_call(spec: dict[str, Any], call_id: str) -> CampaignCall:
+    """The dialer's context of a dialogue's outbound call, from its ``campaign`` entry."""
+    body = dict(spec["campaign"])
+    contact = spec.get("contact") or {}
+    return CampaignCall(
+        call_id=call_id,
+        campaign_id=str(body.pop("campaign_id", "dialogues")),
+        contact_id=str(body.pop("contact_id", call_id)),
+        attempt=int(body.pop("attempt", 1)),
+        campaign_name=str(body.pop("campaign_name", spec.get("name", "dialogue"))),
+        purpose=body.pop("purpose", "service"),
+        locale=str(body.pop("locale", spec.get("locale") or "en")),
+        phone=str(body.pop("phone", contact.get("phone") or spec.get("caller") or "")),
+        **body,
+    )
+
+
+async def run_dialogue(
+    engine: DialogEngine, spec: dict[str, Any], call_id: str, *, redis: Redis | None = None
+) -> Result:
+    """One dialogue as one call; ``redis`` is where a ``campaign`` entry is written (the
+    engine's campaign context store reads it)."""
     now = datetime.fromisoformat(str(spec.get("now", DEFAULT_NOW))).replace(
         tzinfo=engine.script.schedule.zone
     )
@@ -171,10 +201,17 @@ async def run_dialogue(engine: DialogEngine, spec: dict[str, Any], call_id: str)
         return reply
 
     contact = spec.get("contact")
+    campaign = campaign_call(spec, call_id) if "campaign" in spec else None
+    if campaign is not None:
+        if redis is None:
+            result.problems.append("a campaign entry needs the suite's Redis")
+        else:
+            await redis.set(call_key(call_id), campaign.model_dump_json(), ex=3600)
     await send(
         CallStarted(
             direction=spec.get("direction", "inbound"),
             caller=spec.get("caller"),
+            campaign_id=campaign.campaign_id if campaign is not None else None,
             contact=Contact.model_validate(contact) if contact else None,
             locale=spec.get("locale") or None,
         )
@@ -352,10 +389,11 @@ async def run_suite(
             system_prompt=system_prompt,
             llm_deadline_s=llm_deadline_s,
             ack_after_s=ack_after_s,
+            campaigns=RedisCampaignCalls(redis),
         )
         results = []
         for n, spec in enumerate(specs, 1):
-            result = await run_dialogue(engine, spec, f"{run_id}-{n:03d}")
+            result = await run_dialogue(engine, spec, f"{run_id}-{n:03d}", redis=redis)
             results.append(result)
             if progress:
                 print(
