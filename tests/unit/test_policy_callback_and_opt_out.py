@@ -13,7 +13,7 @@ import pytest
 from policy_engine import parsers as p
 from policy_engine.render import spoken_callback
 from policy_engine.script import load_script
-from policy_engine.understand import Context, parse_utterance
+from policy_engine.understand import Context, needs_llm, parse_utterance
 
 SCRIPT = load_script(Path(__file__).parents[2] / "prompts" / "clinic")
 WORDS = SCRIPT.words
@@ -220,3 +220,31 @@ def test_a_moment_said_while_booking_is_no_call_back() -> None:
     assert heard.callback is None
     assert heard.date == date(2026, 11, 24)
     assert heard.time == time(18, 0)
+
+
+# ------------------------------------------------------------------ what the LLM is not asked
+
+
+@pytest.mark.parametrize(
+    ("state", "expects", "text"),
+    [
+        ("ask_good_time", ("good_time",), "Hello?"),
+        ("ask_client_name", ("client_name",), "Hi!"),
+        # The next question's answer: the model would only take it for this one's words.
+        ("ask_symptoms", ("symptoms",), "About three weeks now."),
+    ],
+)
+def test_what_the_llm_is_not_asked(state: str, expects: tuple[str, ...], text: str) -> None:
+    ctx = Context(
+        state=state,
+        expects=expects,
+        question_text="",
+        today=NOW.date(),
+        offered=(),
+        caller_number=None,
+        known={},
+        now=NOW,
+    )
+    heard = parse_utterance(text, ctx, SCRIPT, "en")
+    assert not needs_llm(heard, ctx)
+    assert not any(slot in heard.slots for slot in expects)

@@ -341,6 +341,8 @@ def needs_llm(heard: Heard, ctx: Context) -> bool:
         return False
     if heard.question:
         return False  # answered as a question, not read as an answer
+    if len(missing) == len(ctx.expects) and any(k not in ctx.expects for k in heard.slots):
+        return False  # it answered another question ("about three weeks"): not this one's words
     understood = bool(heard.slots) or heard.date is not None or heard.time is not None
     wants_words = {"client_name", "symptoms", "pain_character"} & set(missing)
     return bool(wants_words) or not understood
