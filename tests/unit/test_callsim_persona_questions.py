@@ -27,10 +27,13 @@ VALUES = {
     "horizon_days": "30",
     "discount_percent": "10",
     "phone_digits": "5 5 5, 1 2 3, 4 5 6 7",
+    "call_reason": "about your request for an MRI of the knee",
 }
 #: Each question state of the script, and what a caller should take it to ask.
 STATE_ASKS = {
     "ask_client_name": "client_name",
+    "ask_good_time": "good_time",
+    "ask_contact_name": "client_name",
     "ask_symptoms": "symptoms",
     "ask_symptoms_duration": "symptoms_duration",
     "ask_pain_character": "pain_character",

@@ -37,6 +37,7 @@ YES_NO_ASKS = frozenset(
         "contraindications",
         "discount",
         "confirm_booking",
+        "good_time",  # an outbound call's "is now a good time to talk?"
     }
 )
 #: Asks a persona answers; a table entry naming another is refused when the script loads.
@@ -449,6 +450,7 @@ class Persona:
             "video_conclusion": f.video_conclusion,
             "contraindications": f.contraindications,
             "discount": f.discount,
+            "good_time": getattr(f, "good_time", True),
         }[ask]
         return bool(value)
 
