@@ -310,3 +310,27 @@ async def test_a_failing_trunk_pauses_the_campaign_and_says_why(rig: Rig) -> Non
     tried = sum(c.attempts for c in contacts)
     assert 6 <= tried < len(phones)  # it stopped after the breaker's minimum, not at the end
     assert all(c.state in ("pending", "scheduled") for c in contacts)  # failed ones retry later
+
+
+async def test_an_inbound_caller_who_opts_out_is_never_dialled(rig: Rig) -> None:
+    caller = f"+1646555{random.randrange(100, 200):04d}"  # valid: 555-01xx is for fiction
+    now = datetime.now(UTC)
+    opted_out = outcomes.CallOutcome(
+        call_id=f"inbound-{caller}",
+        direction="inbound",
+        caller=caller,
+        started_at=now,
+        ended_at=now,
+        duration_s=30,
+        status="opt_out",
+    )
+    await rig.redis.xadd(rig.stream, outcomes.entry(opted_out))  # type: ignore[arg-type]
+    async with asyncio.timeout(10):
+        while not await rig.store.is_dnc(caller):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    rig.switch.callees[caller] = Callee("answer")
+    campaign_id = await campaign_of(rig, [caller])
+    await finished(rig, campaign_id, wait_s=15)
+    (contact,) = await rig.store.contacts(campaign_id)
+    assert contact.outcome == "skipped_dnc"
+    assert rig.switch.callees[caller].dialled == 0

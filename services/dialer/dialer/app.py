@@ -34,6 +34,7 @@ def engine_config(settings: DialerSettings) -> EngineConfig:
         outcome_wait_s=settings.outcome_wait_s,
         completed_stream=settings.completed_stream,
         group=settings.group,
+        default_region=settings.default_region,
     )
 
 

@@ -43,6 +43,7 @@ from dialer.core.compliance import effective_windows
 from dialer.core.pacing import dial_budget
 from dialer.core.states import CampaignState, ContactState
 from dialer.core.windows import is_open, next_open, zone
+from dialer.importer import normalize_number
 from dialer.live import LiveState
 from dialer.spec import CampaignSpec
 from dialer.store import Store
@@ -76,6 +77,7 @@ class EngineConfig:
     outcome_wait_s: float = 120.0
     completed_stream: str = CALLS_COMPLETED
     group: str = "dialer"
+    default_region: str = "US"
 
 
 @dataclass
@@ -460,7 +462,9 @@ class Dialer:
     async def _consume_outcomes(self) -> None:
         stream, group = self.config.completed_stream, self.config.group
         with contextlib.suppress(ResponseError):
-            await self.redis.xgroup_create(stream, group, id="$", mkstream=True)
+            # From the start of the stream: an opt-out written before the first dialer ran
+            # still reaches the do-not-call list (applying an outcome twice changes nothing).
+            await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
         while not self._stopping.is_set():
             try:
                 claimed: Any = await self.redis.xautoclaim(
@@ -487,6 +491,9 @@ class Dialer:
         if outcome.call_id.startswith(CONTACT_ROW_PREFIX):
             return  # a contact's own row, written by a dialer
         attempt = await self.store.attempt(outcome.call_id)
+        if attempt is None and outcome.status == "opt_out":
+            await self._inbound_opt_out(outcome)
+            return
         if attempt is None or attempt.ended_at is not None:
             return
         callback_at = _callback_time(outcome)
@@ -499,6 +506,17 @@ class Dialer:
             callback_at=callback_at,
             first_audio_ms=outcome.latency.first_audio_ms,
         )
+
+    async def _inbound_opt_out(self, outcome: outcomes.CallOutcome) -> None:
+        """A caller who rang in and asked never to be called: their number joins the list."""
+        number = outcome.caller if outcome.direction == "inbound" else outcome.callee
+        if not number:
+            return
+        try:
+            phone = normalize_number(number, self.config.default_region)
+        except InvalidInput:
+            return  # a withheld or malformed caller id cannot be listed
+        await self.store.add_dnc(phone, source="opt-out", now=self.clock())
 
     # ------------------------------------------------------------------ leases
 
