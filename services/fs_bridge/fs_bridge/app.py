@@ -17,6 +17,7 @@ from callkit.errors import DependencyUnavailable, UnsupportedFormat
 from callkit.http import Lifespan, create_service_app
 from callkit.lifecycle import RedisFactory, redis_lifespan, redis_ready
 from fs_bridge.bridge import Bridge, RecognizerFactory
+from fs_bridge.busy import BusyLine, Phrases, load_phrases
 from fs_bridge.clients import AsrStream
 from fs_bridge.esl import EventSocketFactory, connect_event_socket
 from fs_bridge.session import CallSession
@@ -35,10 +36,12 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """``recognizer`` and ``transport`` reach the ASR gateway and (over HTTP) the policy engine
-    and the TTS gateway; tests replace them, production uses the defaults."""
+    and the TTS gateway; tests replace them, production uses the defaults. A phrase file that
+    cannot be read raises ConfigError here, before anything is served."""
+    phrases = load_phrases(settings.phrases_file, settings.language)
     app = create_service_app(
         settings.service_name,
-        lifespan=_lifespan(settings, connect_redis, event_socket, recognizer, transport),
+        lifespan=_lifespan(settings, phrases, connect_redis, event_socket, recognizer, transport),
     )
     app.state.settings = settings
     app.state.readiness["redis"] = redis_ready(app)
@@ -83,13 +86,16 @@ def create_app(
                 )
                 await websocket.close(code=1003)
                 return
+        if not bridge.has_room():
+            await bridge.refuse(BusyLine(call_uuid, websocket, bridge, bridge.phrases, metadata))
+            return
         call = CallSession(call_uuid, websocket, bridge, metadata)
-        bridge.calls[call_uuid] = call
+        bridge.add(call)
         log.info("call connected", extra={"call_id": call_uuid})
         try:
             await call.run(payload)
         finally:
-            bridge.calls.pop(call_uuid, None)
+            bridge.remove(call_uuid)
 
     return app
 
@@ -113,6 +119,7 @@ def _authorized(websocket: WebSocket, settings: BridgeSettings) -> bool:
 
 def _lifespan(
     settings: BridgeSettings,
+    phrases: Phrases,
     connect_redis: RedisFactory,
     event_socket: EventSocketFactory,
     recognizer: RecognizerFactory,
@@ -127,6 +134,7 @@ def _lifespan(
                 settings,
                 app.state.redis,
                 app.state.metrics.registry,
+                phrases,
                 event_socket=event_socket,
                 recognizer=recognizer,
                 transport=transport,

@@ -1,8 +1,10 @@
-"""The bridge's shared parts: settings, service clients, the Event Socket, the calls in progress."""
+"""The bridge's shared parts: settings, service clients, the Event Socket, the calls in progress,
+and admission: a call beyond ``BRIDGE_MAX_CALLS`` is refused with the busy phrase (``busy``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -15,8 +17,10 @@ from callkit.contracts import live
 from callkit.contracts.asr import ServerEvent
 from callkit.errors import AgentError
 from callkit.esl import Event
+from fs_bridge.busy import BusyLine, Phrases
 from fs_bridge.clients import AsrStream, PolicyClient, TtsClient
 from fs_bridge.esl import EventSocketFactory, connect_event_socket
+from fs_bridge.load import LoadReporter
 from fs_bridge.metrics import BridgeMetrics
 from fs_bridge.session import CallSession, Recognizer
 from fs_bridge.settings import BridgeSettings
@@ -35,6 +39,7 @@ class Bridge:
         settings: BridgeSettings,
         redis: Redis,
         registry: CollectorRegistry,
+        phrases: Phrases,
         *,
         event_socket: EventSocketFactory = connect_event_socket,
         recognizer: RecognizerFactory = AsrStream,
@@ -49,7 +54,12 @@ class Bridge:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0), transport=transport)
         self.policy = PolicyClient(settings.policy_url, self.http)
         self.tts = TtsClient(settings.tts_url, self.http)
+        self.phrases = phrases
         self.calls: dict[str, CallSession] = {}
+        #: Refused calls while they hear the busy phrase; never counted in ``calls``.
+        self.refusing: dict[str, BusyLine] = {}
+        self.load = LoadReporter(redis, settings.replica, self._load)
+        self._load_task: asyncio.Task[None] | None = None
         self.esl = event_socket(
             settings.esl_host,
             settings.esl_port,
@@ -61,10 +71,51 @@ class Bridge:
 
     async def start(self) -> None:
         self.esl.start()
+        self._load_task = asyncio.create_task(self.load.run(), name="bridge-load")
 
     async def close(self) -> None:
+        if self._load_task is not None:
+            self._load_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._load_task
+            await self.load.stopped()
         await self.esl.close()
         await self.http.aclose()
+
+    # ------------------------------------------------------------------ admission
+
+    def _load(self) -> tuple[int, int]:
+        return len(self.calls), self.settings.max_calls
+
+    def has_room(self) -> bool:
+        """Whether a new call may start; it must be added before anything is awaited, so two
+        forks arriving together cannot both take the last place."""
+        return len(self.calls) < self.settings.max_calls
+
+    def add(self, call: CallSession) -> None:
+        self.calls[call.call_id] = call
+        self.load.changed()
+
+    def remove(self, call_id: str) -> None:
+        self.calls.pop(call_id, None)
+        self.load.changed()
+
+    async def refuse(self, busy: BusyLine) -> None:
+        """A call the bridge has no room for hears the busy phrase and is hung up."""
+        self.metrics.calls_refused.inc()
+        log.info(
+            "call refused: every line is busy",
+            extra={
+                "call_id": busy.call_id,
+                "active": len(self.calls),
+                "max_calls": self.settings.max_calls,
+            },
+        )
+        self.refusing[busy.call_id] = busy
+        try:
+            await busy.run()
+        finally:
+            self.refusing.pop(busy.call_id, None)
 
     def recognizer(
         self,
@@ -96,10 +147,16 @@ class Bridge:
             log.warning("playback command failed", extra={"call_id": call_id, "error": exc.message})
 
     def _on_event(self, event: Event) -> None:
-        call = self.calls.get(event.get("Unique-ID") or "")
+        uuid = event.get("Unique-ID") or ""
+        name, subclass = event.name, event.subclass
+        busy = self.refusing.get(uuid)
+        if busy is not None:
+            if name == "CUSTOM" and subclass == "mod_audio_fork::play_audio":
+                busy.on_play_audio(event.body)
+            return
+        call = self.calls.get(uuid)
         if call is None:
             return
-        name, subclass = event.name, event.subclass
         if name == "CHANNEL_HANGUP_COMPLETE":
             call.hangup_cause = event.get("Hangup-Cause")
         elif name == "DTMF":

@@ -1,4 +1,5 @@
-"""The bridge's Prometheus metrics: calls, refused forks, first-audio latencies, barge-ins."""
+"""The bridge's Prometheus metrics: calls, refused forks and calls, first-audio latencies,
+barge-ins."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ class BridgeMetrics:
             "bridge_fork_refused_total",
             "Fork connections refused, by reason.",
             ["reason"],
+            registry=registry,
+        )
+        self.calls_refused = Counter(
+            "bridge_calls_refused_total",
+            "Calls that heard the busy phrase because BRIDGE_MAX_CALLS calls were in progress.",
             registry=registry,
         )
         buckets = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)

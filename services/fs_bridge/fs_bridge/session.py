@@ -196,9 +196,11 @@ class CallSession:
             "call started",
             extra={"call_id": self.call_id, "caller": started.caller, "callee": started.callee},
         )
-        await self._publish(live.LiveCallStarted(
+        await self._publish(
+            live.LiveCallStarted(
                 call_id=self.call_id, direction=started.direction, campaign_id=started.campaign_id
-            ))
+            )
+        )
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group

@@ -1,5 +1,7 @@
 """FreeSWITCH bridge configuration (environment prefix ``BRIDGE_``)."""
 
+import os
+import socket
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -50,6 +52,26 @@ class BridgeSettings(ServiceSettings):
     language: str = Field("en", min_length=2, max_length=8, description="Default call language.")
     recordings_dir: Path = Field(
         Path("recordings"), description="Where each call's stereo recording is written."
+    )
+    max_calls: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="Calls taken at once; a call beyond them hears the busy phrase and is hung "
+        "up, so the calls in progress keep their pace. 4 fits the CPU stack on 2 cores (3 calls "
+        "measured at voice-to-voice p95 1.3 s); a GPU stack takes more.",
+    )
+    phrases_file: Path = Field(
+        Path("prompts/bridge.json"),
+        description="The bridge's own phrases per locale (the busy phrase), prerendered by the "
+        "TTS gateway.",
+    )
+    replica: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        pattern=r"^[^:*?\[\]\s]+$",
+        description="This bridge's name in its load key (bridge:{replica}:load), which the dialer "
+        "reads.",
     )
     silence_s: float = Field(
         7.0, gt=0, le=120, description="Caller silence before the agent reprompts, in seconds."

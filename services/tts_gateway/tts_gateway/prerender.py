@@ -1,12 +1,14 @@
 """Prerender: every fixed prompt under prompts/ is synthesized at start-up for each voice and rate.
 
-Fixed prompts are the ``say`` texts of the dialog script (YAML files under prompts/), given as a
-string or per locale (``say: {en: "...", ru: "..."}``). Texts with ``{placeholders}`` are filled
-in per call, so they are not fixed and are skipped.
+Fixed prompts are the ``say`` texts of the dialog script (YAML files under prompts/) and of the
+bridge's own phrases (``prompts/bridge.json``: JSON, which the bridge reads without a YAML
+parser), given as a string or per locale (``say: {en: "...", ru: "..."}``). Texts with
+``{placeholders}`` are filled in per call, so they are not fixed and are skipped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -26,15 +28,25 @@ PROMPT_KEYS = ("say", "reprompt")
 def fixed_prompts(prompts_dir: Path, language: str) -> list[str]:
     """The distinct fixed prompt texts of one language, in file order."""
     seen: dict[str, None] = {}
-    for path in sorted(prompts_dir.rglob("*.y*ml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise AgentError(f"{path}: not valid YAML: {exc}") from None
-        for text in _walk(data, language):
+    paths = sorted([*prompts_dir.rglob("*.y*ml"), *prompts_dir.rglob("*.json")])
+    for path in paths:
+        for text in _walk(_load(path), language):
             if "{" not in text and text.strip():
                 seen.setdefault(text.strip(), None)
     return list(seen)
+
+
+def _load(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AgentError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AgentError(f"{path}: not valid YAML: {exc}") from None
 
 
 def _walk(node: Any, language: str) -> Iterator[str]:
