@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -33,14 +34,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from callkit.contracts import outcome as outcomes
 from callkit.contracts.campaign import CampaignCall, call_key
-from callkit.contracts.streams import CALLS_COMPLETED
+from callkit.contracts.streams import BRIDGE_PREFIX, CALLS_COMPLETED, key
 from callkit.errors import AgentError, InvalidInput
 from callkit.esl import Event
 from dialer.core import causes, retry
 from dialer.core.breaker import AbandonTracker, TrunkBreaker, is_abandoned
 from dialer.core.caps import cap_allows
 from dialer.core.compliance import effective_windows
-from dialer.core.pacing import dial_budget
+from dialer.core.pacing import agent_capacity_budget, dial_budget
 from dialer.core.states import CampaignState, ContactState
 from dialer.core.windows import is_open, next_open, zone
 from dialer.importer import normalize_number
@@ -77,6 +78,8 @@ class EngineConfig:
     outcome_wait_s: float = 120.0
     completed_stream: str = CALLS_COMPLETED
     group: str = "dialer"
+    #: The bridges' load keys (``bridge:{replica}:load``), read before each claim.
+    bridge_loads: str = key(BRIDGE_PREFIX, "*", "load")
     default_region: str = "US"
 
 
@@ -144,6 +147,7 @@ class Dialer:
         self.originates = 0
         #: The same time as a Prometheus histogram (``dialer_originate_prepare_seconds``).
         self.prepare_seconds: Any = None
+        self._loads: tuple[float, list[tuple[int, int]]] | None = None  # (monotonic, loads)
 
     # ------------------------------------------------------------------ loop
 
@@ -196,6 +200,12 @@ class Dialer:
             return  # no originates while the Event Socket is down; resumes on reconnect
         active = await self.live.active(campaign.id, now=now.timestamp())
         budget = dial_budget(concurrency=spec.concurrency, active=active, due=spec.concurrency)
+        if budget > 0:
+            # While the agent is full, answered calls would only hear the busy phrase: hold.
+            ringing = sum(
+                1 for f in self.in_flight.values() if f.answered_at is None and f.hung_up_at is None
+            )
+            budget = agent_capacity_budget(await self._bridge_loads(), budget, pending=ringing)
         if budget <= 0:
             return
         claims = await self.store.claim_due(
@@ -212,6 +222,25 @@ class Dialer:
             return
         for claim in claims:
             await self._prepare(campaign, claim, now)
+
+    async def _bridge_loads(self) -> list[tuple[int, int]]:
+        """Each reporting bridge's ``(active, max)``; a value that is not the bridge's
+        ``{"active": n, "max": m}`` is left out. The campaigns of one tick share one read."""
+        started = time.monotonic()
+        if self._loads is not None and started - self._loads[0] < self.config.tick_s / 2:
+            return self._loads[1]
+        keys = [k async for k in self.redis.scan_iter(match=self.config.bridge_loads, count=500)]
+        loads: list[tuple[int, int]] = []
+        for raw in await self.redis.mget(keys) if keys else []:
+            if raw is None:
+                continue  # expired between the scan and the read
+            try:
+                value = json.loads(raw)
+                loads.append((int(value["active"]), int(value["max"])))
+            except (ValueError, TypeError, KeyError):
+                continue
+        self._loads = (started, loads)
+        return loads
 
     # ------------------------------------------------------------------ dial-time checks
 

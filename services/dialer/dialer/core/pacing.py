@@ -1,7 +1,9 @@
 """How fast and how many calls a campaign places: a token bucket per trunk and progressive pacing.
 
 Progressive, not predictive: every call is placed only into a free slot of the AI agents'
-concurrency, so an answered call always has an agent and nothing is dropped for want of one.
+concurrency, so an answered call always has an agent and nothing is dropped for want of one;
+the campaign's slots are further capped at the places the bridges report free, so a full agent
+holds the dialling instead of refusing the calls it answers.
 The token bucket keeps originates under the trunk's calls-per-second limit. Both are fed the
 monotonic clock in seconds and never read it themselves.
 """
@@ -53,3 +55,18 @@ class TokenBucket:
 def dial_budget(*, concurrency: int, active: int, due: int) -> int:
     """How many due contacts to claim now: one per free slot, never more than are due."""
     return max(0, min(concurrency - active, due))
+
+
+def agent_capacity_budget(loads: list[tuple[int, int]], budget: int, *, pending: int = 0) -> int:
+    """``budget`` capped at the agent's free places: the dialer holds while the bridges are full.
+
+    ``loads`` is each bridge's ``(active, max)`` calls, as it reports them in Redis
+    (``bridge:{replica}:load``); ``pending`` the calls this dialer has placed that are not yet
+    answered, which no bridge counts yet but each will need a place. No bridge reporting at all
+    leaves ``budget`` as it is, so a dialer whose bridge does not report keeps dialling. A bridge
+    over its limit (one that is stopping reports a limit of 0) frees nothing elsewhere.
+    """
+    if not loads:
+        return max(0, budget)
+    free = sum(max(0, limit - active) for active, limit in loads) - max(0, pending)
+    return max(0, min(budget, free))
