@@ -106,6 +106,7 @@ async def rig(
             max_call_s=60,
             completed_stream=stream,
             group=f"{key_prefix}dialer",
+            bridge_loads=f"{key_prefix}bridge:*:load",  # no other run's bridge caps this one
         )
         dialer = Dialer(config, store, redis, esl)
         holder["dialer"] = dialer
