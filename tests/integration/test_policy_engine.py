@@ -246,12 +246,13 @@ async def test_with_the_llm_down_the_script_goes_on_and_metrics_say_so(
         spec = load_dialogues([ROOT / "tests" / "dialogues" / "36_symptoms_unusual_words.yaml"])[0]
         result = await run_dialogue(eng, spec, new_id())
         assert result.passed, result.problems
-        assert metrics.degraded._value.get() >= 1
         call = new_id()
         await send(eng, call, {"type": "call.started"})
         answer = await say(eng, call, "Is the machine very loud inside?", 1)
         assert "I'm not able to answer that" in spoken(answer)
         assert answer.state == "ask_client_name"
+        # The free question needed the LLM: the turn that went on without it is counted.
+        assert metrics.degraded._value.get() >= 1
     finally:
         await llm.aclose()
         async for key in redis.scan_iter(match=f"{calendar.prefix}:*"):
