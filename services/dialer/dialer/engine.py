@@ -310,22 +310,27 @@ class Dialer:
 
     async def _dial(self, campaign: CampaignRecord, claim: Claim, command: str) -> None:
         spec: CampaignSpec = campaign.spec
-        # The trunk's rate bucket is shared by every replica; each waits its turn.
-        for _ in range(1000):
+        # The trunk's rate bucket is shared by every replica; each waits its turn (or for the
+        # dialer to stop, in which case the call does not go out).
+        while not self._stopping.is_set():
             wait = await self.live.rate_wait(spec.trunk, calls_per_second=spec.calls_per_second)
             if wait <= 0:
                 break
-            await asyncio.sleep(min(wait, 5.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), min(wait, 5.0))
         current = await self.store.campaign(campaign.id)
-        if current is None or current.state != CampaignState.RUNNING:
-            # Paused or cancelled while this call waited for the trunk: it does not go out.
+        if self._stopping.is_set() or current is None or current.state != CampaignState.RUNNING:
+            # Paused or cancelled while this call waited for the trunk (or the dialer is
+            # stopping): it does not go out, and the claim costs the contact nothing.
             await self.live.release_slot(campaign.id, claim.attempt_id)
             await self.live.release_number(claim.phone, claim.attempt_id)
             self.in_flight.pop(claim.attempt_id, None)
             await self.store.release(
                 claim,
                 until=self.clock(),
-                reason=f"campaign {current.state if current else 'gone'}",
+                reason="dialer stopped"
+                if self._stopping.is_set()
+                else f"campaign {current.state if current else 'gone'}",
                 now=self.clock(),
             )
             return
@@ -389,12 +394,15 @@ class Dialer:
         first_audio_ms: float | None = None,
     ) -> None:
         attempt = await self.store.attempt(attempt_id)
-        if attempt is None:
-            return
+        if attempt is None or attempt.ended_at is not None:
+            return  # finished already (its reply and its hang-up both report the end)
         contact = await self.store.contact(attempt.contact_id)
         if spec is None:
             campaign = await self.store.campaign(attempt.campaign_id)
-            spec = campaign.spec if campaign is not None else CampaignSpec(name="?")
+            if campaign is None:  # the foreign key keeps it; nothing to decide without it
+                log.error("attempt of an unknown campaign", extra={"attempt_id": attempt_id})
+                return
+            spec = campaign.spec
         failed_retry = status == "failed"
         next_at = retry.next_attempt(
             spec.retry,
@@ -453,7 +461,7 @@ class Dialer:
             direction="outbound",
             campaign_id=campaign_id,
             callee=contact.phone,
-            started_at=contact.created_at if getattr(contact, "created_at", None) else now,
+            started_at=contact.created_at,
             ended_at=now,
             duration_s=0,
             status=status,
