@@ -61,7 +61,7 @@ class Switch(Protocol):
 
     async def api(self, command: str) -> str: ...
 
-    async def bgapi(self, command: str, timeout_s: float = 60.0) -> str: ...
+    async def originate(self, url_with_vars: str, target: str, *, timeout_s: float) -> str: ...
 
 
 def utcnow() -> datetime:
@@ -101,8 +101,8 @@ class CampaignHealth:
     abandon: AbandonTracker = field(default_factory=AbandonTracker)
 
 
-def originate_command(spec: CampaignSpec, claim: Claim, *, campaign_id: str, target: str) -> str:
-    """``originate {vars}sofia/gateway/<trunk>/<number> <exten> XML <context>``.
+def originate_leg(spec: CampaignSpec, claim: Claim, *, campaign_id: str) -> str:
+    """``{vars}sofia/gateway/<trunk>/<number>``: the leg ``originate`` places.
 
     Every value is one the dialer made (uuids, digits, a validated trunk name), so none can carry
     a comma, a brace or a line break into the variable block."""
@@ -119,7 +119,7 @@ def originate_command(spec: CampaignSpec, claim: Claim, *, campaign_id: str, tar
     if spec.caller_id:
         variables["origination_caller_id_number"] = spec.caller_id
     block = ",".join(f"{k}={v}" for k, v in variables.items())
-    return f"originate {{{block}}}sofia/gateway/{spec.trunk}/{claim.phone} {target}"
+    return f"{{{block}}}sofia/gateway/{spec.trunk}/{claim.phone}"
 
 
 class Dialer:
@@ -297,18 +297,16 @@ class Dialer:
             return
         flight = InFlight(campaign.id, claim.contact_id, claim.attempt_id, claim.phone)
         self.in_flight[claim.attempt_id] = flight
-        command = originate_command(
-            spec, claim, campaign_id=campaign.id, target=self.config.dialplan_target
-        )
+        leg = originate_leg(spec, claim, campaign_id=campaign.id)
         prepared_s = time.perf_counter() - started
         if self.prepare_seconds is not None:
             self.prepare_seconds.observe(prepared_s)
-        task = asyncio.create_task(self._dial(campaign, claim, command), name="dialer-originate")
+        task = asyncio.create_task(self._dial(campaign, claim, leg), name="dialer-originate")
         flight.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _dial(self, campaign: CampaignRecord, claim: Claim, command: str) -> None:
+    async def _dial(self, campaign: CampaignRecord, claim: Claim, leg: str) -> None:
         spec: CampaignSpec = campaign.spec
         # The trunk's rate bucket is shared by every replica; each waits its turn (or for the
         # dialer to stop, in which case the call does not go out).
@@ -357,16 +355,24 @@ class Dialer:
         if self.metrics is not None:
             self.metrics.inc()
         try:
-            reply = await self.switch.bgapi(command, timeout_s=spec.originate_timeout_s + 15)
-        except AgentError as exc:
-            # The result is unknown (the socket dropped, no reply): the call may be ringing.
-            # The lease stays; recovery looks the channel up before anything is dialled again.
+            reply = await self.switch.originate(
+                leg, self.config.dialplan_target, timeout_s=spec.originate_timeout_s + 15
+            )
+        except (AgentError, TimeoutError) as exc:
+            # The result is unknown (the socket dropped, no reply in time): the call may be
+            # ringing. The lease stays; recovery looks the channel up before anything is
+            # dialled again.
             log.warning(
                 "originate result unknown; the switch will be asked",
-                extra={"attempt_id": claim.attempt_id, "error": exc.message},
+                extra={
+                    "attempt_id": claim.attempt_id,
+                    "error": exc.message if isinstance(exc, AgentError) else "no result in time",
+                },
             )
+            # Its lease is no longer renewed: once it lapses, recovery (on any replica) asks
+            # the switch for the channel and follows it, or finishes the attempt.
+            self.in_flight.pop(claim.attempt_id, None)
             return
-        reply = reply.strip()
         now = self.clock()
         health = self._health(campaign.id)
         if reply.startswith("+OK"):
