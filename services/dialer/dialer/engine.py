@@ -490,6 +490,11 @@ class Dialer:
         elif event.name == "CHANNEL_HANGUP_COMPLETE" and flight is not None:
             flight.hung_up_at = time.monotonic()
             flight.hangup_cause = event.get("Hangup-Cause")
+            # Answered before this replica took the call over, no CHANNEL_ANSWER came to it:
+            # the hang-up says so itself, and the dialog's outcome finishes the attempt.
+            answered = (event.get("Caller-Channel-Answered-Time") or "0") not in ("", "0")
+            if answered and flight.answered_at is None:
+                flight.answered_at = flight.hung_up_at
             if flight.answered_at is None and flight.task is None:
                 # A ringing call this replica took over from a stopped one: the originate's
                 # reply went to that replica, the cause comes with the hang-up.
