@@ -104,6 +104,9 @@ async def test_an_unreachable_database_is_a_dependency_error(
             await store.migrate()
     finally:
         await store.close()
+        # aiosqlite reports a failed connect from its worker thread: let it land before this
+        # test's event loop closes, or it raises in that thread during a later test.
+        await asyncio.sleep(0.2)
 
 
 async def test_a_campaign_keeps_its_spec_and_imports_skip_duplicates(store: Store) -> None:
