@@ -98,6 +98,7 @@ class Result:
     turns: int = 0  # caller turns (utterances, barge-ins with words, keys)
     llm_turns: list[str] = field(default_factory=list)  # the question asked, per turn the
     # parsers alone did not understand
+    transcript: list[tuple[str, str]] = field(default_factory=list)  # (who, what), in order
 
     @property
     def passed(self) -> bool:
@@ -136,6 +137,22 @@ def campaign_call(spec: dict[str, Any], call_id: str) -> CampaignCall:
     )
 
 
+def _spoken(event: Event) -> str:
+    """What the caller did, as a transcript line."""
+    if isinstance(event, UserUtterance):
+        return event.text
+    if isinstance(event, UserInterrupted):
+        said = f" and said: {event.utterance.text}" if event.utterance else ""
+        return f"(cut in after hearing: {event.heard_text!r}){said}"
+    if isinstance(event, Dtmf):
+        return f"(keys {event.digits})"
+    if isinstance(event, UserSilence):
+        return f"(silent {event.seconds:g} s)"
+    if isinstance(event, CallEnded):
+        return f"(hangs up: {event.cause})"
+    return f"({type(event).__name__})"
+
+
 async def run_dialogue(
     engine: DialogEngine, spec: dict[str, Any], call_id: str, *, redis: Redis | None = None
 ) -> Result:
@@ -162,7 +179,9 @@ async def run_dialogue(
             if not answer and sentence.source != "ack":
                 answer.append(time.perf_counter())
 
+        result.transcript.append(("caller", _spoken(event)))
         reply = await engine.handle(call_id, event, emit)
+        result.transcript.extend(("agent", r.text) for r in reply.replies if not reply.replayed)
         used = reply.llm_calls > 0 and not reply.replayed
         result.turn_ms.append(((time.perf_counter() - started) * 1000, used))
         if first:
@@ -308,12 +327,14 @@ class Report:
         keys = [r.booked_key for r in self.results if r.booked_key]
         return sorted({k for k in keys if keys.count(k) > 1})
 
-    def lines(self) -> list[str]:
+    def lines(self, *, transcripts: bool = False) -> list[str]:
         out = []
         for r in self.results:
             mark = "ok  " if r.passed else "FAIL"
             out.append(f"{mark} {r.name:<40} status={r.status}")
             out.extend(f"       - {p}" for p in r.problems)
+            if transcripts:
+                out.extend(f"       {who:>6}: {text}" for who, text in r.transcript)
 
         def pct(values: list[float], q: float) -> float:
             values = sorted(values)
@@ -430,6 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULTS.ack_after_s,
         help="the engine's POLICY_ACK_AFTER_S (0: no acknowledgements)",
     )
+    parser.add_argument(
+        "--transcript", action="store_true", help="print each dialogue's turns as they went"
+    )
     args = parser.parse_args(argv)
     script = load_script(args.script_dir)
     specs = load_dialogues(args.paths)
@@ -453,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 await llm.aclose()
 
     report = asyncio.run(go())
-    print("\n".join(report.lines()))
+    print("\n".join(report.lines(transcripts=args.transcript)))
     return 0 if report.booked_with_every_slot_right >= 0.95 and not report.double_bookings else 1
 
 

@@ -91,6 +91,7 @@ PLACEHOLDERS = frozenset(
         "study_name",
         "study_name_cap",
         "price",
+        "prices_from",
         "video_price",
         "total_price",
         "date",
@@ -332,9 +333,13 @@ class Clinic(BaseModel):
 
 
 class FaqTopic(BaseModel):
+    """An answer to a common question; ``otherwise`` is said instead while ``say`` needs a
+    value the call does not have yet (the price before the study is known)."""
+
     model_config = ConfigDict(extra="forbid")
     keywords: dict[str, list[str]]
     say: Localized
+    otherwise: Localized | None = None
 
 
 class Reason(BaseModel):
@@ -371,6 +376,7 @@ INTENTS = frozenset(
         "call_back_later",
         "objection_price",
         "prompt_injection",
+        "leaving",
     ]
 )
 
@@ -683,5 +689,8 @@ def _validate_facts(script: Script) -> None:
         _check_text(getattr(script.clinic, field), locales, str(d / "clinic.yaml"), field)
     for topic_id, topic in script.faq.items():
         _check_text(topic.say, locales, f"{d / 'faq.yaml'}: topic {topic_id!r}", "say")
+        if topic.otherwise is not None:
+            where = f"{d / 'faq.yaml'}: topic {topic_id!r}"
+            _check_text(topic.otherwise, locales, where, "otherwise")
     if not any(h is not None for h in script.schedule.days.values()):
         raise ConfigError(f"{d / 'schedule.yaml'}: the clinic is never open")

@@ -144,10 +144,12 @@ class Turn:
     def total_price(self) -> float | None:
         return total_price(self.script, self.session.slots)
 
-    def values(self) -> dict[str, str | None]:
+    def values(self, *, study: Study | None = None) -> dict[str, str | None]:
+        """The placeholders' values; ``study`` stands in for the call's study while it has
+        none (the one the symptoms point to, for a price asked early)."""
         s, script, loc = self.session, self.script, self.locale
         cur = script.clinic.currency
-        study = self.study()
+        study = self.study() or study
         total = self.total_price()
         day = (
             date.fromisoformat(s.slots["appointment_date"])
@@ -165,6 +167,9 @@ class Turn:
             "study_name": study.name[loc] if study else None,
             "study_name_cap": render.capitalized(study.name[loc]) if study else None,
             "price": render.spoken_price(study.price, cur, loc) if study else None,
+            "prices_from": render.spoken_price(
+                min(study.price for study in script.catalogue.studies), cur, loc
+            ),
             "video_price": render.spoken_price(script.catalogue.video_conclusion.price, cur, loc),
             "total_price": render.spoken_price(total, cur, loc) if total is not None else None,
             "date": render.spoken_date(day, loc, self.today) if day else None,

@@ -43,6 +43,7 @@ from policy_engine.script import (
     YES_NO_SLOTS,
     StateDef,
     Strategy,
+    Study,
 )
 from policy_engine.session import Sentence, Session
 from policy_engine.understand import (
@@ -121,6 +122,9 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
     for intent, target in EXIT_INTENTS.items():
         if intent in heard.intents:
             return {"goto": target}
+    if "leaving" in heard.intents and not heard.slots and not heard.question:
+        # "That is too much. Goodbye.": the caller is going; asking on would talk to no one.
+        return {"goto": EXIT_INTENTS["not_interested"]}
     await apply_heard(t, heard)
     if declined is not None:
         _person_declined(t, declined)
@@ -175,7 +179,12 @@ async def answer(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
     elif heard.faq is not None:
         topic = t.script.faq[heard.faq]
         template = topic.say[t.locale]
-        for text in sentences_of(template, t.values()) or []:
+        values = t.values()
+        if not sentences_of(template, values) and (likely := _likely_study(t)) is not None:
+            values = t.values(study=likely)  # "how much?" once the complaint says which study
+        if topic.otherwise is not None and not sentences_of(template, values):
+            template = topic.otherwise[t.locale]  # the answer needs what the call lacks yet
+        for text in sentences_of(template, values):
             await t.say(
                 Sentence(
                     text=text,
@@ -343,6 +352,14 @@ def _choose_study(t: Turn) -> None:
     text = " ".join(str(s.slots.get(k) or "") for k in ("symptoms", "correction"))
     study = study_in(text, t.script, t.locale, need_modality=False)
     s.slots["study_type"] = study or t.script.catalogue.default_study
+
+
+def _likely_study(t: Turn) -> Study | None:
+    """The study the caller's complaint points to, before one was recommended; None while
+    it points to none (the default study is a recommendation, not a reading)."""
+    text = " ".join(str(t.session.slots.get(k) or "") for k in ("symptoms", "correction"))
+    sid = study_in(text, t.script, t.locale, need_modality=False) if text.strip() else None
+    return t.script.catalogue.study(sid) if sid else None
 
 
 def exit_node(state_def: StateDef) -> NodeFn:
