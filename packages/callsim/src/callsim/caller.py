@@ -14,6 +14,11 @@ that timeline (tick x 20 ms from the first frame), not wall-clock times from ser
   caller spoke again: the wait for its first audio, the pauses inside its reply (after "One
   moment."), and for a persona that heard no question, the silence it waited out.
 
+A voicemail or a call screener with no ``turns`` takes a message
+(:meth:`ScriptedCaller.take_message`): once its greeting (and beep) has played it listens for the
+agent, and hangs up when the agent's turn ends, when nothing comes within ``voicemail_wait_s``,
+or at ``voicemail_max_s``.
+
 A persona script (:mod:`callsim.persona`) has no fixed lines: at each end of the agent's turn
 the caller asks its ``Ears`` what the agent said and answers that.
 """
@@ -35,7 +40,7 @@ from callkit.audio import WavWriter
 from callkit.esl import Event
 from callsim.line import FRAME, RATE, CallerLine, LineOptions
 from callsim.persona import Persona, question_of
-from callsim.script import CallScript, Step
+from callsim.script import MACHINES, CallScript, OutboundOutcome, Step
 from callsim.voices import voice_for
 
 if TYPE_CHECKING:
@@ -78,7 +83,7 @@ class Ears(Protocol):
 @dataclass
 class Utterance:
     index: int
-    kind: str  # say | barge_in | backchannel | voicemail
+    kind: str  # say | barge_in | backchannel | voicemail | screener
     text: str
     onset_tick: int
     end_tick: int
@@ -145,6 +150,8 @@ class ScriptedCaller:
         self._caller_mark = 0  # tick of the caller's last action: agent turns count after it
         self._step_index = 0
         self.started_wall: float | None = None
+        #: How an outbound callee took this call (a person, a voicemail…); None: inbound.
+        self.answered_as: OutboundOutcome | None = None
         channel.line = self.line
         channel.taps.append(self._on_tick)
         channel.stop_listeners.append(self._on_switch_stop)
@@ -297,6 +304,8 @@ class ScriptedCaller:
             await self._until(lambda: self.timeline.tick > 0, 20, "the audio fork to start")
             if self.persona is not None:
                 await self._converse(self.persona)
+            if self.answered_as in MACHINES and not self.script.turns:
+                await self.take_message()
             for index, step in enumerate(self.script.turns):
                 self._step_index = index
                 await self._step(step)
@@ -357,6 +366,30 @@ class ScriptedCaller:
             self._mark_action()
             self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
             raise CallOver("the caller hung up")
+
+    # ------------------------------------------------------------------ a machine
+
+    async def take_message(self) -> None:
+        """A voicemail or screener after its greeting: take the agent's message, then hang up.
+
+        The message counts from the end of the greeting (and beep): it must begin within
+        ``voicemail_wait_s`` and ends with the agent's turn (``agent_turn_gap_ms`` of silence)
+        or at ``voicemail_max_s``, as a box stops recording. Either way the machine hangs up;
+        the agent hanging up first ends the call as well.
+        """
+        out = self.script.outbound
+        await self._finish_speaking()
+        self._caller_mark = self.timeline.tick
+        began = time.monotonic()
+        if await self._wait_for(self._agent_spoke_since_mark, out.voicemail_wait_s):
+            gap = self.script.timing.agent_turn_gap_ms // TICK_MS
+            tl = self.timeline
+            left = out.voicemail_max_s - (time.monotonic() - began)
+            if left > 0:
+                await self._wait_for(lambda: tl.tick - tl.last_agent_tick >= gap, left)
+        self._mark_action()
+        self.switch.hangup(self.channel, "NORMAL_CLEARING", by="caller")
+        raise CallOver("the machine hung up")
 
     # ------------------------------------------------------------------ a persona
 

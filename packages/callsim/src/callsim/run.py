@@ -47,8 +47,10 @@ from callkit.errors import AgentError, InvalidInput
 from callsim import fsconf
 from callsim.caller import TICK_MS, Ears, ScriptedCaller, Utterance
 from callsim.fsconf import ConfError, Dialplan, expand
-from callsim.script import CallScript
+from callsim.line import RATE
+from callsim.script import MACHINES, CallScript
 from callsim.switch import Callee, Channel, Switch
+from callsim.voices import voice_for
 from callsim.wer import wer
 
 RING_S = 1.0  # one ring, shortened so outbound tests do not wait six seconds a ring
@@ -287,8 +289,8 @@ def load_deployment(switch: Switch, options: RunOptions) -> Deployment:
 
 _DEPLOYMENTS: dict[tuple[str, str | None, str | None, str, str, str], Deployment] = {}
 
-#: A script's outcome as the switch plays it: a voicemail answers like a person.
-_SWITCH_OUTCOME = {"voicemail": "answer"}
+#: A script's outcome as the switch plays it: a voicemail or a screener answers like a person.
+_SWITCH_OUTCOME = {"voicemail": "answer", "screener": "answer"}
 
 
 def callee_of(
@@ -315,14 +317,39 @@ def answer(
     attempt: int,
     progress: Callable[[str], None] | None = None,
 ) -> ScriptedCaller:
-    """The scripted callee picks up ``ch`` (its ``attempt``-th call): a person, or a voicemail
-    that plays its greeting and a beep first."""
+    """The scripted callee picks up ``ch`` (its ``attempt``-th call): a person (who may speak
+    first), a voicemail that plays its greeting (and a beep), or a call screener's prompt. What
+    they say is queued before the first frame, so the agent hears it from the answer on."""
     ch.codec = script.caller.codec  # negotiated by the answer's SDP
     caller = _attach(switch, ch, script, options, progress)
-    if script.outbound.outcome_of(attempt) == "voicemail":
-        caller.speak("voicemail", script.outbound.voicemail_greeting)
-        caller.line.queue(_beep())
+    out = script.outbound
+    outcome = caller.answered_as = out.outcome_of(attempt)
+    said = out.greeting_of(outcome)
+    if outcome in MACHINES:
+        assert said is not None
+        caller.speak(outcome, said)
+        if outcome == "voicemail" and out.voicemail_beep:
+            caller.line.queue(_beep())
+    elif said is not None:
+        if out.greeting_delay_ms:
+            caller.line.queue(bytes(RATE * out.greeting_delay_ms // 1000 * 2))
+        caller.speak("say", said)
     return caller
+
+
+def prepare_voices(script: CallScript) -> int:
+    """Synthesize a script's fixed lines ahead of its calls (the voices keep them), so a callee
+    picking up does not hold the switch's other calls while its greeting is spoken; how many."""
+    voice = voice_for(script.caller.voice, script.caller.speed)
+    out = script.outbound
+    lines = {out.greeting_of(o) for o in (*out.attempts, out.outcome)}
+    for step in script.turns:
+        spec = step.barge_in or step.backchannel
+        lines.add(step.say if spec is None else spec.say)
+    texts = sorted(t for t in lines if t)
+    for text in texts:
+        voice.speak(text)
+    return len(texts)
 
 
 async def _outbound(
@@ -714,6 +741,12 @@ def _same(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
+def answered_by(outcome: outcomes.CallOutcome | None) -> str | None:
+    """Who the agent took the callee for (the outcome's ``amd``); None when it does not say."""
+    amd = outcome.model_dump(mode="json").get("amd") if outcome is not None else None
+    return amd.get("answered_by") if isinstance(amd, dict) else None
+
+
 def _expect_checks(
     script: CallScript, outcome: outcomes.CallOutcome | None, have_redis: bool
 ) -> list[dict[str, Any]]:
@@ -722,6 +755,8 @@ def _expect_checks(
     slots = outcome.slots.model_dump() if outcome is not None else {}
     if script.expect.status is not None:
         wanted.append(("status", script.expect.status, outcome.status if outcome else None))
+    if script.expect.answered_by is not None:
+        wanted.append(("amd.answered_by", script.expect.answered_by, answered_by(outcome)))
     for slot, value in script.expect.slots.items():
         wanted.append((f"slots.{slot}", value, slots.get(slot)))
     for check, expected, actual in wanted:

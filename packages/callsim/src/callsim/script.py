@@ -6,8 +6,10 @@
     language: en
     direction: inbound            # or outbound (the agent dials the caller's number)
     outbound: {answer_after_rings: 2, outcome: answer}   # answer | busy | no_answer | voicemail
-                                                        # | reject | unallocated
+                                                        # | screener | reject | unallocated
     # outbound: {attempts: [busy, answer]}              # per call to the number, the last repeats
+    # outbound: {greeting: "Hello?", greeting_delay_ms: 2000}   # a person who speaks first
+    # outbound: {outcome: voicemail, voicemail_greeting: "...", voicemail_beep: false}
     caller: {number: "+15551234567", voice: "espeak:en-us", codec: PCMU}
     line: {echo: {delay_ms: 120, gain_db: -20}, noise_dbfs: -55}
     turns:
@@ -18,7 +20,11 @@
       - silence: {seconds: 8}
       - dtmf: "1"
       - hangup: {}
-    expect: {status: booked, slots: {client_name: "John Smith"}}
+    expect: {status: booked, slots: {client_name: "John Smith"}}   # answered_by: human | machine
+
+A voicemail (or a call screener) without ``turns`` takes a message: after its greeting (and the
+beep) it listens until the agent's turn ends, and hangs up then, when nothing is said within
+``voicemail_wait_s``, or at ``voicemail_max_s``.
 
 Instead of ``turns``, a script may give a ``persona`` (:mod:`callsim.persona`): facts and a
 manner, answering whatever the agent asks; its ``expect`` comes from the facts when the script
@@ -70,8 +76,20 @@ class Line(_Strict):
 
 
 #: How the called number takes a call: a person answers; busy; it rings out; a voicemail answers
-#: (its greeting, then a beep); the carrier rejects it (603) or has no such number (404).
-OutboundOutcome = Literal["answer", "busy", "no_answer", "voicemail", "reject", "unallocated"]
+#: (its greeting, then a beep); a call-screening assistant answers (its prompt, no beep, then it
+#: listens); the carrier rejects it (603) or has no such number (404).
+OutboundOutcome = Literal[
+    "answer", "busy", "no_answer", "voicemail", "screener", "reject", "unallocated"
+]
+#: The outcomes in which a machine, not the person, takes the call.
+MACHINES: tuple[OutboundOutcome, ...] = ("voicemail", "screener")
+
+#: What a machine plays on answer when the script gives no ``voicemail_greeting``.
+STOCK_GREETINGS: dict[str, str] = {
+    "voicemail": "Hi, you have reached my voicemail. Please leave a message after the tone.",
+    "screener": "Hi, the person you're calling is using a screening service. Please say your "
+    "name and why you are calling.",
+}
 
 
 class Outbound(_Strict):
@@ -82,9 +100,31 @@ class Outbound(_Strict):
     #: One outcome per call to the number, in order, the last one repeating: ``[busy, answer]``
     #: is busy the first time and answers every later time. Empty: always ``outcome``.
     attempts: list[OutboundOutcome] = Field(default_factory=list, max_length=20)
-    voicemail_greeting: str = (
-        "Hi, you have reached my voicemail. Please leave a message after the tone."
-    )
+    #: What a person says the moment they pick up, before hearing anything ("Hello?"); None:
+    #: they wait for the agent. The script's ``turns`` follow it.
+    greeting: str | None = Field(None, min_length=1)
+    #: Silence on the line before the greeting (a person who picks up and says nothing at first).
+    greeting_delay_ms: int = Field(0, ge=0, le=10000)
+    #: What a voicemail or a call screener plays on answer; None: a stock one of its kind.
+    voicemail_greeting: str | None = Field(None, min_length=1)
+    #: Whether a voicemail's greeting ends in a beep (some boxes record straight after the words).
+    voicemail_beep: bool = True
+    #: How long a machine waits for the agent to begin after its greeting (and beep) before it
+    #: hangs up, as a box gives up on a silent line.
+    voicemail_wait_s: float = Field(5.0, gt=0, le=120)
+    #: The longest message a machine takes, from the end of its greeting; then it hangs up.
+    voicemail_max_s: float = Field(60.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _greeting_needs_a_person(self) -> Outbound:
+        if self.greeting_delay_ms and self.greeting is None:
+            raise ValueError("greeting_delay_ms is the silence before a greeting: give a greeting")
+        if self.greeting is not None and "answer" not in (self.attempts or [self.outcome]):
+            raise ValueError(
+                "greeting is what a person says on pickup, and this callee never answers in "
+                "person (outcome answer)"
+            )
+        return self
 
     def outcome_of(self, attempt: int) -> OutboundOutcome:
         """The outcome of the ``attempt``-th call (from 1)."""
@@ -92,9 +132,15 @@ class Outbound(_Strict):
             return self.outcome
         return self.attempts[min(max(attempt, 1), len(self.attempts)) - 1]
 
+    def greeting_of(self, outcome: OutboundOutcome) -> str | None:
+        """What the far end says on answer before the agent is heard, for one outcome."""
+        if outcome in MACHINES:
+            return self.voicemail_greeting or STOCK_GREETINGS[outcome]
+        return self.greeting if outcome == "answer" else None
+
     @property
     def ever_answers(self) -> bool:
-        return any(o in ("answer", "voicemail") for o in (self.attempts or [self.outcome]))
+        return any(o in ("answer", *MACHINES) for o in (self.attempts or [self.outcome]))
 
 
 class Timing(_Strict):
@@ -146,6 +192,8 @@ class Step(_Strict):
 
 class Expect(_Strict):
     status: str | None = None
+    #: Who the agent should take the callee for (the outcome's ``amd.answered_by``).
+    answered_by: Literal["human", "machine", "unknown"] | None = None
     slots: dict[str, Any] = Field(default_factory=dict)
 
 
