@@ -106,7 +106,8 @@ def admission_app(
 ) -> FastAPI:
     return bridge_app(
         bridge_settings(tmp_path).model_copy(
-            update={"max_calls": 1, "replica": REPLICA, **settings}
+            # Admission, not who answers: outbound calls open at once here.
+            update={"max_calls": 1, "replica": REPLICA, "amd": False, **settings}
         ),
         connect_redis=memory_redis.connect,
         event_socket=switch.connect,

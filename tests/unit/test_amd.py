@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from callkit.contracts.outcome import Amd
 from callkit.errors import ConfigError
 from fs_bridge.amd import (
     CUES,
@@ -370,17 +371,11 @@ def test_words_the_voice_detector_missed_also_make_the_short_line_unneeded() -> 
     assert call.prompts == []
 
 
-def test_the_cues_are_the_documented_ones() -> None:
-    assert set(CUES) == {
-        "beep",
-        "phrase",
-        "screener",
-        "long_greeting",
-        "many_words",
-        "short_greeting",
-        "reply_to_prompt",
-        "timeout",
-    }
+def test_every_cue_is_documented_where_the_outcome_carries_it() -> None:
+    """The sheet and the console show the cue; the contract says what each one means."""
+    described = Amd.model_fields["cue"].description or ""
+    for cue in CUES:
+        assert cue in described, cue
 
 
 @pytest.mark.parametrize(
@@ -467,3 +462,29 @@ def test_a_broken_file_is_refused_with_its_line(tmp_path: Path, text: str, messa
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_phrases(path, "en")
+
+
+def test_a_long_reply_to_the_short_line_is_a_person() -> None:
+    """Silent at first, then, after "Hello?", the whole story in one breath: a person."""
+    detector = AnsweringMachineDetector(AmdConfig(), PHRASES["en"])
+    t = 0.0
+    while not detector.due_prompt(t):
+        t += 20
+        detector.voice(False, t)
+    t += 600
+    detector.prompted(t)
+    for _ in range(250):  # five seconds of speech
+        t += 20
+        detector.voice(True, t)
+    detector.transcript(
+        "Hi yes this is John Smith my left knee has hurt for two weeks it is a sharp pain",
+        False,
+        t,
+    )
+    assert detector.decide(t) is None
+    for _ in range(40):
+        t += 20
+        detector.voice(False, t)
+    verdict = detector.decide(t)
+    assert verdict is not None
+    assert (verdict.answered_by, verdict.cue) == ("human", "reply_to_prompt")

@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--caller-id", dest="caller_id")
     create.add_argument("--trunk")
     create.add_argument("--locale")
+    create.add_argument(
+        "--on-voicemail",
+        dest="on_voicemail",
+        choices=["message", "hangup"],
+        help="on an answering machine: leave the message after the beep (default) or hang up",
+    )
     create.add_argument("--windows", help="calling windows as JSON, e.g. '{\"hours\": {...}}'")
     create.add_argument("--start", action="store_true", help="start it right away")
     create.add_argument("--watch", action="store_true", help="with --start: show progress")
@@ -170,6 +176,7 @@ def _create(client: httpx.Client, args: argparse.Namespace) -> dict[str, Any]:
             "caller_id",
             "trunk",
             "locale",
+            "on_voicemail",
             "windows",
         )
         if getattr(args, key) is not None

@@ -345,6 +345,7 @@ class Dialer:
             phone=claim.phone,
             name=claim.name,
             fields=claim.fields,
+            on_voicemail=spec.on_voicemail,
         )
         await self.redis.set(
             call_key(claim.attempt_id),
@@ -398,6 +399,7 @@ class Dialer:
         *,
         callback_at: datetime | None = None,
         first_audio_ms: float | None = None,
+        machine: bool = False,
     ) -> None:
         attempt = await self.store.attempt(attempt_id)
         if attempt is None or attempt.ended_at is not None:
@@ -432,7 +434,8 @@ class Dialer:
         flight = self.in_flight.pop(attempt_id, None)
         await self.live.release_slot(attempt.campaign_id, attempt_id)
         await self.live.release_number(attempt.phone, attempt_id)
-        if flight is not None and flight.answered_at is not None:
+        if flight is not None and flight.answered_at is not None and not machine:
+            # The rule is about people: a call an answering machine took is never abandoned.
             self._health(attempt.campaign_id).abandon.record(
                 answered=True,
                 abandoned=is_abandoned(
@@ -552,7 +555,8 @@ class Dialer:
             None,
             self.clock(),
             callback_at=callback_at,
-            first_audio_ms=outcome.latency.first_audio_ms,
+            first_audio_ms=_agent_heard_after_ms(outcome),
+            machine=outcome.amd is not None and outcome.amd.answered_by == "machine",
         )
 
     async def _inbound_opt_out(self, outcome: outcomes.CallOutcome) -> None:
@@ -644,3 +648,19 @@ def _callback_time(outcome: outcomes.CallOutcome) -> datetime | None:
             moment = datetime.fromisoformat(value)
             return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return None
+
+
+def _agent_heard_after_ms(outcome: outcomes.CallOutcome) -> float | None:
+    """How long the person waited for the agent: from the answer to its first audio, or, when
+    the agent listened first (answering-machine detection on a person who said "Hello?"), from
+    the end of their greeting to the opening (the call's first voice-to-voice time), as the
+    two-second rule counts it."""
+    latency = outcome.latency
+    amd = outcome.amd
+    if amd is not None and amd.cue in ("short_greeting", "reply_to_prompt") and latency.v2v_ms:
+        spoke_first = (
+            latency.first_audio_ms is not None and latency.first_audio_ms <= amd.verdict_ms
+        )
+        if not spoke_first:
+            return latency.v2v_ms[0]
+    return latency.first_audio_ms

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -117,6 +117,11 @@ class CampaignSpec(BaseModel):
     caller_id: str = Field("", max_length=32, pattern=r"^\+?[0-9]*$")
     originate_timeout_s: int = Field(30, ge=5, le=120)
     locale: str = Field("en", pattern=r"^[a-z]{2}$")
+    on_voicemail: Literal["message", "hangup"] = Field(
+        "message",
+        description="An answering machine: leave the script's message after the beep (with the "
+        "clinic's number), or hang up. Either way the attempt is recorded as voicemail.",
+    )
 
 
 Number = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164")]

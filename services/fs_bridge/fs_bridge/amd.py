@@ -49,7 +49,12 @@ CUES = (
     "short_greeting",
     "reply_to_prompt",
     "timeout",
+    "late_beep",  # the turn-taking core's: a beep after a person's verdict (a short greeting)
+    "hung_up",  # the turn-taking core's: the call ended before any verdict
 )
+#: A beep this long after the answer still turns a person's verdict into a machine's: a box
+#: whose greeting was only a name ("Sarah Connor.") beeps once it is over.
+LATE_BEEP_MS = 15000
 #: Relative to the working directory, like the bridge's own phrases (``prompts/bridge.json``):
 #: the repository in development, ``/app`` in the image, where compose mounts ``./prompts``.
 DEFAULT_PHRASES_FILE = Path("prompts/amd.yaml")
@@ -75,7 +80,7 @@ class AmdConfig:
     person_pause_ms: int = 1500
     # An utterance (pauses shorter than pause_ms inside) lasting this long: a machine; a
     # person's longest usual opening ("Hello, yes, this is Mary Smith, who's calling?") is ~3 s.
-    machine_speech_ms: int = 3500
+    machine_speech_ms: int = 3000
     # An utterance whose transcript has this many words: a machine. Ten is reached by a
     # person's formal self-introduction, twelve is only a few words more of a greeting.
     machine_words: int = 12
@@ -225,7 +230,11 @@ class AnsweringMachineDetector:
             self._onset = start
             self._final_words = 0
         self._voice_end = t_ms
-        if self._verdict is None and t_ms - self._onset >= self.config.machine_speech_ms:
+        if (
+            self._verdict is None
+            and not self._replying
+            and t_ms - self._onset >= self.config.machine_speech_ms
+        ):
             self._reach("machine", "long_greeting", t_ms)
         self._advance(t_ms)
 
@@ -251,7 +260,10 @@ class AnsweringMachineDetector:
             self._reach("machine", "screener", t_ms)
         elif any(p in heard for p in self._machine):
             self._reach("machine", "phrase", t_ms)
-        elif self._final_words + self._partial_words >= self.config.machine_words:
+        elif (
+            not self._replying
+            and self._final_words + self._partial_words >= self.config.machine_words
+        ):
             self._reach("machine", "many_words", t_ms)
 
     def beep(self, t_ms: float) -> None:
@@ -267,6 +279,17 @@ class AnsweringMachineDetector:
         self._advance(t_ms)
         self._prompt_due = True
         self._prompt_end = t_ms
+
+    @property
+    def _replying(self) -> bool:
+        """The callee's current words began after the short line: an answer to it. A person
+        who answers "Hello?" with their whole story is still a person; only a machine's
+        phrase makes such words a machine."""
+        return (
+            self._onset is not None
+            and self._prompt_end is not None
+            and (self._onset >= self._prompt_end)
+        )
 
     # ------------------------------------------------------------------ answers
 
@@ -320,7 +343,7 @@ class AnsweringMachineDetector:
         if self._onset is not None and self._voice_end is not None:
             ends = self._voice_end + config.pause_ms
             if ends <= t_ms:
-                if self._verdict is None and ends > config.max_wait_ms:
+                if self._verdict is None and ends > config.max_wait_ms and not self._replying:
                     self._reach("unknown", "timeout", config.max_wait_ms)
                 self._end_utterance(self._onset, self._voice_end, ends)
         # 2. A greeting a person could have said, then a longer silence: a person waiting.
@@ -329,16 +352,20 @@ class AnsweringMachineDetector:
             if settles <= min(t_ms, config.max_wait_ms):
                 cue = "reply_to_prompt" if self._last_after_prompt else "short_greeting"
                 self._reach("human", cue, settles)
-        # 3. Nothing decided in time.
-        if self._verdict is None and t_ms >= config.max_wait_ms:
+        # 3. Nothing decided in time (a callee answering the short line is heard out first).
+        if self._verdict is None and t_ms >= config.max_wait_ms and not self._replying:
             self._reach("unknown", "timeout", config.max_wait_ms)
+        elif self._verdict is None and t_ms >= 2 * config.max_wait_ms:
+            self._reach("unknown", "timeout", t_ms)  # a reply that never pauses
 
     def _end_utterance(self, onset: float, voice_end: float, ends: float) -> None:
         self._onset = None
         self._utterances += 1
         after_prompt = self._prompt_end is not None and onset >= self._prompt_end
         self._last_after_prompt = after_prompt
-        if self._verdict is not None or voice_end - onset > self.config.person_max_speech_ms:
+        if self._verdict is not None:
+            return
+        if voice_end - onset > self.config.person_max_speech_ms and not after_prompt:
             return
         # A machine's phrase in it would have decided already.
         if after_prompt:

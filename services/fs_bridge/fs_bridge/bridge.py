@@ -15,8 +15,10 @@ from redis.exceptions import RedisError
 
 from callkit.contracts import live
 from callkit.contracts.asr import ServerEvent
-from callkit.errors import AgentError
+from callkit.errors import AgentError, ConfigError
 from callkit.esl import Event
+from fs_bridge.amd import AmdConfig, AnsweringMachineDetector, MachinePhrases
+from fs_bridge.amd import load_phrases as load_amd_phrases
 from fs_bridge.busy import BusyLine, Phrases
 from fs_bridge.clients import AsrStream, PolicyClient, TtsClient
 from fs_bridge.esl import EventSocketFactory, connect_event_socket
@@ -67,6 +69,19 @@ class Bridge:
             self._on_event,
             self._resync,
         )
+        #: Machine phrases per language: the bridge's language must have them (checked here, at
+        #: start-up); another call language without them uses the bridge's.
+        self._amd_phrases: dict[str, MachinePhrases] = {}
+        if settings.amd:
+            for language in {settings.language, "en", "ru"}:
+                with contextlib.suppress(ConfigError):
+                    self._amd_phrases[language] = load_amd_phrases(
+                        settings.amd_phrases_file, language
+                    )
+            if settings.language not in self._amd_phrases:
+                load_amd_phrases(
+                    settings.amd_phrases_file, settings.language
+                )  # raises, and says why
         self.metrics.esl_up.set_function(lambda: 1.0 if self.esl.connected.is_set() else 0.0)
 
     async def start(self) -> None:
@@ -126,6 +141,19 @@ class Bridge:
     ) -> Recognizer:
         return self._recognizer(self.settings.asr_url, call_id, language, audio, on_event)
 
+    # ------------------------------------------------------------------ answering machines
+
+    def answering_machine_detector(self, language: str) -> AnsweringMachineDetector | None:
+        if not self.settings.amd:
+            return None
+        phrases = self._amd_phrases.get(language.split("-")[0].lower())
+        if phrases is None:
+            phrases = self._amd_phrases[self.settings.language]
+        return AnsweringMachineDetector(AmdConfig(), phrases)
+
+    def listening_line(self, language: str) -> str | None:
+        return self.phrases.listening_text(language)
+
     # ------------------------------------------------------------------ FreeSWITCH control
 
     async def control(self, command: str, *, slow: bool = True) -> str:
@@ -165,6 +193,8 @@ class Bridge:
                 call.on_dtmf(digit)
         elif name == "CUSTOM" and subclass == "mod_audio_fork::play_audio":
             call.on_play_audio(event.body)
+        elif name == "CUSTOM" and subclass == "avmd::beep":
+            call.on_beep()
 
     async def _resync(self) -> None:
         """After a (re)connect: calls FreeSWITCH no longer has are over; close their forks."""

@@ -51,10 +51,19 @@ MAX_BUSY_S = 30.0
 
 @dataclass(frozen=True)
 class Phrases:
-    """The bridge's own phrases: the busy phrase per direction and locale."""
+    """The bridge's own phrases: the busy phrase per direction and locale, and the short line
+    said to a callee who is silent before the answering-machine verdict."""
 
     busy: Mapping[str, Mapping[str, str]]  # direction -> locale -> text
     language: str  # the bridge's default; always has an inbound busy phrase
+    listening: Mapping[str, str] = field(default_factory=dict)  # locale -> text
+
+    def listening_text(self, locale: str | None) -> str | None:
+        """The listening line in the call's locale, else the bridge's; None: stay silent."""
+        for candidate in _locales(locale, self.language):
+            if candidate in self.listening:
+                return self.listening[candidate]
+        return None
 
     def busy_text(self, direction: str, locale: str | None) -> str:
         """The busy phrase for the call: its direction's, else the inbound one; its locale's
@@ -109,7 +118,17 @@ def load_phrases(path: Path, language: str) -> Phrases:
             f"{path}: busy.inbound.say has no text for the bridge's language {default!r} "
             "(BRIDGE_LANGUAGE)"
         )
-    return Phrases(busy=texts, language=default)
+    listening: dict[str, str] = {}
+    entry = data.get("listening")
+    if entry is not None:
+        say = entry.get("say") if isinstance(entry, dict) else None
+        if not isinstance(say, dict):
+            raise ConfigError(f"{path}: listening needs 'say' with a text per locale")
+        for locale, text in say.items():
+            if not isinstance(text, str) or not text.strip() or "{" in text:
+                raise ConfigError(f"{path}: listening.say.{locale}: expected a fixed text")
+            listening[str(locale).lower()] = text.strip()
+    return Phrases(busy=texts, language=default, listening=listening)
 
 
 class Speech(Protocol):

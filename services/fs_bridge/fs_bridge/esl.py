@@ -26,7 +26,7 @@ __all__ = [
 
 EVENTS = (
     "CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE DTMF PLAYBACK_START PLAYBACK_STOP "
-    "BACKGROUND_JOB CUSTOM mod_audio_fork::connect mod_audio_fork::connect_failed "
+    "BACKGROUND_JOB CUSTOM avmd::beep mod_audio_fork::connect mod_audio_fork::connect_failed "
     "mod_audio_fork::disconnect mod_audio_fork::play_audio mod_audio_fork::kill_audio"
 )
 

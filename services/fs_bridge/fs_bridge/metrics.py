@@ -1,5 +1,5 @@
 """The bridge's Prometheus metrics: calls, refused forks and calls, first-audio latencies,
-barge-ins."""
+barge-ins, answering-machine verdicts."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ class BridgeMetrics:
         )
         self.barge_ins = Counter(
             "bridge_barge_ins_total", "Agent playback stopped by the caller.", registry=registry
+        )
+        self.amd_verdicts = Counter(
+            "bridge_amd_verdicts_total",
+            "Outbound answers by who answered (human, machine, unknown) and the cue that told.",
+            ["answered_by", "cue"],
+            registry=registry,
+        )
+        self.amd_seconds = Histogram(
+            "bridge_amd_verdict_seconds",
+            "Outbound answer to the answering-machine verdict.",
+            buckets=(0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10),
+            registry=registry,
         )
         self.esl_up = Gauge(
             "bridge_esl_connected", "1 while the Event Socket is connected.", registry=registry

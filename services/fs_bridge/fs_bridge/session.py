@@ -48,6 +48,7 @@ from callkit.contracts.dialog import (
 from callkit.contracts.outcome import CallLatency
 from callkit.errors import AgentError, InvalidInput
 from callkit.events import validation_problems
+from fs_bridge.amd import AnsweringMachineDetector
 from fs_bridge.bargein import BargeInDetector
 from fs_bridge.echo import EchoCanceller
 from fs_bridge.fork_audio import ForkAudio
@@ -55,8 +56,10 @@ from fs_bridge.metrics import BridgeMetrics
 from fs_bridge.settings import BridgeSettings
 from fs_bridge.turns import Action as TurnAction
 from fs_bridge.turns import (
+    Decided,
     HangUp,
     Measure,
+    Prompt,
     Recognize,
     Spoken,
     StartTurn,
@@ -115,6 +118,14 @@ class CallServices(Protocol):
 
     async def publish(self, event: live.LiveEvent) -> None: ...
 
+    def answering_machine_detector(self, language: str) -> AnsweringMachineDetector | None:
+        """A detector for an outbound call in ``language``; None when detection is off."""
+        ...
+
+    def listening_line(self, language: str) -> str | None:
+        """The short line said to a callee who is silent before the verdict ("Hello?")."""
+        ...
+
 
 def call_started(call_id: str, metadata: audiofork.ForkMetadata) -> CallStarted:
     """The policy engine's call.started from the dialplan's metadata."""
@@ -163,8 +174,14 @@ class CallSession:
             interrupt_wait_s=settings.interrupt_wait_s,
             dtmf_digit_pause_s=settings.dtmf_digit_pause_s,
         )
+        self.language = str(self.metadata.values.get("language") or settings.language)
+        outbound = self.metadata.values.get("direction") == "outbound"
         self.core = TurnTaker(
-            self.call_id, config, BargeInDetector(settings.barge_in_config()), EchoCanceller()
+            self.call_id,
+            config,
+            BargeInDetector(settings.barge_in_config()),
+            EchoCanceller(),
+            amd=self.services.answering_machine_detector(self.language) if outbound else None,
         )
         self.rate = self.metadata.sample_rate  # the fork's frames and the agent's audio
         self.fork_audio = ForkAudio(self.rate)
@@ -189,8 +206,7 @@ class CallSession:
         settings = services.settings
         settings.recordings_dir.mkdir(parents=True, exist_ok=True)
         recorder = WavWriter(self.recording, self.rate, 2)
-        language = str(self.metadata.values.get("language") or settings.language)
-        asr = services.recognizer(self.call_id, language, self.audio, self._on_asr)
+        asr = services.recognizer(self.call_id, self.language, self.audio, self._on_asr)
         started = call_started(self.call_id, self.metadata)
         log.debug(
             "call started",
@@ -252,6 +268,18 @@ class CallSession:
 
     async def _end(self) -> None:
         cause = (self.hangup_cause or "NORMAL_CLEARING")[:64]
+        held = self.core.release()
+        if held is not None:
+            # Hung up before the verdict was acted on (a box that stopped recording, a person
+            # who gave up): the policy engine still learns the call, and who answered it.
+            try:
+                async for _ in self.services.policy.events(self.call_id, held):
+                    pass
+            except AgentError as exc:
+                log.warning(
+                    "could not tell the policy engine the call started",
+                    extra={"error": exc.message},
+                )
         ended = CallEnded(
             cause=cause,
             event_id="call.ended",
@@ -324,7 +352,34 @@ class CallSession:
                 await self.services.control(f"uuid_kill {self.call_id} NORMAL_CLEARING")
             elif isinstance(action, Recognize):
                 self._recognize(action.pcm)
+            elif isinstance(action, Prompt):
+                line = self.services.listening_line(self.language)
+                if line:
+                    self._group.create_task(self._say_safely(line))
+            elif isinstance(action, Decided):
+                self._decided(action)
         self._sync_quiet()
+
+    async def _say_safely(self, text: str) -> None:
+        try:
+            await self._say(text)
+        except (AgentError, WebSocketDisconnect, RuntimeError) as exc:
+            log.warning("could not say the listening line", extra={"error": str(exc)})
+
+    def _decided(self, action: Decided) -> None:
+        verdict = action.verdict
+        metrics = self.services.metrics
+        metrics.amd_verdicts.labels(verdict.answered_by, verdict.cue).inc()
+        metrics.amd_seconds.observe(verdict.at_ms / 1000)
+        log.info(
+            "answered by",
+            extra={
+                "call_id": self.call_id,
+                "answered_by": verdict.answered_by,
+                "cue": verdict.cue,
+                "ms": round(verdict.at_ms),
+            },
+        )
 
     def _sync_quiet(self) -> None:
         if self.core.agent_speaking:
@@ -439,6 +494,8 @@ class CallSession:
             await self.ws.send_text(audiofork.encode(audiofork.KillAudio()))
         if not self.streaming:
             await self.services.control(f"uuid_break {self.call_id} all", slow=False)
+        if not stop.barge_in:
+            return
         self.services.metrics.barge_ins.inc()
         await self._publish(
             live.BargeIn(
@@ -453,6 +510,12 @@ class CallSession:
             log.debug("caller heard", extra={"call_id": self.call_id, "text": event.text})
             await self._publish(live.CallerFinal(call_id=self.call_id, text=event.text.strip()))
         await self._execute(self.core.on_transcript(event, time.monotonic()))
+
+    def on_beep(self) -> None:
+        """ESL avmd::beep: the voicemail's tone; its message can go on the recording now."""
+        actions = self.core.on_beep(time.monotonic())
+        if actions:
+            self._group.create_task(self._execute(actions))
 
     def on_dtmf(self, digit: str) -> None:
         """A key the switch reported: the core collects it; the digits' turn starts on ``#``,

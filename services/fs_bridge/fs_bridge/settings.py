@@ -66,6 +66,15 @@ class BridgeSettings(ServiceSettings):
         description="The bridge's own phrases per locale (the busy phrase), prerendered by the "
         "TTS gateway.",
     )
+    amd: bool = Field(
+        True,
+        description="Answering-machine detection on outbound calls: the agent listens first and "
+        "opens only to a person; a machine gets the campaign's voicemail handling after its beep.",
+    )
+    amd_phrases_file: Path = Field(
+        Path("prompts/amd.yaml"),
+        description="What voicemail greetings and call screeners say, per language.",
+    )
     replica: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         min_length=1,

@@ -9,6 +9,12 @@ the agent because the caller interrupted it (``StopPlayback``), hang up (``HangU
 latency (``Measure``). Times on the fork's audio timeline (``t_ms``) advance with the frames fed;
 the waits for the caller's words after a barge-in and for the recognizer use ``now_s``.
 
+An outbound call starts with answering-machine detection (``amd``): the agent listens first
+(saying one short line, ``Prompt``, if the callee stays silent) and holds the call's start until
+``amd.AnsweringMachineDetector`` decides. A person (or no verdict in time) gets the opening at
+once; a machine gets ``call.started`` only once its greeting is over (the beep), so the policy
+engine's message goes onto the recording. Until then transcripts and silences start no turn.
+
 Key presses are collected, not answered one by one: the caller's digits become one ``dtmf`` turn
 when they press ``#`` or pause between keys; a single key is a string of one. What a key means
 (a yes, a person, part of a number) is the policy engine's to decide.
@@ -23,8 +29,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from callkit.contracts.asr import ServerEvent, SpeechStarted, TranscriptFinal
+from callkit.contracts.asr import ServerEvent, SpeechStarted, TranscriptFinal, TranscriptPartial
 from callkit.contracts.dialog import (
+    CallMachine,
     CallStarted,
     Dtmf,
     Event,
@@ -33,6 +40,8 @@ from callkit.contracts.dialog import (
     UserSilence,
     UserUtterance,
 )
+from callkit.contracts.outcome import Amd
+from fs_bridge.amd import LATE_BEEP_MS, AnsweringMachineDetector, Verdict
 from fs_bridge.bargein import BargeInDetector, rms
 from fs_bridge.echo import FRAME, RATE, EchoCanceller
 
@@ -40,6 +49,9 @@ Samples = npt.NDArray[np.int16]
 #: Caller words ending this close to the end of the agent's audio answer it (they overlapped its
 #: last words); words that ended earlier, without stopping the agent, were a backchannel.
 OVERLAP_ANSWER_MS = 400
+#: An outbound callee's first words up to this long are a greeting the opening answers ("Hello,
+#: who is this?"), not a turn of the dialog.
+GREETING_WORDS = 4
 #: The most keys one ``dtmf`` event carries (the contract's limit): more are a new turn.
 MAX_DIGITS = 32
 
@@ -104,6 +116,7 @@ class StopPlayback:
     turn: int
     heard: str
     stop_ms: float | None
+    barge_in: bool = True  # False: the agent stopped for a machine's late beep
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +132,19 @@ class Measure:
     seconds: float
 
 
-Action = Recognize | StartTurn | StopPlayback | HangUp | Measure
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """Outbound, before the verdict: say the one short line ("Hello?") and keep listening."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """Answering-machine detection reached its verdict (for the metrics and the log)."""
+
+    verdict: Verdict
+
+
+Action = Recognize | StartTurn | StopPlayback | HangUp | Measure | Prompt | Decided
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,8 @@ class TurnTaker:
     config: TurnConfig
     detector: BargeInDetector
     echo: EchoCanceller = field(default_factory=EchoCanceller)
+    #: Outbound calls: who answered, a person or a machine (None: no detection).
+    amd: AnsweringMachineDetector | None = None
     t_ms: float = 0.0  # the fork's audio timeline
     spoken: list[Spoken] = field(default_factory=list)
     v2v_ms: list[float] = field(default_factory=list)
@@ -166,13 +193,87 @@ class TurnTaker:
     _hung_up: bool = False
     _digits: str = ""  # keys pressed and not yet delivered (``#`` never among them)
     _last_key_s: float = 0.0
+    _held: CallStarted | None = None  # the call's start, until the answering-machine verdict
+    _prompting: bool = False  # the short line was asked for and has not been played out yet
+    verdict: Verdict | None = None
+    #: When the detection ended: the finals of words said before it (the callee's "Hello?")
+    #: are no answer to the opening that follows.
+    _screened_until_ms: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, event: CallStarted, now_s: float) -> list[Action]:
         """The fork connected (the call is answered): the agent's greeting turn."""
         self._connected_s = now_s
+        if self.amd is not None and event.direction == "outbound":
+            self._held = event  # listen first: a person says "Hello?", a machine its greeting
+            return []
         return [self._start_turn(event, now_s)]
+
+    @property
+    def screening(self) -> bool:
+        """Outbound and not yet decided: the agent listens and starts no turn."""
+        return self._held is not None
+
+    def release(self) -> CallStarted | None:
+        """The held start of a call that ended before the verdict was acted on, with what is
+        known of who answered; the shell still tells the policy engine the call took place."""
+        held, self._held = self._held, None
+        if held is None:
+            return None
+        verdict = self.verdict
+        if verdict is None:
+            verdict = Verdict("unknown", "hung_up", self.t_ms)
+        return held.model_copy(update={"amd": _amd(verdict)})
+
+    def on_beep(self, now_s: float) -> list[Action]:
+        """The switch's voicemail beep (mod_avmd's avmd::beep). After a person's verdict, soon
+        enough, it was a machine with a short greeting: the agent stops, the voicemail way."""
+        if self.amd is None:
+            return []
+        if self.screening:
+            self.amd.beep(self.t_ms)
+            return self._screen(now_s)
+        verdict = self.verdict
+        if verdict is None or verdict.answered_by == "machine" or self.t_ms > LATE_BEEP_MS:
+            return []
+        self.verdict = Verdict("machine", "late_beep", self.t_ms)
+        actions: list[Action] = [Decided(self.verdict)]
+        if self.agent_speaking:
+            heard = self.heard()
+            for spoken in self.spoken:
+                spoken.played = True
+            self._file_ends.clear()
+            actions.append(StopPlayback(self._turn, heard, None, barge_in=False))
+        self._pending_interrupt = None
+        actions.append(self._start_turn(CallMachine(amd=_amd(self.verdict)), now_s))
+        return actions
+
+    def _screen(self, now_s: float) -> list[Action]:
+        """Answering-machine detection's next step: the short line, the verdict, the start."""
+        assert self.amd is not None
+        assert self._held is not None
+        actions: list[Action] = []
+        if self._prompting and self.spoken and not self.agent_speaking:
+            self._prompting = False
+            self.amd.prompted(self.t_ms)
+        if self.verdict is None:
+            if self.amd.due_prompt(self.t_ms):
+                self._prompting = True
+                actions.append(Prompt())
+            verdict = self.amd.decide(self.t_ms)
+            if verdict is None:
+                return actions
+            self.verdict = verdict
+            actions.append(Decided(verdict))
+        if self.verdict.answered_by == "machine" and not self.amd.ready_for_message(self.t_ms):
+            return actions  # its greeting goes on: the message waits for the beep
+        held, self._held = self._held, None
+        self._screened_until_ms = self.t_ms
+        started = held.model_copy(update={"amd": _amd(self.verdict)})
+        voice_end = self._last_caller_voice_ms if self.verdict.answered_by == "human" else None
+        actions.append(self._start_turn(started, now_s, answering_voice_end_ms=voice_end))
+        return actions
 
     @property
     def agent_speaking(self) -> bool:
@@ -215,7 +316,11 @@ class TurnTaker:
             caller_level, played_level = rms(chunk.tobytes()), rms(reference.tobytes())
             self.t_ms += chunk.size / RATE * 1000
             self._files_played()
-            if self.detector.feed(caller_level, played_level, self.agent_speaking):
+            interrupted = self.detector.feed(caller_level, played_level, self.agent_speaking)
+            if self.amd is not None and self.screening:
+                # Before the verdict the callee's voice is evidence, never an interruption.
+                self.amd.voice(self.detector.last_voiced, self.t_ms)
+            elif interrupted:
                 stop = self._interrupt(now_s, self.detector.last_interruption_ms)
                 if stop is not None:
                     actions.append(stop)
@@ -227,6 +332,8 @@ class TurnTaker:
             to_asr.append(self.echo.process(chunk, reference))
         if to_asr:
             actions.append(Recognize(b"".join(to_asr)))
+        if self.screening:
+            actions.extend(self._screen(now_s))
         return actions
 
     # ------------------------------------------------------------------ the agent's sentences
@@ -320,6 +427,11 @@ class TurnTaker:
     # ------------------------------------------------------------------ the caller's words
 
     def on_transcript(self, event: ServerEvent, now_s: float) -> list[Action]:
+        if self.amd is not None and self.screening:
+            # The callee's first words decide who answered; they are no turn of the dialog.
+            if isinstance(event, TranscriptPartial | TranscriptFinal) and event.text.strip():
+                self.amd.transcript(event.text, isinstance(event, TranscriptFinal), self.t_ms)
+            return self._screen(now_s)
         if isinstance(event, SpeechStarted):
             self._last_caller_voice_ms = self.t_ms
             self._awaiting_final_since_s = now_s
@@ -329,6 +441,13 @@ class TurnTaker:
         text = event.text.strip()
         if not text:
             return []
+        if self._screened_until_ms is not None:
+            said_before = self._last_caller_voice_ms <= self._screened_until_ms
+            if said_before and len(text.split()) <= GREETING_WORDS:
+                # "Hello?", "Yes, speaking.": the words the verdict was made on, recognized
+                # only now; the opening answers them. Longer words are an answer to deliver.
+                return []
+            self._screened_until_ms = None
         segment = f"{self.call_id}:{event.segment_id}:{round(self.t_ms)}"
         utterance = HeardUtterance(text=text, segment_id=segment)
         voice_end = self._last_caller_voice_ms
@@ -398,6 +517,8 @@ class TurnTaker:
         if self.t_ms >= self.config.max_call_s * 1000:
             self._hung_up = True
             return [HangUp("max_call_length")]
+        if self.screening:
+            return self._screen(now_s)
         if self._digits:
             if now_s - self._last_key_s >= self.config.dtmf_digit_pause_s:
                 return self._deliver_digits(now_s)
@@ -422,3 +543,7 @@ class TurnTaker:
         seconds = min(3600.0, round((self.t_ms - quiet_since) / 1000, 1))
         silence = UserSilence(seconds=seconds, event_id=f"silence-{round(self.t_ms)}")
         return [self._start_turn(silence, now_s)]
+
+
+def _amd(verdict: Verdict) -> Amd:
+    return Amd(answered_by=verdict.answered_by, cue=verdict.cue, verdict_ms=round(verdict.at_ms, 1))

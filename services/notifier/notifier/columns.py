@@ -43,6 +43,15 @@ def _price(o: CallOutcome) -> str:
     return f"{_num(o.slots.price)} {o.slots.currency or ''}".strip()
 
 
+def _answered_by(o: CallOutcome) -> str:
+    return o.amd.answered_by if o.amd is not None else ""
+
+
+def _callback_at(o: CallOutcome) -> str:
+    at = (o.slots.model_extra or {}).get("callback_at")
+    return str(at) if at else ""
+
+
 COLUMNS: dict[str, Column] = {
     c.key: c
     for c in [
@@ -67,9 +76,19 @@ COLUMNS: dict[str, Column] = {
         Column("duration", "Длительность, с", "Duration (s)", lambda o: _num(round(o.duration_s))),
         Column("summary", "Итог", "Summary", lambda o: o.summary or ""),
         Column("recording", "Запись", "Recording", lambda o: o.recording_path or ""),
+        # Outbound extras, for a layout that wants them (NOTIFY_COLUMNS); the default layout
+        # keeps the columns an existing worksheet already has.
+        Column("answered_by", "Кто ответил", "Answered by", _answered_by),
+        Column(
+            "attempts",
+            "Попыток",
+            "Attempts",
+            lambda o: str((o.model_extra or {}).get("attempts", "")),
+        ),
+        Column("callback_at", "Перезвонить", "Call back at", _callback_at),
     ]
 }
-DEFAULT_LAYOUT = tuple(COLUMNS)
+DEFAULT_LAYOUT = tuple(COLUMNS)[: tuple(COLUMNS).index("recording") + 1]
 
 
 @dataclass(frozen=True)

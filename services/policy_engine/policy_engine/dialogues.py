@@ -54,6 +54,7 @@ from redis.asyncio import Redis
 from callkit.contracts.campaign import CampaignCall, call_key
 from callkit.contracts.dialog import (
     CallEnded,
+    CallMachine,
     CallStarted,
     Contact,
     DialogReply,
@@ -64,7 +65,7 @@ from callkit.contracts.dialog import (
     UserSilence,
     UserUtterance,
 )
-from callkit.contracts.outcome import CallLatency
+from callkit.contracts.outcome import Amd, CallLatency
 from callkit.contracts.streams import APPOINTMENT_PREFIX
 from callkit.llm_client import LlmClient
 from callkit.redis_client import connect
@@ -233,6 +234,7 @@ async def run_dialogue(
             campaign_id=campaign.campaign_id if campaign is not None else None,
             contact=Contact.model_validate(contact) if contact else None,
             locale=spec.get("locale") or None,
+            amd=Amd.model_validate(spec["amd"]) if "amd" in spec else None,
         )
     )
     hung_up = False
@@ -259,6 +261,8 @@ async def run_dialogue(
             )
         elif "dtmf" in turn:
             await send(Dtmf(digits=str(turn["dtmf"])))
+        elif "machine" in turn:  # the bridge heard a voicemail's beep after the opening
+            await send(CallMachine(amd=Amd.model_validate(turn["machine"]), event_id=f"m{i}"))
         elif "hangup" in turn:
             await send(ended(str(turn["hangup"] or "NORMAL_CLEARING")))
             hung_up = True

@@ -45,7 +45,7 @@ from policy_engine.graph import compile_graph
 from policy_engine.metrics import PolicyMetrics
 from policy_engine.outbound import CampaignCalls, call_reason, contact_study
 from policy_engine.publishing import Publisher, live_events
-from policy_engine.script import Script
+from policy_engine.script import VOICEMAIL_EXIT, Script
 from policy_engine.session import Sentence, Session, SessionStore
 from policy_engine.turns import TurnRunner, discard
 
@@ -282,6 +282,11 @@ class DialogEngine:
                 if study is not None:
                     session.slots["study_type"] = study
             session.call_reason = call_reason(self.script, campaign, locale)
+            session.amd = event.amd
+            session.voicemail_silent = campaign is not None and campaign.on_voicemail == "hangup"
+            if event.amd is not None and event.amd.answered_by == "machine":
+                # The greeting is over (the bridge waits for the beep): the message, or nothing.
+                session.state = VOICEMAIL_EXIT
         return session
 
     def _set_due(self, session: Session) -> None:

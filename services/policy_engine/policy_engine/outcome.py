@@ -63,6 +63,8 @@ def summary(script: Script, session: Session, status: str) -> str:
         if s.get("symptoms_duration"):
             complaint += f" for {s['symptoms_duration']}"
         parts.append(f"complaint: {complaint}")
+    if status == "voicemail":
+        parts.append("no message left" if session.voicemail_silent else "message left")
     if status == "callback" and s.get("callback_at"):
         at = datetime.fromisoformat(str(s["callback_at"])).astimezone(script.schedule.zone)
         parts.append(f"call back from {at:%Y-%m-%d %H:%M} local time")
@@ -130,4 +132,5 @@ def build_outcome(script: Script, session: Session) -> CallOutcome:
         ],
         recording_path=session.recording_path,
         latency=session.latency or CallLatency(),
+        amd=session.amd,
     )

@@ -127,6 +127,7 @@ EXIT_INTENTS: dict[str, str] = {
     "call_back_later": "goodbye_callback",
 }
 SILENCE_EXIT = "goodbye_silence"
+VOICEMAIL_EXIT = "leave_voicemail"
 UNRESOLVED_EXIT = "goodbye_unresolved"
 TIME_OFFER = "offer_appointment_times"
 CORRECTION = "ask_correction"
@@ -137,6 +138,9 @@ ENGINE_STATES: dict[str, EngineState] = {
     "goodbye_wrong_number": EngineState("exit", "the caller says it is a wrong number"),
     "goodbye_callback": EngineState("exit", "the caller asks to be called back later"),
     SILENCE_EXIT: EngineState("exit", "the caller stays silent"),
+    VOICEMAIL_EXIT: EngineState(
+        "exit", "an answering machine took an outbound call (its message, after the beep)"
+    ),
     UNRESOLVED_EXIT: EngineState(
         "exit",
         "a question the booking needs went through all its fallbacks and the caller declined "
@@ -150,7 +154,13 @@ ENGINE_STATES: dict[str, EngineState] = {
     RECOMMENDATION: EngineState("announce", "a study is chosen from the symptoms"),
 }
 # Those the engine goes to by itself: reachable even when no transition leads there.
-ENTERED_BY_ENGINE = (*EXIT_INTENTS.values(), SILENCE_EXIT, UNRESOLVED_EXIT, TIME_OFFER)
+ENTERED_BY_ENGINE = (
+    *EXIT_INTENTS.values(),
+    SILENCE_EXIT,
+    UNRESOLVED_EXIT,
+    VOICEMAIL_EXIT,
+    TIME_OFFER,
+)
 # Sentences the engine says outside any state.
 ENGINE_PHRASES = frozenset(
     [
@@ -185,6 +195,7 @@ STATUSES = frozenset(
         "wrong_number",
         "incomplete",
         "failed",
+        "voicemail",
     ]
 )
 DIRECTIONS = frozenset(["inbound", "outbound"])

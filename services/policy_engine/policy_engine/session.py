@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from callkit.contracts.outcome import CallLatency
+from callkit.contracts.outcome import Amd, CallLatency
 
 MAX_TRANSCRIPT = 400
 MAX_REMEMBERED_EVENTS = 64
@@ -58,6 +58,9 @@ class Session(BaseModel):
     hangup_cause: str | None = None
     recording_path: str | None = None  # from call.ended (the bridge's recording)
     latency: CallLatency | None = None  # from call.ended (the bridge's figures)
+    amd: Amd | None = None  # outbound: the bridge's answering-machine verdict
+    # On a machine the campaign wants no message: the voicemail exit hangs up without a word.
+    voicemail_silent: bool = False
 
     state: str = ""
     slots: dict[str, Any] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from callkit.contracts.dialog import (
     CallEnded,
+    CallMachine,
     CallStarted,
     Dtmf,
     Event,
@@ -28,7 +29,7 @@ from policy_engine.dialog.context import Deps, Emit, Turn
 from policy_engine.dialog.rollback import roll_back
 from policy_engine.dialog.state import DialogState
 from policy_engine.graph import CompiledDialog
-from policy_engine.script import NUMBER_SLOTS, YES_NO_SLOTS
+from policy_engine.script import NUMBER_SLOTS, VOICEMAIL_EXIT, YES_NO_SLOTS
 from policy_engine.session import Sentence, Session
 
 
@@ -59,7 +60,12 @@ class TurnRunner:
             session = roll_back(session, event.heard_text, self.deps.script.states)
         turn = self.turn(session, emit)
         session.turns += 1
-        if isinstance(event, CallStarted):
+        if isinstance(event, CallMachine):
+            # The beep after the opening: whatever the call was on, the voicemail way now.
+            session.amd = event.amd
+            session.state = VOICEMAIL_EXIT
+            await self._graph(turn, {"entry": "resume"})
+        elif isinstance(event, CallStarted):
             await self._graph(turn, {"entry": "resume"})
         elif isinstance(event, UserUtterance):
             await self._utterance(turn, event.text)

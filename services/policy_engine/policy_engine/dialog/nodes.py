@@ -40,6 +40,7 @@ from policy_engine.script import (
     SILENCE_EXIT,
     TIME_OFFER,
     UNRESOLVED_EXIT,
+    VOICEMAIL_EXIT,
     YES_NO_SLOTS,
     StateDef,
     Strategy,
@@ -381,7 +382,8 @@ def exit_node(state_def: StateDef) -> NodeFn:
         t.enter(sid)
         s.status = state_def.status
         s.final_state = sid
-        await _speak(t, state_def, "say")
+        if not (sid == VOICEMAIL_EXIT and s.voicemail_silent):
+            await _speak(t, state_def, "say")
         if state_def.action == "hangup":
             t.actions.append(HangupAction())
         elif state_def.action == "transfer":

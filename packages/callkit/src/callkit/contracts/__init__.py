@@ -25,6 +25,7 @@ REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
         outcome.Slots,
         outcome.TranscriptLine,
         outcome.CallLatency,
+        outcome.Amd,
     ),
     campaign.__name__: (campaign.CampaignCall,),
     dialog.__name__: (
@@ -37,6 +38,7 @@ REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
         dialog.UserSilence,
         dialog.Dtmf,
         dialog.CallEnded,
+        dialog.CallMachine,
         dialog.ReplySentence,
         dialog.ReplyDone,
         dialog.DialogReply,

@@ -30,6 +30,10 @@ class CampaignCall(BaseModel):
     locale: str = Field(max_length=8)
     phone: str = Field(description="The number dialled, E.164.")
     name: str | None = None
+    on_voicemail: Literal["message", "hangup"] = Field(
+        "message",
+        description="On a machine: leave the script's message after the beep, or hang up.",
+    )
     fields: dict[str, str] = Field(
         default_factory=dict, description="The contact list's other columns, lower-case names."
     )

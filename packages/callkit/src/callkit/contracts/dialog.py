@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from callkit.contracts.outcome import CallLatency, Status
+from callkit.contracts.outcome import Amd, CallLatency, Status
 from callkit.errors import InvalidInput
 from callkit.events import validation_problems
 
@@ -41,6 +41,11 @@ class CallStarted(_Event):
     campaign_id: str | None = Field(None, max_length=128)
     contact: Contact | None = None
     locale: str | None = Field(None, max_length=8)
+    amd: Amd | None = Field(
+        None,
+        description="An outbound call's answering-machine verdict; a machine is sent only once "
+        "its greeting is over (after the beep), so a message is said to the recording.",
+    )
 
 
 class UserUtterance(_Event):
@@ -82,8 +87,16 @@ class CallEnded(_Event):
     latency: CallLatency | None = Field(None, description="The call's figures, from the bridge.")
 
 
+class CallMachine(_Event):
+    """An outbound call taken for a person turned out to be a machine (its beep came after
+    the agent opened): the agent stops, and the call goes the voicemail way."""
+
+    type: Literal["call.machine"] = "call.machine"
+    amd: Amd
+
+
 Event = Annotated[
-    CallStarted | UserUtterance | UserInterrupted | UserSilence | Dtmf | CallEnded,
+    CallStarted | UserUtterance | UserInterrupted | UserSilence | Dtmf | CallEnded | CallMachine,
     Field(discriminator="type"),
 ]
 EVENT_TYPES: Final = (
@@ -93,6 +106,7 @@ EVENT_TYPES: Final = (
     "user.silence",
     "dtmf",
     "call.ended",
+    "call.machine",
 )
 
 

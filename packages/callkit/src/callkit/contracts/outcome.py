@@ -132,6 +132,23 @@ class CallLatency(BaseModel):
         return _percentile(self.v2v_ms, 0.95)
 
 
+AnsweredBy = Literal["human", "machine", "unknown"]
+
+
+class Amd(BaseModel):
+    """Who answered an outbound call, as the bridge's answering-machine detection decided."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    answered_by: AnsweredBy
+    cue: str = Field(
+        max_length=32,
+        description="What decided it: beep, phrase, screener, long_greeting, many_words, "
+        "short_greeting, reply_to_prompt, timeout, late_beep (after a person's verdict), hung_up.",
+    )
+    verdict_ms: float = Field(ge=0, description="From the answer to the verdict.")
+
+
 class CallOutcome(BaseModel):
     """The call's outcome as the notifier writes it to the sheet and the console shows it."""
 
@@ -156,6 +173,7 @@ class CallOutcome(BaseModel):
     transcript: list[TranscriptLine] = Field(default_factory=list)
     recording_path: str | None = Field(None, description="The call's stereo WAV on the bridge.")
     latency: CallLatency = Field(default_factory=CallLatency)
+    amd: Amd | None = Field(None, description="Outbound calls: who answered, and how it was told.")
 
 
 def parse_outcome(data: Any) -> CallOutcome:
