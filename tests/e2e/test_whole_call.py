@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from callsim.esl_server import EslServer
 from callsim.run import RunOptions, load_deployment, run_call, summary_lines
 from callsim.script import CallScript, load_script
 from callsim.switch import Switch
+from policy_engine.script import load_script as load_policy_script
 
 ROOT = Path(__file__).parents[2]
 CALLS = ROOT / "tests" / "calls"
@@ -361,7 +363,11 @@ def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
     assert outcome["slots"]["phone"] == script.caller.number
     assert outcome["latency"]["first_audio_ms"] is not None
     assert report["hung_up_by"] == "uuid_kill"  # the agent hung up after its farewell
-    assert report["v2v"]["n"] == 11  # one per answer of the callee
+    # The callee said "Hello?" and was taken for a person within a pause: the opening answered
+    # it, then one reply per answer of the callee.
+    assert outcome["amd"]["answered_by"] == "human"
+    assert outcome["amd"]["verdict_ms"] < 3000
+    assert report["v2v"]["n"] == 12
     assert all(t["v2v_ms"] is not None and t["v2v_ms"] > 0 for t in report["turns"])
     assert Path(report["recording"]).stat().st_size > 16000 * 4 * 10
     bridge_recording = stack.tmp / "bridge" / f"{report['call_id']}.wav"
@@ -374,3 +380,107 @@ def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
     bridge_log = (stack.tmp / "fs_bridge.log").read_text(encoding="utf-8")
     assert '"caller": "<redacted:' in bridge_log
     assert '"text": "<redacted:' in bridge_log
+
+
+def test_a_campaign_leaves_its_message_on_a_voicemail_keeps_an_opt_out_and_a_callback(
+    stack: Stack,
+) -> None:
+    """Three callees at once: a voicemail box (its greeting, then the beep), a person who asks
+    never to be called again, a person who asks to be called back tomorrow after six. The box
+    hears nothing over its greeting and gets the message; the opt-out is on the do-not-call list
+    at once and a second campaign never dials it; the callback is a scheduled attempt."""
+    names = ("voicemail.yaml", "opt_out.yaml", "callback_tomorrow.yaml")
+    paths = [CALLS / "outbound" / name for name in names]
+    scripts = {path.name: load_script(path) for path in paths}
+    reports = stack.tmp / "campaign-reports"
+    options = stack.options()
+
+    async def install() -> CalleeBook:
+        load_deployment(stack.switch, options)
+        book = CalleeBook(stack.switch, options, reports)
+        for path in paths:
+            book.add(path, scripts[path.name])
+        return book
+
+    book = asyncio.run_coroutine_threadsafe(install(), stack.loop).result(10)
+    day = [{"start": "00:00", "end": "24:00"}]
+    windows = {"hours": {d: day for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+    numbers = {name: s.caller.number for name, s in scripts.items()}
+    headers = {"Authorization": f"Bearer {stack.env['DIALER_API_TOKEN']}"}
+
+    def settled(contacts: list[dict[str, Any]]) -> bool:
+        return all(
+            c["state"] in ("done", "scheduled", "skipped") and c["attempts"] for c in contacts
+        )
+
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{stack.ports.dialer}", headers=headers, timeout=30
+        ) as api:
+            created = api.post(
+                "/campaigns",
+                json={
+                    "campaign": {"name": "three callees", "windows": windows, "concurrency": 3},
+                    "contacts": [{"phone": number} for number in numbers.values()],
+                },
+            )
+            assert created.status_code == 201, created.text
+            campaign_id = created.json()["id"]
+            api.post(f"/campaigns/{campaign_id}/start").raise_for_status()
+            deadline = time.monotonic() + 240
+            while not settled(contacts := api.get(f"/campaigns/{campaign_id}/contacts").json()):
+                assert time.monotonic() < deadline, contacts
+                time.sleep(0.5)
+            by_number = {c["phone"]: c for c in contacts}
+            dnc = [entry["number"] for entry in api.get("/dnc").json()]
+            again = api.post(
+                "/campaigns",
+                json={
+                    "campaign": {"name": "second campaign", "windows": windows},
+                    "contacts": [{"phone": numbers["opt_out.yaml"]}],
+                },
+            )
+            assert again.status_code == 201, again.text
+            second = again.json()["id"]
+            api.post(f"/campaigns/{second}/start").raise_for_status()
+            deadline = time.monotonic() + 60
+            while api.get(f"/campaigns/{second}").json()["state"] != "completed":
+                assert time.monotonic() < deadline, api.get(f"/campaigns/{second}").json()
+                time.sleep(0.5)
+            (skipped,) = api.get(f"/campaigns/{second}/contacts").json()
+    finally:
+        asyncio.run_coroutine_threadsafe(book.aclose(), stack.loop).result(15)
+
+    voicemail = by_number[numbers["voicemail.yaml"]]
+    assert (voicemail["state"], voicemail["outcome"]) == ("done", "voicemail")
+    opted_out = by_number[numbers["opt_out.yaml"]]
+    assert (opted_out["state"], opted_out["outcome"]) == ("done", "opt_out")
+    assert numbers["opt_out.yaml"] in dnc
+    assert (skipped["outcome"], skipped["attempts"]) == ("skipped_dnc", 0)
+    callback = by_number[numbers["callback_tomorrow.yaml"]]
+    assert (callback["state"], callback["attempts"]) == ("scheduled", 1)  # its next attempt
+    # Tomorrow after six, in the clinic's time (the contact list gave no zone of its own).
+    zone = load_policy_script(ROOT / "prompts" / "clinic").schedule.zone
+    due = datetime.fromisoformat(callback["next_attempt_at"]).astimezone(zone)
+    today = datetime.now(zone).date()
+    assert due.date() == today + timedelta(days=1)
+    assert due.hour >= 18
+
+    by_script = {}
+    for report_path in reports.glob("*.json"):
+        report = json.loads(report_path.read_text())
+        by_script[report["script"]] = report
+    box = by_script[scripts["voicemail.yaml"].name]
+    print("\n".join(summary_lines(box)))
+    assert box["outcome"]["amd"]["answered_by"] == "machine"
+    greeting = next(line for line in box["transcript"] if line.get("kind") == "voicemail")
+    agent = [line for line in box["transcript"] if line["role"] == "agent_audio"]
+    assert agent, "the box recorded no message"
+    # Nothing over the greeting (it lasts about six seconds): the message came after it.
+    assert min(line["t_ms"] for line in agent) > greeting["t_ms"] + 4000
+    said = " ".join(line["text"] for line in box["transcript"] if line["role"] == "agent")
+    assert "call us back" in said
+    for name in ("opt_out.yaml", "callback_tomorrow.yaml"):
+        report = by_script[scripts[name].name]
+        checks = {c["check"]: c for c in report["expect"]}
+        assert all(c["passed"] for c in checks.values()), (name, checks)

@@ -187,14 +187,22 @@ def test_a_beep_after_a_short_greeting_turns_the_call_into_a_voicemail() -> None
     assert callee.core.barge_ins == 0  # not the callee interrupting
 
 
-def test_a_beep_long_after_the_verdict_changes_nothing() -> None:
-    callee = Callee()
-    callee.audio(300, QUIET)
-    callee.audio(500, VOICE)
-    callee.audio(16000, QUIET)
-    before = list(callee.log)
-    callee.beep()
-    assert callee.log == before
+def test_a_beep_long_after_the_verdict_or_inside_speech_changes_nothing() -> None:
+    late = Callee()
+    late.audio(300, QUIET)
+    late.audio(500, VOICE)
+    late.audio(8000, QUIET)
+    before = list(late.log)
+    late.beep()
+    assert late.log == before
+    talking = Callee()  # a tone detector firing on the person's answer to the opening
+    talking.audio(300, QUIET)
+    talking.audio(500, VOICE)
+    talking.audio(1200, QUIET)
+    talking.audio(2000, VOICE)
+    before = list(talking.log)
+    talking.beep()
+    assert talking.log == before
 
 
 def test_a_callee_who_answers_the_line_with_their_answer_is_heard() -> None:

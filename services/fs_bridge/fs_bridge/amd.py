@@ -52,9 +52,12 @@ CUES = (
     "late_beep",  # the turn-taking core's: a beep after a person's verdict (a short greeting)
     "hung_up",  # the turn-taking core's: the call ended before any verdict
 )
-#: A beep this long after the answer still turns a person's verdict into a machine's: a box
-#: whose greeting was only a name ("Sarah Connor.") beeps once it is over.
-LATE_BEEP_MS = 15000
+#: A beep this soon after a person's verdict turns it into a machine's: a box whose greeting
+#: was only a name ("Sarah Connor.") beeps a moment after it. Later, or in the middle of the
+#: callee's speech (a tone detector can fire on a voice), it is no box.
+LATE_BEEP_MS = 6000
+#: Callee speech running this long when the beep is reported: the "beep" was in their voice.
+BEEP_IN_SPEECH_MS = 1000
 #: Relative to the working directory, like the bridge's own phrases (``prompts/bridge.json``):
 #: the repository in development, ``/app`` in the image, where compose mounts ``./prompts``.
 DEFAULT_PHRASES_FILE = Path("prompts/amd.yaml")

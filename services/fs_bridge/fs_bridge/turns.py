@@ -41,8 +41,8 @@ from callkit.contracts.dialog import (
     UserUtterance,
 )
 from callkit.contracts.outcome import Amd
-from fs_bridge.amd import LATE_BEEP_MS, AnsweringMachineDetector, Verdict
-from fs_bridge.bargein import BargeInDetector, rms
+from fs_bridge.amd import BEEP_IN_SPEECH_MS, LATE_BEEP_MS, AnsweringMachineDetector, Verdict
+from fs_bridge.bargein import FRAME_MS, BargeInDetector, rms
 from fs_bridge.echo import FRAME, RATE, EchoCanceller
 
 Samples = npt.NDArray[np.int16]
@@ -235,7 +235,11 @@ class TurnTaker:
             self.amd.beep(self.t_ms)
             return self._screen(now_s)
         verdict = self.verdict
-        if verdict is None or verdict.answered_by == "machine" or self.t_ms > LATE_BEEP_MS:
+        if verdict is None or verdict.answered_by == "machine":
+            return []
+        onset = self.detector.onset_ms
+        speaking_ms = 0 if onset is None else self.detector.frame * FRAME_MS - onset
+        if self.t_ms - verdict.at_ms > LATE_BEEP_MS or speaking_ms > BEEP_IN_SPEECH_MS:
             return []
         self.verdict = Verdict("machine", "late_beep", self.t_ms)
         actions: list[Action] = [Decided(self.verdict)]
