@@ -125,6 +125,16 @@ def stack(
     loop.close()
 
 
+def run_to_the_end(api: httpx.Client, campaign_id: str, timeout_s: float) -> list[dict[str, Any]]:
+    """Wait for a started campaign to complete; its contacts."""
+    deadline = time.monotonic() + timeout_s
+    while api.get(f"/campaigns/{campaign_id}").json()["state"] != "completed":
+        assert time.monotonic() < deadline, api.get(f"/campaigns/{campaign_id}").json()
+        time.sleep(0.5)
+    contacts: list[dict[str, Any]] = api.get(f"/campaigns/{campaign_id}/contacts").json()
+    return contacts
+
+
 def leaks(logs: Path) -> list[str]:
     """Every log line under ``logs`` that holds the booking caller's data in plain text."""
     return [
@@ -336,11 +346,7 @@ def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
             assert created.status_code == 201, created.text
             campaign_id = created.json()["id"]
             assert api.post(f"/campaigns/{campaign_id}/start").json()["state"] == "running"
-            deadline = time.monotonic() + 300
-            while api.get(f"/campaigns/{campaign_id}").json()["state"] != "completed":
-                assert time.monotonic() < deadline, api.get(f"/campaigns/{campaign_id}").json()
-                time.sleep(0.5)
-            (contact,) = api.get(f"/campaigns/{campaign_id}/contacts").json()
+            (contact,) = run_to_the_end(api, campaign_id, 300)
     finally:
         asyncio.run_coroutine_threadsafe(book.aclose(), stack.loop).result(15)
         logger.removeHandler(callsim_log)
@@ -443,11 +449,7 @@ def test_a_campaign_leaves_its_message_on_a_voicemail_keeps_an_opt_out_and_a_cal
             assert again.status_code == 201, again.text
             second = again.json()["id"]
             api.post(f"/campaigns/{second}/start").raise_for_status()
-            deadline = time.monotonic() + 60
-            while api.get(f"/campaigns/{second}").json()["state"] != "completed":
-                assert time.monotonic() < deadline, api.get(f"/campaigns/{second}").json()
-                time.sleep(0.5)
-            (skipped,) = api.get(f"/campaigns/{second}/contacts").json()
+            (skipped,) = run_to_the_end(api, second, 60)
     finally:
         asyncio.run_coroutine_threadsafe(book.aclose(), stack.loop).result(15)
 
