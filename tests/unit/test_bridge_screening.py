@@ -13,7 +13,16 @@ from callkit.contracts.dialog import CallStarted
 from fs_bridge.amd import AmdConfig, AnsweringMachineDetector, load_phrases
 from fs_bridge.bargein import BargeInDetector
 from fs_bridge.echo import FRAME
-from fs_bridge.turns import Action, Decided, Prompt, StartTurn, StopPlayback, TurnConfig, TurnTaker
+from fs_bridge.turns import (
+    Action,
+    Decided,
+    Prompt,
+    Recognize,
+    StartTurn,
+    StopPlayback,
+    TurnConfig,
+    TurnTaker,
+)
 
 PHRASES = Path(__file__).parents[2] / "prompts" / "amd.yaml"
 VOICE = 2500.0
@@ -31,6 +40,7 @@ class Callee:
         self.rng = np.random.default_rng(3)
         self.log: list[tuple[int, str]] = []
         self.started: CallStarted | None = None
+        self.recognized = 0  # bytes of the callee's audio given to the recognizer
         self._take(self.core.start(CallStarted(direction=direction), 0.0))  # type: ignore[arg-type]
 
     def _take(self, actions: list[Action]) -> None:
@@ -50,6 +60,8 @@ class Callee:
                 self.log.append((t, action.event.type))
             elif isinstance(action, StopPlayback):
                 self.log.append((t, "stop"))
+            elif isinstance(action, Recognize):
+                self.recognized += len(action.pcm)
 
     def audio(self, ms: int, level: float) -> None:
         for _ in range(ms // 20):

@@ -83,7 +83,7 @@ class AmdConfig:
     person_pause_ms: int = 1500
     # An utterance (pauses shorter than pause_ms inside) lasting this long: a machine; a
     # person's longest usual opening ("Hello, yes, this is Mary Smith, who's calling?") is ~3 s.
-    machine_speech_ms: int = 3000
+    machine_speech_ms: int = 3500
     # An utterance whose transcript has this many words: a machine. Ten is reached by a
     # person's formal self-introduction, twelve is only a few words more of a greeting.
     machine_words: int = 12

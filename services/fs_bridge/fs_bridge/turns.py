@@ -215,6 +215,10 @@ class TurnTaker:
         """Outbound and not yet decided: the agent listens and starts no turn."""
         return self._held is not None
 
+    @property
+    def _machine(self) -> bool:
+        return self.verdict is not None and self.verdict.answered_by == "machine"
+
     def release(self) -> CallStarted | None:
         """The held start of a call that ended before the verdict was acted on, with what is
         known of who answered; the shell still tells the policy engine the call took place."""
@@ -334,7 +338,9 @@ class TurnTaker:
             # channel is the reference); whether the agent is speaking changes nothing, so the
             # caller's quiet syllables over the agent are never cut.
             to_asr.append(self.echo.process(chunk, reference))
-        if to_asr:
+        if to_asr and not self._machine:
+            # A machine's greeting is decided: its words are nobody's answer, and recognizing
+            # them only takes the recognizer from the calls with people on them.
             actions.append(Recognize(b"".join(to_asr)))
         if self.screening:
             actions.extend(self._screen(now_s))
