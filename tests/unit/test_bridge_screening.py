@@ -228,3 +228,24 @@ def test_a_callee_who_answers_the_line_with_their_answer_is_heard() -> None:
     assert "call.started" in [what for _, what in callee.log]
     callee.words("Sorry, I was on the other line. No, thank you, I am not interested.", final=True)
     assert [what for _, what in callee.log][-1] == "user.utterance"
+
+
+def test_a_machine_phrase_recognized_after_a_short_greeting_turns_the_call_around() -> None:
+    """The words of a short greeting arrive after the pause that made it a person: "Please
+    leave a message" in them sends the call the voicemail way, a person's words do not."""
+    callee = Callee()
+    callee.audio(300, QUIET)
+    callee.audio(1400, VOICE)  # "Hello, this is Charlotte. Please leave a message."
+    callee.audio(1600, QUIET)
+    assert callee.started is not None
+    callee.words("Hello, this is Charlotte. Please leave a message.", final=True)
+    assert [what for _, what in callee.log][-2:] == [
+        "verdict machine (late_phrase)",
+        "call.machine",
+    ]
+    person = Callee()
+    person.audio(300, QUIET)
+    person.audio(1400, VOICE)
+    person.audio(1600, QUIET)
+    person.words("Hello, this is Charlotte speaking, who is this?", final=True)
+    assert "call.machine" not in [what for _, what in person.log]

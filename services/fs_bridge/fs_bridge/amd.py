@@ -51,6 +51,7 @@ CUES = (
     "timeout",
     "late_beep",  # the turn-taking core's: a beep after a person's verdict (a short greeting)
     "hung_up",  # the turn-taking core's: the call ended before any verdict
+    "late_phrase",  # the turn-taking core's: a machine's phrase recognized after a person's verdict
 )
 #: A beep this soon after a person's verdict turns it into a machine's: a box whose greeting
 #: was only a name ("Sarah Connor.") beeps a moment after it. Later, or in the middle of the
@@ -219,6 +220,11 @@ class AnsweringMachineDetector:
         self._tone_announced = False
         self._beep_at: float | None = None
         self._ready = False
+
+    def machine_words(self, text: str) -> bool:
+        """Whether ``text`` holds a voicemail's or a screener's phrase."""
+        heard = _padded(_spelled(_words(text)))
+        return any(p in heard for p in self._machine + self._screener)
 
     # ------------------------------------------------------------------ inputs
 

@@ -238,14 +238,24 @@ class TurnTaker:
         if self.screening:
             self.amd.beep(self.t_ms)
             return self._screen(now_s)
-        verdict = self.verdict
-        if verdict is None or verdict.answered_by == "machine":
-            return []
         onset = self.detector.onset_ms
         speaking_ms = 0 if onset is None else self.detector.frame * FRAME_MS - onset
-        if self.t_ms - verdict.at_ms > LATE_BEEP_MS or speaking_ms > BEEP_IN_SPEECH_MS:
+        if not self._late_machine_possible() or speaking_ms > BEEP_IN_SPEECH_MS:
             return []
-        self.verdict = Verdict("machine", "late_beep", self.t_ms)
+        return self._late_machine("late_beep", now_s)
+
+    def _late_machine_possible(self) -> bool:
+        """A person's verdict recent enough to be taken back."""
+        verdict = self.verdict
+        return (
+            verdict is not None
+            and verdict.answered_by != "machine"
+            and self.t_ms - verdict.at_ms <= LATE_BEEP_MS
+        )
+
+    def _late_machine(self, cue: str, now_s: float) -> list[Action]:
+        """The call taken for a person was a machine: stop the opening, the voicemail way."""
+        self.verdict = Verdict("machine", cue, self.t_ms)
         actions: list[Action] = [Decided(self.verdict)]
         if self.agent_speaking:
             heard = self.heard()
@@ -453,6 +463,16 @@ class TurnTaker:
             return []
         if self._screened_until_ms is not None:
             said_before = self._last_caller_voice_ms <= self._screened_until_ms
+            if (
+                said_before
+                and self._late_machine_possible()
+                and self.amd is not None
+                and self.amd.machine_words(text)
+            ):
+                # "Hello, this is Charlotte. Please leave a message.": a short greeting whose
+                # words came in only after the pause that made it a person.
+                self._screened_until_ms = None
+                return self._late_machine("late_phrase", now_s)
             if said_before and len(text.split()) <= GREETING_WORDS:
                 # "Hello?", "Yes, speaking.": the words the verdict was made on, recognized
                 # only now; the opening answers them. Longer words are an answer to deliver.

@@ -144,7 +144,7 @@ class Amd(BaseModel):
     cue: str = Field(
         max_length=32,
         description="What decided it: beep, phrase, screener, long_greeting, many_words, "
-        "short_greeting, reply_to_prompt, timeout, late_beep (after a person's verdict), hung_up.",
+        "short_greeting, reply_to_prompt, timeout, late_beep and late_phrase (after a person's verdict), hung_up.",
     )
     verdict_ms: float = Field(ge=0, description="From the answer to the verdict.")
 
