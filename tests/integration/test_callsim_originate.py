@@ -383,8 +383,10 @@ async def test_callsim_serve_loads_the_callees_and_writes_their_reports(
         assert proc.stderr is not None
         said = ""
         while "Event Socket on" not in said:
-            said += (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-        assert "5 callees from" in said
+            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            assert line, f"callsim serve exited: {said}"
+            said += line
+        assert "7 callees from" in said
         client.start()
         await asyncio.wait_for(client.connected.wait(), 10)
         uuid = "10000000-0000-4000-8000-000000000001"

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
@@ -50,6 +51,7 @@ from typing import Any
 
 import yaml
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from callkit.contracts.campaign import CampaignCall, call_key
 from callkit.contracts.dialog import (
@@ -66,7 +68,7 @@ from callkit.contracts.dialog import (
     UserUtterance,
 )
 from callkit.contracts.outcome import Amd, CallLatency
-from callkit.contracts.streams import APPOINTMENT_PREFIX
+from callkit.contracts.streams import APPOINTMENT_PREFIX, CALLS_COMPLETED
 from callkit.llm_client import LlmClient
 from callkit.redis_client import connect
 from policy_engine.engine import DialogEngine
@@ -404,12 +406,13 @@ async def run_suite(
     ack_after_s: float = DEFAULTS.ack_after_s,
 ) -> Report:
     redis = connect(redis_url)
+    suite_stream = f"{CALLS_COMPLETED}:suite:{run_id}"
     try:
         engine = DialogEngine(
             script,
             sessions=RedisSessionStore(redis, ttl_s=86400),
             calendar=RedisCalendar(redis, script.schedule, prefix=f"{APPOINTMENT_PREFIX}-{run_id}"),
-            publisher=RedisPublisher(redis),
+            publisher=RedisPublisher(redis, completed_stream=suite_stream),
             llm=llm,
             system_prompt=system_prompt,
             llm_deadline_s=llm_deadline_s,
@@ -428,6 +431,8 @@ async def run_suite(
                 )
         return Report(results)
     finally:
+        with contextlib.suppress(RedisError, OSError):
+            await redis.delete(suite_stream)
         await redis.aclose()
 
 

@@ -50,11 +50,14 @@ def live_events(session: Session, turn: Turn, seconds: float) -> list[LiveEvent]
 
 
 class RedisPublisher:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, completed_stream: str = CALLS_COMPLETED) -> None:
+        """``completed_stream``: where outcomes go; a dialogue suite keeps its own, so a
+        running stack's notifier never writes the suite's calls to the sheet."""
         self.redis = redis
+        self.completed_stream = completed_stream
 
     async def completed(self, outcome: CallOutcome) -> None:
-        await self.redis.xadd(CALLS_COMPLETED, outcomes.entry(outcome))  # type: ignore[arg-type]
+        await self.redis.xadd(self.completed_stream, outcomes.entry(outcome))  # type: ignore[arg-type]
 
     async def live(self, events: list[LiveEvent]) -> None:
         try:
