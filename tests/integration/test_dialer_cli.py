@@ -105,7 +105,7 @@ def test_the_do_not_call_list_and_errors_in_words(
     assert code == 1
     assert "DIALER_API_TOKEN" in err
     code, _, err = run(
-        capsys, "--token", TOKEN, "--url", "http://127.0.0.1:9", "--timeout", "2", "list"
+        capsys, f"--token={TOKEN}", "--url", "http://127.0.0.1:9", "--timeout", "2", "list"
     )
     assert code == 1
     assert "cannot reach the dialer" in err
