@@ -69,6 +69,7 @@ from devstack import (
     launch,
     stop_all,
 )
+from dialer.core.breaker import ABANDON_AFTER_S
 from dialer.spec import WEEKDAYS, CallingWindows, CampaignSpec, RetryPolicy, Span
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ SUITE = ROOT / "benchmarks" / "amd"
 MACHINES_TARGET = 0.95  # share of machines detected, at least
 PEOPLE_AS_MACHINES_TARGET = 0.02  # share of people taken for machines, at most
 VERDICT_MEDIAN_TARGET_MS = 3000.0
-FIRST_AUDIO_TARGET_MS = 2000.0  # the dialer's abandon rule
+FIRST_AUDIO_TARGET_MS = ABANDON_AFTER_S * 1000  # the dialer's abandon rule
 START_TIMEOUT_S = 300.0
 POLL_S = 1.0
 PROGRESS_S = 15.0

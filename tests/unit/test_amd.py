@@ -3,12 +3,12 @@ feeds them (voice per 20 ms frame, the recognizer's partials and finals, mod_avm
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
 from callkit.contracts.outcome import Amd
 from callkit.errors import ConfigError
@@ -25,7 +25,7 @@ from fs_bridge.amd import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-PHRASES_FILE = ROOT / "prompts" / "amd.yaml"
+PHRASES_FILE = ROOT / "prompts" / "amd.json"
 PHRASES = {language: load_phrases(PHRASES_FILE, language) for language in ("en", "ru")}
 CONFIG = AmdConfig()
 
@@ -394,8 +394,8 @@ def test_a_config_that_cannot_work_is_refused(overrides: dict[str, int]) -> None
 # ------------------------------------------------------------------ the phrase file
 
 
-def test_the_file_reads_the_same_as_yaml_does() -> None:
-    data = yaml.safe_load(PHRASES_FILE.read_text(encoding="utf-8"))
+def test_the_file_holds_both_languages_lists() -> None:
+    data = json.loads(PHRASES_FILE.read_text(encoding="utf-8"))
     for language, phrases in PHRASES.items():
         assert list(phrases.machine) == data[language]["machine"]
         assert list(phrases.screener) == data[language]["screener"]
@@ -415,50 +415,41 @@ def test_a_language_the_file_lacks_is_refused() -> None:
 
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
-        load_phrases(tmp_path / "amd.yaml", "en")
+        load_phrases(tmp_path / "amd.json", "en")
 
 
-GOOD = """# header
-en:
-  machine:
-    - leave a message  # the commonest
-    - "say: hello"
-    - 'it''s me'
-  screener:
-  - state your name
-  beep_coming:
-    - after the tone
-"""
+GOOD = {
+    "about": ["what the file is for"],
+    "en": {
+        "machine": ["leave a message"],
+        "screener": ["state your name"],
+        "beep_coming": ["after the tone"],
+    },
+}
 
 
-def test_a_small_file_reads_like_yaml(tmp_path: Path) -> None:
-    path = tmp_path / "amd.yaml"
-    path.write_text(GOOD, encoding="utf-8")
-    phrases = load_phrases(path, "EN")
-    assert phrases == MachinePhrases(
-        machine=("leave a message", "say: hello", "it's me"),
-        screener=("state your name",),
-        beep_coming=("after the tone",),
+def test_a_small_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "amd.json"
+    path.write_text(json.dumps(GOOD), encoding="utf-8")
+    assert load_phrases(path, "EN") == MachinePhrases(
+        machine=("leave a message",), screener=("state your name",), beep_coming=("after the tone",)
     )
-    assert yaml.safe_load(GOOD)["en"]["machine"] == list(phrases.machine)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("en:\n  machine:\n    - a\n  screener:\n    - b\n", r"en\.beep_coming"),
-        ("en:\n  machine: [a, b]\n", ":2: expected"),
-        ("en:\n  tones:\n    - a\n", "expected one of machine"),
-        ("en:\n  machine:\n\t- a\n", "tabs"),
-        ("  - a\n", "outside a list"),
-        ("en:\n  machine:\n    - say: hello\n", "quote this phrase"),
-        ("en:\n  machine:\n    - yes\n", "quote this phrase"),
-        ("en:\n  machine:\n    - '...'\n", "empty phrase"),
-        ("en:\n  machine:\n    - a\nen:\n  screener:\n    - b\n", "given twice"),
+        ('{"en": {"machine": ["a"], "screener": ["b"]}}', r"en\.beep_coming"),
+        ('{"en": {"machine": "a", "screener": ["b"], "beep_coming": ["c"]}}', r"en\.machine"),
+        ('{"en": {"tones": ["a"]}}', "expected lists named machine"),
+        ('{"en": {"machine": ["..."], "screener": ["b"], "beep_coming": ["c"]}}', "no phrase"),
+        ('{"en": {"machine": [3], "screener": ["b"], "beep_coming": ["c"]}}', "no phrase"),
+        ('{"en": {"machine": ["a"],}', "not valid JSON"),
+        ('["en"]', "an object of languages"),
     ],
 )
-def test_a_broken_file_is_refused_with_its_line(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "amd.yaml"
+def test_a_broken_file_is_refused_and_says_why(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "amd.json"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_phrases(path, "en")

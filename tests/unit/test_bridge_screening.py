@@ -24,7 +24,7 @@ from fs_bridge.turns import (
     TurnTaker,
 )
 
-PHRASES = Path(__file__).parents[2] / "prompts" / "amd.yaml"
+PHRASES = Path(__file__).parents[2] / "prompts" / "amd.json"
 VOICE = 2500.0
 QUIET = 30.0
 

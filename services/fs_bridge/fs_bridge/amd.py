@@ -12,12 +12,13 @@ now") are kept out of the lists. After a machine verdict the detector also says 
 the message: at the beep, or once the greeting has gone quiet.
 
 Pure: no clock and no I/O, so it is table-tested; the bridge feeds it and acts on its answers.
-The phrase lists are ``prompts/amd.yaml``, read with a strict reader of the few YAML forms that
-file uses (the bridge has no YAML parser; ``prompts/bridge.json`` is JSON for the same reason).
+The phrase lists are ``prompts/amd.json`` (JSON, like ``prompts/bridge.json``: the bridge has
+no YAML parser).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ LATE_BEEP_MS = 6000
 BEEP_IN_SPEECH_MS = 1000
 #: Relative to the working directory, like the bridge's own phrases (``prompts/bridge.json``):
 #: the repository in development, ``/app`` in the image, where compose mounts ``./prompts``.
-DEFAULT_PHRASES_FILE = Path("prompts/amd.yaml")
+DEFAULT_PHRASES_FILE = Path("prompts/amd.json")
 CATEGORIES = ("machine", "screener", "beep_coming")
 
 
@@ -394,13 +395,17 @@ def load_phrases(path: Path, language: str) -> MachinePhrases:
     """The phrase lists of ``language`` (``ru-RU`` reads ``ru``); a file without them is refused
     at start-up, not found out on the first answered call."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(
             f"{path}: the answering-machine phrases cannot be read ({exc.strerror}); expected "
-            "prompts/amd.yaml"
+            "prompts/amd.json"
         ) from None
-    languages = _read_lists(text, path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected an object of languages")
+    languages = {str(k).lower(): v for k, v in data.items() if k != "about"}
     wanted = language.strip().lower().replace("_", "-")
     for candidate in (wanted, wanted.split("-")[0]):
         if candidate in languages:
@@ -411,9 +416,15 @@ def load_phrases(path: Path, language: str) -> MachinePhrases:
             f"{path}: no answering-machine phrases for the language {language!r}; the file has "
             f"{', '.join(sorted(languages)) or 'none'}"
         )
+    if not isinstance(lists, dict) or set(lists) - set(CATEGORIES):
+        raise ConfigError(f"{path}: {candidate}: expected lists named {', '.join(CATEGORIES)}")
     for category in CATEGORIES:
-        if not lists.get(category):
+        phrases = lists.get(category)
+        if not isinstance(phrases, list) or not phrases:
             raise ConfigError(f"{path}: {candidate}.{category}: expected a list of phrases")
+        for phrase in phrases:
+            if not isinstance(phrase, str) or not _words(phrase):
+                raise ConfigError(f"{path}: {candidate}.{category}: {phrase!r} is no phrase")
     return MachinePhrases(
         machine=tuple(lists["machine"]),
         screener=tuple(lists["screener"]),
@@ -422,75 +433,5 @@ def load_phrases(path: Path, language: str) -> MachinePhrases:
 
 
 def load_default_phrases(language: str) -> MachinePhrases:
-    """``prompts/amd.yaml`` from the working directory, like the bridge's other phrases."""
+    """``prompts/amd.json`` from the working directory, like the bridge's other phrases."""
     return load_phrases(DEFAULT_PHRASES_FILE, language)
-
-
-# What a plain (unquoted) YAML scalar may not hold, and plain words YAML reads as non-strings.
-_PLAIN_FORBIDDEN = re.compile(r":(\s|$)|\s#|^[-?:,\[\]{}#&*!|>'\"%@`]")
-_PLAIN_NOT_TEXT = re.compile(r"(?i)^(y|yes|n|no|true|false|on|off|null|~|[-+]?[\d._]+)$")
-
-
-def _read_lists(text: str, path: Path) -> dict[str, dict[str, list[str]]]:
-    """``language: {category: [phrase, ...]}`` in block style, with comments: the only YAML
-    forms the phrase file uses. Anything else is refused with its line, not misread."""
-    languages: dict[str, dict[str, list[str]]] = {}
-    language: str | None = None
-    category: str | None = None
-    category_indent = item_indent = -1
-    for number, raw in enumerate(text.splitlines(), 1):
-        where = f"{path}:{number}"
-        body = raw.lstrip()
-        if not body or body.startswith("#"):
-            continue
-        leading = raw[: len(raw) - len(body)]
-        if "\t" in leading:
-            raise ConfigError(f"{where}: indent with spaces, not tabs")
-        indent = len(leading)
-        body = body.split(" #", 1)[0].rstrip()
-        if body.startswith("- "):
-            if language is None or category is None or indent < category_indent:
-                raise ConfigError(
-                    f"{where}: a phrase outside a list (expected it under a "
-                    "'  category:' of a 'language:')"
-                )
-            if item_indent not in (-1, indent):
-                raise ConfigError(f"{where}: the phrases of one list need the same indent")
-            item_indent = indent
-            languages[language][category].append(_phrase(body[2:].strip(), where))
-        elif body.endswith(":") and " " not in body:
-            key = body[:-1]
-            if indent == 0:
-                language, category, category_indent = key.lower(), None, -1
-                if language in languages:
-                    raise ConfigError(f"{where}: the language {key!r} is given twice")
-                languages[language] = {}
-                continue
-            if language is None or category_indent not in (-1, indent):
-                raise ConfigError(f"{where}: {key!r} is not indented like a list of a language")
-            if key not in CATEGORIES:
-                raise ConfigError(
-                    f"{where}: {language}.{key}: expected one of {', '.join(CATEGORIES)}"
-                )
-            if key in languages[language]:
-                raise ConfigError(f"{where}: {language}.{key} is given twice")
-            category, category_indent, item_indent = key, indent, -1
-            languages[language][category] = []
-        else:
-            raise ConfigError(
-                f"{where}: expected 'language:', '  category:' or '    - phrase', got {body!r}"
-            )
-    return languages
-
-
-def _phrase(value: str, where: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        quote, inner = value[0], value[1:-1]
-        if (quote == '"' and "\\" in inner) or (quote == "'" and "'" in inner.replace("''", "")):
-            raise ConfigError(f"{where}: a quoted phrase without escapes, got {value}")
-        value = inner.replace("''", "'") if quote == "'" else inner
-    elif _PLAIN_FORBIDDEN.search(value) or _PLAIN_NOT_TEXT.match(value):
-        raise ConfigError(f"{where}: quote this phrase (YAML would misread it): {value}")
-    if not _words(value):
-        raise ConfigError(f"{where}: an empty phrase")
-    return value

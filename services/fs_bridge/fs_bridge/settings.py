@@ -72,7 +72,7 @@ class BridgeSettings(ServiceSettings):
         "opens only to a person; a machine gets the campaign's voicemail handling after its beep.",
     )
     amd_phrases_file: Path = Field(
-        Path("prompts/amd.yaml"),
+        Path("prompts/amd.json"),
         description="What voicemail greetings and call screeners say, per language.",
     )
     replica: str = Field(
