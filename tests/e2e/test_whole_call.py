@@ -125,6 +125,24 @@ def stack(
     loop.close()
 
 
+#: A calling window that is always open: the campaign tests dial whenever they run.
+ALL_WEEK = {
+    "hours": {
+        d: [{"start": "00:00", "end": "24:00"}]
+        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    }
+}
+
+
+def dialer_api(stack: Stack) -> httpx.Client:
+    """The stack's dialer API, with its token."""
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.ports.dialer}",
+        headers={"Authorization": f"Bearer {stack.env['DIALER_API_TOKEN']}"},
+        timeout=30,
+    )
+
+
 def run_to_the_end(api: httpx.Client, campaign_id: str, timeout_s: float) -> list[dict[str, Any]]:
     """Wait for a started campaign to complete; its contacts."""
     deadline = time.monotonic() + timeout_s
@@ -329,16 +347,9 @@ def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
     logger.addHandler(callsim_log)
     logger.setLevel(logging.DEBUG)
     book = asyncio.run_coroutine_threadsafe(install(), stack.loop).result(10)
-    day = [{"start": "00:00", "end": "24:00"}]
-    campaign = {
-        "name": "whole-call campaign",
-        "windows": {"hours": {d: day for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}},
-    }
-    headers = {"Authorization": f"Bearer {stack.env['DIALER_API_TOKEN']}"}
+    campaign = {"name": "whole-call campaign", "windows": ALL_WEEK}
     try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{stack.ports.dialer}", headers=headers, timeout=30
-        ) as api:
+        with dialer_api(stack) as api:
             created = api.post(
                 "/campaigns",
                 json={"campaign": campaign, "contacts": [{"phone": "(212) 555-0111"}]},
@@ -409,10 +420,8 @@ def test_a_campaign_leaves_its_message_on_a_voicemail_keeps_an_opt_out_and_a_cal
         return book
 
     book = asyncio.run_coroutine_threadsafe(install(), stack.loop).result(10)
-    day = [{"start": "00:00", "end": "24:00"}]
-    windows = {"hours": {d: day for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+    windows = ALL_WEEK
     numbers = {name: s.caller.number for name, s in scripts.items()}
-    headers = {"Authorization": f"Bearer {stack.env['DIALER_API_TOKEN']}"}
 
     def settled(contacts: list[dict[str, Any]]) -> bool:
         return all(
@@ -420,9 +429,7 @@ def test_a_campaign_leaves_its_message_on_a_voicemail_keeps_an_opt_out_and_a_cal
         )
 
     try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{stack.ports.dialer}", headers=headers, timeout=30
-        ) as api:
+        with dialer_api(stack) as api:
             created = api.post(
                 "/campaigns",
                 json={
