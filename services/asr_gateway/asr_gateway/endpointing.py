@@ -4,6 +4,14 @@ A pure state machine fed one frame at a time (probability, audio time in ms); it
 clock, so tests drive it with tables. States: SILENCE → (enough speech) SPEECH → (enough silence)
 SILENCE; after a long silence SILENCE becomes HOLD, in which the session stops keeping audio
 and asks for nothing; SPEECH longer than ``max_speech_ms`` is cut with a forced end.
+
+With a turn model (``turn_ask_ms`` set), the end silence depends on what was said: once the
+trailing silence reaches ``turn_ask_ms`` the endpointer emits ``AskTurn`` (once per silence),
+and the verdict handed back (``turn_verdict``, the probability that the turn is complete) sets
+the silence that ends it: ``complete_silence_ms`` for a complete turn, ``end_silence_ms`` when
+the model is unsure, ``incomplete_silence_ms`` for a cut-off one. Until a verdict arrives the
+end silence is ``end_silence_ms``, so a slow or skipped model never holds a turn longer than
+without one.
 """
 
 from __future__ import annotations
@@ -38,7 +46,21 @@ class SpeechEnded:
     forced: bool = False  # cut because it ran longer than max_speech_ms
 
 
-Event = SpeechStarted | SpeechEnded
+@dataclass(frozen=True, slots=True)
+class AskTurn:
+    """The trailing silence reached ``turn_ask_ms``: ask the turn model about the audio so far."""
+
+    silence_start_ms: int  # the key of this trailing silence (where it began)
+    t_ms: int  # audio time of the question (the end of the frame that reached it)
+
+
+Event = SpeechStarted | SpeechEnded | AskTurn
+
+
+class Verdict(Enum):
+    COMPLETE = "complete"
+    UNSURE = "unsure"
+    INCOMPLETE = "incomplete"
 
 
 @dataclass
@@ -48,6 +70,28 @@ class EndpointConfig:
     end_silence_ms: int = 500
     max_speech_ms: int = 20_000
     hold_after_ms: int = 10_000
+    # With a turn model: the end silence of a complete turn and of an incomplete one (the
+    # unsure one keeps end_silence_ms), and the probabilities that divide them.
+    complete_silence_ms: int = 200
+    incomplete_silence_ms: int = 1500
+    complete_above: float = 0.5
+    incomplete_below: float = 0.1
+
+    def classify(self, probability: float) -> Verdict:
+        if probability >= self.complete_above:
+            return Verdict.COMPLETE
+        if probability < self.incomplete_below:
+            return Verdict.INCOMPLETE
+        return Verdict.UNSURE
+
+    def silence_for(self, verdict: Verdict | None) -> int:
+        """The trailing silence that ends an utterance given the turn model's verdict (never
+        shorter than end_silence_ms for an incomplete turn, nor longer for a complete one)."""
+        if verdict is Verdict.COMPLETE:
+            return min(self.complete_silence_ms, self.end_silence_ms)
+        if verdict is Verdict.INCOMPLETE:
+            return max(self.incomplete_silence_ms, self.end_silence_ms)
+        return self.end_silence_ms
 
 
 class Endpointer:
@@ -58,6 +102,11 @@ class Endpointer:
         self._speech_start = 0
         self._silence_start: int | None = None
         self._last_speech_end = 0
+        # Trailing silence at which to ask the turn model (None: no turn model, or it is
+        # skipped for now); the session sets it from the model's measured time.
+        self.turn_ask_ms: int | None = None
+        self._asked: int | None = None  # silence start the turn model was asked about
+        self._verdict: Verdict | None = None  # its answer, for that silence
 
     @property
     def silence_start_ms(self) -> int | None:
@@ -69,8 +118,34 @@ class Endpointer:
         """In speech, but the last frames were silence: the utterance may be about to end."""
         return self.state is State.SPEECH and self._silence_start is not None
 
+    @property
+    def verdict(self) -> Verdict | None:
+        """The turn model's verdict on the current trailing silence, if one came."""
+        return self._verdict if self.trailing_silence else None
+
+    @property
+    def expected_silence_ms(self) -> int:
+        """The trailing silence at which the current one is expected to end: the verdict's, or,
+        while a turn model is to be asked, a complete turn's (the soonest the end can come)."""
+        if self._verdict is None and self.turn_ask_ms is not None:
+            return self.config.silence_for(Verdict.COMPLETE)
+        return self.config.silence_for(self._verdict)
+
     def reconfigure(self, config: EndpointConfig) -> None:
         self.config = config
+
+    def turn_verdict(
+        self, silence_start_ms: int, probability: float, t_ms: int
+    ) -> tuple[Verdict | None, list[Event]]:
+        """The turn model's answer about the silence that began at ``silence_start_ms``, arriving
+        at audio time ``t_ms``. None when that silence is over (speech resumed or it ended);
+        otherwise the verdict, and the end of the utterance if its silence has already run."""
+        if not self.trailing_silence or self._silence_start != silence_start_ms:
+            return None, []
+        self._verdict = self.config.classify(probability)
+        if t_ms - silence_start_ms >= self.config.silence_for(self._verdict):
+            return self._verdict, [self._end(silence_start_ms, forced=False)]
+        return self._verdict, []
 
     def feed(self, prob: float, t_ms: int, frame_ms: int) -> list[Event]:
         onset, offset = THRESHOLDS[self.config.sensitivity]
@@ -94,13 +169,21 @@ class Endpointer:
             return events
         # In speech.
         if prob < offset:
+            first = self._silence_start is None
             if self._silence_start is None:
                 self._silence_start = t_ms
-            elif t_ms + frame_ms - self._silence_start >= self.config.end_silence_ms:
+                self._verdict = None
+            silence = t_ms + frame_ms - self._silence_start
+            ask = self.turn_ask_ms
+            if ask is not None and self._asked != self._silence_start and silence >= ask:
+                self._asked = self._silence_start
+                events.append(AskTurn(self._silence_start, t_ms + frame_ms))
+            if not first and silence >= self.config.silence_for(self._verdict):
                 events.append(self._end(self._silence_start, forced=False))
                 return events
         else:
             self._silence_start = None
+            self._verdict = None
         if t_ms + frame_ms - self._speech_start >= self.config.max_speech_ms:
             events.append(self._end(t_ms + frame_ms, forced=True))
             # Still speaking: a new utterance starts right away.
@@ -119,5 +202,6 @@ class Endpointer:
         self.state = State.SILENCE
         self._run_start = None
         self._silence_start = None
+        self._verdict = None
         self._last_speech_end = t_ms
         return SpeechEnded(t_ms, forced)

@@ -143,6 +143,25 @@ class AsrMetrics:
         self.refused = Counter(
             "asr_sessions_refused_total", "Sessions refused at the limit.", registry=registry
         )
+        self.turn_seconds = Histogram(
+            "asr_turn_model_seconds",
+            "Turn model time per question (features and inference).",
+            registry=registry,
+            buckets=(0.01, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1),
+        )
+        self.turn_verdicts = Counter(
+            "asr_turn_verdicts_total",
+            "Turn model answers by verdict (complete, unsure, incomplete), or why none counted: "
+            "stale (speech resumed or the utterance ended first), failed.",
+            ["verdict"],
+            registry=registry,
+        )
+        self.turn_skipped = Counter(
+            "asr_turn_skipped_total",
+            "Trailing silences the turn model was not asked about because the questions ahead "
+            "would bring its verdict after the default end silence.",
+            registry=registry,
+        )
 
 
 class InferenceScheduler:
@@ -219,14 +238,17 @@ class InferenceScheduler:
     #: Least trailing silence before an early final: shorter pauses are mostly mid-sentence.
     EARLY_FINAL_MIN_SILENCE_MS = 200
 
-    def early_final_after_ms(self, end_silence_ms: int) -> int | None:
+    def early_final_after_ms(self, end_silence_ms: int, floor_ms: int | None = None) -> int | None:
         """Trailing silence after which to start a final early, so its result is ready when the
         end silence completes; None when the model has a queue (speculating would delay others)
-        or when the end silence is too short to gain anything."""
+        or when the end silence is too short to gain anything. ``floor_ms`` replaces the least
+        silence; with a turn model it is the silence at which the model is asked, since a
+        complete turn ends near 200 ms, too soon for a final started only then."""
         if self.depth:
             return None
         after = end_silence_ms - int(1.2 * self._final_s * 1000)
-        after = max(self.EARLY_FINAL_MIN_SILENCE_MS, after)
+        floor = self.EARLY_FINAL_MIN_SILENCE_MS if floor_ms is None else floor_ms
+        after = max(floor, after)
         return after if after < end_silence_ms else None
 
     @property

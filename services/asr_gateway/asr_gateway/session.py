@@ -18,7 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from asr_gateway.agreement import LocalAgreement
-from asr_gateway.endpointing import EndpointConfig, Endpointer, SpeechEnded, SpeechStarted, State
+from asr_gateway.endpointing import (
+    AskTurn,
+    EndpointConfig,
+    Endpointer,
+    SpeechEnded,
+    SpeechStarted,
+    State,
+    Verdict,
+)
 from asr_gateway.engines import Transcription
 from asr_gateway.postprocess import (
     Evidence,
@@ -31,6 +39,7 @@ from asr_gateway.vad import FRAME_MS, SAMPLE_RATE, VadStream
 from callkit.contracts import asr
 
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
+TURN_WINDOW_MS = 8000  # the turn model reads the last 8 s of an utterance
 _MARGIN = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)  # 0.5 s of silence around each utterance
 
 
@@ -63,6 +72,8 @@ class Transcribe:
     # endpoint confirms it (a final with ``early`` set to the same key) or speech resumes.
     early: tuple[int, int] | None = None
     speculative: bool = False  # the early final itself (not the endpoint's confirmation)
+    decided_ms: int | None = None  # audio time at which the endpoint fired (finals it ended)
+    decided_at: float | None = None  # wall time of that, when a verdict decided it after its audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +83,23 @@ class Withdraw:
     early: tuple[int, int]
 
 
-Action = Emit | Transcribe | Withdraw
+@dataclass(frozen=True, slots=True)
+class JudgeTurn:
+    """Ask the turn model whether the caller has finished: the utterance's last 8 s of audio up
+    to now, in its trailing silence. The answer goes back to ``on_turn`` with ``key``."""
+
+    key: tuple[int, int]  # (utterance, silence start)
+    audio: npt.NDArray[np.float32]
+    silence_ms: int  # trailing silence so far
+
+
+Action = Emit | Transcribe | Withdraw | JudgeTurn
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    verdict: Verdict | None  # None: the silence it was about is over (speech resumed or it ended)
+    actions: list[Action]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +202,28 @@ class TranscriptionSession:
                 actions.append(self._transcribe("partial", self._utt_start_ms, now_ms))
         return actions
 
+    @property
+    def turn_ask_ms(self) -> int | None:
+        """Trailing silence at which to ask the turn model (None: do not ask, fixed end silence)."""
+        return self.endpointer.turn_ask_ms
+
+    @turn_ask_ms.setter
+    def turn_ask_ms(self, value: int | None) -> None:
+        self.endpointer.turn_ask_ms = value
+
+    def on_turn(self, key: tuple[int, int], probability: float) -> TurnOutcome:
+        """The turn model's answer to a ``JudgeTurn``: it sets how long this silence must run,
+        and ends the utterance now if it already has."""
+        utterance, silence_start = key
+        if utterance != self.utterance:
+            return TurnOutcome(None, [])
+        now_ms = self._frames_seen * FRAME_MS
+        verdict, events = self.endpointer.turn_verdict(silence_start, probability, now_ms)
+        actions: list[Action] = []
+        for event in events:
+            actions.extend(self._on_endpoint(event))
+        return TurnOutcome(verdict, actions)
+
     def _early_final(self) -> list[Action]:
         """Start the final during the end silence, or withdraw one when speech resumed."""
         silence = self.endpointer.silence_start_ms
@@ -199,7 +248,13 @@ class TranscriptionSession:
         ended = self.endpointer.force_end(self._frames_seen * FRAME_MS)
         return self._on_endpoint(ended) if ended else []
 
-    def _on_endpoint(self, event: SpeechStarted | SpeechEnded) -> list[Action]:
+    def _on_endpoint(self, event: SpeechStarted | SpeechEnded | AskTurn) -> list[Action]:
+        if isinstance(event, AskTurn):
+            begin = max(self._utt_start_ms - self.config.pre_roll_ms, event.t_ms - TURN_WINDOW_MS)
+            audio = self.ring.slice(max(0, begin) * SAMPLES_PER_MS, event.t_ms * SAMPLES_PER_MS)
+            key = (self.utterance, event.silence_start_ms)
+            silence_ms = event.t_ms - event.silence_start_ms
+            return [JudgeTurn(key, audio.astype(np.float32) / 32768.0, silence_ms)]
         if isinstance(event, SpeechStarted):
             self.utterance += 1
             self._utt_start_ms = event.t_ms
@@ -213,6 +268,7 @@ class TranscriptionSession:
         ended = Emit(asr.SpeechEnded(t_ms=event.t_ms, forced=event.forced))
         ratio = self._speech_frames / self._utt_frames if self._utt_frames else 1.0
         final = self._transcribe("final", self._utt_start_ms, event.t_ms, ratio=ratio)
+        final = replace(final, decided_ms=self._frames_seen * FRAME_MS)
         early, self._early = self._early, None
         if early == (self.utterance, event.t_ms):
             # The early final heard exactly this utterance: the edge uses its result.

@@ -76,6 +76,33 @@ class AsrSettings(ServiceSettings):
     hold_after_ms: int = Field(
         10000, ge=1000, description="Silence after which a session goes on hold, in milliseconds."
     )
+    turn_detection: bool = Field(
+        True,
+        description="Ask the turn model, once per trailing silence, whether the caller has "
+        "finished: a complete turn ends after ASR_TURN_COMPLETE_SILENCE_MS, an incomplete one "
+        "after ASR_TURN_INCOMPLETE_SILENCE_MS, an unsure one after the end silence.",
+    )
+    turn_model: str = Field("smart-turn-v3", description="Turn model name from the model registry.")
+    turn_complete_silence_ms: int = Field(
+        200,
+        ge=64,
+        le=5000,
+        description="Silence that ends a turn the model calls complete, in milliseconds "
+        "(at most the end silence).",
+    )
+    turn_incomplete_silence_ms: int = Field(
+        1500,
+        ge=100,
+        le=10000,
+        description="Silence that ends a turn the model calls incomplete, in milliseconds "
+        "(at least the end silence).",
+    )
+    turn_complete_above: float = Field(
+        0.5, ge=0, le=1, description="Turn model probability at or above which a turn is complete."
+    )
+    turn_incomplete_below: float = Field(
+        0.1, ge=0, le=1, description="Turn model probability below which a turn is incomplete."
+    )
     min_partial_interval_ms: int = Field(
         300, ge=100, le=5000, description="Shortest interval between partials of one session."
     )

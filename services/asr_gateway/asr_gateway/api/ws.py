@@ -24,13 +24,16 @@ from asr_gateway.endpointing import EndpointConfig
 from asr_gateway.engines import Transcription
 from asr_gateway.scheduler import InferenceScheduler, Job
 from asr_gateway.session import (
+    Action,
     Emit,
+    JudgeTurn,
     SessionConfig,
     Transcribe,
     TranscriptionSession,
     Withdraw,
 )
 from asr_gateway.settings import AsrSettings
+from asr_gateway.turn import TurnDetector
 from callkit.audio import StreamResampler
 from callkit.contracts.asr import (
     CONTROLS,
@@ -75,6 +78,9 @@ class Connection:
         # Early finals in flight, by (utterance, silence start): the endpoint confirms or withdraws.
         self.early: dict[tuple[int, int], tuple[asyncio.Future[Transcription], Job]] = {}
         self._closing: asyncio.Task[None] | None = None
+        # The shared turn model (None: off, or not loaded): asked once per trailing silence.
+        self.turn: TurnDetector | None = getattr(ws.app.state, "turn", None)
+        self.turn_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ sending
 
@@ -107,6 +113,10 @@ class Connection:
             end_silence_ms=msg.end_silence_ms or s.end_silence_ms,
             max_speech_ms=s.max_speech_ms,
             hold_after_ms=s.hold_after_ms,
+            complete_silence_ms=s.turn_complete_silence_ms,
+            incomplete_silence_ms=s.turn_incomplete_silence_ms,
+            complete_above=s.turn_complete_above,
+            incomplete_below=s.turn_incomplete_below,
         )
         config = SessionConfig(
             language=msg.language or s.language,
@@ -145,9 +155,15 @@ class Connection:
         pcm = self.resampler.process(data) if self.resampler else data
         speaking = sum(1 for c in self.ws.app.state.connections if c.session and c.session.speaking)
         self.session.partial_interval_ms = self.scheduler.partial_interval_ms(speaking)
+        endpoint = self.session.config.endpoint
+        ask = None if self.turn is None else self.turn.ask_after_ms(endpoint.complete_silence_ms)
+        self.session.turn_ask_ms = ask
         if self.settings.early_finals:
+            # Ready when the endpoint is expected to fire: with a turn model, a complete turn's
+            # short silence until the verdict says otherwise, started no sooner than the question.
             self.session.early_final_after_ms = self.scheduler.early_final_after_ms(
-                self.session.config.endpoint.end_silence_ms
+                self.session.endpointer.expected_silence_ms,
+                floor_ms=ask,
             )
         self.run(self.session.feed(np.frombuffer(pcm, dtype="<i2"), time.perf_counter()))
 
@@ -176,11 +192,14 @@ class Connection:
         )
         return False
 
-    def run(self, actions: list[Emit | Transcribe | Withdraw]) -> None:
+    def run(self, actions: list[Action]) -> None:
         assert self.session is not None
         for action in actions:
             if isinstance(action, Emit):
                 self.emit(action.event)
+                continue
+            if isinstance(action, JudgeTurn):
+                self.judge(action)
                 continue
             if isinstance(action, Withdraw):
                 withdrawn = self.early.pop(action.early, None)
@@ -216,6 +235,47 @@ class Connection:
             self.pending.add(future)
             future.add_done_callback(functools.partial(self.result, action, job))
 
+    def judge(self, ask: JudgeTurn) -> None:
+        """Ask the turn model off the event loop; its verdict goes back to the session."""
+        assert self.session is not None
+        turn = self.turn
+        if turn is None:
+            return
+        if not turn.worth_asking(ask.silence_ms, self.session.config.endpoint.end_silence_ms):
+            self.metrics.turn_skipped.inc()  # the verdict would come after the default end anyway
+            return
+        task = asyncio.get_running_loop().create_task(self._judge(turn, ask))
+        self.turn_tasks.add(task)
+        task.add_done_callback(self.turn_tasks.discard)
+
+    async def _judge(self, turn: TurnDetector, ask: JudgeTurn) -> None:
+        try:
+            probability = await turn.probability(ask.audio)
+        except Exception as exc:
+            self.metrics.turn_verdicts.labels("failed").inc()
+            log.error("turn model failed", exc_info=exc)
+            return  # the silence ends at the default end silence, as without a turn model
+        session = self.session
+        if session is None:
+            return
+        outcome = session.on_turn(ask.key, probability)
+        verdict = outcome.verdict.value if outcome.verdict else "stale"
+        self.metrics.turn_verdicts.labels(verdict).inc()
+        now = time.perf_counter()  # a final this ends was decided now, not when its audio came
+        actions = [
+            replace(a, decided_at=now) if isinstance(a, Transcribe) else a for a in outcome.actions
+        ]
+        try:
+            self.run(actions)
+        except ClientNotReading:
+            self._close_not_reading()
+
+    def _close_not_reading(self) -> None:
+        """Close from outside the receive loop (results and verdicts); the loop then ends."""
+        self._closing = asyncio.get_running_loop().create_task(
+            self.ws.close(1008, "client is not reading events")
+        )
+
     def result(
         self, job: Transcribe, scheduled: Job, future: asyncio.Future[Transcription]
     ) -> None:
@@ -249,8 +309,11 @@ class Connection:
             self.metrics.final_words.inc(len(final.text.split()))
             self.metrics.final_confidence.observe(final.confidence)
             now = time.perf_counter()
-            # The endpoint fires once end_silence_ms of silence has arrived after the speech.
-            decided = session.arrival_of(job.end_ms + session.config.endpoint.end_silence_ms)
+            # The endpoint fired when its end silence (fixed, or the turn model's) had arrived.
+            decided_ms = job.decided_ms
+            if decided_ms is None:
+                decided_ms = job.end_ms + session.config.endpoint.end_silence_ms
+            decided = job.decided_at or session.arrival_of(decided_ms)
             if decided is not None and scheduled.finished:
                 # The gateway's own time: before the job was submitted (none for an early final,
                 # submitted before the endpoint fired) and after both the endpoint and the model
@@ -262,10 +325,7 @@ class Connection:
             if end_arrived is not None:
                 self.metrics.final_delay.observe(now - end_arrived)
         except ClientNotReading:
-            # Results arrive outside the receive loop: close from here; the loop then ends.
-            self._closing = asyncio.get_running_loop().create_task(
-                self.ws.close(1008, "client is not reading events")
-            )
+            self._close_not_reading()
 
     def _observe_first_partial(self, job: Transcribe) -> None:
         assert self.session is not None
@@ -329,6 +389,8 @@ async def transcribe(ws: WebSocket) -> None:
             app.state.scheduler.forget(conn.session.session_id)
         for future in [*conn.pending, *(f for f, _ in conn.early.values())]:
             future.cancel()
+        for task in conn.turn_tasks:
+            task.cancel()
         conn.session = None
         app.state.connections.discard(conn)
         app.state.scheduler.metrics.sessions.dec()
