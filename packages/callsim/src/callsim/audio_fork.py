@@ -257,6 +257,9 @@ class AudioFork:
         """killAudio / stop_play: drop what is queued; pending marks are reported as cleared."""
         for listener in self.channel.stop_listeners:
             listener("clear_stream")
+        thrown = bytes(self.channel.write_audio) + bytes(self._stream)
+        for discarded in self.channel.discard_listeners:
+            discarded(thrown)
         self._stream.clear()
         self._played = self._streamed
         self.channel.write_audio.clear()

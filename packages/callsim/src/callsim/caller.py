@@ -7,9 +7,12 @@ that timeline (tick x 20 ms from the first frame), not wall-clock times from ser
 
 - v2v: from the end of the caller's speech (its last voiced frame) to the first voiced frame the
   agent plays after it.
-- barge-in stop latency: from the caller's speech onset to the tick the switch was told to stop
-  playback (``killAudio``, ``uuid_break``, ``stop_play``); the played channel is silent from
-  that tick. Pauses inside the agent's speech are not stops.
+- barge-ins and backchannels (:mod:`callsim.played`): from the played channel's audio, when the
+  agent yielded (its level dropped after the caller's onset), whether its interrupted speech
+  came back, and how much of it the caller never heard or heard twice. The first stop command
+  the switch got (``killAudio``, ``uuid_break``, ``stop_play``) is a second figure.
+- a caller's mid-sentence pause (``say_with_pause``): whether the agent's audio began before
+  the caller had finished the whole sentence (a premature cut-in).
 - longest wait: after each caller turn, the longest stretch without the agent's audio before the
   caller spoke again: the wait for its first audio, the pauses inside its reply (after "One
   moment."), and for a persona that heard no question, the silence it waited out.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +44,17 @@ from callkit.audio import WavWriter
 from callkit.esl import Event
 from callsim.line import FRAME, RATE, CallerLine, LineOptions
 from callsim.persona import Persona, question_of
+from callsim.played import (
+    FRAME_MS,
+    MATCH_MS,
+    PREROLL_FRAMES,
+    RESUME_WINDOW_FRAMES,
+    VOICED_RMS,
+    PlayedChannel,
+    cut_in,
+    measure,
+    rms,
+)
 from callsim.script import MACHINES, CallScript, OutboundOutcome, Step
 from callsim.voices import voice_for
 
@@ -47,29 +62,42 @@ if TYPE_CHECKING:
     from callsim.switch import Channel, Switch
 
 log = logging.getLogger("callsim.caller")
-TICK_MS = 20
-VOICED_RMS = 300.0  # about -40 dBFS: above line noise, below any speech
+INTERJECTIONS = ("barge_in", "backchannel")
+TICK_MS = FRAME_MS
 HANGOVER_TICKS = 10  # a pause shorter than 200 ms does not end a run of agent audio
-STOP_WINDOW_MS = 2000
-HELLO = "Hello? Are you still there?"  # what a persona says into the agent's silence  # audio still playing this long after a barge-in: the agent did not stop
+STOP_WINDOW_MS = 2000  # how long after an interjection's onset to wait for a stop command
+HELLO = "Hello? Are you still there?"  # what a persona says into the agent's silence
+#: Backchannels and barge-ins may be wrong by this much and still count as correct.
+LOST_OK_MS = 20
 
 
-def _rms(pcm: bytes | None) -> float:
-    if not pcm:
-        return 0.0
-    x = np.frombuffer(pcm, "<i2").astype(np.float32)
-    return float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+def voiced_frames(pcm16k: bytes) -> list[bool]:
+    """Whether each 20 ms frame of an utterance is voiced."""
+    step = FRAME * 2
+    return [rms(pcm16k[i : i + step]) > VOICED_RMS for i in range(0, len(pcm16k), step)]
 
 
 def voiced_bounds(pcm16k: bytes) -> tuple[int, int]:
     """(first, last+1) voiced 20 ms frames of an utterance, as frame offsets."""
-    step = FRAME * 2
-    frames = [_rms(pcm16k[i : i + step]) > VOICED_RMS for i in range(0, len(pcm16k), step)]
-    if not any(frames):
-        return 0, len(frames)
-    first = frames.index(True)
-    last = len(frames) - frames[::-1].index(True)
-    return first, last
+    return _bounds(voiced_frames(pcm16k), 0, None)
+
+
+def _bounds(frames: list[bool], start: int, end: int | None) -> tuple[int, int]:
+    span = frames[start:end]
+    if not any(span):
+        return start, start + len(span)
+    return start + span.index(True), start + len(span) - span[::-1].index(True)
+
+
+def _pauses(voiced: list[bool], parts: list[int], pause: int) -> list[tuple[int, int]]:
+    """The silences between the voiced frames of consecutive parts, as frame offsets; ``parts``
+    are the parts' lengths and ``pause`` the silence put between them, in samples."""
+    spans = []
+    at = 0
+    for n in parts:
+        spans.append(_bounds(voiced, at // FRAME, -(-(at + n) // FRAME)))
+        at += n + pause
+    return [(a[1], b[0]) for a, b in itertools.pairwise(spans) if b[0] > a[1]]
 
 
 class Ears(Protocol):
@@ -89,8 +117,11 @@ class Utterance:
     end_tick: int
     agent_first_tick: int | None = None
     agent_was_speaking: bool = False
-    stop_tick: int | None = None  # when the agent's audio stopped after this (barge-ins)
+    #: The first stop command the switch got after the onset (interjections).
     switch_stop_tick: int | None = None
+    switch_stop_kind: str | None = None
+    #: The caller's silences inside the utterance, [start, end) ticks (``say_with_pause``).
+    pauses: list[tuple[int, int]] = field(default_factory=list)
     #: When the caller acted next (spoke, pressed keys, hung up); None: the call ended first.
     next_action_tick: int | None = None
     #: The silence before that action counts as waiting (a persona heard no question).
@@ -104,6 +135,7 @@ class Timeline:
     last_agent_tick: int = -10_000
     agent_runs: list[list[int]] = field(default_factory=list)  # [start, end) of agent audio
     stops: list[tuple[int, str]] = field(default_factory=list)  # switch-side stops of playback
+    played: PlayedChannel = field(default_factory=PlayedChannel)  # levels, audio, discards
 
     @property
     def agent_speaking(self) -> bool:
@@ -155,6 +187,7 @@ class ScriptedCaller:
         channel.line = self.line
         channel.taps.append(self._on_tick)
         channel.stop_listeners.append(self._on_switch_stop)
+        channel.discard_listeners.append(self.timeline.played.discarded)
         # A hung-up channel sends no more ticks: its hang-up must wake whatever waits for one.
         switch.listeners.append(self._on_switch_event)
 
@@ -174,7 +207,10 @@ class ScriptedCaller:
             stereo[0::2] = np.frombuffer(read16, "<i2")
             stereo[1::2] = np.frombuffer(right, "<i2")
             self._recorder.write(stereo.tobytes())
-        if _rms(written16) > VOICED_RMS:
+        level = rms(written16)
+        # Frame tick-1 is the one that began at (tick-1) x 20 ms, as utterances count.
+        tl.played.add(tl.tick - 1, written16, level)
+        if level > VOICED_RMS:
             if tl.tick - tl.last_agent_tick > HANGOVER_TICKS or not tl.agent_runs:
                 tl.agent_runs.append([tl.tick, tl.tick + 1])
             else:
@@ -269,9 +305,11 @@ class ScriptedCaller:
         """Queue an utterance: ``text``, or ``parts`` said with ``pause_ms`` of silence between."""
         self._mark_action()
         pause = bytes(RATE * pause_ms // 1000 * 2)
-        pcm = pause.join(self.voice.speak(p) for p in parts) if parts else self.voice.speak(text)
+        spoken = [self.voice.speak(p) for p in parts] if parts else [self.voice.speak(text)]
+        pcm = pause.join(spoken)
         start, coded = self.line.queue(pcm)
-        first, last = voiced_bounds(coded)
+        voiced = voiced_frames(coded)
+        first, last = _bounds(voiced, 0, None)
         utterance = Utterance(
             index=len(self.utterances),
             kind=kind,
@@ -280,12 +318,23 @@ class ScriptedCaller:
             end_tick=start + last,
             agent_was_speaking=self.timeline.agent_speaking,
         )
+        if pause_ms > 0 and len(spoken) > 1:
+            utterance.pauses = _pauses(voiced, [len(p) // 2 for p in spoken], len(pause) // 2)
+            utterance.pauses = [(start + a, start + b) for a, b in utterance.pauses]
+        if kind in INTERJECTIONS:
+            self.timeline.played.keep(
+                utterance.onset_tick - PREROLL_FRAMES,
+                utterance.end_tick + RESUME_WINDOW_FRAMES + MATCH_MS // FRAME_MS + 1,
+            )
         self.utterances.append(utterance)
         self._caller_mark = utterance.end_tick
         return utterance
 
     def _mark_action(self, waited_out: bool = False) -> None:
         """The caller acts now: the previous turn's wait for the agent ends here."""
+        last = self.utterances[-1] if self.utterances else None
+        if last is not None and last.kind != "say" and last.next_action_tick is None:
+            last.next_action_tick = self.timeline.tick  # the interjection's turn ends too
         for u in reversed(self.utterances):
             if u.kind == "say":
                 if u.next_action_tick is None:
@@ -330,7 +379,13 @@ class ScriptedCaller:
             await self.agent_turn_end()
             self.speak("say", step.say or "")
             await self._finish_speaking()
-        elif kind in ("barge_in", "backchannel"):
+        elif kind == "say_with_pause":
+            paused = step.say_with_pause
+            assert paused is not None
+            await self.agent_turn_end()
+            self.speak("say", paused.text, paused.parts, paused.pause_ms)
+            await self._finish_speaking()
+        elif kind in INTERJECTIONS:
             spec = step.barge_in or step.backchannel
             assert spec is not None
             onset = await self.agent_onset()
@@ -492,18 +547,16 @@ class ScriptedCaller:
         self._caller_mark = self.timeline.tick
 
     async def _watch_stop(self, u: Utterance) -> None:
-        """After a barge-in or backchannel: did the agent stop its playback, and when?
-
-        Stopping is what the switch is told to do (``killAudio``, ``uuid_break``,
-        ``stop_play``): pauses inside the agent's own speech are not stops. The stop time is
-        the first such command after the caller's onset; the played channel goes silent on the
-        same tick.
+        """After a barge-in or backchannel: wait for the first stop command the switch gets
+        (``killAudio``, ``uuid_break``, ``stop_play``), ``STOP_WINDOW_MS`` from the onset at
+        most. What the caller heard is measured from the played channel at the end of the call
+        (:func:`callsim.played.measure`); the command is the second figure.
         """
         deadline_tick = u.onset_tick + STOP_WINDOW_MS // TICK_MS
         tl = self.timeline
 
-        def stopped() -> int | None:
-            return next((t for t, _ in tl.stops if t >= u.onset_tick), None)
+        def stopped() -> tuple[int, str] | None:
+            return next(((t, k) for t, k in tl.stops if t >= u.onset_tick), None)
 
         with contextlib.suppress(CallOver):
             await self._until(
@@ -512,8 +565,8 @@ class ScriptedCaller:
                 "the agent's audio after the interjection",
             )
         first = stopped()
-        if first is not None and first <= deadline_tick:
-            u.stop_tick = u.switch_stop_tick = first
+        if first is not None and first[0] <= deadline_tick:
+            u.switch_stop_tick, u.switch_stop_kind = first
         self._caller_mark = max(self._caller_mark, u.end_tick)
 
     # ------------------------------------------------------------------ results
@@ -552,36 +605,66 @@ class ScriptedCaller:
                     "agent_first_audio_ms": first,
                     "v2v_ms": first - end_ms if first is not None else None,
                     "longest_wait_ms": self._longest_wait(u),
+                    **self._cut_in(u),
                 }
             )
-        interjections = []
-        for u in self.utterances:
-            if u.kind not in ("barge_in", "backchannel"):
-                continue
-            stopped_at = u.stop_tick
-            if u.switch_stop_tick is not None and (
-                stopped_at is None or u.switch_stop_tick < stopped_at
-            ):
-                stopped_at = u.switch_stop_tick
-            stopped = stopped_at is not None
-            latency = (stopped_at - u.onset_tick) * TICK_MS if stopped_at is not None else None
-            should = u.kind == "barge_in"
-            interjections.append(
-                {
-                    "index": u.index,
-                    "kind": u.kind,
-                    "text": u.text,
-                    "caller_onset_ms": u.onset_tick * TICK_MS,
-                    "agent_audio_stopped_ms": stopped_at * TICK_MS
-                    if stopped_at is not None
-                    else None,
-                    "stop_latency_ms": latency,
-                    "stopped": stopped,
-                    "should_stop": should,
-                    "correct": stopped == should,
-                }
-            )
+        interjections = [self._interjection(u) for u in self.utterances if u.kind in INTERJECTIONS]
         return {"turns": turns, "barge_ins": interjections}
+
+    def _cut_in(self, u: Utterance) -> dict[str, Any]:
+        """For an utterance with pauses: did the agent speak before the caller had finished?"""
+        if not u.pauses:
+            return {"pauses_ms": [], "cut_in": None, "cut_in_ms": None, "cut_in_pause": None}
+        at = cut_in(self.timeline.played.levels, u.onset_tick, u.end_tick)
+        return {
+            "pauses_ms": [[a * TICK_MS, b * TICK_MS] for a, b in u.pauses],
+            "cut_in": at is not None,
+            "cut_in_ms": at * TICK_MS if at is not None else None,
+            # Began in one of the caller's pauses (not over its words).
+            "cut_in_pause": at is not None and any(a <= at < b for a, b in u.pauses),
+        }
+
+    def _interjection(self, u: Utterance) -> dict[str, Any]:
+        """A barge-in or backchannel: what the caller heard the agent do, and the verdict."""
+        found = measure(self.timeline.played, u.onset_tick, u.end_tick, u.next_action_tick)
+        quiet = found.yielded
+        yield_ms = (quiet.start - u.onset_tick) * TICK_MS if quiet is not None else None
+        command = u.switch_stop_tick
+        command_ms = (command - u.onset_tick) * TICK_MS if command is not None else None
+        resumed = found.resumed_at is not None
+        stopped = quiet is not None and not resumed
+        should = u.kind == "barge_in"
+        # A barge-in: the agent yields and does not take its sentence up again. A backchannel:
+        # it does not yield, or it resumes without losing a word.
+        went_on = quiet is None or (resumed and found.lost_ms <= LOST_OK_MS)
+        correct = stopped if should else went_on
+        return {
+            "index": u.index,
+            "kind": u.kind,
+            "text": u.text,
+            "caller_onset_ms": u.onset_tick * TICK_MS,
+            "caller_end_ms": u.end_tick * TICK_MS,
+            "yielded": quiet is not None,
+            "yield_ms": yield_ms,
+            "agent_audio_stopped_ms": quiet.start * TICK_MS if quiet is not None else None,
+            "command_stop_ms": command_ms,
+            "command": u.switch_stop_kind,
+            "resumed": resumed,
+            "resumed_ms": found.resumed_at * TICK_MS if found.resumed_at is not None else None,
+            "agent_audio_again_ms": found.spoke_again_at * TICK_MS
+            if found.spoke_again_at is not None
+            else None,
+            "discarded_ms": found.discarded_ms,
+            "lost_ms": found.lost_ms,
+            "repeated_ms": found.repeated_ms,
+            "alignment": found.alignment,
+            # Kept for readers of earlier reports: the stop latency is the yield, and stopped
+            # means for good (it yielded and did not resume).
+            "stop_latency_ms": yield_ms,
+            "stopped": stopped,
+            "should_stop": should,
+            "correct": correct,
+        }
 
 
 class CallOver(Exception):

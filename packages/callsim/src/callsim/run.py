@@ -345,7 +345,10 @@ def prepare_voices(script: CallScript) -> int:
     lines = {out.greeting_of(o) for o in (*out.attempts, out.outcome)}
     for step in script.turns:
         spec = step.barge_in or step.backchannel
-        lines.add(step.say if spec is None else spec.say)
+        if step.say_with_pause is not None:
+            lines.update(step.say_with_pause.parts)
+        else:
+            lines.add(step.say if spec is None else spec.say)
     texts = sorted(t for t in lines if t)
     for text in texts:
         voice.speak(text)

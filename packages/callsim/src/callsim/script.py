@@ -16,11 +16,19 @@
       - say: "Hi, my name is John Smith."       # spoken once the agent's turn has ended
       - "My left knee has hurt for two weeks."  # a plain string is a `say`
       - barge_in: {after_agent_ms: 700, say: "Sorry, how much does it cost?"}
-      - backchannel: {after_agent_ms: 500, say: "uh-huh"}   # must NOT stop the agent
+      - backchannel: {after_agent_ms: 500, say: "uh-huh"}   # the agent may yield, then goes on
+      - say_with_pause: {say: "My number is nine one six | five five five, one two three four",
+                         pause_ms: 700}               # silent 700 ms at each |: must not be cut
       - silence: {seconds: 8}
       - dtmf: "1"
       - hangup: {}
     expect: {status: booked, slots: {client_name: "John Smith"}}   # answered_by: human | machine
+
+A ``barge_in`` must make the agent yield and not take up its sentence again; a ``backchannel``
+may make it yield, but then it must resume without losing a word (:mod:`callsim.played`). A
+``say_with_pause`` is a ``say`` (spoken once the agent's turn has ended) in parts: the caller
+stops for ``pause_ms`` at each ``|``, as someone reading out a number does, and the report says
+whether the agent began speaking before the whole sentence was out (``cut_in``).
 
 A voicemail (or a call screener) without ``turns`` takes a message: after its greeting (and the
 beep) it listens until the agent's turn ends, and hangs up then, when nothing is said within
@@ -158,10 +166,32 @@ class Interjection(_Strict):
     say: str = Field(min_length=1)
 
 
+class PausedSay(_Strict):
+    """A sentence said in parts, with a silence at each ``|``."""
+
+    say: str = Field(min_length=1)
+    pause_ms: int = Field(700, ge=100, le=10000)
+
+    @model_validator(mode="after")
+    def _has_parts(self) -> PausedSay:
+        if len(self.parts) < 2 or any(not p for p in self.parts):
+            raise ValueError("say_with_pause needs words on both sides of each | (the pauses)")
+        return self
+
+    @property
+    def parts(self) -> list[str]:
+        return [p.strip() for p in self.say.split("|")]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.parts)
+
+
 class Step(_Strict):
     """One turn of the script; exactly one field is set."""
 
     say: str | None = None
+    say_with_pause: PausedSay | None = None
     barge_in: Interjection | None = None
     backchannel: Interjection | None = None
     silence: dict[str, float] | None = None
@@ -178,7 +208,8 @@ class Step(_Strict):
         set_fields = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(set_fields) != 1:
             raise ValueError(
-                "a turn is exactly one of say, barge_in, backchannel, silence, dtmf, hangup; "
+                "a turn is exactly one of say, say_with_pause, barge_in, backchannel, silence, "
+                "dtmf, hangup; "
                 f"got {set_fields or 'none'}"
             )
         if self.silence is not None and "seconds" not in self.silence:

@@ -178,6 +178,9 @@ class Channel:
     taps: list[Tap] = field(default_factory=list)
     # Told when playback to the caller is stopped on the switch's side (uuid_break, killAudio).
     stop_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    # Told what such a stop threw away unplayed (16 kHz L16): the rest of the streamed audio, or
+    # of the file and (with ``all``) the files queued behind it.
+    discard_listeners: list[Callable[[bytes], None]] = field(default_factory=list)
     hangup_cause: str | None = None
     hung_up_by: str | None = None
     transferred_to: str | None = None
@@ -226,6 +229,14 @@ class Channel:
         """Stop the current file (CF_BREAK); with flush_queue also drop the queued ones."""
         for listener in self.stop_listeners:
             listener(why)
+        if self.discard_listeners:
+            thrown = bytes(self.write_audio)
+            if self.playing is not None and not self.playing.broken:
+                thrown += self.playing.audio[self.playing.position :]
+            if flush_queue:
+                thrown += b"".join(Switch.load(path) or b"" for path, _ in self.playlist)
+            for discarded in self.discard_listeners:
+                discarded(thrown)
         if flush_queue:
             self.playlist.clear()
         if self.playing is not None:
@@ -255,6 +266,8 @@ class Playback:
     file: str
     app_uuid: str
     broken: bool = False
+    audio: bytes = b""  # the file as played (16 kHz L16), once loaded
+    position: int = 0  # bytes of it handed to the channel so far
 
 
 class Switch:
@@ -945,7 +958,7 @@ class Switch:
                 ("Application-UUID", app_uuid),
             ]
             self.fire_channel("CHANNEL_EXECUTE", ch, app)
-            audio = await asyncio.to_thread(self._load, path)
+            audio = await asyncio.to_thread(self.load, path)
             if audio is None:
                 ch.playing = None
                 self.fire_channel(
@@ -954,6 +967,7 @@ class Switch:
                     [*app, ("Application-Response", "FILE NOT FOUND")],
                 )
                 continue
+            ch.playing.audio = audio
             self.fire_channel("PLAYBACK_START", ch, [("Playback-File-Path", path)])
             loop = asyncio.get_running_loop()
             tick = loop.time()
@@ -961,6 +975,7 @@ class Switch:
                 if ch.playing.broken or ch.uuid not in self.channels:
                     break
                 ch.write_audio += audio[i : i + 640]
+                ch.playing.position = i + 640
                 del ch.write_audio[
                     : max(0, len(ch.write_audio) - 3200)
                 ]  # nobody listening: keep 100 ms
@@ -976,7 +991,7 @@ class Switch:
             )
 
     @staticmethod
-    def _load(path: str) -> bytes | None:
+    def load(path: str) -> bytes | None:
         """16 kHz L16 of a file mod_sndfile can play: .r8/.r16 raw 16-bit mono, or WAV."""
         try:
             if path.endswith((".r8", ".r16")):
