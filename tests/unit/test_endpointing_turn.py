@@ -26,7 +26,7 @@ CONFIG = EndpointConfig(
     complete_silence_ms=224,
     incomplete_silence_ms=1504,
     complete_above=0.5,
-    incomplete_below=0.1,
+    incomplete_below=0.15,
 )
 
 
@@ -78,7 +78,7 @@ SPEECH = "S" * 10  # speech 0-320 ms; its trailing silence starts at 320
         # At the boundaries: complete_above counts as complete, incomplete_below does not count
         # as incomplete.
         (0.5, 7),
-        (0.1, 16),
+        (0.15, 16),
     ],
 )
 def test_the_verdict_sets_the_end_silence(probability: float, end_frames: int) -> None:

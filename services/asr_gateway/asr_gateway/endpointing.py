@@ -75,7 +75,7 @@ class EndpointConfig:
     complete_silence_ms: int = 200
     incomplete_silence_ms: int = 1500
     complete_above: float = 0.5
-    incomplete_below: float = 0.1
+    incomplete_below: float = 0.15
 
     def classify(self, probability: float) -> Verdict:
         if probability >= self.complete_above:

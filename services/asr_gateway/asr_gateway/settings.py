@@ -101,7 +101,7 @@ class AsrSettings(ServiceSettings):
         0.5, ge=0, le=1, description="Turn model probability at or above which a turn is complete."
     )
     turn_incomplete_below: float = Field(
-        0.1, ge=0, le=1, description="Turn model probability below which a turn is incomplete."
+        0.15, ge=0, le=1, description="Turn model probability below which a turn is incomplete."
     )
     min_partial_interval_ms: int = Field(
         300, ge=100, le=5000, description="Shortest interval between partials of one session."

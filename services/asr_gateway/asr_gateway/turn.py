@@ -35,6 +35,19 @@ FRAMES = WINDOW_S * 100
 _NORM_EPS = 1e-7  # variance floor of the waveform normalization (silence stays finite)
 
 
+_EXTRACTOR = FeatureExtractor(feature_size=MEL_BINS, sampling_rate=SAMPLE_RATE)
+
+
+def features(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(80, 800) log-mel features of the last 8 s of ``audio`` (16 kHz, float in [-1, 1]),
+    silence-padded at the start when shorter."""
+    x = np.asarray(audio, dtype=np.float32)[-WINDOW_SAMPLES:]
+    x = np.pad(x, (WINDOW_SAMPLES - len(x), 0))
+    x = (x - x.mean()) / np.sqrt(x.var() + _NORM_EPS)
+    mel: npt.NDArray[np.float32] = _EXTRACTOR(x, padding=0).astype(np.float32)
+    return mel[:, -FRAMES:]
+
+
 class SmartTurn:
     """The shared ONNX model; ``probability`` is blocking and thread-safe."""
 
@@ -52,19 +65,10 @@ class SmartTurn:
                 f"turn model {model_path.name} takes {inp.shape}, not (batch, {MEL_BINS}, {FRAMES})"
             )
         self._input = inp.name
-        self._features = FeatureExtractor(feature_size=MEL_BINS, sampling_rate=SAMPLE_RATE)
-
-    def features(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """(80, 800) log-mel features of the last 8 s of ``audio`` (16 kHz, float in [-1, 1])."""
-        x = np.asarray(audio, dtype=np.float32)[-WINDOW_SAMPLES:]
-        x = np.pad(x, (WINDOW_SAMPLES - len(x), 0))
-        x = (x - x.mean()) / np.sqrt(x.var() + _NORM_EPS)
-        mel: npt.NDArray[np.float32] = self._features(x, padding=0).astype(np.float32)
-        return mel[:, -FRAMES:]
 
     def probability(self, audio: npt.NDArray[np.float32]) -> float:
         """The probability that the speaker's turn is complete at the end of ``audio``."""
-        (out,) = self._session.run(None, {self._input: self.features(audio)[None]})
+        (out,) = self._session.run(None, {self._input: features(audio)[None]})
         return float(np.asarray(out).reshape(-1)[0])
 
 
