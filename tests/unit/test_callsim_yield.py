@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from callsim.caller import _pauses
+from callsim.caller import ScriptedCaller, Utterance, _pauses
+from callsim.cli import _suite_summary
 from callsim.played import FRAME_BYTES, RATE, PlayedChannel, cut_in, locate, measure
+from callsim.run import summary_lines
 from callsim.script import CallScript, Step
-from callsim.switch import Channel, Playback
+from callsim.switch import Channel, Playback, Switch
 
 MS = RATE // 1000 * 2  # bytes per millisecond of 16 kHz L16
 
@@ -93,7 +95,8 @@ def test_a_stop_without_resumption_loses_the_rest() -> None:
     played, stop = interrupted(1500)
     played.silence(3000)
     found = measure(played.channel, stop - 8, stop + 30, None)
-    assert found.yielded is not None and found.yielded.start == stop
+    assert found.yielded is not None
+    assert found.yielded.start == stop
     assert found.resumed_at is None
     assert found.spoke_again_at is None
     assert found.lost_ms == 2500
@@ -225,3 +228,121 @@ def test_a_break_reports_the_rest_of_the_file_and_the_queue_as_discarded(tmp_pat
     ch.playlist.append((str(queued), "app2"))
     ch.break_playback(flush_queue=True)
     assert thrown == [SENTENCE[31360:64000] + SENTENCE[:3200]]
+
+
+async def caller_hearing(played: Played, *utterances: Utterance) -> ScriptedCaller:
+    switch = Switch()
+    channel = switch.create_channel(
+        direction="inbound", caller="+15550001111", destination="100", codec="L16"
+    )
+    caller = ScriptedCaller(switch, channel, script("Hello."))
+    caller.timeline.played = played.channel
+    caller.utterances.extend(utterances)
+    return caller
+
+
+def interjection(kind: str, onset: int, end: int) -> Utterance:
+    return Utterance(index=0, kind=kind, text="uh-huh", onset_tick=onset, end_tick=end)
+
+
+async def test_verdicts_follow_what_the_caller_heard() -> None:
+    played, stop = interrupted(1500)
+    played.silence(800)
+    played.play(SENTENCE[1300 * MS :])
+    caller = await caller_hearing(played, interjection("backchannel", stop - 7, stop + 18))
+    (backchannel,) = caller.measurements()["barge_ins"]
+    assert backchannel["yield_ms"] == backchannel["stop_latency_ms"] == 140
+    assert backchannel["resumed"] is True
+    assert backchannel["stopped"] is False
+    assert (backchannel["lost_ms"], backchannel["repeated_ms"]) == (0, 200)
+    assert backchannel["correct"] is True
+
+    # The same resumption over a barge-in is wrong: the agent took its sentence up again.
+    caller = await caller_hearing(played, interjection("barge_in", stop - 7, stop + 18))
+    (barge,) = caller.measurements()["barge_ins"]
+    assert barge["resumed"] is True
+    assert barge["correct"] is False
+
+    skipped, stop = interrupted(1500)
+    skipped.silence(800)
+    skipped.play(SENTENCE[1900 * MS :])
+    caller = await caller_hearing(skipped, interjection("backchannel", stop - 7, stop + 18))
+    (lossy,) = caller.measurements()["barge_ins"]
+    assert lossy["lost_ms"] == 400
+    assert lossy["correct"] is False
+
+
+async def test_a_stop_for_good_is_a_correct_barge_in() -> None:
+    played, stop = interrupted(1500)
+    played.silence(3000)
+    caller = await caller_hearing(played, interjection("barge_in", stop - 10, stop + 30))
+    (barge,) = caller.measurements()["barge_ins"]
+    assert barge["stopped"] is True
+    assert barge["correct"] is True
+    assert barge["lost_ms"] == barge["discarded_ms"] == 2500
+
+
+def report(barge_ins: list[dict[str, Any]], turns: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"script": "s", "passed": True, "barge_ins": barge_ins, "turns": turns}
+
+
+def heard(kind: str, yield_ms: int | None, resumed: bool = False, lost: int = 0) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "caller_onset_ms": 1000,
+        "yielded": yield_ms is not None,
+        "yield_ms": yield_ms,
+        "stop_latency_ms": yield_ms,
+        "command_stop_ms": yield_ms,
+        "resumed": resumed,
+        "resumed_ms": 2000 if resumed else None,
+        "lost_ms": lost,
+        "repeated_ms": 0,
+        "stopped": yield_ms is not None and not resumed,
+        "should_stop": kind == "barge_in",
+        "correct": True,
+    }
+
+
+def turn(cut: bool | None) -> dict[str, Any]:
+    return {"v2v_ms": 700, "cut_in": cut, "cut_in_ms": 5000 if cut else None}
+
+
+def test_the_suite_summary_reports_yields_resumptions_lost_words_and_cut_ins() -> None:
+    calls = [
+        report(
+            [heard("barge_in", 160), heard("backchannel", 120, resumed=True)],
+            [turn(None), turn(True)],
+        ),
+        report(
+            [heard("backchannel", 140, resumed=True, lost=300), heard("backchannel", None)],
+            [turn(False), turn(False)],
+        ),
+    ]
+    summary = _suite_summary(calls)
+    assert summary["yield_n"] == 3
+    assert summary["yield_p50_ms"] == 140
+    assert summary["yield_p95_ms"] == 160
+    assert summary["barge_in_stop_p50_ms"] == 160
+    assert summary["backchannels"] == 3
+    assert summary["backchannels_yielded"] == 2
+    assert summary["backchannel_resumed_share"] == 1.0
+    assert summary["backchannel_words_lost"] == 1
+    assert summary["backchannel_lost_ms"] == 300
+    assert summary["paused_turns"] == 3
+    assert summary["premature_cuts"] == 1
+    assert summary["premature_cut_share"] == 0.333
+
+
+def test_the_report_lines_say_what_the_agent_did() -> None:
+    one = report(
+        [heard("backchannel", 120, resumed=True, lost=300)],
+        [{**turn(True), "index": 0, "caller_speech_end_ms": 6000, "agent_first_audio_ms": 6700,
+          "cut_in_pause": True}],
+    )  # fmt: skip
+    one["interjections"] = _suite_summary([one])
+    text = "\n".join(summary_lines(one))
+    assert "yielded in 120 ms" in text
+    assert "lost 300 ms" in text
+    assert "CUT IN at 5000 ms (in a pause)" in text
+    assert "premature cuts 1/1" in text

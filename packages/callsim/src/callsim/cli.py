@@ -30,7 +30,15 @@ from callsim.callees import CalleeBook, check_scripts
 from callsim.control import create_control_app
 from callsim.esl_server import EslServer
 from callsim.fsconf import ConfError
-from callsim.run import RunOptions, load_deployment, percentile, run_call, summary_lines
+from callsim.run import (
+    RunOptions,
+    interjection_line,
+    interjection_summary,
+    load_deployment,
+    percentile,
+    run_call,
+    summary_lines,
+)
 from callsim.script import CallScript, load_scripts
 from callsim.switch import Callee, Switch
 
@@ -222,6 +230,10 @@ def _suite_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "v2v_p95_ms": percentile(v2v, 0.95),
         "barge_in_stop_p50_ms": percentile(stops, 0.5),
         "barge_in_stop_p95_ms": percentile(stops, 0.95),
+        **interjection_summary(
+            [b for r in reports for b in r.get("barge_ins", [])],
+            [t for r in reports for t in r.get("turns", [])],
+        ),
     }
 
 
@@ -356,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['v2v_p95_ms']} ms; barge-in stop p50 {s['barge_in_stop_p50_ms']} ms",
             file=sys.stderr,
         )
+        line = interjection_line(s)
+        if line:
+            print(line, file=sys.stderr)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")

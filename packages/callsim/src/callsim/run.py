@@ -45,7 +45,7 @@ from callkit.contracts import outcome as outcomes
 from callkit.contracts.streams import CALLS_COMPLETED, CALLS_EVENTS
 from callkit.errors import AgentError, InvalidInput
 from callsim import fsconf
-from callsim.caller import TICK_MS, Ears, ScriptedCaller, Utterance
+from callsim.caller import LOST_OK_MS, TICK_MS, Ears, ScriptedCaller, Utterance
 from callsim.fsconf import ConfError, Dialplan, expand
 from callsim.line import RATE
 from callsim.script import MACHINES, CallScript
@@ -86,6 +86,60 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def interjection_summary(
+    barge_ins: list[dict[str, Any]], turns: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the caller heard when it talked over the agent and paused mid-sentence, over one
+    call's (or a suite's) barge-ins, backchannels and turns."""
+    yields = [b["yield_ms"] for b in barge_ins if b.get("yield_ms") is not None]
+    commands = [b["command_stop_ms"] for b in barge_ins if b.get("command_stop_ms") is not None]
+    backchannels = [b for b in barge_ins if b["kind"] == "backchannel"]
+    yielded = [b for b in backchannels if b.get("yielded")]
+    lost = [b for b in backchannels if (b.get("lost_ms") or 0) > LOST_OK_MS]
+    paused = [t for t in turns if t.get("cut_in") is not None]
+    return {
+        "yield_n": len(yields),
+        "yield_p50_ms": percentile(yields, 0.5),
+        "yield_p95_ms": percentile(yields, 0.95),
+        "command_stop_p50_ms": percentile(commands, 0.5),
+        "command_stop_p95_ms": percentile(commands, 0.95),
+        "barge_ins": len(barge_ins) - len(backchannels),
+        "backchannels": len(backchannels),
+        "backchannels_yielded": len(yielded),
+        "backchannel_resumed_share": _share(sum(bool(b["resumed"]) for b in yielded), len(yielded)),
+        "backchannel_words_lost": len(lost),
+        "backchannel_lost_ms": sum(b.get("lost_ms") or 0 for b in backchannels),
+        "backchannel_repeated_ms": sum(b.get("repeated_ms") or 0 for b in backchannels),
+        "paused_turns": len(paused),
+        "premature_cuts": sum(bool(t["cut_in"]) for t in paused),
+        "premature_cut_share": _share(sum(bool(t["cut_in"]) for t in paused), len(paused)),
+    }
+
+
+def interjection_line(s: dict[str, Any]) -> str | None:
+    """``interjection_summary`` in one line; None when there was nothing to measure."""
+    parts = []
+    if s["yield_n"]:
+        parts.append(
+            f"yield p50 {s['yield_p50_ms']} ms, p95 {s['yield_p95_ms']} ms (n={s['yield_n']}; "
+            f"stop command p50 {s['command_stop_p50_ms']} ms)"
+        )
+    if s["backchannels"]:
+        resumed = s["backchannel_resumed_share"]
+        parts.append(
+            f"backchannels {s['backchannels_yielded']}/{s['backchannels']} yielded, resumed "
+            f"{'-' if resumed is None else f'{resumed:.0%}'}, words lost in "
+            f"{s['backchannel_words_lost']} of them ({s['backchannel_lost_ms']} ms)"
+        )
+    if s["paused_turns"]:
+        parts.append(f"premature cuts {s['premature_cuts']}/{s['paused_turns']} paused turns")
+    return "; ".join(parts) or None
 
 
 async def run_call(
@@ -500,6 +554,7 @@ async def _report(
         "transcript": transcript,
         "turns": measured["turns"],
         "barge_ins": measured["barge_ins"],
+        "interjections": interjection_summary(measured["barge_ins"], measured["turns"]),
         "v2v": {
             "n": len(v2v),
             "p50_ms": percentile(v2v, 0.5),
@@ -781,6 +836,36 @@ def _expect_checks(
     return checks
 
 
+def _pause_note(turn: dict[str, Any]) -> str:
+    """A turn said with pauses: whether the agent waited for the whole sentence."""
+    if turn.get("cut_in") is None:
+        return ""
+    if not turn["cut_in"]:
+        return "; the agent waited through the caller's pauses"
+    where = "in a pause" if turn.get("cut_in_pause") else "over the caller"
+    return f"; the agent CUT IN at {turn['cut_in_ms']} ms ({where})"
+
+
+def _interjection_note(b: dict[str, Any]) -> str:
+    """One barge-in or backchannel: what the agent did, what it should have, the verdict."""
+    head = f"  {b['kind']} at {b['caller_onset_ms']} ms: "
+    verdict = "ok" if b["correct"] else "WRONG"
+    should = "stop" if b["should_stop"] else "go on"
+    if not b.get("yielded", b["stopped"]):
+        return f"{head}did not yield (should {should})  {verdict}"
+    command = b.get("command_stop_ms")
+    said = f"yielded in {b['stop_latency_ms']} ms (stop command "
+    said += f"{command if command is not None else '-'} ms)"
+    if b.get("resumed"):
+        said += (
+            f", resumed at {b['resumed_ms']} ms, lost {b['lost_ms']} ms, repeated "
+            f"{b['repeated_ms']} ms"
+        )
+    else:
+        said += ", did not resume"
+    return f"{head}{said} (should {should})  {verdict}"
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """The report as a person reads it on a terminal."""
     out = [
@@ -799,17 +884,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         out.append(
             f"  turn {turn['index']}: speech end {turn['caller_speech_end_ms']} ms, agent audio "
             f"{turn['agent_first_audio_ms']} ms, v2v {v2v if v2v is not None else '-'} ms"
+            + _pause_note(turn)
         )
     for b in report.get("barge_ins", []):
-        verdict = "ok" if b["correct"] else "WRONG"
-        latency = f"{b['stop_latency_ms']} ms" if b["stop_latency_ms"] is not None else "-"
-        out.append(
-            f"  {b['kind']} at {b['caller_onset_ms']} ms: stopped={b['stopped']} (should "
-            f"{'' if b['should_stop'] else 'not '}stop), stop latency {latency}  {verdict}"
-        )
+        out.append(_interjection_note(b))
     v2v = report.get("v2v") or {}
     if v2v.get("n"):
         out.append(f"  v2v p50 {v2v['p50_ms']} ms, p95 {v2v['p95_ms']} ms (n={v2v['n']})")
+    line = interjection_line(report["interjections"]) if report.get("interjections") else None
+    if line:
+        out.append(f"  {line}")
     asr = report.get("asr") or {}
     if asr.get("in_call") is not None or asr.get("offline") is not None:
         parts = [

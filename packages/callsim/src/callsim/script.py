@@ -208,7 +208,7 @@ class Step(_Strict):
         set_fields = [k for k in type(self).model_fields if getattr(self, k) is not None]
         if len(set_fields) != 1:
             raise ValueError(
-                "a turn is exactly one of say, say_with_pause, barge_in, backchannel, silence, "
+                "a turn is exactly one of say, barge_in, backchannel, say_with_pause, silence, "
                 "dtmf, hangup; "
                 f"got {set_fields or 'none'}"
             )
