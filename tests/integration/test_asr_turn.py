@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from serving import serving_in_thread
+from test_asr_gateway import of, stream
 
 from asr_gateway.app import create_app, load_silero, load_smart_turn
 from asr_gateway.endpointing import EndpointConfig, Verdict
@@ -54,7 +55,11 @@ def voice(store: ModelStore) -> dict[str, np.ndarray]:
         return pcm[loud[0] : loud[-1] + 1]
 
     broken = say(BROKEN_OFF)
-    return {"complete": say(COMPLETE), "broken": broken[: first_pause(broken)]}
+    return {
+        "complete": say(COMPLETE),
+        "broken": broken[: first_pause(broken)],
+        "rest": say(BROKEN_OFF.split(", ", 1)[1]),
+    }
 
 
 def first_pause(pcm: np.ndarray, min_ms: int = 150) -> int:
@@ -149,3 +154,39 @@ def test_turn_detection_off_needs_no_turn_model(free_port: int) -> None:
         ready = httpx.get(url + "/ready")
     assert ready.status_code == 200
     assert "turn_model" not in ready.json()["checks"]
+
+
+async def test_over_the_socket_a_finished_sentence_ends_in_a_short_pause_and_a_broken_off_one_waits(
+    free_port: int, voice: dict[str, np.ndarray]
+) -> None:
+    # Both pauses would give the opposite with the fixed 500 ms end silence: the first is shorter
+    # (one utterance), the second longer (two).
+    audio = np.concatenate(
+        [
+            np.zeros(8000, np.int16),
+            voice["complete"],
+            np.zeros(int(16000 * 0.45), np.int16),
+            voice["broken"],
+            np.zeros(int(16000 * 0.8), np.int16),
+            voice["rest"],
+            np.zeros(16000 * 2, np.int16),
+        ]
+    )
+    settings = AsrSettings.load(model="whisper-tiny.en")
+    with serving_in_thread(create_app(settings), free_port) as url:
+        ws = url.replace("http", "ws") + "/ws/transcribe"
+        events = await stream(ws, audio.tobytes(), speedup=1.0)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(url + "/metrics")).text
+    finals = [e["text"].lower() for e in of(events, "transcript.final")]
+    assert len(finals) == 2, finals
+    assert "knee" in finals[0]
+    assert "wondering" in finals[1]
+    assert "friday" in finals[1]
+
+    def verdicts(verdict: str) -> float:
+        line = f'asr_turn_verdicts_total{{verdict="{verdict}"}} '
+        return float(metrics.split(line)[1].split()[0]) if line in metrics else 0.0
+
+    assert verdicts("complete") >= 1  # the first sentence
+    assert verdicts("incomplete") >= 1  # "I was wondering if,"
