@@ -23,9 +23,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from asr_gateway.engines import Segment, Transcription
-from asr_gateway.vad import VadStream
 from callkit.errors import DependencyUnavailable
 from callkit.esl import Event
+from callkit.vad import VadStream
 from fs_bridge.settings import BridgeSettings
 from tts_gateway.engines.base import CancelToken, Synthesis
 

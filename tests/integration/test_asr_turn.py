@@ -17,10 +17,10 @@ from asr_gateway.endpointing import EndpointConfig, Verdict
 from asr_gateway.session import JudgeTurn, SessionConfig, Transcribe, TranscriptionSession
 from asr_gateway.settings import AsrSettings
 from asr_gateway.turn import SmartTurn
-from asr_gateway.vad import SileroVad
 from callkit.audio import resample
 from callkit.models import ModelStore, Registry
 from callkit.models.registry import ModelMissing
+from callkit.vad import SileroVad
 from tts_gateway.engines import CancelToken, PiperEngine
 
 COMPLETE = "My knee has hurt for two weeks."

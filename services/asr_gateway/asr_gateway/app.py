@@ -14,10 +14,10 @@ from asr_gateway.engines import AsrEngine, FasterWhisperEngine
 from asr_gateway.scheduler import AsrMetrics, InferenceScheduler
 from asr_gateway.settings import AsrSettings
 from asr_gateway.turn import SmartTurn, TurnDetector
-from asr_gateway.vad import SileroVad, VadModel
 from callkit.errors import DependencyUnavailable, ModelError
 from callkit.http import create_service_app
 from callkit.models import ModelStore, Registry
+from callkit.vad import SileroVad, VadModel
 
 #: Load the recognizer or the VAD (blocking; run in a thread at start-up).
 EngineLoader = Callable[[AsrSettings, ModelStore], AsrEngine]

@@ -35,8 +35,8 @@ from asr_gateway.postprocess import (
     hallucination_reason,
 )
 from asr_gateway.ring import AudioRing
-from asr_gateway.vad import FRAME_MS, SAMPLE_RATE, VadStream
 from callkit.contracts import asr
+from callkit.vad import FRAME_MS, SAMPLE_RATE, VadStream
 
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
 TURN_WINDOW_MS = 8000  # the turn model reads the last 8 s of an utterance

@@ -1,13 +1,14 @@
-"""Silero VAD on onnxruntime (no torch): one shared model, one small state per session.
+"""Silero VAD on onnxruntime (no torch): one shared model, one small state per stream.
 
 The model takes 512 new samples at 16 kHz plus the previous 64 as context and returns the
-probability that the frame is speech. Frames quieter than the energy floor skip the model
-entirely (prob 0): on a phone line most of the time is silence, and that is most of the saving.
+probability that the window is speech. Windows quieter than the energy floor skip the model
+entirely (probability 0): on a phone line most of the time is silence, and that is most of the
+saving. The ASR gateway runs it for endpointing, the bridge for barge-in; each call or session
+holds a ``VadStream`` over the one process-wide ``SileroVad``.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -34,7 +35,7 @@ class VadModel(Protocol):
 
 
 class SileroVad:
-    """The shared ONNX model. ``InferenceSession.run`` is thread-safe; sessions keep their own state."""
+    """The shared ONNX model. ``InferenceSession.run`` is thread-safe; streams keep their own state."""
 
     def __init__(self, model_path: Path) -> None:
         options = ort.SessionOptions()
@@ -44,7 +45,6 @@ class SileroVad:
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
         self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
-        self._lock = threading.Lock()
 
     def stream(self, energy_floor_dbfs: float = -55.0) -> VadStream:
         return VadStream(self, energy_floor_dbfs)
@@ -59,7 +59,7 @@ class SileroVad:
 
 
 class VadStream:
-    """Per-session VAD: feed any number of 16 kHz samples, get one probability per 32 ms frame."""
+    """Per-stream VAD: feed any number of 16 kHz samples, get one probability per 32 ms window."""
 
     def __init__(self, model: VadModel, energy_floor_dbfs: float) -> None:
         self._model = model
@@ -68,7 +68,7 @@ class VadStream:
         self._pending = np.zeros(0, dtype=np.float32)
         self._floor = 10 ** (energy_floor_dbfs / 20)
         self.frames = 0
-        self.skipped = 0  # frames below the energy floor, not run through the model
+        self.skipped = 0  # windows below the energy floor, not run through the model
 
     def feed(self, samples: npt.NDArray[np.int16]) -> list[float]:
         audio = np.concatenate([self._pending, samples.astype(np.float32) / 32768.0])
