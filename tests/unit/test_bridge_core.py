@@ -4,6 +4,7 @@ caller is reported to have heard, when the agent reprompts, when the call is hun
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,17 +12,23 @@ import pytest
 from callkit.contracts.asr import SpeechStarted, TranscriptFinal
 from callkit.contracts.dialog import CallStarted, Dtmf
 from fs_bridge.bargein import BargeInConfig, BargeInDetector
+from fs_bridge.busy import load_phrases
 from fs_bridge.echo import FRAME
 from fs_bridge.turns import (
     Action,
     HangUp,
     Measure,
     Recognize,
+    Resume,
     StartTurn,
     StopPlayback,
     TurnConfig,
     TurnTaker,
+    Yield,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKCHANNELS = load_phrases(ROOT / "prompts" / "bridge.json", "en").backchannel_words("en")
 
 AGENT = 3000.0  # the agent's voice on the played channel (RMS)
 CALLER = 2500.0  # the caller's voice
@@ -88,6 +95,10 @@ def describe(action: Action) -> str | None:
         return f"stop: {action.heard!r}"
     if isinstance(action, HangUp):
         return "hang up"
+    if isinstance(action, Yield):
+        return "yield"
+    if isinstance(action, Resume):
+        return "resume: " + ", ".join(f"{s.key} from {s.from_ms:.0f} ms" for s in action.sentences)
     event = action.event
     details = {
         "user.interrupted": lambda: (
@@ -106,7 +117,7 @@ class Timeline:
 
     def __init__(self, config: TurnConfig | None = None) -> None:
         detector = BargeInDetector(BargeInConfig(min_span_ms=700, min_voiced_ms=400))
-        self.core = TurnTaker("call-1", config or TurnConfig(), detector)
+        self.core = TurnTaker("call-1", config or TurnConfig(), detector, backchannels=BACKCHANNELS)
         self.rng = np.random.default_rng(7)
         self.turn = 0
         self.log: list[tuple[int, str]] = []
@@ -131,6 +142,10 @@ class Timeline:
                 self.recognized += action.pcm
             if isinstance(action, Measure):
                 self.measured.append(action)
+            if isinstance(action, Resume) and action.sentences:
+                # The shell sends the first sentence again from where it resumes.
+                first = action.sentences[0]
+                self.core.audio_out(first.mark, self.now_s, from_ms=first.from_ms)
             text = describe(action)
             if text is not None:
                 self.log.append((round(self.core.t_ms), text))
@@ -186,15 +201,23 @@ GREETING = "call.started"
                 Final("where is the clinic"),
             ],
             [
-                (1200, "stop: 'one two three four'"),
-                (1700, "user.interrupted: 'one two three four' then 'where is the clinic'"),
+                (540, "yield"),
+                (1200, "stop: 'one two'"),
+                (1700, "user.interrupted: 'one two' then 'where is the clinic'"),
             ],
-            id="barge-in: stopped 700 ms after the onset, the caller's words answered",
+            id="barge-in: quiet 40 ms after the onset, stopped at 700 ms, what was heard "
+            "until the yield reported, the caller's words answered",
         ),
         pytest.param(
-            [Say(3000), Audio(500, QUIET, AGENT), Audio(500, CALLER, AGENT), Final("uh-huh")],
-            [],
-            id="a 500 ms backchannel over the agent: the agent goes on",
+            [
+                Say(3000),
+                Audio(500, QUIET, AGENT),
+                Audio(500, CALLER, QUIET),
+                Final("uh-huh"),
+                Audio(600, QUIET, QUIET),
+            ],
+            [(540, "yield"), (1400, "resume: s1 from 540 ms")],
+            id="a 500 ms backchannel over the agent: quiet at once, resumed 400 ms after it",
         ),
         pytest.param(
             [
@@ -207,7 +230,7 @@ GREETING = "call.started"
                 Audio(1500, QUIET, QUIET),
                 Final("uh-huh"),  # a slow recognizer: the final comes after the agent finished
             ],
-            [],
+            [(540, "yield"), (1400, "resume: s1 from 540 ms")],
             id="a backchannel's late final, after the agent finished, is still no answer",
         ),
         pytest.param(
@@ -221,7 +244,7 @@ GREETING = "call.started"
                 Audio(400, QUIET, QUIET),
                 Final("yes that's right"),
             ],
-            [(2700, 'user.utterance: "yes that\'s right"')],
+            [(1740, "yield"), (2700, 'user.utterance: "yes that\'s right"')],
             id="an answer that overlapped the question's last words is answered",
         ),
         pytest.param(
@@ -234,8 +257,37 @@ GREETING = "call.started"
                 Audio(600, QUIET, QUIET),
                 Final("yes"),
             ],
-            [(2600, "user.utterance: 'yes'")],
+            [(1840, "yield"), (2600, "user.utterance: 'yes'")],
             id="a short answer said over the question's last word and ended with it is answered",
+        ),
+        pytest.param(
+            [
+                Say(3000),
+                Audio(500, QUIET, AGENT),
+                Audio(300, CALLER, QUIET),  # "Wait!": too short to stop the agent by its length
+                Audio(500, QUIET, QUIET),
+                Audio(300, QUIET, AGENT),
+                Final("wait"),
+            ],
+            [
+                (540, "yield"),
+                (1200, "resume: s1 from 540 ms"),
+                (1600, "stop: 'one two'"),
+                (1600, "user.interrupted: 'one two' then 'wait'"),
+            ],
+            id="a short word that is no backchannel stops the resumed agent when it is heard",
+        ),
+        pytest.param(
+            [
+                Say(3000),
+                Audio(500, QUIET, AGENT),
+                Audio(300, CALLER, QUIET),
+                Audio(500, QUIET, QUIET),
+                Final("Okay, mm-hmm."),
+                Audio(300, QUIET, AGENT),
+            ],
+            [(540, "yield"), (1200, "resume: s1 from 540 ms")],
+            id="backchannel words heard after the resumption change nothing",
         ),
         pytest.param(
             [Say(3000), Audio(3000, ECHO, AGENT)],
@@ -250,8 +302,9 @@ GREETING = "call.started"
                 Audio(3200, QUIET, QUIET),
             ],
             [
-                (1700, "stop: 'one two three four five six'"),
-                (4700, "user.interrupted: 'one two three four five six'"),
+                (1040, "yield"),
+                (1700, "stop: 'one two three four'"),
+                (4700, "user.interrupted: 'one two three four'"),
             ],
             id="a barge-in whose words never come: reported after the 3 s wait, heard only",
         ),
@@ -410,7 +463,7 @@ GREETING = "call.started"
                 Key("1"),
                 Audio(4000, QUIET, QUIET),
             ],
-            [(1200, "stop: 'one two three four'"), (3500, "dtmf: '1'")],
+            [(540, "yield"), (1200, "stop: 'one two'"), (3500, "dtmf: '1'")],
             id="keys after a barge-in answer it: no turn for the interruption as well",
         ),
     ],
@@ -432,9 +485,10 @@ def test_what_the_caller_heard_follows_the_marks_of_a_streamed_reply() -> None:
     # The second sentence began when the first was reported played (1200 ms): 400 of its 1000 ms.
     assert timeline.core.heard() == "I can book an MRI. It costs"
     timeline.run([Audio(900, CALLER, AGENT)])
-    assert timeline.log[-1] == (2300, "stop: 'I can book an MRI. It costs four hundred dollars.'")
+    # Quiet from the yield (40 ms after the onset): the words after it were never heard.
+    assert timeline.log[-2:] == [(1640, "yield"), (2300, "stop: 'I can book an MRI. It costs'")]
     assert timeline.core.barge_ins == 1
-    assert timeline.core.barge_in_stop_ms == [700.0]
+    assert timeline.core.barge_in_stop_ms == [40.0]
     assert not timeline.core.agent_speaking
 
 

@@ -15,16 +15,19 @@ QUIET = 30.0  # line noise
 Segment = tuple[int, float, float, bool]
 
 
-def stops(segments: list[Segment], config: BargeInConfig | None = None) -> list[int]:
-    """The times (ms from the start, end of the frame) at which the agent is stopped."""
+def stops(segments: list[Segment], config: BargeInConfig | None = None) -> list[tuple[int, str]]:
+    """(ms from the start, end of the frame; decision) for each yield, resumption and
+    interruption; an interruption stops the agent until the next segment says it speaks."""
     detector = BargeInDetector(config or BargeInConfig(min_span_ms=700, min_voiced_ms=400))
-    at: list[int] = []
+    at: list[tuple[int, str]] = []
     t = 0
     for ms, caller, played, speaking in segments:
         for _ in range(ms // FRAME_MS):
             t += FRAME_MS
-            if detector.feed(caller, played, speaking):
-                at.append(t)
+            decision = detector.feed(detector.judge(caller, played), speaking)
+            if decision is not None:
+                at.append((t, decision))
+            speaking = speaking and decision != "interrupt"
     return at
 
 
@@ -33,33 +36,34 @@ def stops(segments: list[Segment], config: BargeInConfig | None = None) -> list[
     [
         pytest.param(
             [(300, QUIET, AGENT, True), (1000, CALLER, AGENT, True)],
-            [1000],
-            id="caller speaks over the agent: stopped 700 ms after they began",
+            [(340, "yield"), (1000, "interrupt")],
+            id="caller speaks over the agent: quiet 40 ms after they began, stopped at 700 ms",
         ),
         pytest.param(
             [(200, CALLER, QUIET, False), (1000, CALLER, AGENT, True)],
-            [700],
-            id="caller began just before the reply: their speech so far counts",
+            [(220, "yield"), (700, "interrupt")],
+            id="caller began just before the reply: quiet at its first frame, their speech so "
+            "far counts",
         ),
         pytest.param(
-            [(2000, CALLER, AGENT, True)],
-            [700, 1400],
+            [(1000, CALLER, AGENT, True), (1000, CALLER, AGENT, True)],
+            [(40, "yield"), (700, "interrupt"), (1020, "yield"), (1400, "interrupt")],
             id="a caller who keeps talking stops each new sentence once, not every frame",
         ),
         pytest.param(
             [(200, CALLER, AGENT, True), (300, QUIET, AGENT, True), (600, CALLER, AGENT, True)],
-            [700],
-            id="a cough, a short pause, then words: one interruption from the cough",
+            [(40, "yield"), (700, "interrupt")],
+            id="a cough, a short pause, then words: one interruption, counted from the cough",
         ),
         pytest.param(
             [(200, CALLER, AGENT, True), (500, QUIET, AGENT, True), (1000, CALLER, AGENT, True)],
-            [1400],
-            id="a cough, a long pause, then words: counted from the words",
+            [(40, "yield"), (600, "resume"), (740, "yield"), (1400, "interrupt")],
+            id="a cough, a long pause, then words: resumed after the cough, stopped by the words",
         ),
         pytest.param(
             [(600, CALLER, AGENT, True), (1000, QUIET, AGENT, True)],
-            [],
-            id="a 600 ms 'okay' over the agent is a backchannel",
+            [(40, "yield"), (1000, "resume")],
+            id="a 600 ms 'okay' over the agent is a backchannel: resumed",
         ),
         pytest.param(
             [(1000, QUIET, AGENT, True), (1500, CALLER, QUIET, False)],
@@ -68,14 +72,16 @@ def stops(segments: list[Segment], config: BargeInConfig | None = None) -> list[
         ),
     ],
 )
-def test_when_the_agent_is_stopped(segments: list[Segment], expected: list[int]) -> None:
+def test_when_the_agent_yields_resumes_and_stops(
+    segments: list[Segment], expected: list[tuple[int, str]]
+) -> None:
     assert stops(segments) == expected
 
 
 def test_a_longer_minimum_span_lets_longer_backchannels_through() -> None:
     talk = [(900, CALLER, AGENT, True), (600, QUIET, AGENT, True)]
-    assert stops(talk, BargeInConfig(min_span_ms=700)) == [700]
-    assert stops(talk, BargeInConfig(min_span_ms=1000)) == []
+    assert stops(talk, BargeInConfig(min_span_ms=700)) == [(40, "yield"), (700, "interrupt")]
+    assert stops(talk, BargeInConfig(min_span_ms=1000)) == [(40, "yield"), (1300, "resume")]
 
 
 def test_the_echo_of_the_agents_last_words_does_not_stop_the_next_sentence() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -16,6 +17,8 @@ from callkit import audiofork, redis_client
 from callkit.errors import DependencyUnavailable, UnsupportedFormat
 from callkit.http import Lifespan, create_service_app
 from callkit.lifecycle import RedisFactory, redis_lifespan, redis_ready
+from callkit.models import ModelStore, Registry
+from callkit.vad import SileroVad, VadModel
 from fs_bridge.bridge import Bridge, RecognizerFactory
 from fs_bridge.busy import BusyLine, Phrases, load_phrases
 from fs_bridge.clients import AsrStream
@@ -39,9 +42,14 @@ def create_app(
     and the TTS gateway; tests replace them, production uses the defaults. A phrase file that
     cannot be read raises ConfigError here, before anything is served."""
     phrases = load_phrases(settings.phrases_file, settings.language)
+    models = ModelStore(Registry.load())
+    if settings.vad:
+        models.registry.get(settings.vad_model)  # an unknown name stops start-up here
     app = create_service_app(
         settings.service_name,
-        lifespan=_lifespan(settings, phrases, connect_redis, event_socket, recognizer, transport),
+        lifespan=_lifespan(
+            settings, phrases, models, connect_redis, event_socket, recognizer, transport
+        ),
     )
     app.state.settings = settings
     app.state.readiness["redis"] = redis_ready(app)
@@ -117,9 +125,18 @@ def _authorized(websocket: WebSocket, settings: BridgeSettings) -> bool:
     )
 
 
+def load_vad(settings: BridgeSettings, models: ModelStore) -> VadModel | None:
+    """The shared speech detector (blocking: run in a thread at start-up); None when off. A
+    missing or corrupt model file stops start-up with its name."""
+    if not settings.vad:
+        return None
+    return SileroVad(next(models.resolve(settings.vad_model).glob("*.onnx")))
+
+
 def _lifespan(
     settings: BridgeSettings,
     phrases: Phrases,
+    models: ModelStore,
     connect_redis: RedisFactory,
     event_socket: EventSocketFactory,
     recognizer: RecognizerFactory,
@@ -129,6 +146,7 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        vad = await asyncio.to_thread(load_vad, settings, models)
         async with redis(app):
             bridge = Bridge(
                 settings,
@@ -138,6 +156,7 @@ def _lifespan(
                 event_socket=event_socket,
                 recognizer=recognizer,
                 transport=transport,
+                vad=vad,
             )
             app.state.bridge = bridge
             await bridge.start()

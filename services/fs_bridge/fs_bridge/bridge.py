@@ -17,6 +17,7 @@ from callkit.contracts import live
 from callkit.contracts.asr import ServerEvent
 from callkit.errors import AgentError, ConfigError
 from callkit.esl import Event
+from callkit.vad import VadModel, VadStream
 from fs_bridge.amd import AmdConfig, AnsweringMachineDetector, MachinePhrases
 from fs_bridge.amd import load_phrases as load_amd_phrases
 from fs_bridge.busy import BusyLine, Phrases
@@ -46,10 +47,13 @@ class Bridge:
         event_socket: EventSocketFactory = connect_event_socket,
         recognizer: RecognizerFactory = AsrStream,
         transport: httpx.AsyncBaseTransport | None = None,
+        vad: VadModel | None = None,
     ) -> None:
         """``recognizer`` and ``transport`` (the HTTP transport to the policy engine and the TTS
-        gateway) are the seams tests replace; production uses the defaults."""
+        gateway) are the seams tests replace; production uses the defaults. ``vad``: the shared
+        speech detector every call's barge-in uses (None: level and echo guard alone)."""
         self.settings = settings
+        self.vad = vad
         self.redis = redis
         self.metrics = BridgeMetrics(registry)
         self._recognizer = recognizer
@@ -153,6 +157,14 @@ class Bridge:
 
     def listening_line(self, language: str) -> str | None:
         return self.phrases.listening_text(language)
+
+    # ------------------------------------------------------------------ the caller's voice
+
+    def speech_detector(self) -> VadStream | None:
+        return None if self.vad is None else self.vad.stream()
+
+    def backchannels(self, language: str) -> frozenset[str]:
+        return self.phrases.backchannel_words(language)
 
     # ------------------------------------------------------------------ FreeSWITCH control
 

@@ -57,6 +57,14 @@ class Phrases:
     busy: Mapping[str, Mapping[str, str]]  # direction -> locale -> text
     language: str  # the bridge's default; always has an inbound busy phrase
     listening: Mapping[str, str] = field(default_factory=dict)  # locale -> text
+    backchannels: Mapping[str, frozenset[str]] = field(default_factory=dict)  # locale -> words
+
+    def backchannel_words(self, locale: str | None) -> frozenset[str]:
+        """The listener's-feedback words of the call's locale, else the bridge's."""
+        for candidate in _locales(locale, self.language):
+            if candidate in self.backchannels:
+                return self.backchannels[candidate]
+        return frozenset()
 
     def listening_text(self, locale: str | None) -> str | None:
         """The listening line in the call's locale, else the bridge's; None: stay silent."""
@@ -128,7 +136,31 @@ def load_phrases(path: Path, language: str) -> Phrases:
             if not isinstance(text, str) or not text.strip() or "{" in text:
                 raise ConfigError(f"{path}: listening.say.{locale}: expected a fixed text")
             listening[str(locale).lower()] = text.strip()
-    return Phrases(busy=texts, language=default, listening=listening)
+    return Phrases(
+        busy=texts,
+        language=default,
+        listening=listening,
+        backchannels=_backchannels(path, data.get("backchannels")),
+    )
+
+
+def _backchannels(path: Path, entry: object) -> dict[str, frozenset[str]]:
+    """``backchannels.words``: per locale, the words (lower case) of a listener's feedback."""
+    if entry is None:
+        return {}
+    words = entry.get("words") if isinstance(entry, dict) else None
+    if not isinstance(words, dict):
+        raise ConfigError(f"{path}: backchannels needs 'words' with a list of words per locale")
+    found: dict[str, frozenset[str]] = {}
+    for locale, items in words.items():
+        if not isinstance(items, list) or not all(
+            isinstance(w, str) and w.strip() and " " not in w.strip() for w in items
+        ):
+            raise ConfigError(
+                f"{path}: backchannels.words.{locale}: expected a list of single words"
+            )
+        found[str(locale).lower()] = frozenset(w.strip().lower() for w in items)
+    return found
 
 
 class Speech(Protocol):

@@ -1,5 +1,5 @@
 """The bridge's Prometheus metrics: calls, refused forks and calls, first-audio latencies,
-barge-ins, answering-machine verdicts."""
+yields, resumptions and barge-ins, answering-machine verdicts."""
 
 from __future__ import annotations
 
@@ -38,6 +38,16 @@ class BridgeMetrics:
         )
         self.barge_ins = Counter(
             "bridge_barge_ins_total", "Agent playback stopped by the caller.", registry=registry
+        )
+        self.yields = Counter(
+            "bridge_yields_total",
+            "Times the agent went quiet because the caller's voice began over it.",
+            registry=registry,
+        )
+        self.resumes = Counter(
+            "bridge_resumes_total",
+            "Yields that were no interruption (a backchannel, a cough): the agent went on.",
+            registry=registry,
         )
         self.amd_verdicts = Counter(
             "bridge_amd_verdicts_total",

@@ -8,8 +8,12 @@ playback, hanging up, the latency metrics. Each agent turn is one task: the poli
 sentences (SSE) go one by one to the TTS gateway at the fork's rate and their audio straight to
 the call, in streaming mode as L16 frames with a mark after every sentence (the module reports
 each mark when it has really been played), in file mode as ``playAudio`` files played with
-``sendmsg … playback``. A barge-in stops playback at once, cancels the turn (its policy and TTS
-streams with it); the core tells the policy engine exactly what the caller heard. Every task of
+``sendmsg … playback``. The caller's voice over the agent makes it yield at once: the shell
+clears what the switch buffered (``killAudio``; ``uuid_break`` in file mode) and holds back the
+turn's audio, which it keeps per sentence. A backchannel resumes it: the unplayed audio goes out
+again, the cut sentence from the start of the word the caller stopped hearing. A real
+interruption cancels the turn (its policy and TTS streams with it); the core tells the policy
+engine exactly what the caller heard. Every task of
 the call belongs to its task group, so nothing outlives it.
 """
 
@@ -48,6 +52,7 @@ from callkit.contracts.dialog import (
 from callkit.contracts.outcome import CallLatency
 from callkit.errors import AgentError, InvalidInput
 from callkit.events import validation_problems
+from callkit.vad import VadStream
 from fs_bridge.amd import AnsweringMachineDetector
 from fs_bridge.bargein import BargeInDetector
 from fs_bridge.echo import EchoCanceller
@@ -61,12 +66,15 @@ from fs_bridge.turns import (
     Measure,
     Prompt,
     Recognize,
+    Resume,
     Spoken,
     StartTurn,
     StopPlayback,
     TurnConfig,
     TurnTaker,
+    Yield,
     heard_text,
+    resume_point,
 )
 
 __all__ = ["CallServices", "CallSession", "Recognizer", "Spoken", "heard_text"]
@@ -126,6 +134,14 @@ class CallServices(Protocol):
         """The short line said to a callee who is silent before the verdict ("Hello?")."""
         ...
 
+    def speech_detector(self) -> VadStream | None:
+        """A call's own stream over the shared speech detector; None when it is off."""
+        ...
+
+    def backchannels(self, language: str) -> frozenset[str]:
+        """The words that are a listener's feedback in ``language`` ("uh-huh", "okay")."""
+        ...
+
 
 def call_started(call_id: str, metadata: audiofork.ForkMetadata) -> CallStarted:
     """The policy engine's call.started from the dialplan's metadata."""
@@ -165,6 +181,15 @@ class CallSession:
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     _quiet: asyncio.Event = field(default_factory=asyncio.Event)  # nothing left to play
     _file_waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    # The current turn's audio per sentence (``Spoken.key``), as the TTS gateway sent it, and
+    # how much of it went to the call since it was (re)started; kept so a yield can resume it.
+    _pcm: dict[str, bytearray] = field(default_factory=dict)
+    _sent: dict[str, int] = field(default_factory=dict)
+    _complete: set[str] = field(default_factory=set)  # sentences whose audio is all here
+    _marked: set[str] = field(default_factory=set)  # marks (or files) sent to the switch
+    _out: set[str] = field(default_factory=set)  # marks whose first audio was reported
+    _paused: bool = False  # the agent yielded: nothing goes out until it resumes or stops
+    _connected_s: float = 0.0
 
     def __post_init__(self) -> None:
         settings = self.services.settings
@@ -182,7 +207,10 @@ class CallSession:
             BargeInDetector(settings.barge_in_config()),
             EchoCanceller(),
             amd=self.services.answering_machine_detector(self.language) if outbound else None,
+            vad=self.services.speech_detector(),
+            backchannels=self.services.backchannels(self.language),
         )
+        self._send_lock = asyncio.Lock()
         self.rate = self.metadata.sample_rate  # the fork's frames and the agent's audio
         self.fork_audio = ForkAudio(self.rate)
         self.audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=500)
@@ -201,6 +229,7 @@ class CallSession:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, first: str | bytes | None) -> None:
+        self._connected_s = time.monotonic()
         services = self.services
         services.metrics.active.inc()
         settings = services.settings
@@ -327,6 +356,8 @@ class CallSession:
                 continue
             if isinstance(action, StopPlayback):
                 self._cancel_turn(action.turn)  # now, before anything else runs: the rest is I/O
+            if isinstance(action, Yield):
+                self._paused = True  # now: no more of the turn's audio goes out
             rest.append(action)
         self._sync_quiet()
         if rest:
@@ -343,6 +374,10 @@ class CallSession:
                 self._start_turn(action)
             elif isinstance(action, StopPlayback):
                 await self._stop_playback(action)
+            elif isinstance(action, Yield):
+                await self._yield(action)
+            elif isinstance(action, Resume):
+                await self._resume(action)
             elif isinstance(action, Measure):
                 metrics = self.services.metrics
                 greeting = action.metric == "greeting"
@@ -392,6 +427,11 @@ class CallSession:
     def _start_turn(self, action: StartTurn) -> None:
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
+        self._paused = False
+        for kept in (self._pcm, self._sent):
+            kept.clear()
+        for names in (self._complete, self._marked, self._out):
+            names.clear()
         self._sync_quiet()
         self._turn_id = action.turn
         self._turn = self._group.create_task(self._agent_turn(action))
@@ -430,27 +470,88 @@ class CallSession:
     async def _say(self, text: str) -> None:
         if not text:
             return
-        mark = self.core.sentence(text)
+        key = self.core.sentence(text)
         self._sync_quiet()
-        sent = 0
-        chunks: list[bytes] = []
+        audio = self._pcm[key] = bytearray()
+        self._sent[key] = 0
         async for chunk in self.services.tts.speak(text, self.rate):
+            audio += chunk
             if self.streaming:
-                if sent == 0:
-                    await self._execute(self.core.audio_out(mark, time.monotonic()))
-                await self.ws.send_bytes(chunk)
-            else:
-                chunks.append(chunk)
-            sent += len(chunk)
-        self.core.sentence_length(mark, sent / 2 / self.rate * 1000)
+                await self._send(key)
+        self.core.sentence_length(key, len(audio) / 2 / self.rate * 1000)
+        self._complete.add(key)
         await self._publish(live.AgentSentence(call_id=self.call_id, text=text))
-        if self.streaming:
-            await self.ws.send_text(audiofork.mark(mark))
-            return
-        await self._play_file(mark, b"".join(chunks))
+        await self._send(key)
 
-    async def _play_file(self, mark: str, pcm: bytes) -> None:
-        """File mode (upstream mod_audio_fork): playAudio writes a file, we play it."""
+    async def _send(self, key: str) -> None:
+        """What is here of the sentence and not yet sent, unless the agent yielded: streamed
+        audio (its mark once it is complete), or in file mode the whole sentence as one file."""
+        async with self._send_lock:
+            mark = self.core.mark_of(key)
+            if self._paused or mark is None or mark in self._marked:
+                return
+            audio, sent = self._pcm[key], self._sent[key]
+            if not self.streaming:
+                if key in self._complete:
+                    self._marked.add(mark)
+                    await self._play_file(mark, bytes(audio[sent:]), sent)
+                return
+            if sent < len(audio):
+                if mark not in self._out:
+                    self._out.add(mark)
+                    from_ms = sent / 2 / self.rate * 1000
+                    await self._execute(
+                        self.core.audio_out(mark, time.monotonic(), from_ms=from_ms)
+                    )
+                step = self.rate  # half a second of L16 per message
+                for at in range(sent, len(audio), step):
+                    await self.ws.send_bytes(bytes(audio[at : at + step]))
+                self._sent[key] = len(audio)
+            if key in self._complete:
+                self._marked.add(mark)
+                await self.ws.send_text(audiofork.mark(mark))
+
+    async def _yield(self, action: Yield) -> None:
+        """The caller's voice began over the agent: silence now, the turn's audio kept."""
+        if action.turn != self._turn_id:
+            return
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(audiofork.encode(audiofork.KillAudio()))
+        if not self.streaming:
+            await self.services.control(f"uuid_break {self.call_id} all", slow=False)
+        self.services.metrics.yields.inc()
+        # How far the fork's audio timeline is behind the wall clock: a bridge that reads the
+        # fork late yields late, whatever its detector decides.
+        behind_ms = (time.monotonic() - self._connected_s) * 1000 - self.t_ms
+        log.debug(
+            "agent yielded",
+            extra={
+                "call_id": self.call_id,
+                "onset_ms": round(action.onset_ms),
+                "ms": round(self.t_ms),
+                "fork_behind_ms": round(behind_ms),
+            },
+        )
+
+    async def _resume(self, action: Resume) -> None:
+        """A backchannel: the unplayed sentences go out again, in order; the one that was cut
+        from the start of the word the caller stopped hearing."""
+        if action.turn != self._turn_id or not self._paused:
+            return
+        for sentence in action.sentences:
+            audio = self._pcm.get(sentence.key)
+            if audio is None:
+                continue
+            self._sent[sentence.key] = resume_point(bytes(audio), self.rate, sentence.from_ms)
+        self._paused = False
+        self.services.metrics.resumes.inc()
+        for sentence in action.sentences:
+            if sentence.key in self._pcm:
+                await self._send(sentence.key)
+
+    async def _play_file(self, mark: str, pcm: bytes, sent: int = 0) -> None:
+        """File mode (upstream mod_audio_fork): playAudio writes a file, we play it; ``sent``:
+        the file starts that many bytes into the sentence (a resumption)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._file_waiters[mark] = waiter
         play = audiofork.PlayAudio(
@@ -465,7 +566,8 @@ class CallSession:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, 5)
         # The playback's duration is known; the core marks it played when that much has passed.
-        await self._execute(self.core.file_playing(mark, time.monotonic()))
+        from_ms = sent / 2 / self.rate * 1000
+        await self._execute(self.core.file_playing(mark, time.monotonic(), from_ms=from_ms))
 
     def on_play_audio(self, body: str) -> None:
         """ESL mod_audio_fork::play_audio: the file is written; play it in order."""

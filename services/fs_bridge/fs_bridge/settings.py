@@ -96,12 +96,32 @@ class BridgeSettings(ServiceSettings):
         description="Key presses are collected into one input until the caller presses # or "
         "pauses this long between keys, in seconds.",
     )
+    vad: bool = Field(
+        True,
+        description="Decide the caller's voice with Silero VAD (one shared model) as well as its "
+        "level and the echo guard; off: level and echo guard alone.",
+    )
+    vad_model: str = Field("silero-vad", description="VAD model name from the model registry.")
+    barge_in_yield_ms: int = Field(
+        40,
+        ge=20,
+        le=1000,
+        description="Loud caller audio (not the agent's echo) over the agent this long makes it "
+        "go quiet at once; the VAD then decides: it resumes (a backchannel) or stops (an "
+        "interruption).",
+    )
     barge_in_min_span_ms: int = Field(
         700,
         ge=100,
         le=3000,
-        description="Caller speech over the agent lasting this long stops it (backchannels are "
-        "shorter).",
+        description="Caller speech over the agent lasting this long stops it for good "
+        "(backchannels are shorter: the agent resumes after them).",
+    )
+    barge_in_resume_gap_ms: int = Field(
+        400,
+        ge=100,
+        le=3000,
+        description="After the agent went quiet, this much silence from the caller resumes it.",
     )
     barge_in_min_voiced_ms: int = Field(
         400, ge=60, le=3000, description="...of which this much must be the caller's own voice."
@@ -119,6 +139,8 @@ class BridgeSettings(ServiceSettings):
 
     def barge_in_config(self) -> BargeInConfig:
         return BargeInConfig(
+            yield_ms=self.barge_in_yield_ms,
+            resume_gap_ms=self.barge_in_resume_gap_ms,
             min_span_ms=self.barge_in_min_span_ms,
             min_voiced_ms=self.barge_in_min_voiced_ms,
             echo_margin=self.barge_in_echo_margin,

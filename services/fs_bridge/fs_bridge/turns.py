@@ -4,9 +4,12 @@ The core never touches a socket, a task or a clock. The shell (``session.py``) f
 channels of the fork as 16 kHz frames (the caller, and what was played to them: the echo
 reference), the playout of each sentence, the recognizer's events, key presses and ticks, each
 with the wall time it happened (``now_s``), and runs the actions it returns: give the caller's
-audio to the recognizer (``Recognize``), run the agent's turn for an event (``StartTurn``), stop
-the agent because the caller interrupted it (``StopPlayback``), hang up (``HangUp``), record a
-latency (``Measure``). Times on the fork's audio timeline (``t_ms``) advance with the frames fed;
+audio to the recognizer (``Recognize``), run the agent's turn for an event (``StartTurn``), go
+quiet the moment the caller's voice starts over the agent (``Yield``), then either take the turn
+back where the caller stopped hearing it (``Resume``: a backchannel, a cough) or stop for good
+(``StopPlayback``: a real interruption), hang up (``HangUp``), record a latency (``Measure``).
+Whether a frame is the caller's voice is the speech detector's (Silero VAD, ``vad``) on the
+caller channel with the agent's echo removed (``echo``), checked against the played channel. Times on the fork's audio timeline (``t_ms``) advance with the frames fed;
 the waits for the caller's words after a barge-in and for the recognizer use ``now_s``.
 
 An outbound call starts with answering-machine detection (``amd``): the agent listens first
@@ -41,8 +44,9 @@ from callkit.contracts.dialog import (
     UserUtterance,
 )
 from callkit.contracts.outcome import Amd
+from callkit.vad import VadStream
 from fs_bridge.amd import BEEP_IN_SPEECH_MS, LATE_BEEP_MS, AnsweringMachineDetector, Verdict
-from fs_bridge.bargein import FRAME_MS, BargeInDetector, rms
+from fs_bridge.bargein import FRAME_MS, BargeInDetector, Frame, rms
 from fs_bridge.echo import FRAME, RATE, EchoCanceller
 
 Samples = npt.NDArray[np.int16]
@@ -58,13 +62,20 @@ MAX_DIGITS = 32
 
 @dataclass
 class Spoken:
-    """One sentence sent to the call, and what is known of its playout."""
+    """One sentence sent to the call, and what is known of its playout.
+
+    ``key`` names the sentence for the whole turn (the shell keeps its audio under it);
+    ``mark`` is the name of its current playout mark, a new one each time it is resumed."""
 
     text: str
     mark: str
     duration_ms: float
-    started_ms: float | None = None  # when its audio began to play (fork timeline)
+    started_ms: float | None = None  # when its audio (from its start) began to play (fork timeline)
     played: bool = False
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.mark
 
 
 def heard_text(spoken: list[Spoken], now_ms: float) -> str:
@@ -81,6 +92,33 @@ def heard_text(spoken: list[Spoken], now_ms: float) -> str:
             words.extend(all_words[: math.floor(share * len(all_words))])
         break
     return " ".join(words)
+
+
+def resume_point(pcm: bytes, rate: int, from_ms: float, *, look_back_ms: int = 600) -> int:
+    """Where to take up a sentence the caller stopped hearing ``from_ms`` into it: the start of
+    the word cut there, as a byte offset into its L16 audio (``rate`` Hz).
+
+    The word starts after the last pause before ``from_ms`` (10 ms steps quieter than a tenth
+    of the sentence's typical level) within ``look_back_ms``; without one, at the quietest step
+    there. The offset keeps 20 ms of the pause, so the word's onset is not clipped.
+    """
+    x = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], "<i2").astype(np.float32)
+    at = min(x.size, max(0, round(from_ms * rate / 1000)))
+    if at == 0 or at >= x.size:
+        return 2 * at
+    step = max(1, rate // 100)
+    levels = np.sqrt(np.mean(x[: x.size - x.size % step].reshape(-1, step) ** 2, axis=1))
+    voiced = levels[levels > 50.0]
+    quiet = 0.1 * float(np.median(voiced)) if voiced.size else 50.0
+    last = min(at // step, levels.size) - 1
+    first = max(0, last - look_back_ms // 10)
+    window = levels[first : last + 1]
+    if window.size == 0:
+        return 2 * at
+    pauses = np.flatnonzero(window <= quiet)
+    index = first + (int(pauses[-1]) if pauses.size else int(np.argmin(window)))
+    start = max(0, (index + 1) * step - 2 * step)
+    return 2 * int(min(start, at))
 
 
 # ---------------------------------------------------------------- actions
@@ -120,6 +158,33 @@ class StopPlayback:
 
 
 @dataclass(frozen=True, slots=True)
+class Yield:
+    """The caller's voice began over the agent: go quiet now (clear what the switch buffered),
+    keep the turn running and its audio, until ``Resume`` or ``StopPlayback``."""
+
+    turn: int
+    onset_ms: float  # the caller's voice onset (fork timeline)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeFrom:
+    """One sentence to send again: ``key`` its audio, ``mark`` its new mark, from ``from_ms``
+    into it (the shell backs up to the start of the word the caller stopped hearing)."""
+
+    key: str
+    mark: str
+    from_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """It was no interruption: play the turn's unplayed sentences again, in order."""
+
+    turn: int
+    sentences: tuple[ResumeFrom, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class HangUp:
     reason: Literal["max_call_length"]
 
@@ -144,7 +209,19 @@ class Decided:
     verdict: Verdict
 
 
-Action = Recognize | StartTurn | StopPlayback | HangUp | Measure | Prompt | Decided
+Action = Recognize | StartTurn | Yield | Resume | StopPlayback | HangUp | Measure | Prompt | Decided
+
+
+@dataclass(frozen=True, slots=True)
+class _Pause:
+    """The agent yielded: what the caller had heard, and where its audio was."""
+
+    turn: int
+    at_ms: float
+    onset_ms: float
+    heard: str
+    key: str | None  # the sentence that was playing
+    offset_ms: float  # how far into it
 
 
 @dataclass(frozen=True)
@@ -166,11 +243,21 @@ class TurnTaker:
     echo: EchoCanceller = field(default_factory=EchoCanceller)
     #: Outbound calls: who answered, a person or a machine (None: no detection).
     amd: AnsweringMachineDetector | None = None
+    #: The speech detector on the caller channel (None: level and echo alone decide).
+    vad: VadStream | None = None
+    #: Words that are a listener's feedback, not a turn ("uh-huh", "okay"), lower case.
+    backchannels: frozenset[str] = frozenset()
     t_ms: float = 0.0  # the fork's audio timeline
     spoken: list[Spoken] = field(default_factory=list)
     v2v_ms: list[float] = field(default_factory=list)
     barge_ins: int = 0
     barge_in_stop_ms: list[float] = field(default_factory=list)
+    yields: int = 0
+    resumes: int = 0
+    yield_ms: list[float] = field(default_factory=list)  # onset to yield, per yield
+    _pause: _Pause | None = None
+    _speech_prob: float = 0.0
+    _last_yield_onset_ms: float | None = None
     _turn: int = 0
     _turn_running: bool = False
     _marks: int = 0
@@ -298,7 +385,16 @@ class TurnTaker:
         return any(not s.played for s in self.spoken)
 
     def heard(self) -> str:
-        return heard_text(self.spoken, self.t_ms)
+        """What the caller heard of the turn so far (up to the yield while the agent is quiet)."""
+        return heard_text(self.spoken, self._pause.at_ms if self._pause else self.t_ms)
+
+    @property
+    def paused(self) -> bool:
+        return self._pause is not None
+
+    def mark_of(self, key: str) -> str | None:
+        """The current mark name of the sentence ``key`` (None: not in this turn)."""
+        return next((s.mark for s in self.spoken if s.key == key), None)
 
     def _start_turn(
         self, event: Event, now_s: float, *, answering_voice_end_ms: float | None = None
@@ -315,6 +411,7 @@ class TurnTaker:
         self._turn_audio_ms = None
         self._turn_started_s = now_s
         self._first_audio_pending = True
+        self._pause = None
         return StartTurn(self._turn, event)
 
     def turn_ended(self, turn: int) -> None:
@@ -331,23 +428,28 @@ class TurnTaker:
         to_asr: list[bytes] = []
         for i in range(0, caller.size, FRAME):
             chunk, reference = caller[i : i + FRAME], played[i : i + FRAME]
-            caller_level, played_level = rms(chunk.tobytes()), rms(reference.tobytes())
             self.t_ms += chunk.size / RATE * 1000
             self._files_played()
-            interrupted = self.detector.feed(caller_level, played_level, self.agent_speaking)
-            if self.amd is not None and self.screening:
-                # Before the verdict the callee's voice is evidence, never an interruption.
-                self.amd.voice(self.detector.last_voiced, self.t_ms)
-            elif interrupted:
-                stop = self._interrupt(now_s, self.detector.last_interruption_ms)
-                if stop is not None:
-                    actions.append(stop)
-            if self.detector.last_voiced:
-                self._last_caller_voice_ms = self.t_ms
             # The recognizer gets the caller channel with the agent's echo removed (the played
             # channel is the reference); whether the agent is speaking changes nothing, so the
             # caller's quiet syllables over the agent are never cut.
-            to_asr.append(self.echo.process(chunk, reference))
+            cleaned = self.echo.process(chunk, reference)
+            to_asr.append(cleaned)
+            frame = self._judge(cleaned, reference)
+            decision = self.detector.feed(frame, self.agent_speaking)
+            if self.amd is not None and self.screening:
+                # Before the verdict the callee's voice is evidence, never an interruption.
+                self.amd.voice(frame.voice, self.t_ms)
+            elif decision == "yield":
+                actions.extend(self._yield())
+            elif decision == "resume":
+                actions.extend(self._resume())
+            elif decision == "interrupt":
+                stop = self._interrupt(now_s, self.detector.last_yield_ms)
+                if stop is not None:
+                    actions.append(stop)
+            if frame.voice:
+                self._last_caller_voice_ms = self.t_ms
         if to_asr and not self._machine:
             # A machine's greeting is decided: its words are nobody's answer, and recognizing
             # them only takes the recognizer from the calls with people on them.
@@ -355,6 +457,18 @@ class TurnTaker:
         if self.screening:
             actions.extend(self._screen(now_s))
         return actions
+
+    def _judge(self, cleaned: bytes, reference: Samples) -> Frame:
+        """Whether this frame is loud and whether it is the caller's own voice: its level with
+        the echo removed (a frame that was echo alone is silence), the echo margin, and the
+        speech detector on the cleaned frame."""
+        if self.vad is not None:
+            probs = self.vad.feed(np.frombuffer(cleaned, "<i2"))
+            if probs:
+                self._speech_prob = probs[-1]
+        prob = self._speech_prob if self.vad is not None else 1.0
+        level = 0.0 if self.echo.last_suppressed else rms(cleaned)
+        return self.detector.judge(level, rms(reference.tobytes()), prob)
 
     # ------------------------------------------------------------------ the agent's sentences
 
@@ -372,24 +486,28 @@ class TurnTaker:
         if spoken is not None:
             spoken.duration_ms = duration_ms
 
-    def audio_out(self, mark: str, now_s: float) -> list[Action]:
-        """The sentence's first audio reached the call (streamed, or its file is playing)."""
+    def audio_out(self, mark: str, now_s: float, *, from_ms: float = 0.0) -> list[Action]:
+        """The sentence's first audio reached the call (streamed, or its file is playing);
+        ``from_ms``: it was sent from that far into the sentence (a resumption)."""
         spoken = self._find(mark)
         if spoken is not None and mark in self._idle_marks and spoken.started_ms is None:
-            spoken.started_ms = self.t_ms
+            spoken.started_ms = self.t_ms - from_ms
         return self._first_audio(now_s)
 
-    def file_playing(self, mark: str, now_s: float) -> list[Action]:
-        """File mode: the sentence's file is playing; it is played out once its length passed."""
-        actions = self.audio_out(mark, now_s)
+    def file_playing(self, mark: str, now_s: float, *, from_ms: float = 0.0) -> list[Action]:
+        """File mode: the sentence's file is playing (from ``from_ms`` into the sentence); it
+        is played out once the rest of its length passed."""
+        actions = self.audio_out(mark, now_s, from_ms=from_ms)
         spoken = self._find(mark)
         if spoken is not None:
-            started = spoken.started_ms if spoken.started_ms is not None else self.t_ms
+            started = spoken.started_ms if spoken.started_ms is not None else self.t_ms - from_ms
             self._file_ends[mark] = started + spoken.duration_ms
         return actions
 
     def on_mark(self, name: str, event: str) -> None:
         """Streaming mode: the module reports a mark played out (or cleared)."""
+        if self._pause is not None and event == "cleared":
+            return  # cleared by the yield: the sentence is sent again on resumption
         for i, spoken in enumerate(self.spoken):
             if spoken.mark == name and not spoken.played:
                 spoken.played = True
@@ -427,11 +545,57 @@ class TurnTaker:
 
     # ------------------------------------------------------------------ barge-in
 
+    def _yield(self) -> list[Action]:
+        """The caller's voice began over the agent: it goes quiet, undecided."""
+        if not self.agent_speaking or self._pause is not None:
+            return []
+        onset = self.t_ms - (self.detector.last_yield_ms or 0)
+        playing = next((s for s in self.spoken if not s.played), None)
+        offset = 0.0
+        if playing is not None and playing.started_ms is not None:
+            offset = max(0.0, self.t_ms - playing.started_ms)
+            if playing.duration_ms > 0:
+                offset = min(offset, playing.duration_ms)
+        self._pause = _Pause(
+            turn=self._turn,
+            at_ms=self.t_ms,
+            onset_ms=onset,
+            heard=self.heard(),
+            key=None if playing is None else playing.key,
+            offset_ms=offset,
+        )
+        self._last_yield_onset_ms = onset
+        self._file_ends.clear()  # file mode: the playback is broken off, not played out
+        self.yields += 1
+        if self.detector.last_yield_ms is not None:
+            self.yield_ms.append(float(self.detector.last_yield_ms))
+        return [Yield(self._turn, onset)]
+
+    def _resume(self) -> list[Action]:
+        """It was no interruption: the unplayed sentences again, the one cut from where it was."""
+        pause, self._pause = self._pause, None
+        if pause is None or pause.turn != self._turn or not self.agent_speaking:
+            return []
+        self.resumes += 1
+        plan: list[ResumeFrom] = []
+        for spoken in self.spoken:
+            if spoken.played:
+                continue
+            self._marks += 1
+            spoken.mark = f"s{self._marks}"
+            spoken.started_ms = None
+            if not plan:
+                self._idle_marks.add(spoken.mark)  # nothing plays before it
+            start = pause.offset_ms if spoken.key == pause.key else 0.0
+            plan.append(ResumeFrom(spoken.key, spoken.mark, start))
+        return [Resume(self._turn, tuple(plan))]
+
     def _interrupt(self, now_s: float, stop_ms: float | None) -> StopPlayback | None:
         """Stop the agent now, remembering what the caller heard (None if it was silent)."""
         if not self.agent_speaking:
             return None
         heard = self.heard()
+        self._pause = None
         self._pending_interrupt = heard
         self._interrupt_at_s = now_s
         self._turn_running = False
@@ -492,9 +656,12 @@ class TurnTaker:
         if not self.agent_speaking:
             answer = UserUtterance(text=text, segment_id=segment)
             return [self._start_turn(answer, now_s, answering_voice_end_ms=voice_end)]
-        if self._turn_audio_ms is not None and voice_end < self._turn_audio_ms:
+        crossed = self._turn_audio_ms is not None and voice_end < self._turn_audio_ms
+        if crossed or (not self.backchannel(text) and self._voice_since_yield(voice_end)):
             # The caller spoke before this turn's audio began (a reprompt crossed their
-            # answer): stop it and take the answer, reporting what was heard of it.
+            # answer), or said words the agent yielded to that were too short to stop it by
+            # their length and are no backchannel ("Wait!", "No, Tuesday."): stop it and take
+            # them as the answer, reporting what was heard of it.
             stop = self._interrupt(now_s, None)
             if stop is None:
                 return []
@@ -503,6 +670,22 @@ class TurnTaker:
             return [stop, self._start_turn(interrupted, now_s, answering_voice_end_ms=voice_end)]
         # Words over the agent that were no interruption: a backchannel. The agent goes on.
         return []
+
+    def backchannel(self, text: str) -> bool:
+        """Whether ``text`` is only a listener's feedback ("Uh-huh.", "Okay, okay.", "Mm-hmm")."""
+        words = [w.strip(".,!?;:…-—\"'()[]").lower() for w in text.split()]
+        words = [w for w in words if w]
+        return not words or all(w in self.backchannels for w in words)
+
+    def _voice_since_yield(self, voice_end_ms: float) -> bool:
+        """The agent yielded during this turn's audio, to speech that ended at ``voice_end_ms``."""
+        onset = self._last_yield_onset_ms
+        return (
+            onset is not None
+            and self._turn_audio_ms is not None
+            and onset >= self._turn_audio_ms
+            and voice_end_ms >= onset
+        )
 
     def _said_over_agent(self, voice_end_ms: float) -> bool:
         """The caller's last voice ended inside the agent's audio of this turn, well before its
