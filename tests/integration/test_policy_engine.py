@@ -185,6 +185,28 @@ async def test_barge_in_commits_only_what_the_caller_heard(engine: DialogEngine)
     assert interrupted[0].text == heard
 
 
+async def test_a_goodbye_the_caller_talks_over_still_hangs_up(engine: DialogEngine) -> None:
+    call = new_id()
+    await send(engine, call, {"type": "call.started"})
+    await say(engine, call, "My name is Test Caller.", 0)
+    bye = await say(engine, call, "No thanks, I'm not interested. Goodbye.", 1)
+    assert [a.type for a in bye.actions] == ["hangup"]
+    # The caller's last word came in over the goodbye: the bridge stopped that turn, and its
+    # hang-up with it. The call must still end.
+    cut = await send(
+        engine,
+        call,
+        {
+            "type": "user.interrupted",
+            "heard_text": bye.replies[0].text.split()[0],
+            "utterance": {"text": "Bye.", "segment_id": "b2"},
+        },
+    )
+    assert [a.type for a in cut.actions] == ["hangup"]
+    silence = await send(engine, call, {"type": "user.silence", "seconds": 7, "event_id": "s1"})
+    assert [a.type for a in silence.actions] == ["hangup"]
+
+
 async def test_hanging_up_frees_the_held_slot_and_writes_one_outcome(
     engine: DialogEngine, redis: aioredis.Redis
 ) -> None:

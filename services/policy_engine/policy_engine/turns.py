@@ -18,6 +18,7 @@ from callkit.contracts.dialog import (
     CallStarted,
     Dtmf,
     Event,
+    HeardUtterance,
     UserInterrupted,
     UserSilence,
     UserUtterance,
@@ -26,6 +27,7 @@ from callkit.errors import InvalidInput
 from policy_engine import outcome as outcomes
 from policy_engine.dialog.booking import release_hold
 from policy_engine.dialog.context import Deps, Emit, Turn
+from policy_engine.dialog.nodes import exit_action
 from policy_engine.dialog.rollback import roll_back
 from policy_engine.dialog.state import DialogState
 from policy_engine.graph import CompiledDialog
@@ -54,8 +56,10 @@ class TurnRunner:
         if isinstance(event, CallEnded):
             await self.end_call(session, event)
             return session, None
-        if session.ended or (session.status and isinstance(event, UserSilence)):
+        if session.ended:
             return session, self.turn(session, emit)  # nothing more to say on a finished call
+        if session.status and session.final_state in self.deps.script.states:
+            return session, self._after_exit(session, event, emit)
         if isinstance(event, UserInterrupted):
             session = roll_back(session, event.heard_text, self.deps.script.states)
         turn = self.turn(session, emit)
@@ -86,6 +90,21 @@ class TurnRunner:
         session.llm_turns += turn.llm_wanted
         session.degraded_turns += turn.llm_failed
         return session, turn
+
+    def _after_exit(self, session: Session, event: Event, emit: Emit) -> Turn:
+        """The script reached its exit and the caller still speaks or is silent: nothing more
+        is said, the caller's words are kept, and the exit's hang-up or transfer is asked for
+        again (the bridge stops a turn the caller talks over, and the exit's action with it)."""
+        turn = self.turn(session, emit)
+        words = event.utterance if isinstance(event, UserInterrupted) else event
+        if isinstance(words, HeardUtterance | UserUtterance) and words.text.strip():
+            session.add_line("caller", words.text, state=session.state)
+        elif isinstance(event, Dtmf):
+            session.add_line("caller", f"[DTMF {event.digits}]", state=session.state)
+        assert session.final_state is not None
+        exit_action(turn, self.deps.script.states[session.final_state])
+        session.last_reply = turn.reply
+        return turn
 
     async def _graph(self, turn: Turn, state: DialogState) -> None:
         await self.graph.ainvoke(

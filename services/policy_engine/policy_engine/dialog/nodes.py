@@ -384,14 +384,19 @@ def exit_node(state_def: StateDef) -> NodeFn:
         s.final_state = sid
         if not (sid == VOICEMAIL_EXIT and s.voicemail_silent):
             await _speak(t, state_def, "say")
-        if state_def.action == "hangup":
-            t.actions.append(HangupAction())
-        elif state_def.action == "transfer":
-            t.actions.append(TransferAction(target=t.script.clinic.transfer_target))
+        exit_action(t, state_def)
         return {"goto": _next_of(t, state_def)}
 
     node.__name__ = sid
     return node
+
+
+def exit_action(t: Turn, state_def: StateDef) -> None:
+    """What the switch does at an exit: hang up, or transfer to the clinic's people."""
+    if state_def.action == "hangup":
+        t.actions.append(HangupAction())
+    elif state_def.action == "transfer":
+        t.actions.append(TransferAction(target=t.script.clinic.transfer_target))
 
 
 def end_node(state_def: StateDef) -> NodeFn:
