@@ -349,10 +349,43 @@ GREETING = "call.started"
                 PlayedOut("s1"),
                 TurnEnds(),
                 Audio(800, CALLER, QUIET),
+                Audio(300, QUIET, QUIET),
                 Final("my knee hurts"),
             ],
-            [(1800, "user.utterance: 'my knee hurts'")],
+            [(2100, "user.utterance: 'my knee hurts'")],
             id="the caller answers after the agent: their words are the next turn",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(400, CALLER, QUIET),
+                Audio(300, QUIET, QUIET),
+                Audio(100, CALLER, QUIET),  # speaking again as the first part's final comes
+                Final("Yes,"),
+                Audio(900, CALLER, QUIET),
+                Audio(300, QUIET, QUIET),
+                Final("that works for me."),
+            ],
+            [(3000, "user.utterance: 'Yes, that works for me.'")],
+            id="a final that comes as the caller speaks again waits for the rest: one turn",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(400, CALLER, QUIET),
+                Audio(300, QUIET, QUIET),
+                Audio(100, CALLER, QUIET),  # a cough, and nothing more is said
+                Final("Yes."),
+                Audio(1500, QUIET, QUIET),
+            ],
+            [(3000, "user.utterance: 'Yes.'")],
+            id="held words are the turn once the caller stays quiet and no more words come",
         ),
         pytest.param(
             [

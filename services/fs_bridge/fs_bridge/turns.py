@@ -56,6 +56,12 @@ OVERLAP_ANSWER_MS = 400
 #: An outbound callee's first words up to this long are a greeting the opening answers ("Hello,
 #: who is this?"), not a turn of the dialog.
 GREETING_WORDS = 4
+#: The caller's voice this recent when a final comes in: they are speaking again, and the final
+#: is the first part of what they say.
+SPEAKING_AGAIN_MS = 60
+#: Words held for the rest of what the caller says are delivered after this much quiet when no
+#: more words come (the recognizer heard no speech in what followed).
+HELD_WORDS_QUIET_MS = 1200
 #: The most keys one ``dtmf`` event carries (the contract's limit): more are a new turn.
 MAX_DIGITS = 32
 
@@ -256,6 +262,8 @@ class TurnTaker:
     resumes: int = 0
     yield_ms: list[float] = field(default_factory=list)  # onset to yield, per yield
     _pause: _Pause | None = None
+    _held_words: str = ""  # the caller's words so far, while they go on speaking
+    _held_segment: int = 0
     _speech_prob: float = 0.0
     _last_yield_onset_ms: float | None = None
     _turn: int = 0
@@ -642,7 +650,21 @@ class TurnTaker:
                 # only now; the opening answers them. Longer words are an answer to deliver.
                 return []
             self._screened_until_ms = None
-        segment = f"{self.call_id}:{event.segment_id}:{round(self.t_ms)}"
+        if self._held_words:
+            text = f"{self._held_words} {text}"
+        if self.t_ms - self._last_caller_voice_ms <= SPEAKING_AGAIN_MS:
+            # The caller is speaking again as their words come in ("Yes, | that works for
+            # me."): the end of turn came too soon. The rest is awaited and said as one.
+            self._held_words = text
+            self._held_segment = event.segment_id
+            return []
+        self._held_words = ""
+        return self._heard(text, event.segment_id, now_s)
+
+    def _heard(self, text: str, segment_id: int, now_s: float) -> list[Action]:
+        """The caller's words, whole: the turn they start, the interruption they complete, or
+        nothing (a backchannel)."""
+        segment = f"{self.call_id}:{segment_id}:{round(self.t_ms)}"
         utterance = HeardUtterance(text=text, segment_id=segment)
         voice_end = self._last_caller_voice_ms
         if self._pending_interrupt is not None:
@@ -732,6 +754,13 @@ class TurnTaker:
             return [HangUp("max_call_length")]
         if self.screening:
             return self._screen(now_s)
+        if (
+            self._held_words
+            and self._awaiting_final_since_s is None
+            and self.t_ms - self._last_caller_voice_ms >= HELD_WORDS_QUIET_MS
+        ):
+            words, self._held_words = self._held_words, ""
+            return self._heard(words, self._held_segment, now_s)
         if self._digits:
             if now_s - self._last_key_s >= self.config.dtmf_digit_pause_s:
                 return self._deliver_digits(now_s)
