@@ -91,6 +91,19 @@ def test_a_resumption_that_skips_ahead_loses_what_it_skipped() -> None:
     assert (found.lost_ms, found.repeated_ms) == (300, 0)
 
 
+def test_a_new_turn_that_says_a_later_sentence_again_is_not_a_resumption() -> None:
+    """The answer to "how much is it?" repeats the cut turn's price sentence from the TTS
+    cache: the same samples, but from well past where the caller stopped hearing."""
+    played, stop = interrupted(1000)
+    played.silence(900)
+    played.play(SENTENCE[2200 * MS :])
+    found = measure(played.channel, stop - 5, stop + 20, None)
+    assert found.resumed_at is None
+    assert found.spoke_again_at is not None
+    assert found.alignment == "other"
+    assert found.lost_ms == found.discarded_ms
+
+
 def test_a_stop_without_resumption_loses_the_rest() -> None:
     played, stop = interrupted(1500)
     played.silence(3000)

@@ -21,8 +21,9 @@ Measured from the audio, the same way whether the agent pauses, ducks or stops:
   interrupted speech going on: when audio was thrown away, the first ``MATCH_MS`` of what came
   back must be found (normalized cross-correlation of the samples) in the agent's interrupted
   audio, i.e. what the caller heard before the stop followed by what was thrown away, no more
-  than ``MAX_BACKUP_MS`` before the point where the caller stopped hearing it. Other audio (an
-  answer, another sentence) is not a resumption.
+  than ``MAX_BACKUP_MS`` before the point where the caller stopped hearing it, nor more than
+  ``MAX_SKIP_MS`` after it. Other audio (an answer, another sentence, a new turn that says one
+  of the cut turn's sentences again) is not a resumption.
 - **lost_ms / repeated_ms**: where the returned audio begins in the interrupted audio, against
   where the caller stopped hearing it. Earlier: that much is heard twice (``repeated_ms``; the
   bridge backs up to the start of the cut word). Later: that much was never played
@@ -53,6 +54,9 @@ REFERENCE_FRAMES = 1000 // FRAME_MS
 NATURAL_PAUSE_FRAMES = 400 // FRAME_MS
 RESUME_WINDOW_FRAMES = 1500 // FRAME_MS
 MAX_BACKUP_MS = 1000
+#: Returned audio found further than this past the cut point is no resumption of it (a new turn
+#: repeating one of the cut turn's sentences): more than a word was skipped.
+MAX_SKIP_MS = 600
 PREROLL_FRAMES = 1200 // FRAME_MS  # more than MAX_BACKUP_MS plus MIN_OVERLAP_MS
 MATCH_MS = 400
 MIN_OVERLAP_MS = 100
@@ -258,6 +262,10 @@ def measure(played: PlayedChannel, onset: int, end: int, next_action: int | None
     if found is None:
         return Interjection(quiet, None, back, discarded, discarded, 0, "other")
     resent_from = found - lead_n - heard_n  # samples after the point the caller stopped hearing
+    if resent_from > _samples(MAX_SKIP_MS):
+        # Found well past where the caller stopped hearing: not the cut sentence taken up but a
+        # new turn that says one of its sentences again word for word (cached audio).
+        return Interjection(quiet, None, back, discarded, discarded, 0, "other")
     lost, repeated = _ms(max(0, resent_from)), _ms(max(0, -resent_from))
     return Interjection(quiet, back, back, discarded, lost, repeated, "matched")
 
