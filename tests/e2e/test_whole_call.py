@@ -166,27 +166,25 @@ def leaks(logs: Path) -> list[str]:
 def test_a_barge_in_stops_the_agent_and_is_answered(stack: Stack) -> None:
     report = stack.call(load_script(CALLS / "barge_in.yaml"))
     (barge,) = report["barge_ins"]
-    assert barge["stopped"], barge
-    assert barge["correct"], barge
-    assert barge["stop_latency_ms"] < 2500  # the detector's 700 ms span plus echo guard, on CPU
+    assert barge["correct"], barge  # it went quiet and did not take up its sentence again
+    assert barge["yield_ms"] is not None, barge
     agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
     assert any("$520" in text for text in agent_lines)  # the price question was answered
     assert report["spurious_stops"] == []
+    assert report["hung_up_by"] == "uuid_kill"  # the goodbye said over the agent still ends it
 
 
-def test_a_backchannel_does_not_stop_the_agent(stack: Stack) -> None:
+def test_a_backchannel_over_echo_loses_nothing_and_a_pause_is_waited_for(stack: Stack) -> None:
     report = stack.call(load_script(CALLS / "backchannel.yaml"))
+    assert report["errors"] == []
     (backchannel,) = report["barge_ins"]
     assert backchannel["should_stop"] is False
-    assert backchannel["stopped"] is False, backchannel
-    assert report["spurious_stops"] == []
-
-
-def test_echo_of_the_agents_own_voice_does_not_stop_it(stack: Stack) -> None:
-    report = stack.call(load_script(CALLS / "echo_line.yaml"))
-    assert report["errors"] == []
-    assert report["spurious_stops"] == []
-    assert report["v2v"]["n"] == 2
+    assert backchannel["stopped"] is False, backchannel  # not stopped for good
+    assert backchannel["correct"], backchannel  # resumed without losing its words, or never quiet
+    assert report["spurious_stops"] == []  # its own echo never stopped it
+    (paused,) = [turn for turn in report["turns"] if turn.get("cut_in") is not None]
+    assert paused["cut_in"] is False, paused  # "My name is ... Peter Brown." heard whole
+    assert report["v2v"]["n"] >= 2
 
 
 def test_a_silent_caller_is_reprompted_then_hung_up_on(stack: Stack) -> None:
