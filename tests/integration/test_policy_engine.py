@@ -185,6 +185,28 @@ async def test_barge_in_commits_only_what_the_caller_heard(engine: DialogEngine)
     assert interrupted[0].text == heard
 
 
+async def test_a_price_asked_over_the_price_is_said_once(engine: DialogEngine) -> None:
+    call = new_id()
+    await send(engine, call, {"type": "call.started"})
+    for i, text in enumerate(TO_DATE[:4]):
+        reply = await say(engine, call, text, i)
+    price = next(r.text for r in reply.replies if "costs $450" in r.text)
+    # Cut in as the price began: the answer to "how much is it?" is the price, and the script
+    # then says again what the caller did not hear, the price among it.
+    cut = await send(
+        engine,
+        call,
+        {
+            "type": "user.interrupted",
+            "heard_text": reply.replies[0].text,
+            "utterance": {"text": "Sorry, how much does the scan cost?", "segment_id": "b1"},
+        },
+    )
+    said = [r.text for r in cut.replies]
+    assert said.count(price) == 1, said
+    assert cut.state == "ask_study_decision"
+
+
 async def test_a_goodbye_the_caller_talks_over_still_hangs_up(engine: DialogEngine) -> None:
     call = new_id()
     await send(engine, call, {"type": "call.started"})

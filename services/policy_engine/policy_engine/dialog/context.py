@@ -76,6 +76,10 @@ class Turn:
         return self.now.date()
 
     async def say(self, sentence: Sentence) -> None:
+        """Say a sentence, unless this reply said it already (an answer to "how much is it?"
+        followed by the question whose text holds the price)."""
+        if any(said.text == sentence.text for said in self.reply):
+            return
         self.reply.append(sentence)
         await self.emit(sentence)
 
