@@ -231,6 +231,9 @@ class StateDef(BaseModel):
     action: Literal["hangup", "transfer", "none"] | None = None
     fallback: list[Strategy] = Field(default_factory=list)
     variants: list[Variant] = Field(default_factory=list)
+    #: An announcement the caller cut into is said again (false: a greeting, which the caller
+    #: who speaks over it no longer needs).
+    repeat_when_cut: bool = True
 
     @property
     def strategies(self) -> list[Strategy]:

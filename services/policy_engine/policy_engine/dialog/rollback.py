@@ -3,7 +3,8 @@
 The bridge reports what the caller heard (``heard_text``): the words of every sentence played
 out in full, then the first words of the one cut short. It is taken as given. Sentences heard
 in full stand; from the first one cut short, announcements count as not made and questions as
-not asked, and the call goes back to the first of them, so the script says them again.
+not asked, and the call goes back to the first of them, so the script says them again; an
+announcement marked ``repeat_when_cut: false`` (the greeting) counts as made.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def roll_back(session: Session, heard_text: str, states: Mapping[str, StateDef])
         state = states.get(sentence.state or "")
         if state is None or sentence.source not in ("say", "reprompt"):
             continue
+        if state.kind == "announce" and not state.repeat_when_cut:
+            continue  # a greeting the caller spoke over: it has done its work
         if state.kind == "announce" and state.id in out.said:
             out.said.remove(state.id)
         if state.kind == "question" and out.asked.get(state.id):
