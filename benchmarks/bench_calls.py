@@ -2,9 +2,12 @@
 
 Starts the embedded LLM, the ASR and TTS gateways, the policy engine, the bridge and callsim's
 FreeSWITCH (the same processes `make serve` runs, on free ports), then plays tests/calls and
-prints: voice-to-voice p50/p95, barge-in stop latency p50/p95 (target 150 ms), the false-stop
-rate on backchannel and echo scripts (target under 5%), answer-to-greeting time, CPU seconds per
-call, and v2v with several calls at once (how many hold real time).
+prints: voice-to-voice p50/p95, barge-in yield p50/p95 (the caller's onset to the agent's
+audio dropping on the played channel; target 150 ms), the false-stop rate on backchannel and
+echo scripts (a backchannel that stopped the agent for good or lost words; target under 5%), answer-to-greeting time, CPU seconds per
+call, each service's RSS and CPU per call-second from its own process metrics
+(process_resident_memory_bytes, process_cpu_seconds_total on /metrics), and v2v with several
+calls at once (how many hold real time).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ async def main() -> None:
         )
         reports: list[dict[str, Any]] = []
         cpu: list[float] = []
+        services = _service_ports(ports)
+        before_suite = await _process_metrics(services)
         for _ in range(REPEATS):
             for _path, script in load_scripts(CALLS):
                 before = sum(_cpu_seconds(p.pid) for p in procs.values() if p.poll() is None)
@@ -65,10 +70,13 @@ async def main() -> None:
                  if b["should_stop"] and b["stop_latency_ms"] is not None]  # fmt: skip
         should_not = [b for r in reports for b in r.get("barge_ins", []) if not b["should_stop"]]
         echo_calls = [r for r in reports if "echo" in r["script"]]
-        false_stops = sum(b["stopped"] for b in should_not) + sum(
+        # A backchannel goes wrong when the agent stopped for good or lost words resuming.
+        false_stops = sum(not b["correct"] for b in should_not) + sum(
             bool(r["spurious_stops"]) for r in echo_calls
         )
         chances = len(should_not) + len(echo_calls)
+        after_suite = await _process_metrics(services)
+        call_s = sum(r.get("duration_ms", 0) for r in reports) / 1000
         async with httpx.AsyncClient() as client:
             greeting = (await client.get(f"http://127.0.0.1:{ports.bridge}/metrics")).text
         g_sum = _metric(greeting, "bridge_answer_to_greeting_seconds_sum")
@@ -79,7 +87,7 @@ async def main() -> None:
         )
         if stops:
             p50, p95 = percentile(stops, 0.5) or 0, percentile(stops, 0.95) or 0
-            print(f"  barge-in stop latency   p50 {p50} ms  p95 {p95} ms  target {STOP_TARGET_MS} ms  "
+            print(f"  barge-in yield          p50 {p50} ms  p95 {p95} ms  target {STOP_TARGET_MS} ms  "
                   f"p50 ratio {p50 / STOP_TARGET_MS:.1f}")  # fmt: skip
         rate = false_stops / chances if chances else 0.0
         print(f"  false stops             {false_stops}/{chances} backchannel and echo chances = "
@@ -90,6 +98,15 @@ async def main() -> None:
             )
         print(f"  CPU per call            {sum(cpu) / len(cpu):.2f} CPU-seconds per second of call "
               f"(all services; this machine has {os.cpu_count()} cores)")  # fmt: skip
+        print(f"  per service (process metrics over {call_s:.0f} s of calls, one at a time):")
+        for name in services:
+            cpu_0, _ = before_suite.get(name, (None, None))
+            cpu_1, rss = after_suite.get(name, (None, None))
+            if cpu_0 is None or cpu_1 is None or rss is None or not call_s:
+                print(f"    {name:<10} no process metrics")
+                continue
+            print(f"    {name:<10} RSS {rss / 2**20:6.1f} MiB  CPU {(cpu_1 - cpu_0) / call_s:.3f} "
+                  "CPU-seconds per call-second")  # fmt: skip
         for k in (2, 3):
             echo = load_script(CALLS / "echo_line.yaml")
             batch = [
@@ -106,6 +123,35 @@ async def main() -> None:
     finally:
         stop_all(procs)
         await server.close()
+
+
+def _service_ports(ports: Any) -> dict[str, int]:
+    """The services of a call whose /metrics carry process metrics."""
+    return {
+        "bridge": ports.bridge,
+        "asr": ports.asr,
+        "tts": ports.tts,
+        "policy": ports.policy,
+        "llm": ports.llm,
+    }
+
+
+async def _process_metrics(services: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """Per service: (CPU seconds so far, resident memory in bytes), from its /metrics."""
+    found: dict[str, tuple[float, float]] = {}
+    async with httpx.AsyncClient(timeout=5) as client:
+        for name, port in services.items():
+            try:
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                continue
+            cpu, rss = (
+                _metric(text, "process_cpu_seconds_total"),
+                _metric(text, "process_resident_memory_bytes"),
+            )
+            if rss:
+                found[name] = (cpu, rss)
+    return found
 
 
 def _metric(text: str, name: str) -> float:
