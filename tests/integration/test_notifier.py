@@ -26,6 +26,20 @@ from notifier.consumer import ConsumerConfig, NotifierMetrics, OutcomeConsumer
 from notifier.settings import NotifySettings
 from notifier.sinks import CsvSink
 
+#: The worksheet "Лист4"'s columns as the original design lists them.
+LIST4 = [
+    "Timestamp",
+    "Имя клиента",
+    "Телефон",
+    "Возраст",
+    "Вес",
+    "Симптомы",
+    "Тип исследования",
+    "Дата/время записи",
+    "Стоимость",
+    "Статус",
+]
+
 
 def outcome(n: int, **overrides: Any) -> dict[str, Any]:
     ended = datetime(2026, 11, 21, 10, 0, tzinfo=UTC) + timedelta(minutes=n)
@@ -108,23 +122,12 @@ async def test_rows_arrive_in_order_under_the_original_header(r, names, tmp_path
     await publish(r, names["stream"], *(outcome(i) for i in range(1, 8)))
     await drain(consumer(r, path, names, batch=3))
     table = rows(path)
-    assert table[0][:10] == [
-        "Timestamp",
-        "Имя клиента",
-        "Телефон",
-        "Возраст",
-        "Вес",
-        "Симптомы",
-        "Тип исследования",
-        "Дата/время записи",
-        "Стоимость",
-        "Статус",
-    ]
+    assert table[0][:10] == LIST4
     assert [row[10] for row in table[1:]] == [f"call-{i:04d}" for i in range(1, 8)]
     first = dict(zip(table[0], table[1], strict=True))
     assert first["Имя клиента"] == "Client 1"
-    assert first["Дата/время записи"] == "2026-11-23 15:30"
-    assert first["Стоимость"] == "120 USD"
+    assert first["Дата/время записи"] == "23.11.2026 15:30"  # a Russian sheet's dates
+    assert first["Стоимость"] == "120 $"
     assert first["Длительность, с"] == "185"
     assert (await status(r, NotifySettings.load(**names)))["pending"] == 0
 

@@ -54,7 +54,8 @@ def create_app(
     sink: Sink | None = None,
 ) -> FastAPI:
     """``sink`` defaults to the one the settings name (``build_sink``)."""
-    layout = Layout.build(settings.columns, settings.locale)  # a bad layout stops start-up here
+    # A bad layout stops start-up here.
+    layout = Layout.build(settings.columns, settings.locale, settings.timezone)
     sink = sink or build_sink(settings)
     if connect_redis is None:
         # A blocking read waits block_ms for new outcomes: the client's read timeout must outlast

@@ -5,11 +5,11 @@ import socket
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from callkit.contracts.streams import CALLS_COMPLETED, CALLS_DEAD
 from callkit.settings import ServiceSettings, prefixed_config
-from notifier.columns import DEFAULT_LAYOUT
+from notifier.columns import DEFAULT_LAYOUT, DEFAULT_TIMEZONE, clinic_zone
 
 
 class NotifySettings(ServiceSettings):
@@ -39,7 +39,15 @@ class NotifySettings(ServiceSettings):
         20.0, gt=0, le=300, description="Timeout of one Sheets API call, in seconds."
     )
     locale: Literal["ru", "en"] = Field(
-        "ru", description="Header labels: Russian as in the original worksheet, or English."
+        "ru",
+        description="The sheet's language: Russian headers as in the original worksheet, status "
+        "names, dates and a summary in Russian; or English (status keys, the call's own summary).",
+    )
+    timezone: str = Field(
+        DEFAULT_TIMEZONE,
+        min_length=1,
+        description="The clinic's time zone (IANA name, as in the clinic's schedule.yaml): "
+        "the timestamp and call-back times are written in it, e.g. Europe/Moscow.",
     )
     columns: list[str] = Field(
         list(DEFAULT_LAYOUT), description="Column layout, as a JSON list of column keys."
@@ -75,6 +83,12 @@ class NotifySettings(ServiceSettings):
         le=100,
         description="Deliveries after which a failing entry goes to the dead stream.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        clinic_zone(value)  # an unknown name stops start-up with the reason
+        return value
 
     @model_validator(mode="after")
     def _sheets_needs_credentials(self) -> "NotifySettings":
