@@ -8,6 +8,7 @@ from typing import Protocol
 
 from callkit.errors import UnsupportedFormat
 from tts_gateway.text.normalize_en import EnglishNormalizer
+from tts_gateway.text.normalize_ru import RussianNormalizer
 
 # C0/C1 control characters other than tab and newline.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -19,7 +20,7 @@ class Normalizer(Protocol):
     def normalize(self, text: str) -> str: ...
 
 
-_NORMALIZERS: dict[str, Normalizer] = {"en": EnglishNormalizer()}
+_NORMALIZERS: dict[str, Normalizer] = {"en": EnglishNormalizer(), "ru": RussianNormalizer()}
 
 
 def normalizer_for(language: str) -> Normalizer:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from tts_gateway.text.numbers_en import cardinal, digits, ordinal, year
+from tts_gateway.text.spacing import tidy
 
 MONTHS = [
     "January",
@@ -307,8 +308,4 @@ class EnglishNormalizer:
             text = pattern.sub(repl, text)
         text = re.sub(r"\b[A-Z]{2,5}\b", lambda m: _ACRONYMS.get(m.group(0), m.group(0)), text)
         text = re.sub(r"(?<=\w)/(?=\w)", " or ", text)
-        # Tidy the spaces and commas the rules left behind.
-        text = re.sub(r"\s+", " ", text)
-        text = re.sub(r"\s+([,.!?;:])", r"\1", text)
-        text = re.sub(r",\s*([,.!?;:])", r"\1", text)
-        return text.strip().rstrip(",").strip()
+        return tidy(text)
