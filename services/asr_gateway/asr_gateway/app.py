@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from asr_gateway.api import openai, ws
 from asr_gateway.engines import AsrEngine, FasterWhisperEngine
+from asr_gateway.languages import Languages
 from asr_gateway.scheduler import AsrMetrics, InferenceScheduler
 from asr_gateway.settings import AsrSettings
 from asr_gateway.turn import SmartTurn, TurnDetector
@@ -32,6 +33,7 @@ def load_whisper(settings: AsrSettings, models: ModelStore) -> AsrEngine:
         device=settings.device,
         cpu_threads=settings.cpu_threads,
         window_s=settings.encoder_window_s,
+        prompts=settings.initial_prompts,
     )
 
 
@@ -56,6 +58,14 @@ def create_app(
     names += [settings.turn_model] if settings.turn_detection else []
     for name in names:
         models.registry.get(name)  # an unknown name stops start-up here, with the known names
+    languages = Languages.of(
+        settings.model,
+        models.registry.get(settings.model).languages,
+        vocabularies=settings.vocabulary,
+        prompts=settings.initial_prompts,
+    )
+    # A default language the model cannot decode stops start-up, naming a model that can.
+    languages.check_default(settings.language)
     turn_problem: list[str] = []  # why the turn model did not load, for /ready
 
     @asynccontextmanager
@@ -92,6 +102,7 @@ def create_app(
     app = create_service_app(settings.service_name, lifespan=lifespan)
     app.state.settings = settings
     app.state.connections = set()
+    app.state.languages = languages
     app.include_router(ws.router)
     app.include_router(openai.router)
 

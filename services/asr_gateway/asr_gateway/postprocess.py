@@ -16,8 +16,14 @@ from callkit.spoken import numbers_to_digits
 
 
 def _phonetic(word: str) -> str:
-    """A crude sound-alike key: letters that sound alike merged, vowels collapsed, doubles dropped."""
+    """A crude sound-alike key: letters that sound alike merged, vowels collapsed, doubles dropped.
+
+    Latin and Cyrillic alike: Russian vowels collapse as English ones do, the soft and hard
+    signs and "й" are dropped, "ё" is "е".
+    """
     w = word.lower()
+    w = re.sub(r"[ьъй]", "", w.replace("ё", "е"))
+    w = re.sub(r"[аоуыэеиюя]+", "a", w)
     for a, b in (
         ("ph", "f"),
         ("ck", "k"),
@@ -39,9 +45,28 @@ def _phonetic(word: str) -> str:
     return re.sub(r"[aeiou]+", "a", w)
 
 
-# Everyday words that sound like short product names ("room" ~ "RUMA") are never replaced.
+# Everyday words that sound like short product names ("room" ~ "RUMA", "рама" ~ "РУМА") are
+# never replaced.
 COMMON_WORDS = frozenset(
     [
+        "рама",
+        "раму",
+        "рамы",
+        "ром",
+        "рома",
+        "рому",
+        "рим",
+        "риме",
+        "рум",
+        "рука",
+        "руку",
+        "руки",
+        "кто",
+        "кот",
+        "кит",
+        "как",
+        "уже",
+        "узы",
         "a",
         "about",
         "after",
@@ -220,6 +245,50 @@ def _similar(a: str, b: str) -> float:
     return max(raw, sound)
 
 
+# How Russian letters are named when an abbreviation is spelled out ("эм-эр-тэ" is МРТ).
+_LETTER_NAMES_RU = {
+    "А": "а",
+    "Б": "бэ",
+    "В": "вэ",
+    "Г": "гэ",
+    "Д": "дэ",
+    "Е": "е",
+    "Ж": "жэ",
+    "З": "зэ",
+    "И": "и",
+    "К": "ка",
+    "Л": "эл",
+    "М": "эм",
+    "Н": "эн",
+    "О": "о",
+    "П": "пэ",
+    "Р": "эр",
+    "С": "эс",
+    "Т": "тэ",
+    "У": "у",
+    "Ф": "эф",
+    "Х": "ха",
+    "Ц": "цэ",
+    "Ч": "че",
+    "Ш": "ша",
+    "Э": "э",
+    "Ю": "ю",
+    "Я": "я",
+}
+SHORT_TERM = 3  # terms this short are matched exactly (or spelled out), never by likeness
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[^\w]", "", text).lower()
+
+
+def _spelled(term: str) -> str | None:
+    """A Russian abbreviation as its letters are named ("МРТ" -> "эмэртэ"); None otherwise."""
+    if not term.isupper() or not all(c in _LETTER_NAMES_RU for c in term):
+        return None
+    return "".join(_LETTER_NAMES_RU[c] for c in term)
+
+
 class HotwordCorrector:
     """Replaces words (or short runs of words) that sound like a configured term by the term.
 
@@ -242,16 +311,21 @@ class HotwordCorrector:
             best: tuple[float, int, str] | None = None
             for term in self.vocabulary:
                 n = len(term.split())
-                for span in {n, n + 1} - {0}:
+                spans = {n, n + 1} | ({len(term)} if _spelled(term) else set())
+                for span in spans - {0}:
                     if i + span > len(tokens):
                         continue
                     words = tokens[i : i + span]
                     candidate = " ".join(re.sub(r"[^\w'-]", "", w) for w in words)
-                    if not candidate or _phonetic(candidate)[:1] != _phonetic(term)[:1]:
+                    if not candidate:
+                        continue
+                    if _plain(candidate) != _spelled(term) and (
+                        _phonetic(candidate)[:1] != _phonetic(term)[:1]
+                    ):
                         continue
                     if candidate.lower() in COMMON_WORDS:
                         continue
-                    score = _similar(candidate.replace(" ", ""), term.replace(" ", ""))
+                    score = self._score(candidate, term)
                     if score >= self.threshold and (best is None or score > best[0]):
                         best = (score, span, term)
             if best is None:
@@ -264,11 +338,27 @@ class HotwordCorrector:
             i += span
         return " ".join(out)
 
+    def _score(self, candidate: str, term: str) -> float:
+        plain = _plain(candidate)
+        if plain == _plain(term) or plain == _spelled(term):
+            return 1.0
+        if len(_plain(term)) <= SHORT_TERM:
+            # "кто" is 0.8 like "КТ", "cat" like "CT": a short term is only taken as said.
+            return 0.0
+        return _similar(candidate.replace(" ", ""), term.replace(" ", ""))
+
 
 # ---------------------------------------------------------------- entity formatting
 
 
-def _format_phone(digits: str) -> str:
+def _format_phone(digits: str, language: str = "en") -> str:
+    if language == "ru":
+        # Russian numbers as they are written: +7 916 123-45-67 (8 916 ... is the same number).
+        if len(digits) == 11 and digits[0] in "78":
+            digits = digits[1:]
+        if len(digits) == 10:
+            return f"+7 {digits[:3]} {digits[3:6]}-{digits[6:8]}-{digits[8:]}"
+        return digits
     if len(digits) == 10:
         return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
     if len(digits) == 11 and digits[0] == "1":
@@ -278,17 +368,20 @@ def _format_phone(digits: str) -> str:
     return digits
 
 
-def format_entities(text: str) -> str:
-    """Numbers as digits and phone numbers, ages, weights, times and prices in one written form."""
-
-    text = numbers_to_digits(text)
+def format_entities(text: str, language: str = "en") -> str:
+    """Numbers as digits and phone numbers, ages, weights, times and prices in one written form,
+    in the session's language (``numbers_to_digits`` converts that language's number words)."""
+    language = language.lower()
+    text = numbers_to_digits(text, language)
 
     # Phone numbers: 10-11 digits however the recognizer grouped them ("555, 123, 4,567").
     def phone(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(0))
-        return _format_phone(digits) if len(digits) in (10, 11) else m.group(0)
+        return _format_phone(digits, language) if len(digits) in (10, 11) else m.group(0)
 
     text = re.sub(r"(?<![\d$])\+?\d[\d\s,.()-]{8,}\d(?![\d%])", phone, text)
+    if language == "ru":
+        return _russian_units(text)
     # Times: "3pm", "3 p.m.", "3.30pm", "1015 AM" -> "3 PM", "3:30 PM", "10:15 AM".
     text = re.sub(
         r"\b(\d{1,2})[.:]?(\d{2})\s?([ap])\.?m\.?(?!\w)",
@@ -314,6 +407,18 @@ def format_entities(text: str) -> str:
     text = re.sub(r"\b(\d+(?:\.\d+)?) ?(?:kilograms?|kilos?|kgs?)\b", r"\1 kg", text, flags=re.I)
     text = re.sub(r"\b(\d+) ?(?:pounds?|lbs?)\b(?! sterling)", r"\1 lb", text, flags=re.I)
     return re.sub(r"\b(\d+) years? old\b", r"\1 years old", text)
+
+
+def _russian_units(text: str) -> str:
+    """Russian prices, weights and times in their written forms: "4500 рублей" -> "4500 ₽",
+    "82 килограмма" -> "82 кг", "в 14 30" -> "в 14:30"."""
+    # number-parser leaves a space between a number it wrote and the punctuation after it.
+    text = re.sub(r"(?<=\d) +(?=[?!;:,.](?!\d))", "", text)
+    text = re.sub(r"(?i)\b(\d+) руб(?:л(?:ь|я|ей)|\.)(?!\w)", r"\1 ₽", text)
+    text = re.sub(r"(?i)\b(\d+(?:[.,]\d+)?) ?(?:килограмм(?:а|ов)?|кило|кг)(?!\w)", r"\1 кг", text)
+    return re.sub(
+        r"(?i)\b(в|к|с|до|на) ([01]?\d|2[0-3])[ .:]([0-5]\d)\b(?![.,:]?\d)", r"\1 \2:\3", text
+    )
 
 
 # ---------------------------------------------------------------- hallucination guard
@@ -349,6 +454,8 @@ PHANTOM_PHRASES = frozenset(
         "редактор субтитров",
         "субтитры сделал",
         "спасибо за просмотр",
+        "спасибо",
+        "спасибо за внимание",
     }
 )
 # Words no clinic caller strings together, however a phantom text goes on around them.
@@ -362,8 +469,15 @@ PHANTOM_MARKERS = (
     "the channel",
     "subtitles",
     "see you next time",
+    "субтитр",
+    "подписывайтесь",
+    "ставьте лайк",
+    "на канал",
 )
-_NUMBER_WORDS = re.compile(r"^(\d+|oh|zero|one|two|three|four|five|six|seven|eight|nine)$")
+_NUMBER_WORDS = re.compile(
+    r"^(\d+|oh|zero|one|two|three|four|five|six|seven|eight|nine"
+    r"|ноль|один|одна|два|две|три|четыре|пять|шесть|семь|восемь|девять)$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,15 +514,19 @@ def loops(normalized: str) -> bool:
     return False
 
 
-def hallucination_reason(text: str, evidence: Evidence) -> str | None:
+def _normalized(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower().replace("ё", "е"))).strip()
+
+
+def hallucination_reason(text: str, evidence: Evidence, prompt: str | None = None) -> str | None:
     """Why this final should be dropped, or None to keep it.
 
     The model's own signals decide first (the no-speech probability, the average log
-    probability, the compression ratio) with the VAD's share of speech frames; a text that loops
-    or holds a known phantom phrase is dropped only when that evidence is weak too.
+    probability, the compression ratio) with the VAD's share of speech frames; a text that loops,
+    holds a known phantom phrase or says the session's initial ``prompt`` back is dropped only
+    when that evidence is weak too.
     """
-    normalized = re.sub(r"[^\w\s]", "", text.lower()).strip()
-    normalized = re.sub(r"\s+", " ", normalized)
+    normalized = _normalized(text)
     if not normalized:
         return "empty"
     if evidence.speech_ratio < 0.1:
@@ -427,4 +545,6 @@ def hallucination_reason(text: str, evidence: Evidence) -> str | None:
         return "repetitive output on weak speech"
     if normalized in PHANTOM_PHRASES or any(m in normalized for m in PHANTOM_MARKERS):
         return "known phantom phrase on weak speech"
+    if prompt and len(normalized.split()) >= 3 and normalized in _normalized(prompt):
+        return "initial prompt said back on weak speech"
     return None

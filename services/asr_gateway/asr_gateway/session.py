@@ -47,6 +47,9 @@ _MARGIN = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)  # 0.5 s of silence aroun
 class SessionConfig:
     language: str | None = "en"
     hotwords: list[str] = field(default_factory=list)
+    # The language's terms the finals are corrected towards (not given to the decoder).
+    vocabulary: list[str] = field(default_factory=list)
+    prompt: str | None = None  # the initial prompt the recognizer reads (the guard knows it)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     partials: bool = True
     pre_roll_ms: int = 400
@@ -119,7 +122,7 @@ class TranscriptionSession:
         )
         self.ring = AudioRing(capacity_ms * SAMPLES_PER_MS)
         self.agreement = LocalAgreement()
-        self.corrector = HotwordCorrector(config.hotwords)
+        self.corrector = HotwordCorrector([*config.hotwords, *config.vocabulary])
         self.partial_interval_ms = 300
         # Trailing silence after which an early final starts (None: no early finals); the edge
         # sets it from the model's measured time per final, so the result is ready when the
@@ -144,13 +147,19 @@ class TranscriptionSession:
         *,
         language: str | None = None,
         hotwords: list[str] | None = None,
+        vocabulary: list[str] | None = None,
+        prompt: str | None = None,
         endpoint: EndpointConfig | None = None,
     ) -> None:
         if language is not None:
             self.config.language = language
+            self.config.prompt = prompt
         if hotwords is not None:
             self.config.hotwords = hotwords
-            self.corrector = HotwordCorrector(hotwords)
+        if vocabulary is not None:
+            self.config.vocabulary = vocabulary
+        if hotwords is not None or vocabulary is not None:
+            self.corrector = HotwordCorrector([*self.config.hotwords, *self.config.vocabulary])
         if endpoint is not None:
             self.config.endpoint = endpoint
             self.endpointer.reconfigure(endpoint)
@@ -319,10 +328,11 @@ class TranscriptionSession:
             compression_ratio=result.mean("compression_ratio"),
             speech_ratio=job.speech_ratio,
         )
-        reason = hallucination_reason(result.text, evidence)
+        reason = hallucination_reason(result.text, evidence, prompt=self.config.prompt)
         if reason is not None:
             return FinalOutcome(None, reason)
-        text = format_entities(self.corrector.correct(result.text))
+        language = self.config.language or result.language
+        text = format_entities(self.corrector.correct(result.text), language)
         return FinalOutcome(
             asr.TranscriptFinal(
                 segment_id=job.utterance,

@@ -34,6 +34,18 @@ class AsrSettings(ServiceSettings):
         default_factory=list,
         description='Vocabulary to favour and correct towards, as a JSON list (e.g. ["RUMA"]).',
     )
+    vocabulary: dict[str, list[str]] = Field(
+        {"ru": ["РУМА", "МРТ", "КТ", "УЗИ"]},
+        description="Terms the finals of each language are corrected towards, as a JSON object of "
+        "lists by language code; unlike ASR_HOTWORDS they are not given to the decoder (with "
+        "whisper base, terms read by the decoder come back on audio it cannot make out).",
+    )
+    initial_prompts: dict[str, str] = Field(
+        {},
+        description="Text the recognizer reads before each utterance of a session in that "
+        'language, as a JSON object by language code (e.g. {"ru": "Диагностический центр '
+        'РУМА."}); an utterance that only says it back on weak audio is dropped.',
+    )
     max_sessions: int = Field(
         8,
         ge=1,

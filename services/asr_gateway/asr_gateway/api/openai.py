@@ -53,11 +53,17 @@ async def transcriptions(
     if len(data) > limit:
         raise PayloadTooLarge(f"file is over the {settings.max_upload_mb} MB limit")
     audio = _decode(data)
+    languages = request.app.state.languages
+    lang = languages.check(language or settings.language)  # 400 for one the model cannot decode
     hotwords = list(settings.hotwords)
-    job = Job("file", "file", audio, language or settings.language, hotwords, with_timestamps=True)
+    job = Job("file", "file", audio, lang, hotwords, with_timestamps=True)
     result = await request.app.state.scheduler.submit(job)
-    corrector = HotwordCorrector(hotwords)
-    text = format_entities(corrector.correct(result.text))
+    corrector = HotwordCorrector([*hotwords, *languages.vocabulary(lang)])
+
+    def written(said: str) -> str:
+        return format_entities(corrector.correct(said), lang)
+
+    text = written(result.text)
     duration = len(audio) / 16000
     if response_format == "text":
         return PlainTextResponse(text)
@@ -65,7 +71,7 @@ async def transcriptions(
         sep = "," if response_format == "srt" else "."
         blocks = [
             (f"{i}\n" if response_format == "srt" else "")
-            + f"{_stamp(s.start_s, sep)} --> {_stamp(s.end_s, sep)}\n{format_entities(corrector.correct(s.text))}\n"
+            + f"{_stamp(s.start_s, sep)} --> {_stamp(s.end_s, sep)}\n{written(s.text)}\n"
             for i, s in enumerate(result.segments, 1)
         ]
         body = ("WEBVTT\n\n" if response_format == "vtt" else "") + "\n".join(blocks)

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocketState
 
 from asr_gateway.endpointing import EndpointConfig
 from asr_gateway.engines import Transcription
+from asr_gateway.languages import Languages
 from asr_gateway.scheduler import InferenceScheduler, Job
 from asr_gateway.session import (
     Action,
@@ -81,6 +82,8 @@ class Connection:
         # The shared turn model (None: off, or not loaded): asked once per trailing silence.
         self.turn: TurnDetector | None = getattr(ws.app.state, "turn", None)
         self.turn_tasks: set[asyncio.Task[None]] = set()
+        self.languages: Languages = ws.app.state.languages
+        self.own_hotwords: list[str] = []  # the client's (session.start, session.configure)
 
     # ------------------------------------------------------------------ sending
 
@@ -118,9 +121,14 @@ class Connection:
             complete_above=s.turn_complete_above,
             incomplete_below=s.turn_incomplete_below,
         )
+        # Refused (non-recoverable) when the model cannot decode the language: never another.
+        language = self.languages.check(msg.language or s.language)
+        self.own_hotwords = list(msg.hotwords)
         config = SessionConfig(
-            language=msg.language or s.language,
-            hotwords=[*s.hotwords, *msg.hotwords],
+            language=language,
+            hotwords=self.hotwords(),
+            vocabulary=self.languages.vocabulary(language),
+            prompt=self.languages.prompt(language),
             endpoint=endpoint,
             partials=msg.partials,
         )
@@ -140,6 +148,10 @@ class Connection:
                 end_silence_ms=endpoint.end_silence_ms,
             )
         )
+
+    def hotwords(self) -> list[str]:
+        """The gateway's hot words and the client's, each once."""
+        return list(dict.fromkeys([*self.settings.hotwords, *self.own_hotwords]))
 
     def audio(self, data: bytes) -> None:
         assert self.session is not None
@@ -183,7 +195,17 @@ class Connection:
                 sensitivity=msg.sensitivity or current.sensitivity,
                 end_silence_ms=msg.end_silence_ms or current.end_silence_ms,
             )
-        self.session.configure(language=msg.language, hotwords=msg.hotwords, endpoint=endpoint)
+        # A language the model cannot decode is refused and the session keeps its own.
+        language = self.languages.check(msg.language) if msg.language else None
+        if msg.hotwords is not None:
+            self.own_hotwords = list(msg.hotwords)
+        self.session.configure(
+            language=language,
+            hotwords=self.hotwords() if msg.hotwords is not None else None,
+            vocabulary=self.languages.vocabulary(language) if language else None,
+            prompt=self.languages.prompt(language) if language else None,
+            endpoint=endpoint,
+        )
         self.emit(
             SessionUpdated(
                 language=self.session.config.language,

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from asr_gateway.engines.base import Segment, Transcription
+from asr_gateway.languages import UnsupportedLanguage
 from callkit.models import ModelStore
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class FasterWhisperEngine:
         device: str = "auto",
         cpu_threads: int = 2,
         window_s: int = 0,
+        prompts: dict[str, str] | None = None,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -124,6 +126,8 @@ class FasterWhisperEngine:
         compute = "float16" if self.device == "cuda" else "int8"
         self.name = model
         self.english_only = entry.languages == ["en"]
+        # Per language: the text the decoder reads before each utterance (the initial prompt).
+        self.prompts = {k.lower(): v for k, v in (prompts or {}).items() if v.strip()}
         # Auto: the full window on a GPU (the encoder is not what a call waits for there),
         # a fitted one of at least 15 s on a CPU.
         self.window_s = window_s or (FULL_WINDOW_S if self.device == "cuda" else 15)
@@ -145,7 +149,7 @@ class FasterWhisperEngine:
         hotwords: list[str],
         with_timestamps: bool = False,
     ) -> Transcription:
-        lang = "en" if self.english_only else language
+        lang = self._language(language)
         if lang is None or not self._fits(audio):
             return self._full(audio, lang, hotwords, with_timestamps=with_timestamps)
         return self.transcribe_batch(
@@ -166,7 +170,8 @@ class FasterWhisperEngine:
         decoded again on its own over the full window. On a GPU the batch costs little more
         than one clip; on a CPU it costs about as much as the clips one after another.
         """
-        lang = "en" if self.english_only else language
+        lang = self._language(language)
+        assert lang is not None
         if any(len(a) > FULL_WINDOW_S * 16000 for a in audios):
             # One window cannot hold a clip this long (ASR_MAX_SPEECH_MS allows up to 60 s).
             return [
@@ -186,6 +191,14 @@ class FasterWhisperEngine:
         ]
 
     # ------------------------------------------------------------------ decoding
+
+    def _language(self, language: str | None) -> str | None:
+        """The language to decode in: the session's, never another one in its place."""
+        if not self.english_only:
+            return language
+        if language not in (None, "en"):
+            raise UnsupportedLanguage(f"model {self.name} decodes only English, not {language!r}")
+        return "en"
 
     def _fits(self, audio: npt.NDArray[np.float32]) -> bool:
         return self.window_s < FULL_WINDOW_S and len(audio) / 16000 + FIT_PAD_S < FULL_WINDOW_S
@@ -227,9 +240,10 @@ class FasterWhisperEngine:
 
         model = self._model
         tokenizer, suppressed = self._tokenizer(lang)
+        initial = self.prompts.get(lang)
         prompt = model.get_prompt(
             tokenizer,
-            [],
+            tokenizer.encode(" " + initial.strip()) if initial else [],
             without_timestamps=not timestamps,
             hotwords=" ".join(hotwords) if hotwords else None,
         )
@@ -285,6 +299,7 @@ class FasterWhisperEngine:
             beam_size=1,
             vad_filter=False,  # the gateway's own VAD decided what to send
             condition_on_previous_text=False,
+            initial_prompt=self.prompts.get(lang) if lang else None,
             without_timestamps=not with_timestamps,
             hotwords=" ".join(hotwords) if hotwords else None,
         )
