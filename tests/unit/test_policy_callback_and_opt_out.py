@@ -24,7 +24,8 @@ OPENS = SCRIPT.schedule.earliest_opening
 
 
 def callback(text: str, locale: str = "en", now: datetime = NOW) -> p.Callback | None:
-    return p.parse_callback(p.normalize(text, WORDS), now, SCRIPT.lexicons[locale], WORDS, OPENS)
+    norm = p.normalize(text, WORDS, locale)
+    return p.parse_callback(norm, now, SCRIPT.lexicons[locale], WORDS, OPENS)
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ def create_app(
     """The policy engine's app. ``redis`` (default: a client for ``settings.redis_url``) backs
     whichever of the stores is not given; a client passed in is not closed by the app."""
     script = load_script(settings.script_dir)  # refuses a broken script, naming the state
-    if settings.locale not in script.locales:
+    if settings.locale is not None and settings.locale not in script.locales:
         raise InvalidInput(
             f"POLICY_LOCALE={settings.locale!r} is not in the script ({', '.join(script.locales)})"
         )
@@ -168,7 +168,7 @@ def _lifespan(
                 max_silences=settings.max_silences,
                 llm_deadline_s=settings.llm_deadline_s,
                 ack_after_s=settings.ack_after_s,
-                default_locale=settings.locale,
+                default_locale=settings.locale or script.default_locale,
                 clock=parts.clock,
                 metrics=app.state.policy_metrics,
                 deadlines=parts.deadlines or RedisOutcomeDeadlines(_r(redis)),

@@ -69,7 +69,7 @@ class DialogEngine:
         answer_with_llm: bool = True,
         llm_deadline_s: float = 2.0,
         ack_after_s: float = 0.7,
-        default_locale: str = "en",
+        default_locale: str | None = None,
         clock: Clock | None = None,
         metrics: PolicyMetrics | None = None,
         deadlines: OutcomeDeadlines | None = None,
@@ -88,7 +88,7 @@ class DialogEngine:
         self.outcome_exit_grace_s = outcome_exit_grace_s
         self.outcome_idle_s = outcome_idle_s
         self.max_text_chars = max_text_chars
-        self.default_locale = default_locale
+        self.default_locale = default_locale or script.default_locale
         self.clock = clock or (lambda: datetime.now(script.schedule.zone))
         self.metrics = metrics or PolicyMetrics()
         deps = Deps(

@@ -99,6 +99,8 @@ class LexiconFile(BaseModel):
     later_by: PerLocale = Field(default_factory=dict)
     after_time: PerLocale = Field(default_factory=dict)
     time_units: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # The words after a clock time that say which half of the day it is ("в 3 часа дня").
+    meridiem: dict[str, dict[str, Literal["am", "pm"]]] = Field(default_factory=dict)
     modalities: dict[str, PerLocale]
     name_cues: dict[str, list[NameCue]]
     before_name: PerLocale
@@ -174,6 +176,7 @@ class Words:
     later_by: str
     after_time: str
     time_units: dict[str, int]
+    meridiem: dict[str, str] = field(default_factory=dict)  # "дня": "pm"
 
 
 def _merged(table: dict[str, dict[str, Any]], locales: Sequence[str]) -> dict[str, Any]:
@@ -257,6 +260,7 @@ def words_of(lex: LexiconFile, locales: Sequence[str]) -> Words:
         later_by=alternation(_all(lex.later_by, locales)),
         after_time=alternation(_all(lex.after_time, locales)),
         time_units=_merged(lex.time_units, locales),
+        meridiem=_merged(lex.meridiem, locales),
     )
 
 

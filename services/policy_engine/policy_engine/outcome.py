@@ -18,7 +18,8 @@ def study_label(script: Script, study_id: str | None, locale: str) -> str | None
     """The study's name for a spreadsheet cell: "MRI of the knee", not "an MRI of the knee"."""
     if not study_id:
         return None
-    name = script.catalogue.study(study_id).name[locale]
+    names = script.catalogue.study(study_id).name
+    name = names.get(locale) or names[script.locales[0]]
     for article in ("an ", "a ", "the "):
         if name.startswith(article):
             return name[len(article) :]

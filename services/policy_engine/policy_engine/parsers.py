@@ -17,42 +17,35 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from callkit.spoken import numbers_to_digits
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
+from callkit.spoken import DEFAULT_LOCALE, numbers_to_digits
 from policy_engine.lexicon import Lexicon, Words, phrase_pattern
 
 # "Tom", "O'Neill", "Smith-Jones", "Иванова".
 _NAME_TOKEN = r"[A-ZА-ЯЁ](?:['’][A-ZА-ЯЁ][a-zа-яё]+|[a-zа-яё'’-]+)"
 _NAME = rf"({_NAME_TOKEN}(?:\s+{_NAME_TOKEN}){{0,2}})"
-
-_DIGIT_WORDS = r"(?:oh|zero|one|two|three|four|five|six|seven|eight|nine|\d+)"
-_DIGIT_BEFORE = re.compile(rf"(?i)\b{_DIGIT_WORDS},?\s+$")
-_DIGIT_AFTER = re.compile(rf"(?i)^,?\s+{_DIGIT_WORDS}\b")
-
-
-def _oh(m: re.Match[str], text: str) -> str:
-    """ "oh" stays (a zero) with a digit before or after it; else it is a sound, dropped."""
-    near = _DIGIT_BEFORE.search(text[: m.start()]) or _DIGIT_AFTER.search(text[m.end() :])
-    return m.group(0) if near else " "
+# After a first name said in lower case ("меня зовут анна сергеевна"): a patronymic or a
+# surname by its ending, which no other word after a name has.
+_RU_PATRONYMIC_OR_SURNAME = (
+    r"[а-яё]+(?:ович|евич|ич|овна|евна|ична|инична|ов|ова|ев|ева|ёв|ёва|ин|ина|ын|ына"
+    r"|ский|ская|цкий|цкая|енко|ук|юк)\b"
+)
 
 
-def normalize(text: str, words: Words) -> str:
-    """One spelling for apostrophes and spaces, spoken numbers as digits."""
+def normalize(text: str, words: Words, locale: str = DEFAULT_LOCALE) -> str:
+    """One spelling for apostrophes and spaces, spoken numbers as digits (in the call's
+    language: "forty five", "сорок пять")."""
     text = text.replace("’", "'").replace("‘", "'")
     if words.fillers is not None:
         text = words.fillers.sub(" ", text)
-    # "Oh" is a zero only among digits ("five five five, oh one two"): "Oh, hi" is not.
-    text = re.sub(r"(?i)\boh\b", lambda m: _oh(m, text), text)
-    text = numbers_to_digits(text)
-    if words.spoken_numbers:
+    text = numbers_to_digits(text, locale)
+    # An "oh" left among the words is a sound ("Oh, hi"), not a zero: those are digits now.
+    text = re.sub(r"(?i)\boh\b", " ", text)
+    if words.spoken_numbers:  # the lexicon's own number words ("пару")
         spoken = re.compile(rf"(?<!\w)({'|'.join(words.spoken_numbers)})(?!\w)", re.I)
-        said = spoken.sub(lambda m: str(words.spoken_numbers[m.group(1).lower()]), text)
-        if said != text:  # "сорок пять" is 40 5 now: one number
-            said = re.sub(
-                r"(?<![\d.,])([2-9]0) ([1-9])(?![\d.,])",
-                lambda m: str(int(m.group(1)) + int(m.group(2))),
-                said,
-            )
-        text = said
+        text = spoken.sub(lambda m: str(words.spoken_numbers[m.group(1).lower()]), text)
     text = re.sub(r"\s+([,.!?])", r"\1", text)  # "Um, hi" is ", hi" now
     text = re.sub(r"^[\s,]+|(?<=[.!?,])[\s,]*,", " ", text)
     return re.sub(r"\s+", " ", text).strip()
@@ -63,10 +56,10 @@ def normalize(text: str, words: Words) -> str:
 
 def parse_yes_no(text: str, lex: Lexicon, words: Words) -> bool | None:
     """True for yes, False for no, None when the utterance says neither."""
-    cleaned = words.not_negative.sub(" yes ", text)
+    cleaned = words.not_negative.sub(" ", text)  # "no problem", "не против": a yes
     if lex.find(lex.no, cleaned):
         return False
-    if lex.find(lex.yes, cleaned):
+    if cleaned != text or lex.find(lex.yes, cleaned):
         return True
     return None
 
@@ -74,24 +67,54 @@ def parse_yes_no(text: str, lex: Lexicon, words: Words) -> bool | None:
 # ---------------------------------------------------------------- phone numbers
 
 
+def region_of(country_code: str) -> str:
+    """The region whose numbers a clinic's callers dial without their country code: "1" is
+    "US", "7" is "RU", "44" is "GB"; a region code ("GB") is itself."""
+    if country_code.isdigit():
+        return phonenumbers.region_code_for_country_code(int(country_code))
+    return country_code.upper()
+
+
+def plausible_number(number: phonenumbers.PhoneNumber) -> bool:
+    """A valid number, or one of a possible length with its country's general shape: the
+    fictional +1 555 numbers and the UK's 07700 900 range pass, "123 456 7890" (no North
+    American area code starts with 1) does not."""
+    if phonenumbers.is_valid_number(number):
+        return True
+    if not phonenumbers.is_possible_number(number):
+        return False
+    code = number.country_code
+    region = phonenumbers.region_code_for_country_code(code) if code else None
+    metadata = PhoneMetadata.metadata_for_region(region) if region else None
+    general = metadata.general_desc if metadata else None
+    pattern = general.national_number_pattern if general else None
+    national = phonenumbers.national_significant_number(number)
+    return bool(pattern and re.fullmatch(pattern, national))
+
+
+_PHONE_SPAN = re.compile(r"(?:\+|\bplus\s+|\bплюс\s+)?\d[\d\s().,-]{5,}\d", re.I)
+
+
 def parse_phone(text: str, default_country_code: str) -> str | None:
-    """A phone number in E.164 form ("+15551234567"), however it was grouped or spoken."""
-    for m in re.finditer(r"\+?\d[\d\s().,-]{5,}\d", text):
+    """A phone number in E.164 form ("+15551234567"), however it was grouped or spoken, read
+    with libphonenumber for the clinic's country (``default_country_code``: "1", "7", "44"…, or
+    a region such as "GB"); a number that is not plausible there is no number."""
+    region = region_of(default_country_code)
+    for m in _PHONE_SPAN.finditer(text):
         raw = m.group(0)
-        digits = re.sub(r"\D", "", raw)
-        if raw.startswith("+") and 8 <= len(digits) <= 15:
-            return "+" + digits
-        if default_country_code == "1":
-            if len(digits) == 10:
-                return "+1" + digits
-            if len(digits) == 11 and digits[0] == "1":
-                return "+" + digits
-        elif default_country_code == "7" and len(digits) == 11 and digits[0] in "78":
-            return "+7" + digits[1:]
-        if len(digits) == 10 + len(default_country_code) and digits.startswith(
-            default_country_code
-        ):
-            return "+" + digits
+        international = not raw[0].isdigit()
+        # "555 123 4567, 45 years": the number, then something else after a comma.
+        parts = re.split(r"(?<=\d),\s*(?=\d)", raw)
+        for n in range(len(parts), 0, -1):
+            digits = re.sub(r"\D", "", ",".join(parts[:n]))
+            if len(digits) < 6:
+                break
+            try:
+                number = phonenumbers.parse(("+" if international else "") + digits, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if plausible_number(number):
+                return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
 
 
@@ -165,21 +188,36 @@ def _next_weekday(today: date, weekday: int) -> date:
 
 
 def _day_in_month(today: date, day: int, month: int | None) -> date | None:
-    year, m = today.year, month or today.month
-    try:
-        candidate = date(year, m, day)
-    except ValueError:
+    """The next ``day`` of ``month`` from today on; with no month, of this month or the next
+    that has that day ("the 31st" said in November is December 31st)."""
+    if not 1 <= day <= 31:
         return None
-    if candidate < today:
+    if month is not None:
+        for year in (today.year, today.year + 1):
+            try:
+                candidate = date(year, month, day)
+            except ValueError:
+                return None
+            if candidate >= today:
+                return candidate
+        return None
+    year, m = today.year, today.month
+    for _ in range(12):
         try:
-            candidate = date(year + 1, m, day) if month else date(year + (m == 12), m % 12 + 1, day)
+            if date(year, m, day) >= today:
+                return date(year, m, day)
         except ValueError:
-            return None
-    return candidate
+            pass  # no such day in this month: the next
+        year, m = (year + 1, 1) if m == 12 else (year, m + 1)
+    return None
 
 
-def parse_date(text: str, today: date, words: Words) -> date | None:
-    """A calendar date from what the caller said, relative to ``today`` (the clinic's date)."""
+def parse_date(text: str, today: date, words: Words, *, bare_day: bool = True) -> date | None:
+    """A calendar date from what the caller said, relative to ``today`` (the clinic's date).
+
+    ``bare_day``: a day of the month said alone ("the 3rd", "пятого числа") is a date; not
+    while times are offered, where "the third one" picks the third of them.
+    """
     t = text.lower()
     m = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", t)
     if m:
@@ -194,6 +232,11 @@ def parse_date(text: str, today: date, words: Words) -> date | None:
     if m:
         n = 1 if m.group(1) == "a" else int(m.group(1))
         return today + timedelta(days=n * (7 if m.group(2).startswith("week") else 1))
+    units = "|".join(w for w, unit in words.duration_units.items() if unit in ("day", "week"))
+    m = re.search(rf"\b{words.later_by}\s+(?:(\d{{1,2}})\s+)?({units})\b", t) if units else None
+    if m:  # "через неделю", "через 3 дня"
+        n = int(m.group(1) or 1)
+        return today + timedelta(days=n * (7 if words.duration_units[m.group(2)] == "week" else 1))
     months = words.months
     month_names = "|".join(months)
     t = _day_ordinals_as_digits(t, month_names, words)
@@ -203,8 +246,11 @@ def parse_date(text: str, today: date, words: Words) -> date | None:
     m = re.search(rf"\b(\d{{1,2}})(?:st|nd|rd|th|-?го|-?е)?\s+(?:of\s+)?({month_names})\b", t)
     if m:
         return _day_in_month(today, int(m.group(1)), months[m.group(2)])
-    m = re.search(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b", t)
-    if m:
+    m = re.search(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b(?!\s+one\b)", t)
+    if m and bare_day:
+        return _day_in_month(today, int(m.group(1)), None)
+    m = re.search(r"\b(\d{1,2})(?:th|-?го|-?е)?\s+числа\b", t)
+    if m and bare_day:  # "пятого числа"
         return _day_in_month(today, int(m.group(1)), None)
     m = re.search(r"(?<![\d:])(\d{1,2})/(\d{1,2})(?![\d/])", t)
     if m:
@@ -213,14 +259,12 @@ def parse_date(text: str, today: date, words: Words) -> date | None:
     said = [
         (m.start(), weekday, bool(m.group(1)))
         for name, weekday in words.weekdays.items()
-        for m in re.finditer(rf"\b(next )?{name}\b", t)
+        for m in re.finditer(rf"\b(next |следующ\w+ )?{name}\b", t)
     ]
     if said:
         # "Thursday. Actually no, make it Friday": the last one said.
         _, weekday, next_one = max(said)
-        if (
-            next_week or next_one
-        ):  # "next week, maybe Wednesday", "next Tuesday": that week's  # "next week, maybe Wednesday": that week's Wednesday
+        if next_week or next_one:  # "next week, maybe Wednesday", "next Tuesday": that week's
             return _next_weekday(today, 0) + timedelta(days=weekday)
         return _next_weekday(today, weekday)
     if next_week:
@@ -246,7 +290,7 @@ def _day_ordinals_as_digits(t: str, month_names: str, words: Words) -> str:
         t,
     )
     return re.sub(
-        rf"(?:the )?{day}(?= (?:of )?(?:{month_names})\b)",
+        rf"(?:the )?{day}(?= (?:of )?(?:{month_names}|числа)\b)",
         lambda m: digits(m.group(1), m.group(2)),
         t,
     )
@@ -269,6 +313,18 @@ def parse_time(
     t = text.lower()
     if words.noon.search(t):
         return time(12, 0)
+    said = _russian_clock(t, words, opens)
+    if said is not None:
+        return said
+    if words.meridiem:
+        m = re.search(
+            rf"\b(\d{{1,2}})(?:[:.](\d{{2}}))?(?:\s+час\w*)?(?:\s+(\d{{2}})(?:\s+минут\w*)?)?"
+            rf"\s+({'|'.join(map(re.escape, words.meridiem))})(?!\w)",
+            t,
+        )
+        if m:  # "в 3 часа дня", "к 9 утра", "at 8 in the evening"
+            minute = int(m.group(2) or m.group(3) or 0)
+            return _clock(int(m.group(1)), minute, words.meridiem[m.group(4)][0], opens)
     m = re.search(r"\bhalf past (\d{1,2})\b", t)
     if m:
         return _clock(int(m.group(1)), 30, None, opens)
@@ -289,15 +345,19 @@ def parse_time(
     m = re.search(r"\b(\d{1,2}) (\d{2})\b", t)  # "ten thirty" after numbers became digits
     if m and int(m.group(2)) in (0, 15, 30, 45):
         return _clock(int(m.group(1)), int(m.group(2)), None, opens)
-    m = re.search(r"\b(\d{1,2}) o'?clock\b|\b(?:at|в)\s+(\d{1,2})\b(?![:.]\d)", t)
+    m = re.search(r"\b(\d{1,2}) o'?clock\b|\b(?:at|в|во|к)\s+(\d{1,2})\b(?![:.]\d)", t)
     if m:
         return _clock(int(m.group(1) or m.group(2)), 0, None, opens)
     if offered:
-        for word, position in words.ordinals.items():
-            if re.search(rf"\b{word}\b", t):
-                index = position - 1 if position > 0 else len(offered) + position
-                if 0 <= index < len(offered):
-                    return offered[index]
+        picked = [
+            position for word, position in words.ordinals.items() if re.search(rf"\b{word}\b", t)
+        ]
+        m = re.search(r"\b([1-9])(?:st|nd|rd|th)\b", t)  # "the 3rd one"
+        picked += [int(m.group(1))] if m else []
+        for position in picked:
+            index = position - 1 if position > 0 else len(offered) + position
+            if 0 <= index < len(offered):
+                return offered[index]
         for word, (start, end) in words.day_parts.items():
             if re.search(rf"\b{word}", t):
                 for slot in offered:
@@ -309,6 +369,37 @@ def parse_time(
             if said is not None and any(slot.hour == said.hour for slot in offered):
                 return said
     return None
+
+
+def _russian_clock(t: str, words: Words, opens: time) -> time | None:
+    """Times said the Russian way: "в половине третьего" (2:30), "без пятнадцати три" (2:45),
+    "в час дня" (1 PM); the ordinal hours are the lexicon's ordinal days ("третьего")."""
+    hours = {w: n for w, n in words.day_ordinals.items() if n <= 12}
+    if hours:
+        names = "|".join(sorted(hours, key=len, reverse=True))
+        m = re.search(rf"\b(?:половин[аеуы]|пол)\s*({names})\b", t)
+        if m:
+            return _clock(hours[m.group(1)] - 1, 30, _meridiem_after(t, m, words), opens)
+    m = re.search(r"\bбез (\d{1,2}|четверти)(?: минут\w*)? (\d{1,2}|час\w*)\b", t)
+    if m:
+        before = 15 if m.group(1) == "четверти" else int(m.group(1))
+        hour = int(m.group(2)) if m.group(2).isdigit() else 1
+        if 0 < before < 60:
+            return _clock((hour - 1) or 12, 60 - before, _meridiem_after(t, m, words), opens)
+    m = re.search(r"\b(\d{1,2})\s+час\w*\s+(\d{1,2})(?:\s+минут\w*)?\b", t)
+    if m:  # "в 10 часов 30 минут"
+        return _clock(int(m.group(1)), int(m.group(2)), _meridiem_after(t, m, words), opens)
+    m = re.search(r"\b(?:в|к|во)\s+час\b", t)
+    if m:
+        return _clock(1, 0, _meridiem_after(t, m, words), opens)
+    return None
+
+
+def _meridiem_after(t: str, m: re.Match[str], words: Words) -> str | None:
+    """ "a" or "p" when a part of the day's word follows the time ("…третьего дня")."""
+    after = t[m.end() :].split()
+    said = words.meridiem.get(after[0].strip(".,!?")) if after else None
+    return said[0] if said else None
 
 
 def _clock(hour: int, minute: int, meridiem: str | None, opens: time) -> time | None:
@@ -552,9 +643,11 @@ def _name_in(text: str, words: Words, *, expecting: bool) -> str | None:
     if len(tokens) <= 5:
         # Said in lower case ("my name is jon"): only in a short answer to the question.
         for cue in words.name_cues:
-            m = re.search(rf"{cue}([a-zа-яё]+)\b", text, re.I)
+            m = re.search(
+                rf"{cue}([a-zа-яё]+)\b((?:\s+{_RU_PATRONYMIC_OR_SURNAME}){{0,2}})", text, re.I
+            )
             if m and m.group(1).lower() not in not_names:
-                return m.group(1).capitalize()
+                return " ".join(w.capitalize() for w in (m.group(1) + m.group(2)).split())
         spelled = parse_spelled(text)
         if spelled:
             return spelled

@@ -7,6 +7,9 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, time, timedelta
 
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
 from policy_engine.parsers import Callback
 
 _MONTHS_EN = [
@@ -19,7 +22,12 @@ _MONTHS_RU = [
     "июля", "августа", "сентября", "октября", "ноября", "декабря",
 ]  # fmt: skip
 _WEEKDAYS_RU = ["понедельник", "вторник", "среду", "четверг", "пятницу", "субботу", "воскресенье"]
-_CURRENCY_RU = {"USD": "долларов", "RUB": "рублей", "EUR": "евро"}
+# One, few and many: 1 рубль, 2 рубля, 5 рублей.
+_CURRENCY_RU = {
+    "USD": ("доллар", "доллара", "долларов"),
+    "RUB": ("рубль", "рубля", "рублей"),
+    "EUR": ("евро", "евро", "евро"),
+}
 _CURRENCY_EN = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
@@ -50,7 +58,12 @@ def spoken_times(times: Sequence[time], locale: str) -> str:
 def spoken_price(amount: float, currency: str, locale: str) -> str:
     value = f"{amount:.0f}" if float(amount).is_integer() else f"{amount:.2f}"
     if locale == "ru":
-        return f"{value} {_CURRENCY_RU.get(currency, currency)}"
+        forms = _CURRENCY_RU.get(currency)
+        if forms is None:
+            return f"{value} {currency}"
+        if not float(amount).is_integer():
+            return f"{value} {forms[1]}"  # "12.50 рубля"
+        return f"{value} {_ru_plural(int(amount), *forms)}"
     symbol = _CURRENCY_EN.get(currency)
     return f"{symbol}{value}" if symbol else f"{value} {currency}"
 
@@ -110,15 +123,45 @@ def spoken_callback(callback: Callback, locale: str, today: date) -> str:
     return " ".join(parts)
 
 
-def spoken_phone(e164: str, country_code: str) -> str:
-    """The number read back digit by digit in groups, without the clinic's own country code:
-    "+15552525252" is "5 5 5, 2 5 2, 5 2 5 2" (threes, then the last four)."""
+def spoken_phone(e164: str, country_code: str, locale: str = "en") -> str:
+    """The number read back in the groups its country writes it in, without the clinic's own
+    country code (a number from abroad keeps its own): "+15552525252" is "5 5 5, 2 5 2, 5 2 5 2"
+    (digit by digit), and in Russian "+79161234567" is "916, 123, 45, 67" (each group said as a
+    number, as Russians read numbers; a group that starts with 0 digit by digit)."""
+    groups = _phone_groups(e164, country_code)
+    if locale == "ru":
+        return ", ".join(g if not g.startswith("0") else " ".join(g) for g in groups)
+    return ", ".join(" ".join(group) for group in groups)
+
+
+def _phone_groups(e164: str, country_code: str) -> list[str]:
+    try:
+        number = phonenumbers.parse(e164 if e164.startswith("+") else "+" + e164)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is not None and phonenumbers.is_possible_number(number):
+        home = str(number.country_code) == country_code
+        written = phonenumbers.format_number(
+            number,
+            phonenumbers.PhoneNumberFormat.NATIONAL
+            if home
+            else phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        )
+        groups = re.findall(r"\d+", written)
+        region = phonenumbers.region_code_for_number(number)
+        metadata = PhoneMetadata.metadata_for_region(region) if region else None
+        prefix = metadata.national_prefix if metadata else None
+        national = phonenumbers.national_significant_number(number)
+        if home and len(groups) > 1 and groups[0] == prefix and "".join(groups[1:]) == national:
+            groups = groups[1:]  # "8 (916) 123-45-67": the trunk prefix is not said back
+        return groups
+    # Not a number libphonenumber knows (a short one keyed in): threes, then the last four.
     digits = e164.lstrip("+")
     if digits.startswith(country_code) and len(digits) > 10:
         digits = digits[len(country_code) :]
     head, tail = (digits[:-4], digits[-4:]) if len(digits) > 4 else ("", digits)
-    groups = [head[max(0, i - 3) : i] for i in range(len(head), 0, -3)][::-1]
-    return ", ".join(" ".join(group) for group in [*groups, tail])
+    threes = [head[max(0, i - 3) : i] for i in range(len(head), 0, -3)][::-1]
+    return [*threes, tail]
 
 
 def fill(template: str, values: Mapping[str, str | None]) -> str | None:

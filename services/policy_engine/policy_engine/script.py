@@ -343,6 +343,9 @@ class Clinic(BaseModel):
     hours: Localized
     currency: str = Field(min_length=3, max_length=3)
     default_country_code: str = Field(pattern=r"^\d{1,3}$")
+    #: The locale of a call whose call.started (and campaign) names none; unset, the script's
+    #: first. POLICY_LOCALE, when set, comes before it.
+    locale: str | None = Field(None, min_length=2, max_length=8)
     transfer_target: str
 
 
@@ -414,6 +417,11 @@ class Script:
 
     def state(self, state_id: str) -> StateDef:
         return self.states[state_id]
+
+    @property
+    def default_locale(self) -> str:
+        """The clinic's locale: a call that names none is in it."""
+        return self.clinic.locale or self.locales[0]
 
     def start_for(self, direction: str) -> str:
         """Where a call begins: an outbound call at its own opening, when the script has one."""
@@ -701,6 +709,11 @@ def _validate_facts(script: Script) -> None:
             )
     for field in ("name", "agent_name", "address", "hours"):
         _check_text(getattr(script.clinic, field), locales, str(d / "clinic.yaml"), field)
+    if script.clinic.locale is not None and script.clinic.locale not in locales:
+        raise ConfigError(
+            f"{d / 'clinic.yaml'}: locale {script.clinic.locale!r} is not one of the script's "
+            f"({', '.join(locales)})"
+        )
     for topic_id, topic in script.faq.items():
         _check_text(topic.say, locales, f"{d / 'faq.yaml'}: topic {topic_id!r}", "say")
         if topic.otherwise is not None:

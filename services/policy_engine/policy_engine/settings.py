@@ -56,9 +56,17 @@ class PolicySettings(ServiceSettings):
     )
     script_dir: Path = Field(
         Path("prompts/clinic"),
-        description="The clinic script: script, clinic facts, catalogue, schedule, FAQ, lexicon.",
+        description="The clinic: its folder of script, clinic facts, catalogue, schedule, FAQ "
+        "and lexicon (prompts/clinic: the English-speaking clinic, also in Russian; "
+        "prompts/clinic_ru: the Russian diagnostic center, in roubles and Moscow time).",
     )
-    locale: str = Field("en", min_length=2, max_length=8, description="Default call locale.")
+    locale: str | None = Field(
+        None,
+        min_length=2,
+        max_length=8,
+        description="Default call locale, for a call whose call.started and campaign name none; "
+        "unset, the clinic's (clinic.yaml's locale, else the script's first).",
+    )
     session_ttl_s: int = Field(
         86400, ge=60, description="How long a call's dialog session is kept in Redis, in seconds."
     )

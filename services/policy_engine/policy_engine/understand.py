@@ -127,7 +127,7 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     """Everything the deterministic parsers can read from ``text`` in this context."""
     lex = script.lexicons[locale]
     words = script.words
-    norm = p.normalize(text, words)
+    norm = p.normalize(text, words, locale)
     heard = Heard(text=norm)
     expects = ctx.expects
     heard.intents = p.detect_intents(norm, lex)
@@ -206,8 +206,10 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     # Dates and times: when asked, or when the caller talks about booking.
     booking_talk = bool(words.booking_cues.search(norm))
     date_text = _strip_durations(norm)
+    picking_a_time = "appointment_time" in expects and bool(ctx.offered)
     if "appointment_date" in expects or "appointment_time" in expects or booking_talk:
-        heard.date = p.parse_date(date_text, ctx.today, words)
+        # While times are offered, "the third one" picks one of them: it is no day.
+        heard.date = p.parse_date(date_text, ctx.today, words, bare_day=not picking_a_time)
     if "appointment_time" in expects or "appointment_date" in expects or booking_talk:
         heard.time = p.parse_time(
             date_text,

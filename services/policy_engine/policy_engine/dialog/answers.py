@@ -21,6 +21,8 @@ log = logging.getLogger("policy_engine.answers")
 MAX_SENTENCES = 2
 MAX_SENTENCE_CHARS = 240
 _NUMBERS_AND_MONEY = re.compile(r"\d|\$|€|£|₽")
+# The language a free answer is written in, per call locale.
+LANGUAGES = {"en": "English", "ru": "Russian"}
 
 
 def safe_to_say(sentence: str, words: Words) -> bool:
@@ -42,9 +44,10 @@ async def free_answer(t: Turn, question: str) -> None:
         await t.phrase("cannot_answer")
         return
     facts = (
-        f"Clinic: {t.script.clinic.name['en']}. "
-        "Answer the caller's question in one short sentence, then stop. Do not mention "
-        "prices, times, dates or numbers; do not give medical advice."
+        f"Clinic: {t.script.clinic.name[t.locale]}. "
+        f"Answer the caller's question in {LANGUAGES.get(t.locale, t.locale)}, in one short "
+        "sentence, then stop. Do not mention prices, times, dates or numbers; do not give "
+        "medical advice."
     )
     # The static part first (the server reuses its cached prefix), then only what the caller
     # was just told: a longer history costs prefill time on the caller's silence.

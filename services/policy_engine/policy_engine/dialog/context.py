@@ -187,7 +187,7 @@ class Turn:
             "clinic_name": script.clinic.name[loc],
             "agent_name": script.clinic.agent_name[loc],
             "phone_digits": (
-                render.spoken_phone(s.slots["phone"], script.clinic.default_country_code)
+                render.spoken_phone(s.slots["phone"], script.clinic.default_country_code, loc)
                 if s.slots.get("phone")
                 else None
             ),
