@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from callkit import redis_client
-from callkit.errors import DependencyUnavailable
+from callkit.errors import ConfigError, DependencyUnavailable, ModelError
 from callkit.http import create_service_app
 from callkit.lifecycle import RedisFactory, redis_lifespan, redis_ready
 from callkit.models import ModelStore, Registry
@@ -21,6 +22,9 @@ from tts_gateway.engines import PiperEngine, TtsEngine
 from tts_gateway.prerender import PrerenderProgress, prerender
 from tts_gateway.settings import TtsSettings
 from tts_gateway.synthesizer import Synthesizer, TtsMetrics
+from tts_gateway.voices import MissingVoice, base_language, registry_voice
+
+log = logging.getLogger("tts_gateway")
 
 #: Load one voice by name (blocking; run in a thread at start-up).
 VoiceLoader = Callable[[TtsSettings, ModelStore, str], TtsEngine]
@@ -39,15 +43,42 @@ def create_app(
 ) -> FastAPI:
     models = store or ModelStore(Registry.load())
     redis = redis_lifespan(settings.redis_url, connect_redis)
-    voices = [settings.voice, *[v for v in settings.extra_voices if v != settings.voice]]
+    configured = [settings.voice, *[v for v in settings.extra_voices if v != settings.voice]]
     progress = PrerenderProgress()
+    missing: dict[str, MissingVoice] = {}
+
+    async def load(engines: dict[str, TtsEngine], name: str, language: str | None) -> None:
+        try:
+            engines[name] = await asyncio.to_thread(load_voice, settings, models, name)
+        except ModelError as exc:
+            # Not fatal: the gateway serves the voices it has, and /ready names this one.
+            if language is None and name in models.registry.entries:
+                language = models.registry.entries[name].languages[0]
+            missing[name] = MissingVoice(name, language, exc.message)
+            log.error("voice not loaded", extra={"voice": name, "error": exc.message})
+
+    async def load_voices() -> dict[str, TtsEngine]:
+        engines: dict[str, TtsEngine] = {}
+        for name in configured:
+            await load(engines, name, None)
+        for language in settings.languages:
+            spoken = {base_language(e.language) for e in engines.values()} | {
+                base_language(m.language) for m in missing.values() if m.language
+            }
+            if base_language(language) in spoken:
+                continue
+            voice = registry_voice(models.registry, language)
+            if voice is None:
+                raise ConfigError(
+                    f"TTS_LANGUAGES has {language!r}, and the model registry has no voice for it"
+                )
+            await load(engines, voice, language)
+        return engines
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with redis(app):
-            engines: dict[str, TtsEngine] = {}
-            for name in voices:
-                engines[name] = await asyncio.to_thread(load_voice, settings, models, name)
+            engines = await load_voices()
             executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="tts")
             cache = AudioCache(
                 app.state.redis,
@@ -64,6 +95,8 @@ def create_app(
                 executor,
                 chunk_ms=settings.chunk_ms,
                 max_text_chars=settings.max_text_chars,
+                missing=missing,
+                registry=models.registry,
             )
             task = None
             if settings.prerender:
@@ -71,7 +104,7 @@ def create_app(
                     prerender(
                         app.state.synth,
                         settings.prompts_dir,
-                        voices,
+                        list(engines),
                         settings.prerender_rates,
                         progress,
                     )
@@ -100,4 +133,15 @@ def create_app(
             )
 
     app.state.readiness["prerender"] = prerendered
+
+    async def voices_loaded() -> None:
+        if missing:
+            raise DependencyUnavailable(
+                "; ".join(
+                    f"no voice for {m.language!r}: {m.reason}" if m.language else m.reason
+                    for m in missing.values()
+                )
+            )
+
+    app.state.readiness["voices"] = voices_loaded
     return app

@@ -28,6 +28,12 @@ class TtsSettings(ServiceSettings):
         default_factory=list,
         description='More voices to load, as a JSON list (e.g. ["piper-ru_RU-irina-medium"]).',
     )
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Languages the gateway must speak, as a JSON list (e.g. "
+        '["en","ru"]); each is spoken by the registry\'s voice for it unless TTS_VOICE or '
+        "TTS_EXTRA_VOICES names one, and /ready fails while that voice is not in the model cache.",
+    )
     cache_ttl_s: int = Field(
         3600, ge=0, description="How long synthesized audio stays in the Redis cache, in seconds."
     )

@@ -17,11 +17,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from callkit.audio import StreamResampler
-from callkit.errors import InvalidInput, NotFound, PayloadTooLarge
+from callkit.errors import InvalidInput, PayloadTooLarge
+from callkit.models import Registry
 from tts_gateway.cache import AudioCache, CacheHit, cache_key
 from tts_gateway.engines import CancelToken, Synthesis, TtsEngine
 from tts_gateway.text import normalizer_for, split_sentences
 from tts_gateway.text.normalize import clean, has_control_characters
+from tts_gateway.voices import MissingVoice, VoiceBook
 
 
 class TtsMetrics:
@@ -88,8 +90,11 @@ class Synthesizer:
         *,
         chunk_ms: int = 40,
         max_text_chars: int = 1000,
+        missing: Mapping[str, MissingVoice] | None = None,
+        registry: Registry | None = None,
     ) -> None:
-        self.engines = dict(engines)
+        self.voices = VoiceBook(engines, default_voice, missing=missing, registry=registry)
+        self.engines = self.voices.engines
         self.default_voice = default_voice
         self.cache = cache
         self.metrics = metrics
@@ -100,8 +105,15 @@ class Synthesizer:
     # ------------------------------------------------------------------ validation
 
     def prepare(
-        self, text: str, voice: str | None, sample_rate: int, speed: float = 1.0
+        self,
+        text: str,
+        voice: str | None,
+        sample_rate: int,
+        speed: float = 1.0,
+        language: str | None = None,
     ) -> Prepared:
+        """Validate a request and pick its voice: ``voice`` by id, else the voice of
+        ``language``, else of the text's script (Cyrillic is Russian), else the default."""
         if has_control_characters(text):
             raise InvalidInput("text contains control characters", code="invalid_text")
         text = clean(text)
@@ -111,10 +123,8 @@ class Synthesizer:
             raise PayloadTooLarge(
                 f"text is {len(text)} characters; the limit is {self.max_text_chars}"
             )
-        name = voice or self.default_voice
-        engine = self.engines.get(name)
-        if engine is None:
-            raise NotFound(f"unknown voice {name!r}; available: {', '.join(sorted(self.engines))}")
+        engine = self.voices.choose(text, voice, language)
+        name = engine.name
         normalized = normalizer_for(engine.language).normalize(text)
         sentences = split_sentences(normalized)
         if not sentences:

@@ -55,7 +55,9 @@ class SpeechRequest(BaseModel):
 async def synthesize(body: SynthesizeRequest, request: Request) -> ClosingStreamingResponse:
     started = time.perf_counter()
     synth: Synthesizer = request.app.state.synth
-    prepared = synth.prepare(body.text, body.voice, body.sample_rate, body.speed)
+    prepared = synth.prepare(
+        body.text, body.voice, body.sample_rate, body.speed, language=body.language
+    )
     return await _respond(synth, prepared, wav=body.format == "wav", started=started)
 
 

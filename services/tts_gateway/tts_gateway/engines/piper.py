@@ -12,9 +12,30 @@ from piper.config import PiperConfig
 
 from callkit.errors import ModelError
 from callkit.models import ModelStore
+from callkit.models.registry import HUB_LOCK
 from tts_gateway.engines.base import CancelToken, Synthesis, SynthesisCancelled
 
 PEAK = 0.95  # normalize each sentence to this peak, leaving headroom for the codec
+
+
+def voice_files(model_dir: Path) -> list[Path]:
+    """The .onnx voices in a model directory: at its top (packaged voices) or in the
+    repository's own folders (a hub voice keeps rhasspy/piper-voices' ``ru/ru_RU/irina/medium``)."""
+    return sorted(
+        p
+        for p in model_dir.rglob("*.onnx")
+        if not any(part.startswith(".") for part in p.relative_to(model_dir).parts)
+    )
+
+
+def _locked_version(directory: Path, revision: str) -> str:
+    """A hub voice's version: the start of its .onnx file's sha256, recorded on its first pull."""
+    try:
+        lock: dict[str, str] = json.loads((directory / HUB_LOCK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return revision
+    digest = next((h for path, h in sorted(lock.items()) if path.endswith(".onnx")), None)
+    return digest[:12] if digest else revision
 
 
 class PiperEngine:
@@ -23,7 +44,7 @@ class PiperEngine:
     def __init__(
         self, name: str, model_dir: Path, *, language: str, threads: int, model_version: str
     ) -> None:
-        onnx_files = sorted(model_dir.glob("*.onnx"))
+        onnx_files = voice_files(model_dir)
         if not onnx_files:
             raise ModelError(f"{name}: no .onnx voice in {model_dir}")
         model = onnx_files[0]
@@ -49,7 +70,7 @@ class PiperEngine:
             raise ModelError(f"{name} is a {entry.kind}/{entry.engine} model, not a Piper voice")
         directory = store.resolve(name)
         onnx = next((f for f in entry.files if f.path.endswith(".onnx")), None)
-        version = (onnx.sha256 or "")[:12] if onnx else entry.revision
+        version = (onnx.sha256 or "")[:12] if onnx else _locked_version(directory, entry.revision)
         return cls(
             name, directory, language=entry.languages[0], threads=threads, model_version=version
         )

@@ -33,6 +33,15 @@ class SynthesizeRequest(BaseModel):
     voice: str | None = Field(
         None, description="A voice id from GET /v1/voices; default: TTS_VOICE."
     )
+    language: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$",
+        description='The call\'s language ("ru", "en-US"): the voice that speaks it, and the '
+        "normalizer of that language; a language the gateway has no voice for is refused (404 "
+        "voice_missing, naming the voice to fetch). Without it and without voice, Cyrillic "
+        "text is Russian and any other text the default voice's.",
+        max_length=35,
+    )
     sample_rate: Literal[8000, 16000] = Field(16000, description="Output rate: the call's rate.")
     format: Literal["pcm_s16le", "wav"] = Field("pcm_s16le", description="Raw L16 or a WAV stream.")
     speed: float = Field(1.0, ge=SPEEDS[0], le=SPEEDS[1], description="Speaking rate multiplier.")
