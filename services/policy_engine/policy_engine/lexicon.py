@@ -29,7 +29,8 @@ def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
         reverse=True,
     )
     # "shoulder's", "knee's": the word with a possessive or "is"/"has" after it.
-    return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?:'s)?(?![\w'])", re.I)
+    # A hyphen and a letter go on with the word: "где-то" is not "где".
+    return re.compile(rf"(?<![\w'])(?:{'|'.join(alts)})(?:'s)?(?![\w'])(?!-\w)", re.I)
 
 
 def alternation(words: Iterable[str]) -> str:

@@ -538,6 +538,9 @@ def parse_duration(text: str, words: Words) -> str | None:
     m = re.fullmatch(r"\W*(?:for\s+)?(?:some\s+)?(days|weeks|months|years)\W*", t)
     if m:  # "Weeks.": how long, roughly
         return m.group(1)
+    m = re.search(r"(?<!через )(?<!\d )(?<![\w-])(неделю|месяц|год)\b", t)
+    if m:  # "Неделю.", "болит уже год": one of them
+        return f"1 {words.duration_units.get(m.group(1), m.group(1))}"
     return None
 
 

@@ -183,7 +183,7 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
         phrase = p.symptom_phrase(" ".join(about) or norm)
         if phrase:
             heard.slots["symptoms"] = phrase
-    duration = p.parse_duration(norm, words)
+    duration = _duration(norm, heard, words)
     if duration and (
         "symptoms_duration" in expects
         or (
@@ -298,6 +298,16 @@ def read_callback(heard: Heard, ctx: Context, script: Script, locale: str) -> No
         heard.question, heard.faq = False, None  # "can you call back in two hours?"
 
 
+def _duration(norm: str, heard: Heard, words: Words) -> str | None:
+    """How long the complaint has lasted, unless the number is the caller's age ("63 года" is
+    an age when it is read as one)."""
+    duration = p.parse_duration(norm, words)
+    age = heard.slots.get("age")
+    if duration and age is not None and duration.split()[0] == str(age):
+        return None
+    return duration
+
+
 def _answers_the_question(heard: Heard, expects: tuple[str, ...]) -> bool:
     if any(slot in heard.slots for slot in expects):
         return True
@@ -316,7 +326,7 @@ def _other_question(heard: Heard, ctx: Context, norm: str, date_text: str, words
     if booking & set(expects) or ctx.state == CORRECTION:
         return
     if "symptoms_duration" not in ctx.known and "symptoms_duration" not in heard.slots:
-        duration = p.parse_duration(norm, words)
+        duration = _duration(norm, heard, words)
         if duration:
             heard.slots["symptoms_duration"] = duration
             return
