@@ -73,6 +73,11 @@ async def test_a_sentence_is_asked_for_at_the_call_rate_and_its_audio_streams_ba
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         client = TtsClient("http://tts/", http, attempts=1)
         heard = b"".join([chunk async for chunk in client.speak("Good morning.", 8000)])
+        russian = b"".join([chunk async for chunk in client.speak("Добрый день.", 8000, "ru")])
 
-    assert heard == audio
-    assert seen == [SynthesizeRequest(text="Good morning.", sample_rate=8000, format="pcm_s16le")]
+    assert heard == russian == audio
+    assert seen == [
+        SynthesizeRequest(text="Good morning.", sample_rate=8000, format="pcm_s16le"),
+        # A Russian call asks for its own language's voice.
+        SynthesizeRequest(text="Добрый день.", sample_rate=8000, format="pcm_s16le", language="ru"),
+    ]

@@ -76,11 +76,15 @@ class Phrases:
     def busy_text(self, direction: str, locale: str | None) -> str:
         """The busy phrase for the call: its direction's, else the inbound one; its locale's
         (``ru-RU`` is ``ru``), else the bridge's default language's."""
+        return self.busy_phrase(direction, locale)[0]
+
+    def busy_phrase(self, direction: str, locale: str | None) -> tuple[str, str]:
+        """:meth:`busy_text` and the language it is in (the voice to say it with)."""
         texts = self.busy.get(direction) or self.busy["inbound"]
         for candidate in _locales(locale, self.language):
             if candidate in texts:
-                return texts[candidate]
-        return self.busy["inbound"][self.language]
+                return texts[candidate], candidate.split("-")[0]
+        return self.busy["inbound"][self.language], self.language
 
 
 def _locales(locale: str | None, default: str) -> list[str]:
@@ -164,7 +168,9 @@ def _backchannels(path: Path, entry: object) -> dict[str, frozenset[str]]:
 
 
 class Speech(Protocol):
-    def speak(self, text: str, sample_rate: int = 16000) -> AsyncIterator[bytes]: ...
+    def speak(
+        self, text: str, sample_rate: int = 16000, language: str | None = None
+    ) -> AsyncIterator[bytes]: ...
 
 
 class BusyServices(Protocol):
@@ -197,11 +203,13 @@ class BusyLine:
         meta: Mapping[str, Any] = self.metadata.values
         direction = "outbound" if meta.get("direction") == "outbound" else "inbound"
         locale = meta.get("locale") or meta.get("language")
-        text = self.phrases.busy_text(direction, locale if isinstance(locale, str) else None)
+        text, language = self.phrases.busy_phrase(
+            direction, locale if isinstance(locale, str) else None
+        )
         reader = asyncio.create_task(self._read())
         try:
             async with asyncio.timeout(MAX_BUSY_S):
-                await self._say(text)
+                await self._say(text, language)
         except TimeoutError:
             log.warning("busy phrase took too long; hanging up", extra={"call_id": self.call_id})
         except AgentError as exc:
@@ -233,13 +241,13 @@ class BusyLine:
             pass
         self._gone.set()
 
-    async def _say(self, text: str) -> None:
+    async def _say(self, text: str, language: str) -> None:
         rate = self.metadata.sample_rate
         streaming = self.services.settings.playback == "stream"
         sent = 0
         chunks: list[bytes] = []
         try:
-            async for chunk in self.services.tts.speak(text, rate):
+            async for chunk in self.services.tts.speak(text, rate, language):
                 if self._gone.is_set():
                     return
                 if streaming:

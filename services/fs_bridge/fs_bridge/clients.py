@@ -137,13 +137,18 @@ class TtsClient:
         self.client = client
         self.attempts = attempts
 
-    async def speak(self, text: str, sample_rate: int = 16000) -> AsyncIterator[bytes]:
-        """The sentence as 16-bit PCM, streamed as it is synthesized.
+    async def speak(
+        self, text: str, sample_rate: int = 16000, language: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """The sentence as 16-bit PCM, streamed as it is synthesized, in the voice of
+        ``language`` (the call's; None: the gateway's default).
 
         Retried by the shared rule before the first byte only (a caller must not hear a
         sentence twice); a refused sentence (400, 413) raises InvalidInput at once.
         """
-        body = SynthesizeRequest(text=text, sample_rate=sample_rate, format="pcm_s16le")
+        body = SynthesizeRequest(
+            text=text, sample_rate=sample_rate, format="pcm_s16le", language=language
+        )
         request = self.client.build_request(
             "POST",
             f"{self.base_url}/synthesize",

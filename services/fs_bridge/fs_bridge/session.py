@@ -94,7 +94,9 @@ class Policy(Protocol):
 
 
 class Speech(Protocol):
-    def speak(self, text: str, sample_rate: int = 16000) -> AsyncIterator[bytes]: ...
+    def speak(
+        self, text: str, sample_rate: int = 16000, language: str | None = None
+    ) -> AsyncIterator[bytes]: ...
 
 
 class CallServices(Protocol):
@@ -199,7 +201,11 @@ class CallSession:
             interrupt_wait_s=settings.interrupt_wait_s,
             dtmf_digit_pause_s=settings.dtmf_digit_pause_s,
         )
-        self.language = str(self.metadata.values.get("language") or settings.language)
+        meta = self.metadata.values
+        # The call's language (the dialplan's or the campaign's locale, "ru-RU" is ru), else the
+        # bridge's: the recognizer, the voice and the phrases follow it.
+        locale = meta.get("language") or meta.get("locale") or settings.language
+        self.language = str(locale).split("-")[0].split("_")[0].lower() or settings.language
         outbound = self.metadata.values.get("direction") == "outbound"
         self.core = TurnTaker(
             self.call_id,
@@ -474,7 +480,7 @@ class CallSession:
         self._sync_quiet()
         audio = self._pcm[key] = bytearray()
         self._sent[key] = 0
-        async for chunk in self.services.tts.speak(text, self.rate):
+        async for chunk in self.services.tts.speak(text, self.rate, self.language):
             audio += chunk
             if self.streaming:
                 await self._send(key)
