@@ -29,6 +29,10 @@ from devstack import CALL_PATH, bench_stack, caller_options, start_all, stop_all
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = ROOT / "tests" / "calls"
 STOP_TARGET_MS = 150
+#: Calls the bridge admits at once in this bench (BRIDGE_MAX_CALLS); twice as many are offered to
+#: see that the admitted ones keep their speed and the rest hear the busy phrase.
+CAPACITY = 2
+OVERLOAD_TARGET = 1.2  # admitted calls' v2v p95 against an unloaded call's, at twice the capacity
 FALSE_STOP_TARGET = 0.05
 REPEATS = int(os.environ.get("BENCH_CALL_REPEATS", "2"))
 
@@ -39,7 +43,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def main() -> None:
-    stack = bench_stack("bench-calls", {"BRIDGE_SILENCE_S": "4"})
+    stack = bench_stack("bench-calls", {"BRIDGE_SILENCE_S": "4", "BRIDGE_MAX_CALLS": str(CAPACITY)})
     redis_url, logs, ports = stack.redis_url, stack.folder, stack.ports
     esl_pw, fork_pw, env = stack.esl_password, stack.fork_password, stack.env
     switch = Switch(fork_build="jambonz")
@@ -107,8 +111,10 @@ async def main() -> None:
                 continue
             print(f"    {name:<10} RSS {rss / 2**20:6.1f} MiB  CPU {(cpu_1 - cpu_0) / call_s:.3f} "
                   "CPU-seconds per call-second")  # fmt: skip
-        for k in (2, 3):
-            echo = load_script(CALLS / "echo_line.yaml")
+        echo = load_script(CALLS / "echo_line.yaml")
+        alone = await run_call(switch, echo, options)
+        alone_v2v = [t["v2v_ms"] for t in alone.get("turns", []) if t["v2v_ms"] is not None]
+        for k in (CAPACITY, 2 * CAPACITY):
             batch = [
                 CallScript.model_validate({**echo.model_dump(), "name": f"echo-{i}"})
                 for i in range(k)
@@ -118,11 +124,23 @@ async def main() -> None:
                 t["v2v_ms"] for r in results for t in r.get("turns", []) if t["v2v_ms"] is not None
             ]
             errors = sum(len(r.get("errors", [])) for r in results)
+            busy = sum(_heard_busy(r) for r in results)
             print(f"  {k} calls at once         v2v p50 {percentile(kv2v, 0.5)} ms  p95 "
-                  f"{percentile(kv2v, 0.95)} ms  errors {errors}")  # fmt: skip
+                  f"{percentile(kv2v, 0.95)} ms  busy phrase {busy} of {k}  errors {errors}")  # fmt: skip
+            base, loaded = percentile(alone_v2v, 0.95), percentile(kv2v, 0.95)
+            if k > CAPACITY and base and loaded:
+                print(f"  overload (capacity {CAPACITY}, {k} offered): admitted calls' v2v p95 "
+                      f"{loaded} ms against {base} ms alone = {loaded / base:.2f}  "
+                      f"target <= {OVERLOAD_TARGET}")  # fmt: skip
     finally:
         stop_all(procs)
         await server.close()
+
+
+def _heard_busy(report: dict[str, Any]) -> bool:
+    """The call heard the busy phrase (every line was taken) instead of the agent."""
+    lines = [t["text"] for t in report.get("transcript", []) if t.get("role") == "agent"]
+    return any("lines are busy" in text for text in lines)
 
 
 def _service_ports(ports: Any) -> dict[str, int]:
