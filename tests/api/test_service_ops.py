@@ -77,7 +77,8 @@ def test_asr_is_ready_once_its_model_is_loaded(recognizer: ToneRecognizer) -> No
     )
     assert loaded == [], "nothing is loaded before start-up"
     with TestClient(app) as client:
-        assert client.get("/ready").json()["checks"] == {"model": "ok"}
+        # The recognizer and the end-of-turn model (the registry's, loaded for real).
+        assert client.get("/ready").json()["checks"] == {"model": "ok", "turn_model": "ok"}
     assert loaded == ["whisper-tiny.en"]
 
 
