@@ -512,7 +512,7 @@ def test_the_bundled_call_scripts_load() -> None:
 
     scripts = load_scripts(Path(__file__).parents[1] / "calls")
     names = {s.name for _, s in scripts}
-    assert {"knee-mri-booking", "barge-in-on-price", "backchannel-does-not-stop"} <= names
+    assert {"knee-mri-booking", "barge-in-on-price", "backchannel-over-echo-and-a-pause"} <= names
     kinds = {step.kind for _, s in scripts for step in s.turns}
     assert {"say", "barge_in", "backchannel", "silence", "hangup"} <= kinds
 

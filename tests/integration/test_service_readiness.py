@@ -82,7 +82,7 @@ def test_not_ready_but_alive_when_redis_is_down(
 
 def test_asr_is_ready_once_its_model_is_loaded() -> None:
     with TestClient(asr_app(AsrSettings.load(model="whisper-tiny.en"))) as client:
-        assert client.get("/ready").json()["checks"] == {"model": "ok"}
+        assert client.get("/ready").json()["checks"] == {"model": "ok", "turn_model": "ok"}
 
 
 def test_policy_readiness_names_the_llm_problem_when_the_llm_is_required(
