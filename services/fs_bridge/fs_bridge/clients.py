@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import websockets
+from tenacity import stop_after_attempt, stop_after_delay
 
-from callkit.contracts.asr import SERVER_EVENTS, ServerEvent, SessionStart
+from callkit.contracts.asr import SERVER_EVENTS, ServerEvent, SessionStart, TranscriptFinal
 from callkit.contracts.dialog import DialogRequest, Event, SseEvent, parse_sse
 from callkit.contracts.tts import SynthesizeRequest
 from callkit.errors import (
@@ -26,6 +28,9 @@ from callkit.errors import (
 from callkit.retry import jittered, retrying
 
 log = logging.getLogger("fs_bridge.clients")
+#: The longest a sentence waits for the TTS gateway to answer at all: a sentence is retried
+#: before its first byte only, and a caller hears silence meanwhile.
+TTS_RETRY_BUDGET_S = 10.0
 
 
 async def _open(
@@ -132,10 +137,21 @@ class PolicyClient:
 
 
 class TtsClient:
-    def __init__(self, base_url: str, client: httpx.AsyncClient, *, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client: httpx.AsyncClient,
+        *,
+        attempts: int = 8,
+        budget_s: float = TTS_RETRY_BUDGET_S,
+    ) -> None:
+        # 8 attempts with pauses doubling to 2 s span about 9 s, capped at ``budget_s``: a
+        # restarted gateway (its voice loaded again) answers within it, and the sentence is
+        # spoken late rather than lost.
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.attempts = attempts
+        self.budget_s = budget_s
 
     async def speak(
         self, text: str, sample_rate: int = 16000, language: str | None = None
@@ -155,8 +171,15 @@ class TtsClient:
             json=body.model_dump(mode="json", exclude_none=True),
             timeout=httpx.Timeout(30.0, connect=2.0),
         )
+
+        def retrying_log(attempt: int) -> None:
+            log.warning("TTS gateway unavailable; retrying", extra={"attempt": attempt})
+
+        retries = retrying(
+            attempts=self.attempts, first_wait_s=0.2, max_wait_s=2.0, on_retry=retrying_log
+        ).copy(stop=stop_after_attempt(self.attempts) | stop_after_delay(self.budget_s))
         try:
-            async for attempt in retrying(attempts=self.attempts, first_wait_s=0.2, max_wait_s=2.0):
+            async for attempt in retries:
                 with attempt:
                     response, chunks, first = await _open(
                         self.client, "TTS gateway", request, False
@@ -184,8 +207,20 @@ async def _chain(
         yield item
 
 
+#: The most of the caller's audio kept for a new ASR session after a lost one: 10 s of 16 kHz
+#: 16-bit PCM, as much as the call's queue holds while the gateway is away.
+UNHEARD_MAX_BYTES = 10 * 16000 * 2
+#: The longest pause between reconnect attempts: a restarted gateway is found within it.
+RECONNECT_MAX_S = 2.0
+
+
 class AsrStream:
-    """The caller's audio to the ASR gateway, its events back; reconnects while the call lasts."""
+    """The caller's audio to the ASR gateway, its events back; reconnects while the call lasts.
+
+    A lost session loses no words: the audio sent to it since its last final (what it had not
+    yet turned into words), then the audio queued while no gateway answered, go to the next
+    session first, so the caller's sentence across a gateway restart is still heard.
+    """
 
     def __init__(
         self,
@@ -201,6 +236,9 @@ class AsrStream:
         self.audio = audio
         self.on_event = on_event
         self.reconnects = 0
+        #: Sent to the current session since its last final, oldest first.
+        self._unheard: deque[bytes] = deque()
+        self._unheard_bytes = 0
 
     async def run(self) -> None:
         delay = 0.2
@@ -224,14 +262,16 @@ class AsrStream:
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 log.warning(
                     "ASR gateway connection lost; reconnecting",
-                    extra={"error": type(exc).__name__, "retry_in_s": delay},
+                    extra={
+                        "error": type(exc).__name__,
+                        "retry_in_s": delay,
+                        "kept_ms": self._unheard_bytes // 32,
+                    },
                 )
             self.reconnects += 1
-            # Audio queued while disconnected is stale: a new session starts from now.
-            while not self.audio.empty():
-                self.audio.get_nowait()
+            # The queue keeps filling meanwhile (the call drops its oldest audio when full).
             await asyncio.sleep(jittered(delay))
-            delay = min(5.0, delay * 2)
+            delay = min(RECONNECT_MAX_S, delay * 2)
 
     async def _receive(self, message: str) -> None:
         try:
@@ -241,8 +281,23 @@ class AsrStream:
                 "unreadable ASR gateway event", extra={"code": exc.code, "error": exc.message}
             )
             return
+        if isinstance(event, TranscriptFinal):
+            # Its words are the call's now: a later session need not hear them again.
+            self._unheard.clear()
+            self._unheard_bytes = 0
         await self.on_event(event)
 
+    def _keep(self, pcm: bytes) -> None:
+        self._unheard.append(pcm)
+        self._unheard_bytes += len(pcm)
+        while self._unheard_bytes > UNHEARD_MAX_BYTES and len(self._unheard) > 1:
+            self._unheard_bytes -= len(self._unheard.popleft())
+
     async def _send(self, ws: Any) -> None:
+        # What the lost session never finalized goes first, in order, then the live audio.
+        for pcm in list(self._unheard):
+            await ws.send(pcm)
         while True:
-            await ws.send(await self.audio.get())
+            pcm = await self.audio.get()
+            self._keep(pcm)
+            await ws.send(pcm)
