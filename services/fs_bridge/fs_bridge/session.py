@@ -511,11 +511,20 @@ class CallSession:
                     )
                 step = self.rate  # half a second of L16 per message
                 for at in range(sent, len(audio), step):
-                    await self.ws.send_bytes(bytes(audio[at : at + step]))
-                self._sent[key] = len(audio)
-            if key in self._complete:
+                    if self._holding():
+                        return  # the caller's voice came in meanwhile: the rest waits
+                    piece = bytes(audio[at : at + step])
+                    await self.ws.send_bytes(piece)
+                    self._sent[key] = at + len(piece)
+            if key in self._complete and not self._holding():
+                # Never after a yield: the switch would play the mark out and the sentence
+                # would count as heard.
                 self._marked.add(mark)
                 await self.ws.send_text(audiofork.mark(mark))
+
+    def _holding(self) -> bool:
+        """Whether the agent has yielded (it may have while a send was awaited)."""
+        return self._paused
 
     async def _yield(self, action: Yield) -> None:
         """The caller's voice began over the agent: silence now, the turn's audio kept."""
