@@ -5,11 +5,19 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Whole calls with a service killed mid-call: minutes of restarts, so `make test` leaves them to
+# `make test-resilience` (CI runs both).
+RESILIENCE_TESTS := tests/resilience
+# pytest on $(1) and PYTEST_ARGS; collecting no tests (exit 5) fails loudly, so an empty run can
+# never pass.
+pytest_or_fail = set +e; $(PY) -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests; refusing to call that a pass" >&2; fi; \
+	exit $$rc
 COMPOSE ?= docker compose
 # Compose profiles come from COMPOSE_PROFILES in .env; `make up PROFILE=gpu` adds one.
 PROFILE ?=
 
-.PHONY: help setup lock test test-unit lint fmt typecheck check check-deploy bench bench-long-call bench-realtimestt demo demo-outbound serve stop up down logs models \
+.PHONY: help setup lock test test-resilience test-unit lint fmt typecheck check check-deploy bench bench-long-call bench-realtimestt demo demo-outbound serve stop up down logs models \
         run-asr run-tts run-policy run-llm run-notifier run-bridge clean
 
 help: ## Show this help
@@ -22,10 +30,11 @@ setup: ## Create .venv from the lock, build llama.cpp's text runtime, assemble m
 lock: setup ## Re-resolve uv.lock and rewrite requirements/lock/ after a dependency changed (LOCK_ARGS=--upgrade)
 	@bash scripts/lock.sh $(LOCK_ARGS)
 
-test: setup ## Run the whole test suite (what CI runs)
-	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests; refusing to call that a pass" >&2; fi; \
-	exit $$rc
+test: setup ## Run the test suite but the kill tests (CI runs test-resilience too)
+	@$(call pytest_or_fail,--ignore=$(RESILIENCE_TESTS))
+
+test-resilience: setup ## Kill each service (ASR, TTS, notifier, Redis, Event Socket) mid-call; the call goes on
+	@$(call pytest_or_fail,$(RESILIENCE_TESTS))
 
 test-unit: setup ## Run only the fast unit tests
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
