@@ -52,7 +52,11 @@ def recognizer() -> ToneRecognizer:
 
 @pytest.fixture
 def asr(recognizer: ToneRecognizer) -> FastAPI:
-    settings = AsrSettings.load(model="whisper-tiny.en", end_silence_ms=400, early_finals=False)
+    # Tones, not speech: the end-of-turn model has nothing to judge, so turns end on the fixed
+    # silence (the model's own tests use real speech: tests/integration/test_asr_turn.py).
+    settings = AsrSettings.load(
+        model="whisper-tiny.en", end_silence_ms=400, early_finals=False, turn_detection=False
+    )
     return asr_app(
         settings,
         load_engine=lambda _s, _m: recognizer,

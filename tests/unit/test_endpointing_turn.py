@@ -98,13 +98,38 @@ def test_a_verdict_that_comes_after_the_short_silence_ends_the_utterance_at_once
     assert events[-2:] == [("verdict", 0), ("end", 320)]
 
 
-def test_without_a_verdict_the_default_end_silence_holds() -> None:
-    # Asked but never answered (the model is slow or its question was skipped).
-    assert ends_after(SPEECH + "." * 15, {}) == []
-    assert ends_after(SPEECH + "." * 17, {}) == [320]
+def test_a_verdict_on_its_way_holds_the_end_until_an_incomplete_turns_silence() -> None:
+    # Asked and not yet answered (the model is slow under load): the default end silence does
+    # not cut the caller off; the end waits for the verdict, up to an incomplete turn's 1504 ms.
+    assert ends_after(SPEECH + "." * 17, {}) == []
+    assert ends_after(SPEECH + "." * 46, {}) == []
+    assert ends_after(SPEECH + "." * 48, {}) == [320]
     # No turn model at all: never asked, same end as before it existed.
     assert not any(e[0] == "ask" for e in drive(SPEECH + "." * 20, {}, ask_ms=None))
     assert ends_after(SPEECH + "." * 17, {}, ask_ms=None) == [320]
+
+
+def test_no_verdict_coming_ends_the_silence_at_the_default() -> None:
+    """The model failed, or the question was skipped: the default end silence, then as now."""
+    ep = Endpointer(CONFIG)
+    ep.turn_ask_ms = 96
+    for i in range(10):
+        ep.feed(0.9, i * FRAME, FRAME)
+    for i in range(10, 14):
+        ep.feed(0.0, i * FRAME, FRAME)  # the question went out at frame 12
+    assert ep.no_verdict(320, 14 * FRAME) == (Verdict.UNSURE, [])  # 128 ms: not yet
+    ends = [e for i in range(14, 30) for e in ep.feed(0.0, i * FRAME, FRAME)]
+    assert [e.t_ms for e in ends if isinstance(e, SpeechEnded)] == [320]
+    # Told only once the default silence has already run: it ends at once.
+    ep = Endpointer(CONFIG)
+    ep.turn_ask_ms = 96
+    for i in range(10):
+        ep.feed(0.9, i * FRAME, FRAME)
+    for i in range(10, 30):
+        ep.feed(0.0, i * FRAME, FRAME)
+    verdict, events = ep.no_verdict(320, 30 * FRAME)
+    assert verdict is Verdict.UNSURE
+    assert [e.t_ms for e in events if isinstance(e, SpeechEnded)] == [320]
 
 
 def test_it_asks_once_per_trailing_silence_and_again_after_speech_resumes() -> None:
@@ -116,8 +141,9 @@ def test_it_asks_once_per_trailing_silence_and_again_after_speech_resumes() -> N
 
 
 def test_speech_that_resumes_drops_the_verdict_and_the_next_silence_starts_afresh() -> None:
-    # Incomplete at the first pause; the caller goes on; the new silence is unjudged (default).
-    script = SPEECH + "." * 6 + "S" * 6 + "." * 17
+    # Incomplete at the first pause; the caller goes on; the new silence is asked about afresh
+    # and, unanswered, held to an incomplete turn's silence (the first verdict no longer counts).
+    script = SPEECH + "." * 6 + "S" * 6 + "." * 48
     events = drive(script, {12: 0.01})
     assert ("verdict", 2) in events
     assert ends_after(script, {12: 0.01}) == [(10 + 6 + 6) * FRAME]

@@ -55,6 +55,7 @@ class AskTurn:
 
 
 Event = SpeechStarted | SpeechEnded | AskTurn
+EndpointEvent = Event
 
 
 class Verdict(Enum):
@@ -140,12 +141,30 @@ class Endpointer:
         """The turn model's answer about the silence that began at ``silence_start_ms``, arriving
         at audio time ``t_ms``. None when that silence is over (speech resumed or it ended);
         otherwise the verdict, and the end of the utterance if its silence has already run."""
+        return self._decided(silence_start_ms, self.config.classify(probability), t_ms)
+
+    def no_verdict(self, silence_start_ms: int, t_ms: int) -> tuple[Verdict | None, list[Event]]:
+        """The turn model was asked about this silence but will not answer (it failed, or the
+        question was skipped): the silence ends as an unsure one's, at the default."""
+        return self._decided(silence_start_ms, Verdict.UNSURE, t_ms)
+
+    def _decided(
+        self, silence_start_ms: int, verdict: Verdict, t_ms: int
+    ) -> tuple[Verdict | None, list[Event]]:
         if not self.trailing_silence or self._silence_start != silence_start_ms:
             return None, []
-        self._verdict = self.config.classify(probability)
-        if t_ms - silence_start_ms >= self.config.silence_for(self._verdict):
-            return self._verdict, [self._end(silence_start_ms, forced=False)]
-        return self._verdict, []
+        self._verdict = verdict
+        if t_ms - silence_start_ms >= self.config.silence_for(verdict):
+            return verdict, [self._end(silence_start_ms, forced=False)]
+        return verdict, []
+
+    def _end_after_ms(self) -> int:
+        """How long the current trailing silence must run to end the utterance. While the turn
+        model's verdict on it is on its way, the end waits for it (up to an incomplete turn's
+        silence): ending at the default would cut "My name is ..." whenever the model is slow."""
+        if self._verdict is None and self._asked == self._silence_start:
+            return max(self.config.incomplete_silence_ms, self.config.end_silence_ms)
+        return self.config.silence_for(self._verdict)
 
     def feed(self, prob: float, t_ms: int, frame_ms: int) -> list[Event]:
         onset, offset = THRESHOLDS[self.config.sensitivity]
@@ -178,7 +197,7 @@ class Endpointer:
             if ask is not None and self._asked != self._silence_start and silence >= ask:
                 self._asked = self._silence_start
                 events.append(AskTurn(self._silence_start, t_ms + frame_ms))
-            if not first and silence >= self.config.silence_for(self._verdict):
+            if not first and silence >= self._end_after_ms():
                 events.append(self._end(self._silence_start, forced=False))
                 return events
         else:

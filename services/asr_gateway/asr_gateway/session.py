@@ -22,6 +22,7 @@ from asr_gateway.endpointing import (
     AskTurn,
     EndpointConfig,
     Endpointer,
+    EndpointEvent,
     SpeechEnded,
     SpeechStarted,
     State,
@@ -228,6 +229,19 @@ class TranscriptionSession:
             return TurnOutcome(None, [])
         now_ms = self._frames_seen * FRAME_MS
         verdict, events = self.endpointer.turn_verdict(silence_start, probability, now_ms)
+        return self._turn_outcome(verdict, events)
+
+    def on_no_turn(self, key: tuple[int, int]) -> TurnOutcome:
+        """A ``JudgeTurn`` that gets no answer (the model failed, or was not asked after all):
+        the silence ends at the default end silence."""
+        utterance, silence_start = key
+        if utterance != self.utterance:
+            return TurnOutcome(None, [])
+        now_ms = self._frames_seen * FRAME_MS
+        verdict, events = self.endpointer.no_verdict(silence_start, now_ms)
+        return self._turn_outcome(verdict, events)
+
+    def _turn_outcome(self, verdict: Verdict | None, events: list[EndpointEvent]) -> TurnOutcome:
         actions: list[Action] = []
         for event in events:
             actions.extend(self._on_endpoint(event))

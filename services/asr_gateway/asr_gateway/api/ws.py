@@ -262,9 +262,11 @@ class Connection:
         assert self.session is not None
         turn = self.turn
         if turn is None:
+            self._no_verdict(ask)
             return
         if not turn.worth_asking(ask.silence_ms, self.session.config.endpoint.end_silence_ms):
             self.metrics.turn_skipped.inc()  # the verdict would come after the default end anyway
+            self._no_verdict(ask)
             return
         task = asyncio.get_running_loop().create_task(self._judge(turn, ask))
         self.turn_tasks.add(task)
@@ -276,7 +278,8 @@ class Connection:
         except Exception as exc:
             self.metrics.turn_verdicts.labels("failed").inc()
             log.error("turn model failed", exc_info=exc)
-            return  # the silence ends at the default end silence, as without a turn model
+            self._no_verdict(ask)  # the silence ends at the default, as without a turn model
+            return
         session = self.session
         if session is None:
             return
@@ -284,6 +287,20 @@ class Connection:
         verdict = outcome.verdict.value if outcome.verdict else "stale"
         self.metrics.turn_verdicts.labels(verdict).inc()
         now = time.perf_counter()  # a final this ends was decided now, not when its audio came
+        actions = [
+            replace(a, decided_at=now) if isinstance(a, Transcribe) else a for a in outcome.actions
+        ]
+        try:
+            self.run(actions)
+        except ClientNotReading:
+            self._close_not_reading()
+
+    def _no_verdict(self, ask: JudgeTurn) -> None:
+        """No verdict will come for this silence: the session ends it at the default."""
+        if self.session is None:
+            return
+        outcome = self.session.on_no_turn(ask.key)
+        now = time.perf_counter()
         actions = [
             replace(a, decided_at=now) if isinstance(a, Transcribe) else a for a in outcome.actions
         ]
