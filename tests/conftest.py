@@ -16,7 +16,13 @@ from callkit.redis_provision import ensure
 from callkit.redis_provision import free_port as find_free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-_MARKER_BY_FOLDER = {"unit": "unit", "api": "api", "integration": "integration", "e2e": "e2e"}
+_MARKER_BY_FOLDER = {
+    "unit": "unit",
+    "api": "api",
+    "integration": "integration",
+    "e2e": "e2e",
+    "resilience": "resilience",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
