@@ -169,3 +169,21 @@ def test_the_path_survives_the_caller_talking_over_the_agent() -> None:
     assert abs(canceller.path.delay_ms - 120) <= 1
     echo_after = frames_of(heard, 6500, 8000)
     assert level(out[6500 // 20 : 8000 // 20]) < level(echo_after) * 10 ** (-30 / 20)
+
+
+@pytest.mark.parametrize("delay_ms", [150, 250])
+def test_a_new_sentence_after_a_pause_keeps_the_echo_path(delay_ms: int) -> None:
+    """The agent talks, pauses while the caller answers, and starts again loud: for the first
+    moments of the new sentence its echo has not come back yet (it is 250 ms late), which is no
+    proof that the line returns none; the path stays and the echo that follows never passes."""
+    segments = [(3000, 0, AGENT), (2000, LOUD, 0), (1200, 0, 0), (2000, 0, 3 * AGENT)]
+    caller, played = timeline(segments, seed=5)
+    heard = line(caller, played, delay_ms, -6)
+    canceller = EchoCanceller()
+    out = run(canceller, heard, played)
+    assert canceller.path is not None
+    assert not canceller.no_echo
+    arrives = 6200 + delay_ms
+    echo = frames_of(heard, arrives, 8200)
+    # From the moment the new sentence's echo arrives, at least 30 dB of it is taken out.
+    assert level(out[arrives // 20 :]) < level(echo) * 10 ** (-30 / 20)

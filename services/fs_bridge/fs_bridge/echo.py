@@ -9,7 +9,9 @@ subtracted, and a frame whose remainder is ``explained_db`` below the predicted 
 nothing but echo and goes to the recognizer as silence. Everything else goes through as it
 came (minus the predicted echo): the caller's quiet syllables are never cut for being quiet
 while the agent speaks. A window in which the caller channel stays ``no_echo_db`` below the
-played channel says the line returns no echo; then the caller channel passes untouched.
+played audio whose echo must have come back within it (the window less its last
+``max_delay_ms``: a sentence that has only just begun has no echo back yet) says the line returns
+no echo; then the caller channel passes untouched.
 
 Only before the first estimate, while the agent is audible, frames no louder than the worst
 echo a line returns (``unknown_margin`` of the recent played level) are held back. The model is
@@ -156,6 +158,17 @@ class EchoCanceller:
             gain = float(corr[lag] / max(ref_energy[lag], 1e-9))
             self.path = EchoPath(lag, gain, best)
             self.no_echo = False
-        elif np.sqrt(cap_energy / w) < self._no_echo * ref_rms:
+        elif self._no_echo_shown(cap_energy):
             self.path = None
             self.no_echo = True
+
+    def _no_echo_shown(self, cap_energy: float) -> bool:
+        """The caller window stays far below agent audio whose echo, at any delay the canceller
+        looks for, must have come back inside it: the line returns none. Only that older part
+        of the played window counts: a sentence that has just begun has no echo back yet."""
+        m, w = self._max_lag, self._window
+        settled = self._played[-w:-m] if 0 < m < w else self._played[-w:]
+        settled_rms = _rms(settled)
+        if settled_rms < self.config.min_played_rms:
+            return False
+        return bool(np.sqrt(cap_energy / w) < self._no_echo * settled_rms)
