@@ -119,12 +119,13 @@ async def main() -> None:
                 CallScript.model_validate({**echo.model_dump(), "name": f"echo-{i}"})
                 for i in range(k)
             ]
+            refused_before = await _refused(ports.bridge)
             results = await asyncio.gather(*(run_call(switch, s, options) for s in batch))
+            busy = round(await _refused(ports.bridge) - refused_before)
             kv2v = [
                 t["v2v_ms"] for r in results for t in r.get("turns", []) if t["v2v_ms"] is not None
             ]
             errors = sum(len(r.get("errors", [])) for r in results)
-            busy = sum(_heard_busy(r) for r in results)
             print(f"  {k} calls at once         v2v p50 {percentile(kv2v, 0.5)} ms  p95 "
                   f"{percentile(kv2v, 0.95)} ms  busy phrase {busy} of {k}  errors {errors}")  # fmt: skip
             base, loaded = percentile(alone_v2v, 0.95), percentile(kv2v, 0.95)
@@ -137,10 +138,11 @@ async def main() -> None:
         await server.close()
 
 
-def _heard_busy(report: dict[str, Any]) -> bool:
-    """The call heard the busy phrase (every line was taken) instead of the agent."""
-    lines = [t["text"] for t in report.get("transcript", []) if t.get("role") == "agent"]
-    return any("lines are busy" in text for text in lines)
+async def _refused(bridge_port: int) -> float:
+    """Calls the bridge has answered with the busy phrase so far (every line was taken)."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{bridge_port}/metrics")).text
+    return _metric(text, "bridge_calls_refused_total")
 
 
 def _service_ports(ports: Any) -> dict[str, int]:
