@@ -286,26 +286,20 @@ class Connection:
         outcome = session.on_turn(ask.key, probability)
         verdict = outcome.verdict.value if outcome.verdict else "stale"
         self.metrics.turn_verdicts.labels(verdict).inc()
-        now = time.perf_counter()  # a final this ends was decided now, not when its audio came
-        actions = [
-            replace(a, decided_at=now) if isinstance(a, Transcribe) else a for a in outcome.actions
-        ]
-        try:
-            self.run(actions)
-        except ClientNotReading:
-            self._close_not_reading()
+        self._run_decided(outcome.actions)
 
     def _no_verdict(self, ask: JudgeTurn) -> None:
         """No verdict will come for this silence: the session ends it at the default."""
-        if self.session is None:
-            return
-        outcome = self.session.on_no_turn(ask.key)
+        if self.session is not None:
+            self._run_decided(self.session.on_no_turn(ask.key).actions)
+
+    def _run_decided(self, actions: list[Action]) -> None:
+        """Run what an end of turn decided; a final it starts was decided now, not when its
+        audio came."""
         now = time.perf_counter()
-        actions = [
-            replace(a, decided_at=now) if isinstance(a, Transcribe) else a for a in outcome.actions
-        ]
+        decided = [replace(a, decided_at=now) if isinstance(a, Transcribe) else a for a in actions]
         try:
-            self.run(actions)
+            self.run(decided)
         except ClientNotReading:
             self._close_not_reading()
 
