@@ -9,9 +9,10 @@ With a turn model (``turn_ask_ms`` set), the end silence depends on what was sai
 trailing silence reaches ``turn_ask_ms`` the endpointer emits ``AskTurn`` (once per silence),
 and the verdict handed back (``turn_verdict``, the probability that the turn is complete) sets
 the silence that ends it: ``complete_silence_ms`` for a complete turn, ``end_silence_ms`` when
-the model is unsure, ``incomplete_silence_ms`` for a cut-off one. Until a verdict arrives the
-end silence is ``end_silence_ms``, so a slow or skipped model never holds a turn longer than
-without one.
+the model is unsure, ``incomplete_silence_ms`` for a cut-off one. While a verdict is on its way
+the end waits for it, up to ``incomplete_silence_ms`` (ending at the default would cut "My name
+is ..." whenever the model is slow); a model that fails or is skipped (``no_verdict``) ends the
+silence at ``end_silence_ms``, as without one.
 """
 
 from __future__ import annotations
