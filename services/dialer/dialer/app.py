@@ -77,7 +77,7 @@ def create_app(
             holder["dialer"] = dialer
             app.state.dialer = dialer
             app.state.switch = esl
-            _metrics(app, dialer)
+            bind_metrics(dialer)
             task = asyncio.create_task(dialer.run(), name="dialer") if run_loop else None
             try:
                 yield
@@ -97,6 +97,7 @@ def create_app(
     app.state.clock = clock
     app.state.settings_region = settings.default_region
     app.state.readiness["redis"] = redis_ready(app)
+    bind_metrics = _metrics(app)
 
     async def database() -> None:
         await app.state.store.ping()
@@ -111,18 +112,25 @@ def create_app(
     return app
 
 
-def _metrics(app: FastAPI, dialer: Dialer) -> None:
+def _metrics(app: FastAPI) -> Callable[[Dialer], None]:
+    """The dialer's metrics, registered once per app; the returned function binds them to the
+    Dialer a lifespan builds (an app may be started more than once, as tests do)."""
     registry = app.state.metrics.registry
     originates = Counter(
         "dialer_originates_total", "Originates sent to the switch.", registry=registry
     )
     in_flight = Gauge("dialer_calls_in_flight", "This replica's calls now.", registry=registry)
-    in_flight.set_function(lambda: len(dialer.in_flight))
-    dialer.metrics = originates
     # The dialer's own share of an originate: dial-time checks, slot and lock, up to the send.
-    dialer.prepare_seconds = Histogram(
+    prepare_seconds = Histogram(
         "dialer_originate_prepare_seconds",
         "The dialer's own time per originate: dial-time checks, call slot and number lock.",
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         registry=registry,
     )
+
+    def bind(dialer: Dialer) -> None:
+        in_flight.set_function(lambda: len(dialer.in_flight))
+        dialer.metrics = originates
+        dialer.prepare_seconds = prepare_seconds
+
+    return bind
