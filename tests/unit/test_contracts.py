@@ -11,7 +11,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from callkit.contracts import REGISTRY, asr, dialog, docs, live, outcome, streams, tts
+from callkit.contracts import REGISTRY, asr, dialog, docs, live, load, outcome, streams, tts
 from callkit.errors import InvalidInput
 from callkit.events import ErrorEvent, UnknownEventType
 
@@ -296,11 +296,38 @@ def test_a_synthesis_request_defaults_to_wideband_pcm_and_refuses_what_no_call_p
             tts.SynthesizeRequest.model_validate({"text": "Hello."} | bad)
 
 
+# ---------------------------------------------------------------- bridge load
+
+
+def test_a_bridges_load_reads_back_as_the_bridge_wrote_it() -> None:
+    written = load.BridgeLoad(active=3, max=1).value()  # over its limit: a limit that dropped
+    assert json.loads(written) == {"active": 3, "max": 1}
+    assert load.parse_value(written.encode()) == load.BridgeLoad(active=3, max=1)
+    assert load.load_key("bridge-a") == "bridge:bridge-a:load"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 4]",
+        b'{"active": 1}',
+        b'{"active": "one", "max": 4}',
+        b'{"active": -1, "max": 4}',
+        b'{"active": 1, "max": null}',
+    ],
+)
+def test_a_value_that_is_not_a_bridges_load_is_skipped(raw: bytes) -> None:
+    assert load.parse_value(raw) is None
+
+
 # ---------------------------------------------------------------- registry and docs
 
 
 def test_the_registry_lists_every_contract_model() -> None:
-    for module in (outcome, dialog, asr, live, tts):
+    for module in (outcome, dialog, asr, live, tts, load):
         defined = {
             obj
             for _, obj in inspect.getmembers(module, inspect.isclass)

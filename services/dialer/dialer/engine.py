@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from callkit.contracts import outcome as outcomes
 from callkit.contracts.campaign import CampaignCall, call_key
+from callkit.contracts.load import parse_value as parse_load
 from callkit.contracts.streams import BRIDGE_PREFIX, CALLS_COMPLETED, key
 from callkit.errors import AgentError, InvalidInput
 from callkit.esl import Event
@@ -234,11 +234,9 @@ class Dialer:
         for raw in await self.redis.mget(keys) if keys else []:
             if raw is None:
                 continue  # expired between the scan and the read
-            try:
-                value = json.loads(raw)
-                loads.append((int(value["active"]), int(value["max"])))
-            except (ValueError, TypeError, KeyError):
-                continue
+            value = parse_load(raw)
+            if value is not None:
+                loads.append((value.active, value.max))
         self._loads = (started, loads)
         return loads
 

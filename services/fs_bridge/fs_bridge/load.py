@@ -1,8 +1,8 @@
 """The bridge's load in Redis, ``bridge:{replica}:load``, so the dialer holds while it is full.
 
-The value is ``{"active": n, "max": m}``: the calls in progress and ``BRIDGE_MAX_CALLS``. It is
-written every second and whenever a call starts or ends, and expires after 5 s, so a bridge
-that dies stops counting on its own. A bridge that stops writes ``"max": 0`` (it takes no more
+The value is :class:`~callkit.contracts.load.BridgeLoad`, ``{"active": n, "max": m}``: the calls
+in progress and ``BRIDGE_MAX_CALLS``. It is written every second and whenever a call starts or
+ends, and expires after 5 s, so a bridge that dies stops counting on its own. A bridge that stops writes ``"max": 0`` (it takes no more
 calls) and lets that expire. Redis being away costs the report, never a call.
 """
 
@@ -10,29 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from callkit.contracts.streams import BRIDGE_PREFIX, key
+from callkit.contracts.load import BridgeLoad, load_key
 
-__all__ = ["EVERY_S", "TTL_S", "LoadReporter", "load_key", "load_value"]
+__all__ = ["EVERY_S", "TTL_S", "LoadReporter"]
 
 log = logging.getLogger("fs_bridge.load")
 EVERY_S = 1.0
 TTL_S = 5
-
-
-def load_key(replica: str) -> str:
-    """``bridge:{replica}:load``."""
-    return key(BRIDGE_PREFIX, replica, "load")
-
-
-def load_value(active: int, max_calls: int) -> str:
-    return json.dumps({"active": active, "max": max_calls})
 
 
 class LoadReporter:
@@ -70,8 +60,9 @@ class LoadReporter:
         await self._write(active, 0)
 
     async def _write(self, active: int, max_calls: int) -> None:
+        value = BridgeLoad(active=active, max=max_calls).value()
         try:
-            await self.redis.set(self.key, load_value(active, max_calls), ex=TTL_S)
+            await self.redis.set(self.key, value, ex=TTL_S)
         except (RedisError, OSError) as exc:
             if not self._failing:  # once per outage, not every second
                 log.warning("could not report the bridge's load", extra={"error": str(exc)[:200]})

@@ -2,8 +2,10 @@
 
 ``streams`` names the Redis streams and key namespaces; ``outcome`` is the call outcome on
 calls:completed; ``dialog`` is POST /dialog and its SSE stream; ``asr`` is WS /ws/transcribe;
-``live`` is calls:events; ``tts`` is POST /synthesize; ``campaign`` is what the dialer writes for each call it places. The registry also lists mod_audio_fork's
-messages (:mod:`callkit.audiofork`: the switch's protocol, shared by the bridge and the emulated
+``live`` is calls:events; ``tts`` is POST /synthesize; ``campaign`` is what the dialer writes
+for each call it places; ``load`` is each bridge's calls in progress (``bridge:{replica}:load``),
+which the dialer paces by. The registry also lists mod_audio_fork's messages
+(:mod:`callkit.audiofork`: the switch's protocol, shared by the bridge and the emulated
 switch). Producers build these models and consumers parse with them; the Contracts section of
 docs/ARCHITECTURE.md is generated from this registry (``python -m callkit.contracts.docs``).
 """
@@ -15,7 +17,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from callkit import audiofork
-from callkit.contracts import asr, campaign, dialog, live, outcome, tts
+from callkit.contracts import asr, campaign, dialog, live, load, outcome, tts
 from callkit.events import ErrorEvent
 
 #: Every contract model, by module, in the order the docs list them.
@@ -28,6 +30,7 @@ REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
         outcome.Amd,
     ),
     campaign.__name__: (campaign.CampaignCall,),
+    load.__name__: (load.BridgeLoad,),
     dialog.__name__: (
         dialog.DialogRequest,
         dialog.CallStarted,
@@ -84,4 +87,4 @@ REGISTRY: Final[dict[str, tuple[type[BaseModel], ...]]] = {
     ),
 }
 
-__all__ = ["REGISTRY", "asr", "dialog", "live", "outcome", "tts"]
+__all__ = ["REGISTRY", "asr", "dialog", "live", "load", "outcome", "tts"]

@@ -25,9 +25,8 @@ TTS_PREFIX: Final = "tts"
 APPOINTMENT_PREFIX: Final = "appt"
 #: ``campaign:{campaign_id}:*``: an outbound campaign's state.
 CAMPAIGN_PREFIX: Final = "campaign"
-#: ``bridge:{replica}:load``: a bridge's calls in progress and its limit, ``{"active": n,
-#: "max": m}`` (JSON), set every second with a 5 s expiry; the dialer holds its pacing while
-#: every bridge is full. A bridge that stops says ``"max": 0`` until its key expires.
+#: ``bridge:{replica}:load``: a bridge's calls in progress and its limit
+#: (:mod:`callkit.contracts.load`); the dialer holds its pacing while every bridge is full.
 BRIDGE_PREFIX: Final = "bridge"
 
 
