@@ -122,6 +122,27 @@ async def test_the_reference_session(switch) -> None:
     assert await client.closed()
 
 
+async def test_a_crash_cuts_every_connection_and_start_brings_the_socket_back() -> None:
+    server = EslServer(Switch(hostname="callsim-test"), PASSWORD, port=0)
+    await server.start()
+    try:
+        client = await connect(server.port)
+        await server.crash()
+        # The connection ends with nothing more on it, and nothing listens until start().
+        with pytest.raises(ConnectionError):
+            await client.next()
+        with pytest.raises(ConnectionRefusedError):
+            await connect(server.port)
+        await server.start()
+        again = await connect(server.port)
+        await again.send(b"api create_uuid\n\n")
+        assert len((await again.reply()).body) == 36
+    finally:
+        while CLIENTS:
+            await CLIENTS.pop().close()
+        await server.close()
+
+
 async def test_a_wrong_password_is_refused_and_the_connection_closed(switch) -> None:
     _, port = switch
     client = await connect(port, password=None)

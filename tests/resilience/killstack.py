@@ -89,18 +89,9 @@ class EmulatedSwitch:
         self.run(self.esl.start())
 
     def drop(self) -> None:
-        """The Event Socket gone as a crashed switch leaves it: no more listening, and every
-        connection reset (no goodbye on the wire). ``run(esl.start())`` brings it back."""
-
-        async def cut() -> None:
-            server = self.esl._server
-            assert server is not None
-            server.close()
-            for writer in list(self.esl._writers):
-                writer.transport.abort()
-            await server.wait_closed()
-
-        self.run(cut())
+        """The Event Socket gone as a crashed switch leaves it; ``run(esl.start())`` brings it
+        back."""
+        self.run(self.esl.crash())
 
     def close(self) -> None:
         self.run(self.esl.close())

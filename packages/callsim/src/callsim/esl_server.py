@@ -293,6 +293,16 @@ class EslServer:
         finally:
             self._writers.discard(writer)
 
+    async def crash(self) -> None:
+        """The Event Socket gone as a crashed switch leaves it: no more listening, and every
+        connection cut at once, what was still queued for it thrown away. ``start()`` brings it
+        back."""
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            await self._server.wait_closed()
+
     async def close(self) -> None:
         """Stop listening and drop every connection, as a FreeSWITCH shutting down does."""
         if self._server is not None:
