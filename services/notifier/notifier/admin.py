@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from callkit.contracts.outcome import ENTRY_FIELD
 from callkit.errors import ConfigError
 from notifier.settings import NotifySettings
 
@@ -42,10 +43,10 @@ async def replay_dead(r: aioredis.Redis, s: NotifySettings, limit: int) -> int:
     moved = 0
     dead: Any = await r.xrange(s.dead_stream, count=limit)
     for entry_id, fields in dead:
-        outcome = fields.get(b"outcome")
+        outcome = fields.get(ENTRY_FIELD.encode())
         if outcome is None:
             continue  # nothing that could ever be written
-        await r.xadd(s.stream, {b"outcome": outcome})
+        await r.xadd(s.stream, {ENTRY_FIELD: outcome})
         await r.xdel(s.dead_stream, entry_id)
         moved += 1
     return moved

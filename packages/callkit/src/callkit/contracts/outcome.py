@@ -22,6 +22,8 @@ from callkit.events import validation_problems
 
 #: The schema version this code writes and the newest it reads.
 OUTCOME_VERSION: Final = 1
+#: The one field of a calls:completed entry; it holds the outcome's JSON.
+ENTRY_FIELD: Final = "outcome"
 
 Status = Literal[
     "booked",
@@ -202,10 +204,12 @@ def parse_entry(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> CallOutcom
     decoded = {
         (k.decode(errors="replace") if isinstance(k, bytes) else k): v for k, v in fields.items()
     }
-    raw = decoded.get("outcome")
+    raw = decoded.get(ENTRY_FIELD)
     if raw is None:
         keys = ", ".join(sorted(decoded)) or "none"
-        raise InvalidInput(f"entry has no 'outcome' field (fields: {keys})", code="unmappable")
+        raise InvalidInput(
+            f"entry has no {ENTRY_FIELD!r} field (fields: {keys})", code="unmappable"
+        )
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -215,4 +219,4 @@ def parse_entry(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> CallOutcom
 
 def entry(outcome: CallOutcome) -> dict[str, str]:
     """The calls:completed entry that carries an outcome (what its producer appends)."""
-    return {"outcome": outcome.model_dump_json()}
+    return {ENTRY_FIELD: outcome.model_dump_json()}
