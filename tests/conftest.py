@@ -122,37 +122,26 @@ def embedded_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def esl_emulator() -> Iterator[tuple[int, str]]:
-    """callsim's FreeSWITCH Event Socket (`callsim serve`) for services that need one."""
-    import subprocess
-    import sys
-    import time
+def esl_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    """callsim's FreeSWITCH Event Socket (`callsim serve`) for services that need one.
 
-    port, password = find_free_port(), "emulated-esl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "callsim",
+    Ready once its control port answers, which it opens after the Event Socket."""
+    esl_port, control_port, password = find_free_port(), find_free_port(), "emulated-esl"
+    log_path = tmp_path_factory.mktemp("callsim") / "callsim.log"
+    with running_service(
+        "callsim",
+        {},
+        control_port,
+        args=[
             "serve",
             "--esl-port",
-            str(port),
+            str(esl_port),
             "--esl-password",
             password,
+            "--control-port",
+            str(control_port),
         ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 30
-        while "Event Socket on" not in proc.stderr.readline():
-            assert proc.poll() is None, "callsim serve exited"
-            assert time.monotonic() < deadline, "callsim serve did not start"
-        yield port, password
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        if proc.stderr:
-            proc.stderr.close()
+        ready_path="/health",
+        output=log_path,
+    ):
+        yield esl_port, password

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,8 +16,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
-from serving import ROOT
 
+import devstack
 from notifier.admin import replay_dead, status
 from notifier.columns import Layout
 from notifier.consumer import ConsumerConfig, NotifierMetrics, OutcomeConsumer
@@ -211,7 +209,6 @@ async def test_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
     path = tmp_path / "calls.csv"
     await publish(r, names["stream"], *(outcome(i) for i in range(1, 301)))
     env = {
-        **os.environ,
         "REDIS_URL": redis_url,
         "NOTIFY_CSV_PATH": str(path),
         "NOTIFY_BATCH": "7",
@@ -221,14 +218,10 @@ async def test_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
         "NOTIFY_BLOCK_MS": "200",  # the SIGTERM at the end waits out one blocking read
     }
 
-    def start(name: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "notifier", "--port", str(_port())],
-            cwd=ROOT,
-            env={**env, "NOTIFY_CONSUMER": name},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    def start(name: str) -> subprocess.Popen[str]:
+        # Not waiting for /ready: the first replica is killed as soon as its first rows land.
+        env_ = env | {"NOTIFY_CONSUMER": name}
+        return devstack.launch("notifier", args=["--port", str(_port())], env=env_)
 
     first = start("replica-a")
     deadline = time.monotonic() + 30
@@ -248,8 +241,7 @@ async def test_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # would a duplicate still arrive?
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=15)
+        devstack.stop(second)  # SIGTERM: it finishes its batch and leaves
     ids = [row[10] for row in rows(path)[1:]]
     assert len(ids) == 300
     assert ids == [f"call-{i:04d}" for i in range(1, 301)]
