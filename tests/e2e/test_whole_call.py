@@ -9,6 +9,8 @@ stack logs at DEBUG, and the booking call's personal data must not be in any ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import csv
 import json
 import logging
 import re
@@ -24,8 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 import devstack
+from callkit.contracts.streams import CALLS_COMPLETED
 from callkit.logging import JsonFormatter, Redactor, WireTrafficFilter
 from callkit.redis_provision import free_port
 from callsim.callees import CalleeBook
@@ -33,6 +37,7 @@ from callsim.esl_server import EslServer
 from callsim.run import RunOptions, load_deployment, run_call, summary_lines
 from callsim.script import CallScript, load_script
 from callsim.switch import Switch
+from notifier.columns import Layout
 from policy_engine.script import load_script as load_policy_script
 
 ROOT = Path(__file__).parents[2]
@@ -41,6 +46,7 @@ SERVICES = (
     "asr_gateway",
     "tts_gateway",
     "policy_engine",
+    "notifier",
     "fs_bridge",
     "dialer",
 )  # LLM: embedded_llm
@@ -64,6 +70,11 @@ class Stack:
     redis_url: str
     tmp: Path
     services: dict[str, subprocess.Popen[str]]
+
+    @property
+    def sheet(self) -> Path:
+        """The notifier's CSV sink, the sheet's rows as the demo writes them."""
+        return Path(self.env["NOTIFY_CSV_PATH"])
 
     def options(self, bridge_port: int | None = None) -> RunOptions:
         return devstack.caller_options(
@@ -103,6 +114,13 @@ def stack(
         "BRIDGE_SILENCE_S": "4",
         "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'dialer.db'}",
         "DIALER_TICK_S": "0.2",
+        # The notifier reads calls:completed in a group of its own, so a notifier of `make serve`
+        # on the same Redis still gets every call, and writes this stack's sheet as CSV.
+        "NOTIFY_SINK": "csv",
+        "NOTIFY_CSV_PATH": str(tmp / "calls.csv"),
+        "NOTIFY_GROUP": f"whole-call-{uuid.uuid4().hex[:8]}",
+        "NOTIFY_DEAD_STREAM": f"calls:dead:whole-call-{uuid.uuid4().hex[:8]}",
+        "NOTIFY_BLOCK_MS": "500",  # its shutdown waits out one blocking read
         # Every line a service can write, so that the booking test sees any personal data leak.
         "LOG_LEVEL": "DEBUG",
     }
@@ -119,6 +137,9 @@ def stack(
         finally:
             devstack.stop_all(services)  # a restarted service is in here too
     finally:
+        with redis.Redis.from_url(redis_url) as r, contextlib.suppress(redis.ResponseError):
+            r.delete(env["NOTIFY_DEAD_STREAM"])
+            r.xgroup_destroy(CALLS_COMPLETED, env["NOTIFY_GROUP"])  # absent if it never started
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
@@ -151,6 +172,21 @@ def run_to_the_end(api: httpx.Client, campaign_id: str, timeout_s: float) -> lis
         time.sleep(0.5)
     contacts: list[dict[str, Any]] = api.get(f"/campaigns/{campaign_id}/contacts").json()
     return contacts
+
+
+def sheet_row(stack: Stack, call_id: str, timeout_s: float = 60) -> dict[str, str]:
+    """The call's row in the stack's sheet, by column key, once the notifier has written it."""
+    keys = [column.key for column in Layout.build().columns]  # the notifier's default layout
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if stack.sheet.exists():
+            with stack.sheet.open(newline="", encoding="utf-8") as f:
+                for row in csv.reader(f):
+                    named = dict(zip(keys, row, strict=False))
+                    if named.get("call_id") == call_id:
+                        return named
+        assert time.monotonic() < deadline, f"no row for {call_id} in {stack.sheet}"
+        time.sleep(0.2)
 
 
 def leaks(logs: Path) -> list[str]:
@@ -322,9 +358,10 @@ def test_a_file_mode_call_goes_on_across_an_event_socket_drop(stack: Stack) -> N
 
 def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
     """The dialer originates through the emulated switch; the answered leg runs the deployment's
-    outbound extension, its audio forks to the bridge, and the callee books on the phone. The
-    stack runs at DEBUG, and no service's log (callsim's included) holds the callee's number,
-    name or words in plain text."""
+    outbound extension, its audio forks to the bridge, and the callee books on the phone; its
+    outcome has the bridge's v2v of every turn, and its sheet row the recording. The stack runs at
+    DEBUG, and no service's log (callsim's included) holds the callee's number, name or words in
+    plain text."""
     path = CALLS / "outbound" / "booking_by_phone.yaml"
     script = load_script(path)
     reports = stack.tmp / "callee-reports"
@@ -384,9 +421,18 @@ def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
     assert outcome["amd"]["verdict_ms"] < 3000
     assert report["v2v"]["n"] == 12
     assert all(t["v2v_ms"] is not None and t["v2v_ms"] > 0 for t in report["turns"])
+    # The outcome carries the bridge's own figure for each of those turns.
+    assert len(outcome["latency"]["v2v_ms"]) == report["v2v"]["n"], outcome["latency"]
+    assert all(ms > 0 for ms in outcome["latency"]["v2v_ms"])
+    assert outcome["latency"]["v2v_p50_ms"] is not None
     assert Path(report["recording"]).stat().st_size > 16000 * 4 * 10
     bridge_recording = stack.tmp / "bridge" / f"{report['call_id']}.wav"
     assert bridge_recording.stat().st_size > 16000 * 4 * 10
+    assert Path(outcome["recording_path"]) == bridge_recording
+    # The sheet's row of the call, as the notifier wrote it, points at that recording.
+    row = sheet_row(stack, report["call_id"])
+    assert Path(row["recording"]) == bridge_recording, row
+    assert row["campaign"] == campaign_id
     agent_lines = [line["text"] for line in report["transcript"] if line["role"] == "agent"]
     assert any("You're booked" in text for text in agent_lines)
 
