@@ -14,7 +14,10 @@ Every replica runs the same loop; nothing assumes it is alone:
   Event Socket, a dead replica) is looked up, never redialled blindly;
 - unanswered attempts end with the originate's cause (:mod:`dialer.core.causes`); answered ones
   with the dialog's outcome from ``calls:completed``; each finished contact gets one outcome
-  entry of its own (``contact:{id}``) for the sales sheet.
+  entry of its own (``contact:{id}``) for the sales sheet;
+- a caller who rang in and asked to be called back becomes a contact of the standing callbacks
+  campaign of their language (:mod:`dialer.core.callbacks`), created by whichever replica needs
+  it first, and is dialled like any contact when the moment they asked for comes.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from callkit.contracts.load import parse_value as parse_load
 from callkit.contracts.streams import BRIDGE_PREFIX, CALLS_COMPLETED, key
 from callkit.errors import AgentError, InvalidInput
 from callkit.esl import Event
-from dialer.core import causes, retry
+from dialer.core import callbacks, causes, retry
 from dialer.core.breaker import AbandonTracker, TrunkBreaker, is_abandoned
 from dialer.core.caps import cap_allows
 from dialer.core.compliance import effective_windows
@@ -81,6 +84,10 @@ class EngineConfig:
     #: The bridges' load keys (``bridge:{replica}:load``), read before each claim.
     bridge_loads: str = key(BRIDGE_PREFIX, "*", "load")
     default_region: str = "US"
+    #: The language of callbacks whose outcome does not say the caller's.
+    callback_locale: str = "en"
+    #: The zone of callback numbers that phonenumbers cannot place in one.
+    callback_timezone: str = "UTC"
 
 
 @dataclass
@@ -216,6 +223,8 @@ class Dialer:
             lease_s=self.config.lease_s,
         )
         if not claims:
+            if callbacks.is_standing(campaign.id, spec):
+                return  # it stands for the next callback: never completed
             if active == 0 and await self.store.remaining(campaign.id) == 0:
                 await self._skipped_rows(campaign, now)
                 await self.store.transition(campaign.id, CampaignState.COMPLETED, now=now)
@@ -410,10 +419,13 @@ class Dialer:
                 return
             spec = campaign.spec
         failed_retry = status == "failed"
+        attempts = contact.attempts if contact is not None else 1
+        if contact is not None and callbacks.is_standing(attempt.campaign_id, spec):
+            attempts = callbacks.attempts_spent(attempts, contact.fields)  # this request's
         next_at = retry.next_attempt(
             spec.retry,
             status,
-            attempts=contact.attempts if contact is not None else 1,
+            attempts=attempts,
             failed_retries=contact.failed_retries if contact is not None else 0,
             now=now,
         )
@@ -460,11 +472,18 @@ class Dialer:
     async def _contact_row(
         self, contact: ContactRecord, spec: CampaignSpec, campaign_id: str, now: datetime
     ) -> None:
-        """The sales sheet's one row for a finished contact (the notifier writes it once)."""
+        """The sales sheet's one row for a finished contact (the notifier writes it once).
+
+        A callbacks contact is finished once per request, so its rows are told apart by the
+        attempts it had made by then."""
         status = contact.outcome or "failed"
         attempts = contact.attempts
+        row_id = f"{CONTACT_ROW_PREFIX}{contact.id}"
+        if callbacks.is_standing(campaign_id, spec):
+            attempts = callbacks.attempts_spent(contact.attempts, contact.fields)
+            row_id = f"{row_id}:{contact.attempts}"
         row = outcomes.CallOutcome(
-            call_id=f"{CONTACT_ROW_PREFIX}{contact.id}",
+            call_id=row_id,
             direction="outbound",
             campaign_id=campaign_id,
             callee=contact.phone,
@@ -543,9 +562,12 @@ class Dialer:
         if attempt is None and outcome.status == "opt_out":
             await self._inbound_opt_out(outcome)
             return
+        if attempt is None and outcome.status == "callback" and outcome.direction == "inbound":
+            await self._inbound_callback(outcome)
+            return
         if attempt is None or attempt.ended_at is not None:
             return
-        callback_at = _callback_time(outcome)
+        callback_at = callbacks.requested_callback_at(outcome)
         await self._finish(
             attempt.id,
             outcome.status,
@@ -567,6 +589,63 @@ class Dialer:
         except InvalidInput:
             return  # a withheld or malformed caller id cannot be listed
         await self.store.add_dnc(phone, source="opt-out", now=self.clock())
+
+    async def _inbound_callback(self, outcome: outcomes.CallOutcome) -> None:
+        """A caller who rang in and asked to be called back: a contact of the callbacks
+        campaign of their language, due when they asked (read twice, scheduled once)."""
+        if callbacks.callback_number(outcome, self.config.default_region) is None:
+            log.warning(
+                "callback asked for without a number to call back",
+                extra={"call_id": outcome.call_id},
+            )
+            return
+        locale = callbacks.outcome_locale(outcome, self.config.callback_locale)
+        now = self.clock()
+        campaign = await self._callbacks_campaign(locale, now)
+        if campaign is None:
+            return
+        request = callbacks.callback_request(
+            outcome, region=self.config.default_region, retry=campaign.spec.retry
+        )
+        assert request is not None  # an inbound callback with a number
+        contact, changed = await self.store.add_callback(campaign.id, request, now=now)
+        if not changed:
+            return
+        log.info(
+            "callback scheduled",
+            extra={
+                "call_id": outcome.call_id,
+                "campaign_id": campaign.id,
+                "contact_id": contact.id,
+                "state": str(contact.state),
+            },
+        )
+        if contact.state == ContactState.SKIPPED:
+            # On the do-not-call list: never dialled, and the sheet says so at once.
+            await self._contact_row(contact, campaign.spec, campaign.id, now)
+
+    async def _callbacks_campaign(self, locale: str, now: datetime) -> CampaignRecord | None:
+        """The standing callbacks campaign of ``locale``, created and started if need be; None
+        when an operator cancelled it (a paused one holds its callbacks until resumed)."""
+        campaign_id = callbacks.campaign_id(locale)
+        campaign = await self.store.campaign(campaign_id)
+        if campaign is None:
+            spec = callbacks.campaign_spec(
+                locale, region=self.config.default_region, timezone=self.config.callback_timezone
+            )
+            if await self.store.ensure_campaign(campaign_id, spec, now=now):
+                log.info("callbacks campaign created", extra={"campaign_id": campaign_id})
+            campaign = await self.store.campaign(campaign_id)
+            assert campaign is not None  # campaigns are never deleted
+        if campaign.state == CampaignState.DRAFT:
+            campaign = await self.store.transition(campaign_id, CampaignState.RUNNING, now=now)
+        if campaign.state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
+            log.warning(
+                "callbacks campaign ended by an operator; the callback is not kept",
+                extra={"campaign_id": campaign_id, "state": str(campaign.state)},
+            )
+            return None
+        return campaign
 
     # ------------------------------------------------------------------ leases
 
@@ -636,16 +715,6 @@ class Dialer:
                 continue
             # No channel and never answered: the originate did not go out or failed unseen.
             await self._finish(claim.attempt_id, "failed", "UNKNOWN_RESULT", None, now)
-
-
-def _callback_time(outcome: outcomes.CallOutcome) -> datetime | None:
-    extra = outcome.slots.model_extra or {}
-    value = extra.get("callback_at")
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            moment = datetime.fromisoformat(value)
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
 
 
 def _agent_heard_after_ms(outcome: outcomes.CallOutcome) -> float | None:

@@ -32,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from callkit.errors import AgentError, DependencyUnavailable, InvalidInput, NotFound
+from dialer.core import callbacks
+from dialer.core.callbacks import CallbackRequest
 from dialer.core.states import (
     ACTIVE_STATES,
     CAMPAIGN_TRANSITIONS,
@@ -107,6 +109,21 @@ class Store:
                 )
             )
         return campaign_id
+
+    async def ensure_campaign(self, campaign_id: str, spec: CampaignSpec, *, now: datetime) -> bool:
+        """A campaign of a known id, in ``draft``, unless it exists already (as it is then):
+        True if this call created it. Replicas racing to create it create one."""
+        values = {
+            "id": campaign_id,
+            "name": spec.name,
+            "spec": spec.model_dump(mode="json"),
+            "state": CampaignState.DRAFT,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._tx(write=True) as conn:
+            statement = self._insert_new(Campaign, [values], ["id"])
+            return bool((await conn.execute(statement.returning(Campaign.id))).all())
 
     async def campaign(self, campaign_id: str) -> CampaignRecord | None:
         async with self._tx() as conn:
@@ -212,6 +229,68 @@ class Store:
                 result = await conn.execute(statement.returning(Contact.id))
                 inserted += len(result.all())
         return inserted
+
+    async def add_callback(
+        self, campaign_id: str, request: CallbackRequest, *, now: datetime
+    ) -> tuple[ContactRecord, bool]:
+        """Keep a callback an inbound caller asked for: the contact of its number in the
+        campaign, due at ``request.due``; True when this call changed it.
+
+        A number new to the campaign becomes a ``scheduled`` contact (``skipped`` when it is
+        on the do-not-call list). A number the campaign has is changed only by a newer request
+        (:func:`~dialer.core.callbacks.supersedes`; the same request read again, or an older
+        one, changes nothing): a waiting or finished contact is scheduled anew with a fresh
+        attempt budget, one in a call is left to its call, and a listed number stays
+        uncalled.
+        """
+        row = request.contact
+        mine = (Contact.campaign_id == campaign_id) & (Contact.phone == row.phone)
+        async with self._tx(write=True) as conn:
+            found = await self._lock_where(conn, mine)
+            blocked = (
+                await conn.scalar(select(DoNotCall.phone).where(DoNotCall.phone == row.phone))
+                is not None
+            )
+            if found is None:
+                values = _new_contact(campaign_id, row, blocked, now) | {
+                    "consent": request.consent,
+                    "fields": callbacks.request_fields(request, 0),
+                }
+                if not blocked:
+                    values |= {
+                        "state": ContactState.SCHEDULED,
+                        "reason": callbacks.REASON,
+                        "next_attempt_at": request.due,
+                    }
+                statement = self._insert_new(Contact, [values], ["campaign_id", "phone"])
+                if (await conn.execute(statement.returning(Contact.id))).all():
+                    return await self._contact_in(conn, values["id"]), True
+                # Another replica inserted the number meanwhile: a request like any other.
+                found = await self._lock_where(conn, mine)
+                assert found is not None
+            fields = dict(found["fields"] or {})
+            state = ContactState(found["state"])
+            if not callbacks.supersedes(request, fields) or state in ACTIVE_STATES or blocked:
+                return _contact(found), False
+            await conn.execute(
+                update(Contact)
+                .where(Contact.id == found["id"])
+                .values(
+                    state=ContactState.SCHEDULED,
+                    reason=callbacks.REASON,
+                    outcome=None,
+                    next_attempt_at=request.due,
+                    name=row.name or found["name"],
+                    timezone=row.timezone or found["timezone"],
+                    consent=request.consent,
+                    fields=callbacks.request_fields(request, found["attempts"]),
+                    failed_retries=0,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+            return await self._contact_in(conn, found["id"]), True
 
     async def contact(self, contact_id: str) -> ContactRecord | None:
         async with self._tx() as conn:
@@ -665,6 +744,17 @@ class Store:
         if self._postgres:
             query = query.with_for_update()
         return (await conn.execute(query)).mappings().first()
+
+    async def _lock_where(self, conn: AsyncConnection, condition: Any) -> RowMapping | None:
+        """The one contact ``condition`` selects, locked as by :meth:`_lock_contact`."""
+        query = select(Contact).where(condition)
+        if self._postgres:
+            query = query.with_for_update()
+        return (await conn.execute(query)).mappings().first()
+
+    async def _contact_in(self, conn: AsyncConnection, contact_id: str) -> ContactRecord:
+        row = (await conn.execute(select(Contact).where(Contact.id == contact_id))).mappings()
+        return _contact(row.one())
 
     async def _attempt_row(self, conn: AsyncConnection, attempt_id: str) -> RowMapping:
         row = (await conn.execute(select(Attempt).where(Attempt.id == attempt_id))).mappings()
