@@ -29,7 +29,8 @@ from policy_engine.script import load_script
 from policy_engine.session import Session
 
 SCRIPT = load_script(Path(__file__).parents[2] / "prompts" / "clinic")
-CALLBACKS = callbacks.campaign_id("en")  # the rig's dialer has no other language
+RU_SCRIPT = load_script(Path(__file__).parents[2] / "prompts" / "clinic_ru")
+CALLBACKS = callbacks.campaign_id("en")  # the rig's dialer's own language
 
 
 def caller_number() -> str:
@@ -38,7 +39,13 @@ def caller_number() -> str:
 
 
 def inbound_callback(
-    call_id: str, caller: str | None, *, at: datetime | None, ended: datetime, **slots: Any
+    call_id: str,
+    caller: str | None,
+    *,
+    at: datetime | None,
+    ended: datetime,
+    locale: str = "en",
+    **slots: Any,
 ) -> dict[str, str]:
     """The calls:completed entry of an inbound call that ended at ``goodbye_callback``."""
     session = Session(
@@ -46,14 +53,14 @@ def inbound_callback(
         direction="inbound",
         caller=caller,
         callee="+12125550100",
-        locale="en",
+        locale=locale,
         started_at=(ended - timedelta(minutes=2)).timestamp(),
         ended_at=ended.timestamp(),
         state="goodbye_callback",
         status="callback",
         slots=slots | ({"callback_at": at.astimezone(UTC).isoformat()} if at else {}),
     )
-    return outcomes.entry(build_outcome(SCRIPT, session))
+    return outcomes.entry(build_outcome(RU_SCRIPT if locale == "ru" else SCRIPT, session))
 
 
 async def publish(on: Rig, entry: dict[str, str]) -> str:
@@ -222,6 +229,39 @@ async def test_a_due_callback_is_called_saying_why_and_a_new_request_calls_again
         ("not_interested", 1),
     ]
     assert len({r.call_id for r in contact_rows}) == 2
+
+
+async def test_a_caller_who_spoke_russian_is_called_back_in_russian(
+    rig: Rig,  # noqa: F811
+) -> None:
+    """The Russian clinic's caller: the callback goes to the Russian callbacks campaign, and its
+    call is placed and opened in Russian (the English one would be refused by that script)."""
+    now = datetime.now(UTC)
+    ru = callbacks.campaign_id("ru")
+    spec = callbacks.campaign_spec("ru", region="US").model_copy(update={"windows": ALWAYS})
+    assert await rig.store.ensure_campaign(ru, spec, now=now)
+    phone = caller_number()
+    rig.switch.callees[phone] = Callee("answer", 0.1)
+    await publish(
+        rig,
+        inbound_callback(
+            "in-ru",
+            phone,
+            at=now,
+            ended=now,
+            locale="ru",
+            client_name="Анна",
+            study_type="mri_knee",
+        ),
+    )
+
+    call_id = await answer_as_the_dialog(rig, phone, "booked")
+    context = CampaignCall.model_validate_json(await rig.redis.get(call_key(call_id)))
+    assert (context.campaign_id, context.locale, context.phone) == (ru, "ru", phone)
+    assert call_reason(RU_SCRIPT, context, "ru") == (
+        "вам, как вы и просили, по поводу МРТ коленного сустава"
+    )
+    assert await callback_contacts(rig) == []  # nothing went to the English campaign
 
 
 async def test_replicas_reading_one_request_at_once_keep_one_callback(

@@ -69,8 +69,23 @@ def test_an_outcome_written_before_versions_parses_as_version_1() -> None:
     assert parsed.transcript[0].interrupted
     assert not parsed.transcript[1].interrupted
     assert parsed.recording_path is None
+    assert parsed.locale is None  # written before outcomes said their language
     assert parsed.latency.v2v_ms == []
     assert parsed.latency.v2v_p50_ms is None
+
+
+def test_the_calls_language_rides_on_the_outcome_without_a_new_version() -> None:
+    """An addition old readers may ignore: it keeps version 1, so a reader that predates it
+    still takes the entry (keeping the language as an extra) instead of parking it."""
+    fields = {
+        k.encode(): v.encode()
+        for k, v in outcome.entry(
+            outcome.CallOutcome.model_validate(WRITTEN | {"locale": "ru"})
+        ).items()
+    }
+    written = json.loads(fields[b"outcome"])
+    assert (written["version"], written["locale"]) == (1, "ru")
+    assert outcome.parse_entry(fields).locale == "ru"
 
 
 def test_an_outcome_round_trips_with_its_recording_and_latency() -> None:

@@ -147,10 +147,24 @@ def test_a_new_request_has_a_fresh_attempt_budget() -> None:
     assert callbacks.attempts_spent(2, {}) == 2  # a contact of no request counts them all
 
 
-def test_the_callers_language_when_the_outcome_says_it() -> None:
-    assert callbacks.outcome_locale(inbound(), "en") == "en"
-    said = inbound().model_copy(update={"locale": "ru"})
-    assert callbacks.outcome_locale(CallOutcome.model_validate(said.model_dump()), "en") == "ru"
+@pytest.mark.parametrize(
+    ("said", "default", "locale"),
+    [
+        ("ru", "en", "ru"),
+        ("ru-RU", "en", "ru"),
+        ("EN", "ru", "en"),
+        (None, "ru", "ru"),  # written before outcomes said their language: the dialer's own
+        ("", "en", "en"),
+        ("?", "ru", "ru"),
+    ],
+)
+def test_the_callers_language_when_the_outcome_says_it(
+    said: str | None, default: str, locale: str
+) -> None:
+    outcome = inbound().model_copy(update={"locale": said})
+    assert callbacks.outcome_locale(CallOutcome.model_validate(outcome.model_dump()), default) == (
+        locale
+    )
 
 
 def opening_call(found: callbacks.CallbackRequest, locale: str) -> CampaignCall:

@@ -99,6 +99,18 @@ def test_a_booked_call_maps_to_the_contract_and_survives_the_stream() -> None:
     assert parse_entry(wire) == outcome
 
 
+def test_the_outcome_says_the_language_the_call_was_held_in() -> None:
+    """The dialer calls a caller back in the language they spoke (its callbacks campaign of
+    that language), so the outcome carries the session's locale."""
+    ru = load_script(Path(__file__).parents[2] / "prompts" / "clinic_ru")
+    outcome = build_outcome(
+        ru, session(status="callback", locale="ru", slots={"study_type": "mri_knee"})
+    )
+    assert outcome.locale == "ru"
+    assert outcome.slots.study_type == "МРТ коленного сустава"
+    assert build_outcome(SCRIPT, session(status="callback")).locale == "en"
+
+
 def test_an_unbooked_call_carries_no_appointment() -> None:
     outcome = build_outcome(SCRIPT, session(status="not_interested", slots=KNEE))
     assert outcome.slots.appointment_date is None

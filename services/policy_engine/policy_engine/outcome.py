@@ -97,6 +97,7 @@ def build_outcome(script: Script, session: Session) -> CallOutcome:
     return CallOutcome(
         call_id=session.session_id,
         direction=session.direction,
+        locale=session.locale,
         campaign_id=session.campaign_id,
         caller=session.caller,
         callee=session.callee,

@@ -81,10 +81,11 @@ def campaign_spec(locale: str, *, region: str, timezone: str = "UTC") -> Campaig
 
 
 def outcome_locale(outcome: CallOutcome, default: str) -> str:
-    """The language the caller spoke (the outcome's ``locale``, where its writer says it), else
-    ``default``."""
-    said = getattr(outcome, "locale", None)
-    if isinstance(said, str) and (m := _LOCALE.match(said.strip().lower())):
+    """The language the caller spoke (the outcome's ``locale``: ``ru``, or ``ru-RU`` from a
+    writer that names the region too), else ``default`` (an outcome written before outcomes
+    said their language)."""
+    said = outcome.locale
+    if said and (m := _LOCALE.match(said.strip().lower())):
         return m.group(0)
     return default
 

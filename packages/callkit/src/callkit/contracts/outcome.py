@@ -161,6 +161,11 @@ class CallOutcome(BaseModel):
     )
     call_id: str = Field(min_length=1, max_length=128)
     direction: Literal["inbound", "outbound"]
+    locale: str | None = Field(
+        None,
+        description="The language the call was held in (the script's locale: en, ru); entries "
+        "without one do not say it.",
+    )
     campaign_id: str | None = None
     caller: str | None = None
     callee: str | None = None
