@@ -35,6 +35,8 @@ def engine_config(settings: DialerSettings) -> EngineConfig:
         completed_stream=settings.completed_stream,
         group=settings.group,
         default_region=settings.default_region,
+        callback_locale=settings.callback_locale,
+        callback_timezone=settings.callback_timezone,
     )
 
 

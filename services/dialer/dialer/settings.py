@@ -4,10 +4,12 @@ import os
 import socket
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from callkit.contracts.streams import CALLS_COMPLETED
+from callkit.errors import InvalidInput
 from callkit.settings import ServiceSettings, prefixed_config
+from dialer.core.windows import zone
 
 
 class DialerSettings(ServiceSettings):
@@ -67,3 +69,24 @@ class DialerSettings(ServiceSettings):
     group: str = Field(
         "dialer", min_length=1, description="Consumer group of the dialer's replicas on it."
     )
+    callback_locale: str = Field(
+        "en",
+        pattern=r"^[a-z]{2}$",
+        description="Language of a callback whose call's outcome does not say the caller's (its "
+        "callbacks campaign and the script's locale): the clinic's language, ru with clinic_ru.",
+    )
+    callback_timezone: str = Field(
+        "UTC",
+        min_length=1,
+        description="IANA zone of the callbacks campaign: the calling window of numbers "
+        "phonenumbers cannot place in one zone (Russian mobiles), e.g. Europe/Moscow.",
+    )
+
+    @field_validator("callback_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone(value)  # an unknown name stops start-up with the reason
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return value
