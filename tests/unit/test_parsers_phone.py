@@ -32,11 +32,11 @@ EN = load_script(Path(__file__).parents[2] / "prompts" / "clinic")
 def test_numbers_are_read_for_the_clinics_country(
     said: str, country_code: str, e164: str | None
 ) -> None:
-    assert p.parse_phone(said, country_code) == e164
+    assert p.parse_phone(said, country_code, EN.words) == e164
 
 
 def test_a_number_then_something_else_after_a_comma() -> None:
-    assert p.parse_phone("555 123 4567, 45 years", "1") == "+15551234567"
+    assert p.parse_phone("555 123 4567, 45 years", "1", EN.words) == "+15551234567"
 
 
 @pytest.mark.parametrize(

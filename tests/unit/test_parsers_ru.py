@@ -182,4 +182,4 @@ def test_a_hyphenated_word_is_not_its_first_part() -> None:
     ],
 )
 def test_phone_numbers_said_as_words(text: str, expected: str | None) -> None:
-    assert p.parse_phone(norm(text), SCRIPT.clinic.default_country_code) == expected
+    assert p.parse_phone(norm(text), SCRIPT.clinic.default_country_code, WORDS) == expected

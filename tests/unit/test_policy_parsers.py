@@ -64,11 +64,11 @@ def test_yes_no_russian(text: str, expected: bool) -> None:
     ],
 )
 def test_phone(text: str, expected: str | None) -> None:
-    assert p.parse_phone(normalized(text), "1") == expected
+    assert p.parse_phone(normalized(text), "1", WORDS) == expected
 
 
 def test_phone_with_russian_trunk_prefix() -> None:
-    assert p.parse_phone("8 916 123 45 67", "7") == "+79161234567"
+    assert p.parse_phone("8 916 123 45 67", "7", WORDS) == "+79161234567"
 
 
 @pytest.mark.parametrize(
@@ -227,7 +227,7 @@ def test_questions(text: str, question: bool) -> None:
     ],
 )
 def test_symptoms_are_the_callers_words_without_the_duration(text: str, expected: str) -> None:
-    assert p.symptom_phrase(text) == expected
+    assert p.symptom_phrase(text, WORDS) == expected
 
 
 def test_symptom_words_are_whole_words() -> None:
@@ -326,7 +326,7 @@ def test_picks_by_position_and_no_hour_read_into_one() -> None:
     ],
 )
 def test_phones_with_oh_and_fillers(text: str, expected: str) -> None:
-    assert p.parse_phone(normalized(text), "1") == expected
+    assert p.parse_phone(normalized(text), "1", WORDS) == expected
 
 
 def test_russian_tens_and_units_are_one_number() -> None:

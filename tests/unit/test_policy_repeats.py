@@ -83,7 +83,7 @@ def test_without_a_declared_fallback_the_question_still_ends_in_skip_or_a_person
     ],
 )
 def test_a_spelled_name(text: str, name: str | None) -> None:
-    assert p.parse_spelled_name(text) == name
+    assert p.parse_spelled_name(text, SCRIPT.words) == name
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,16 @@
 times, durations, names and the caller's intents.
 
 Each parser is a pure function of the utterance (and, where it matters, of today's date in the
-clinic's timezone or of the times just offered), so they are table-tested. The words they look
-for (yes and no, intents, weekdays, months, ordinals, units, the cues before a name, an age or
-a weight, words that are never a name) come from the script's lexicon,
-prompts/clinic/lexicon.yaml, as a ``Lexicon`` for the call's locale and ``Words`` for every
-locale. What stays here is grammar: how numbers, phone numbers, names, ages, weights, dates,
-clock times, durations and call-back times are put together around those words.
+clinic's timezone or of the times just offered), so they are table-tested. Every word they look
+for comes from the script's lexicon, prompts/clinic/lexicon.yaml, as a ``Lexicon`` for the call's
+locale and ``Words`` for every locale: yes and no, intents, weekdays, months, ordinals, units,
+the cues before a name, an age or a weight, words that are never a name, and the words the
+grammar is made of (clock times: "half past", "без четверти"; durations: "since", "a couple
+of"; the "plus" of a phone number, the breaks in a spelled name). What stays here is grammar:
+how numbers, phone numbers, names, ages, weights, dates, clock times, durations and call-back
+times are put together around those words (written forms such as "3rd", "5pm" and "-го", the
+articles of English dates and durations, "the 3rd one", "since the start of this month", and the
+endings of Russian surnames are part of it).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 
 from callkit.spoken import DEFAULT_LOCALE, numbers_to_digits
-from policy_engine.lexicon import Lexicon, Words, phrase_pattern
+from policy_engine.lexicon import Lexicon, Words, alternation, longest_first, phrase_pattern
 
 # "Tom", "O'Neill", "Smith-Jones", "Иванова".
 _NAME_TOKEN = r"[A-ZА-ЯЁ](?:['’][A-ZА-ЯЁ][a-zа-яё]+|[a-zа-яё'’-]+)"
@@ -39,10 +43,10 @@ def normalize(text: str, words: Words, locale: str = DEFAULT_LOCALE) -> str:
     language: "forty five", "сорок пять")."""
     text = text.replace("’", "'").replace("‘", "'")
     if words.fillers is not None:
-        text = words.fillers.sub(" ", text)
+        text = words.fillers.sub(lambda m: m.group("keep") or " ", text)
     text = numbers_to_digits(text, locale)
     # An "oh" left among the words is a sound ("Oh, hi"), not a zero: those are digits now.
-    text = re.sub(r"(?i)\boh\b", " ", text)
+    text = words.interjections.sub(" ", text)
     if words.spoken_numbers:  # the lexicon's own number words ("пару")
         spoken = re.compile(rf"(?<!\w)({'|'.join(words.spoken_numbers)})(?!\w)", re.I)
         text = spoken.sub(lambda m: str(words.spoken_numbers[m.group(1).lower()]), text)
@@ -92,15 +96,13 @@ def plausible_number(number: phonenumbers.PhoneNumber) -> bool:
     return bool(pattern and re.fullmatch(pattern, national))
 
 
-_PHONE_SPAN = re.compile(r"(?:\+|\bplus\s+|\bплюс\s+)?\d[\d\s().,-]{5,}\d", re.I)
-
-
-def parse_phone(text: str, default_country_code: str) -> str | None:
+def parse_phone(text: str, default_country_code: str, words: Words) -> str | None:
     """A phone number in E.164 form ("+15551234567"), however it was grouped or spoken, read
     with libphonenumber for the clinic's country (``default_country_code``: "1", "7", "44"…, or
     a region such as "GB"); a number that is not plausible there is no number."""
     region = region_of(default_country_code)
-    for m in _PHONE_SPAN.finditer(text):
+    span = rf"(?:\+|\b{words.plus}\s+)?\d[\d\s().,-]{{5,}}\d"  # "+1 555…", "plus 1 555…"
+    for m in re.finditer(span, text, re.I):
         raw = m.group(0)
         international = not raw[0].isdigit()
         # "555 123 4567, 45 years": the number, then something else after a comma.
@@ -228,14 +230,16 @@ def parse_date(text: str, today: date, words: Words, *, bare_day: bool = True) -
     for pattern, days in words.relative_days:
         if pattern.search(t):
             return today + timedelta(days=days)
-    m = re.search(r"\bin (\d{1,2}|a) (day|days|week|weeks)\b", t)
-    if m:
-        n = 1 if m.group(1) == "a" else int(m.group(1))
-        return today + timedelta(days=n * (7 if m.group(2).startswith("week") else 1))
-    units = "|".join(w for w, unit in words.duration_units.items() if unit in ("day", "week"))
-    m = re.search(rf"\b{words.later_by}\s+(?:(\d{{1,2}})\s+)?({units})\b", t) if units else None
-    if m:  # "через неделю", "через 3 дня"
-        n = int(m.group(1) or 1)
+    units = "|".join(
+        re.escape(w) for w, unit in words.duration_units.items() if unit in ("day", "week")
+    )
+    m = (
+        re.search(rf"\b{words.later_by}\s+(?:(\d{{1,2}}|{words.one_of})\s+)?({units})\b", t)
+        if units
+        else None
+    )
+    if m:  # "in 3 days", "in a week", "через неделю", "через 3 дня"
+        n = int(m.group(1)) if m.group(1) and m.group(1).isdigit() else 1
         return today + timedelta(days=n * (7 if words.duration_units[m.group(2)] == "week" else 1))
     months = words.months
     month_names = "|".join(months)
@@ -249,7 +253,7 @@ def parse_date(text: str, today: date, words: Words, *, bare_day: bool = True) -
     m = re.search(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b(?!\s+one\b)", t)
     if m and bare_day:
         return _day_in_month(today, int(m.group(1)), None)
-    m = re.search(r"\b(\d{1,2})(?:th|-?го|-?е)?\s+числа\b", t)
+    m = re.search(rf"\b(\d{{1,2}})(?:th|-?го|-?е)?\s+{words.day_of_month}\b", t)
     if m and bare_day:  # "пятого числа"
         return _day_in_month(today, int(m.group(1)), None)
     m = re.search(r"(?<![\d:])(\d{1,2})/(\d{1,2})(?![\d/])", t)
@@ -259,7 +263,7 @@ def parse_date(text: str, today: date, words: Words, *, bare_day: bool = True) -
     said = [
         (m.start(), weekday, bool(m.group(1)))
         for name, weekday in words.weekdays.items()
-        for m in re.finditer(rf"\b(next |следующ\w+ )?{name}\b", t)
+        for m in re.finditer(rf"\b({words.next_one} )?{name}\b", t)
     ]
     if said:
         # "Thursday. Actually no, make it Friday": the last one said.
@@ -290,7 +294,7 @@ def _day_ordinals_as_digits(t: str, month_names: str, words: Words) -> str:
         t,
     )
     return re.sub(
-        rf"(?:the )?{day}(?= (?:of )?(?:{month_names}|числа)\b)",
+        rf"(?:the )?{day}(?= (?:of )?(?:{month_names}|{words.day_of_month})\b)",
         lambda m: digits(m.group(1), m.group(2)),
         t,
     )
@@ -318,24 +322,25 @@ def parse_time(
         return said
     if words.meridiem:
         m = re.search(
-            rf"\b(\d{{1,2}})(?:[:.](\d{{2}}))?(?:\s+час\w*)?(?:\s+(\d{{2}})(?:\s+минут\w*)?)?"
+            rf"\b(\d{{1,2}})(?:[:.](\d{{2}}))?(?:\s+{words.hour_words})?"
+            rf"(?:\s+(\d{{2}})(?:\s+{words.minute_words})?)?"
             rf"\s+({'|'.join(map(re.escape, words.meridiem))})(?!\w)",
             t,
         )
         if m:  # "в 3 часа дня", "к 9 утра", "at 8 in the evening"
             minute = int(m.group(2) or m.group(3) or 0)
             return _clock(int(m.group(1)), minute, words.meridiem[m.group(4)][0], opens)
-    m = re.search(r"\bhalf past (\d{1,2})\b", t)
-    if m:
-        return _clock(int(m.group(1)), 30, None, opens)
-    m = re.search(r"\bquarter (past|to) (\d{1,2})\b", t)
-    if m:
-        hour = int(m.group(2))
-        return (
-            _clock(hour, 15, None, opens)
-            if m.group(1) == "past"
-            else _clock(hour - 1, 45, None, opens)
-        )
+    said_minutes = {**words.minutes_past, **{w: -n for w, n in words.minutes_to.items()}}
+    m = (
+        re.search(rf"\b({alternation(longest_first(said_minutes))}) (\d{{1,2}})\b", t)
+        if said_minutes
+        else None
+    )
+    if m:  # "half past 3", "quarter to 4"
+        minutes, hour = said_minutes[m.group(1)], int(m.group(2))
+        if minutes > 0:
+            return _clock(hour, minutes, None, opens)
+        return _clock(hour - 1, 60 + minutes, None, opens)
     m = re.search(r"\b(\d{1,2})[:.](\d{2})\s*([ap])?\.?\s*m?\b", t)
     if m:
         return _clock(int(m.group(1)), int(m.group(2)), m.group(3), opens)
@@ -345,7 +350,9 @@ def parse_time(
     m = re.search(r"\b(\d{1,2}) (\d{2})\b", t)  # "ten thirty" after numbers became digits
     if m and int(m.group(2)) in (0, 15, 30, 45):
         return _clock(int(m.group(1)), int(m.group(2)), None, opens)
-    m = re.search(r"\b(\d{1,2}) o'?clock\b|\b(?:at|в|во|к)\s+(\d{1,2})\b(?![:.]\d)", t)
+    m = re.search(
+        rf"\b(\d{{1,2}}) {words.oclock}\b|\b{words.clock_at}\s+(\d{{1,2}})\b(?![:.]\d)", t
+    )
     if m:
         return _clock(int(m.group(1) or m.group(2)), 0, None, opens)
     if offered:
@@ -377,19 +384,25 @@ def _russian_clock(t: str, words: Words, opens: time) -> time | None:
     hours = {w: n for w, n in words.day_ordinals.items() if n <= 12}
     if hours:
         names = "|".join(sorted(hours, key=len, reverse=True))
-        m = re.search(rf"\b(?:половин[аеуы]|пол)\s*({names})\b", t)
+        m = re.search(rf"\b{words.half_to_hour}\s*({names})\b", t)
         if m:
             return _clock(hours[m.group(1)] - 1, 30, _meridiem_after(t, m, words), opens)
-    m = re.search(r"\bбез (\d{1,2}|четверти)(?: минут\w*)? (\d{1,2}|час\w*)\b", t)
-    if m:
-        before = 15 if m.group(1) == "четверти" else int(m.group(1))
+    m = re.search(
+        rf"\b{words.to_hour} (\d{{1,2}}|{words.quarter})(?: {words.minute_words})?"
+        rf" (\d{{1,2}}|{words.hour_words})\b",
+        t,
+    )
+    if m:  # "без 15 минут 3", "без четверти час"
+        before = int(m.group(1)) if m.group(1).isdigit() else 15
         hour = int(m.group(2)) if m.group(2).isdigit() else 1
         if 0 < before < 60:
             return _clock((hour - 1) or 12, 60 - before, _meridiem_after(t, m, words), opens)
-    m = re.search(r"\b(\d{1,2})\s+час\w*\s+(\d{1,2})(?:\s+минут\w*)?\b", t)
+    m = re.search(
+        rf"\b(\d{{1,2}})\s+{words.hour_words}\s+(\d{{1,2}})(?:\s+{words.minute_words})?\b", t
+    )
     if m:  # "в 10 часов 30 минут"
         return _clock(int(m.group(1)), int(m.group(2)), _meridiem_after(t, m, words), opens)
-    m = re.search(r"\b(?:в|к|во)\s+час\b", t)
+    m = re.search(rf"\b{words.clock_at}\s+{words.one_oclock}\b", t)
     if m:
         return _clock(1, 0, _meridiem_after(t, m, words), opens)
     return None
@@ -449,7 +462,7 @@ def parse_callback(
         re.escape(u) for u in sorted(words.time_units, key=len, reverse=True)
     )  # "half an hour" before "hour"
     if units:
-        m = re.search(rf"\b{words.later_by}\s+(?:(\d{{1,3}}|an?)\s+)?({units})(?!\w)", t)
+        m = re.search(rf"\b{words.later_by}\s+(?:(\d{{1,3}}|{words.one_of})\s+)?({units})(?!\w)", t)
         if m:
             count = int(m.group(1)) if m.group(1) and m.group(1).isdigit() else 1
             minutes = count * words.time_units[m.group(2)]
@@ -496,52 +509,72 @@ def parse_callback(
 def parse_duration(text: str, words: Words) -> str | None:
     """How long something has lasted, in a short written form ("2 weeks", "since yesterday")."""
     t = text.lower()
-    m = re.search(r"\bhalf (?:a |an )?(year|month)\b|\bпол ?(года|месяца)\b", t)
-    if m:
-        return "6 months" if (m.group(1) or m.group(2)).startswith(("year", "год")) else "2 weeks"
-    m = re.search(r"\b(недел\w*|месяц\w*|дн\w*|год\w*|лет)\s+(\d{1,2})\b", t)
+    if words.duration_halves:
+        m = re.search(rf"\b{alternation(longest_first(words.duration_halves))}\b", t)
+        if m:  # "half a year", "полгода"
+            return words.duration_halves[m.group(0)]
+    m = re.search(rf"\b({words.unit_then_number})\s+(\d{{1,2}})\b", t)
     if m:  # "недели три": about three weeks
-        unit = words.duration_units.get(m.group(1)) or next(
-            (v for k, v in words.duration_units.items() if m.group(1).startswith(k[:4])), None
-        )
+        unit = _duration_unit(m.group(1), words)
         if unit:
             return f"{m.group(2)} {unit}{'s' if int(m.group(2)) != 1 else ''}"
-    m = re.search(
-        r"\b(?:for|about|around|over|almost|nearly|past|last|уже|около)?\s*"
-        r"(\d{1,3}|a|an|one|a couple of|couple of|a few|few|several)\s+"
-        r"(days?|weeks?|months?|years?|дн\w*|день|недел\w*|месяц\w*|год\w*|лет)\b",
-        t,
-    )
-    if m:
-        count, unit = m.group(1), m.group(2)
-        units = words.duration_units
-        unit_en = next((v for k, v in units.items() if unit.startswith(k[:4])), unit)
-        unit_en = units.get(unit, unit_en)
-        if count in ("a", "an", "one"):
-            return f"1 {unit_en}"
+    counts = alternation(longest_first(words.vague_counts))
+    m = re.search(rf"\b(\d{{1,3}}|{words.one_of}|{counts})\s+({_unit_words(words)})\b", t)
+    if m:  # "2 weeks", "a month", "a couple of days", "3 недели"
+        count, said = m.group(1), m.group(2)
+        unit = _duration_unit(said, words) or said
         if count.isdigit():
-            return f"{count} {unit_en}{'s' if int(count) != 1 else ''}"
-        return f"{count.removeprefix('a ').strip()} {unit_en}s"
+            return f"{count} {unit}{'s' if int(count) != 1 else ''}"
+        if count in words.vague_counts:
+            return f"{words.vague_counts[count]} {unit}s"
+        return f"1 {unit}"
     m = re.search(
-        r"\bsince (yesterday|last \w+|monday|tuesday|wednesday|thursday|friday|"
-        r"saturday|sunday|the weekend|this morning)\b",
+        rf"\b{words.since} ({words.past_moments}|(?:the |this )?(?:{words.moment_words}"
+        rf"|{_weekdays(words)})|{words.last} \w+)\b",
         t,
     )
-    if m:
+    if m:  # "since Monday", "since last week"
         return f"since {m.group(1)}"
-    m = re.search(r"\bsince the (?:beginning|start) of (?:the |this |last )?(week|month|year)\b", t)
-    if m:
-        return f"since the start of the {m.group(1)}"
-    m = re.search(r"\b(yesterday|this morning|last night|вчера)\b", t)
-    if m:
+    m = re.search(
+        rf"\b{words.since} the {words.start_of} of (?:the |this |{words.last} )?"
+        rf"({_unit_words(words)})\b",
+        t,
+    )
+    if m:  # "since the beginning of the month"
+        unit = _duration_unit(m.group(1), words)
+        if unit in ("week", "month", "year"):
+            return f"since the start of the {unit}"
+    m = re.search(rf"\b({words.past_moments})\b", t)
+    if m:  # "yesterday", "вчера": since then
         return f"since {m.group(1)}"
-    m = re.fullmatch(r"\W*(?:for\s+)?(?:some\s+)?(days|weeks|months|years)\W*", t)
+    m = re.fullmatch(rf"\W*(?:{words.complaint_lead}\s+){{0,2}}({words.rough_durations})\W*", t)
     if m:  # "Weeks.": how long, roughly
         return m.group(1)
-    m = re.search(r"(?<!через )(?<!\d )(?<![\w-])(неделю|месяц|год)\b", t)
-    if m:  # "Неделю.", "болит уже год": one of them
-        return f"1 {words.duration_units.get(m.group(1), m.group(1))}"
+    for m in re.finditer(rf"(?<![\w-])({words.single_units})\b", t):
+        if re.search(rf"(?:\b{words.later_by}|\d) $", t[: m.start()]):
+            continue  # "через неделю" is a day, "3 года" an age or an amount
+        # "Неделю.", "болит уже год": one of them
+        return f"1 {_duration_unit(m.group(1), words) or m.group(1)}"
     return None
+
+
+def _unit_words(words: Words) -> str:
+    """The words of a duration's unit, whole ("weeks", "недели") or by their start ("недел…")."""
+    return alternation(
+        longest_first([*words.duration_units, *(f"{stem}*" for stem in words.duration_stems)])
+    )
+
+
+def _duration_unit(said: str, words: Words) -> str | None:
+    """The outcome's unit ("week") for a unit's word as said ("недели", "неделями")."""
+    if said in words.duration_units:
+        return words.duration_units[said]
+    stem = next((s for s in longest_first(words.duration_stems) if said.startswith(s)), None)
+    return words.duration_stems[stem] if stem else None
+
+
+def _weekdays(words: Words) -> str:
+    return alternation(longest_first(words.weekdays))
 
 
 def mentions_symptom(text: str, body_words: Iterable[str], words: Words) -> bool:
@@ -549,17 +582,18 @@ def mentions_symptom(text: str, body_words: Iterable[str], words: Words) -> bool
     return bool(words.symptoms.search(text)) or bool(body and phrase_pattern(body).search(text))
 
 
-def symptom_phrase(text: str) -> str:
+def symptom_phrase(text: str, words: Words) -> str:
     """The caller's own words for the problem, without fillers or how long it has lasted."""
+    counts = alternation(longest_first(words.vague_counts))
     s = re.sub(
-        r"\b(?:(?:for|since)\s+)?(?:(?:about|around|over|almost|nearly|the last|the past)\s+)?"
-        r"(?:\d{1,3}|a|an|a couple of|a few|several)\s+(?:days?|weeks?|months?|years?)\b"
-        r"|\bsince\s+(?:yesterday|last \w+|this morning)\b",
+        rf"\b(?:{words.complaint_lead}\s+){{0,2}}(?:\d{{1,3}}|{words.one_of}|{counts})\s+"
+        rf"{words.complaint_units}\b"
+        rf"|\b{words.since}\s+(?:{words.past_moments}|{words.last} \w+)\b",
         "",
         text,
         flags=re.I,
     )
-    s = re.sub(r"^(?:well|so|um|uh|yes|yeah|hi|hello|okay|ok)[,.]?\s+", "", s.strip(), flags=re.I)
+    s = re.sub(rf"^{words.complaint_openers}[,.]?\s+", "", s.strip(), flags=re.I)
     s = re.sub(r"\s+([.,;!?])", r"\1", s)  # "hurt . It" once "for 2 weeks" is gone
     s = re.sub(r"([.,;!?])(?:\s*[.,;!?])+", r"\1", s)
     s = re.sub(r"\s+", " ", s).strip(" .,!?;")
@@ -589,11 +623,11 @@ def parse_spelled(text: str) -> str | None:
     return letters.capitalize()
 
 
-def parse_spelled_name(text: str) -> str | None:
+def parse_spelled_name(text: str, words: Words) -> str | None:
     """A name spelled letter by letter, its words apart by a comma or a pause word:
     "J-O-H-N, S-M-I-T-H" or "J O H N space S M I T H" -> "John Smith"."""
     names = []
-    for part in re.split(r"[,;]|\s(?:and|space|then|и)\s", text, flags=re.I):
+    for part in re.split(rf"[,;]|\s{words.spelling_breaks}\s", text, flags=re.I):
         run: list[str] = []
         for token in [*re.split(r"[\s.-]+", part), ""]:
             if len(token) == 1 and token.isalpha():
@@ -634,7 +668,7 @@ def _name_in(text: str, words: Words, *, expecting: bool) -> str | None:
         m = re.search(rf"(?i:{cue}){_NAME}", text)
         if m and _clean_name(m.group(1), not_names):
             return _clean_name(m.group(1), not_names)
-    m = re.search(rf"(?:^|[.,!?]\s*){_NAME}\s+(?:here|speaking)\b", text)
+    m = re.search(rf"(?:^|[.,!?]\s*){_NAME}\s+{words.after_name}\b", text)
     if m and _clean_name(m.group(1), not_names):
         return _clean_name(m.group(1), not_names)
     if not expecting:
@@ -675,6 +709,6 @@ def is_question(text: str, lex: Lexicon) -> bool:
     if stripped.endswith("?"):
         return True
     first = re.split(r"[.,!]\s*", stripped.lower())[0] if stripped else ""
-    return bool(first) and bool(
-        lex.pattern(lex.question_words).match(first.removeprefix("and ").removeprefix("so "))
-    )
+    for opener in lex.question_openers:  # "and what…", "so how much…"
+        first = first.removeprefix(f"{opener} ")
+    return bool(first) and bool(lex.pattern(lex.question_words).match(first))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from callkit.errors import AgentError
 from policy_engine import parsers as p
 from policy_engine.dialog.llm import DialogLlm
-from policy_engine.lexicon import Words, phrase_pattern
+from policy_engine.lexicon import Words, alternation, longest_first, phrase_pattern
 from policy_engine.script import CORRECTION, NOT_NOW_SLOTS, YES_NO_SLOTS, Script
 
 log = logging.getLogger("policy_engine.understand")
@@ -111,12 +111,15 @@ def body_words(script: Script, locale: str) -> list[str]:
     return [w for s in script.catalogue.studies for w in s.keywords.get(locale, [])]
 
 
-def _strip_durations(text: str) -> str:
+def _strip_durations(text: str, words: Words) -> str:
+    """The text without how long the complaint has lasted, which names no day to come in
+    ("since Monday", "for the last two weeks", "3 days ago")."""
+    weekdays = alternation(longest_first(words.weekdays))
     return re.sub(
-        r"\b(?:since|for|about|last|past|over|ago)\s+[\w' ]{0,20}?"
-        r"\b(?:days?|weeks?|months?|years?)\b|\b(?:since|last)\s+(?:the\s+)?(?:yesterday|monday|"
-        r"tuesday|wednesday|thursday|friday|saturday|sunday|weekend|morning|night)\b"
-        r"|\b\w+ ago\b",
+        rf"\b{words.not_a_date_after}\s+[\w' ]{{0,20}}?\b{words.complaint_units}\b"
+        rf"|\b(?:{words.since}|{words.last})\s+(?:the\s+)?"
+        rf"(?:{weekdays}|{words.moment_words})\b"
+        rf"|\b\w+ {words.ago}\b",
         " ",
         text,
         flags=re.I,
@@ -143,11 +146,11 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
     # Names: with a cue anywhere, bare only when the name was asked for.
     name = p.parse_name(norm, words, expecting="client_name" in expects or ctx.state == CORRECTION)
     if ctx.strategy == "spell" and "client_name" in expects:
-        name = p.parse_spelled_name(norm) or name
+        name = p.parse_spelled_name(norm, words) or name
     if name:
         heard.slots["client_name"] = name
 
-    phone = p.parse_phone(norm, script.clinic.default_country_code)
+    phone = p.parse_phone(norm, script.clinic.default_country_code, words)
     if phone:
         heard.slots["phone"] = phone
     elif (
@@ -180,7 +183,7 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
             for sentence in re.split(r"(?<=[.!?])\s+", norm)
             if p.mentions_symptom(sentence, bodies, words)
         ]
-        phrase = p.symptom_phrase(" ".join(about) or norm)
+        phrase = p.symptom_phrase(" ".join(about) or norm, words)
         if phrase:
             heard.slots["symptoms"] = phrase
     duration = _duration(norm, heard, words)
@@ -205,7 +208,7 @@ def parse_utterance(text: str, ctx: Context, script: Script, locale: str) -> Hea
 
     # Dates and times: when asked, or when the caller talks about booking.
     booking_talk = bool(words.booking_cues.search(norm))
-    date_text = _strip_durations(norm)
+    date_text = _strip_durations(norm, words)
     picking_a_time = "appointment_time" in expects and bool(ctx.offered)
     if "appointment_date" in expects or "appointment_time" in expects or booking_talk:
         # While times are offered, "the third one" picks one of them: it is no day.
@@ -441,7 +444,7 @@ def merge_llm(heard: Heard, facts: CallerFacts, ctx: Context, words: Words) -> N
         heard.question = True
 
 
-def fill_from_words(heard: Heard, ctx: Context) -> None:
+def fill_from_words(heard: Heard, ctx: Context, script_words: Words) -> None:
     """Last resort for free-text answers (the LLM is down or found nothing): the caller's own
     words are the answer to "what is bothering you" and "what kind of pain"."""
     if heard.question or heard.intents or heard.declined or heard.greeting:
@@ -450,7 +453,7 @@ def fill_from_words(heard: Heard, ctx: Context) -> None:
         return  # the utterance answered another question: it is not this one's answer
     words = heard.text.split()
     if "symptoms" in ctx.expects and "symptoms" not in heard.slots and len(words) >= 2:
-        heard.slots["symptoms"] = p.symptom_phrase(heard.text)
+        heard.slots["symptoms"] = p.symptom_phrase(heard.text, script_words)
     if (
         "pain_character" in ctx.expects
         and "pain_character" not in heard.slots

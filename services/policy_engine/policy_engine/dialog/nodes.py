@@ -103,7 +103,7 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
             t.llm_late = True  # too late to be worth the wait: go on as if it found nothing
         if facts is not None:
             merge_llm(heard, facts, ctx, t.script.words)
-    fill_from_words(heard, ctx)
+    fill_from_words(heard, ctx, t.script.words)
     read_callback(heard, ctx, t.script, t.locale)  # the LLM may have heard the request
     if heard.callback is not None:
         s.slots["callback_at"] = heard.callback.at.astimezone(UTC).isoformat()
