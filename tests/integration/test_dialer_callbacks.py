@@ -2,7 +2,8 @@
 Redis and both databases. The inbound call's outcome is built by the policy engine's own
 ``build_outcome`` and appended to calls:completed as the policy engine appends it; the dialer
 must schedule the caller's number in its standing callbacks campaign at the moment they asked
-for, once however often the outcome is read, and call it then with the reason in its fields."""
+for, once however often the outcome is read, and call it then with the reason in its fields.
+A callee of a campaign who asks for a callback on the contact's last attempt is called back."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio as aioredis
-from test_dialer_dialing import ALWAYS, Rig, answer_as_the_dialog, rig  # noqa: F401  (rig: the fixture)
+from test_dialer_dialing import (  # noqa: F401  (rig: the fixture)
+    ALWAYS,
+    Rig,
+    answer_as_the_dialog,
+    campaign_of,
+    finished,
+    rig,
+)
 
 from callkit.contracts import outcome as outcomes
 from callkit.contracts.campaign import CampaignCall, call_key
@@ -262,6 +270,37 @@ async def test_a_caller_who_spoke_russian_is_called_back_in_russian(
         "вам, как вы и просили, по поводу МРТ коленного сустава"
     )
     assert await callback_contacts(rig) == []  # nothing went to the English campaign
+
+
+async def test_a_campaigns_callee_who_asks_for_a_callback_is_called_back_on_top_of_the_budget(
+    rig: Rig,  # noqa: F811
+) -> None:
+    """Two attempts per contact. One callee is busy, then answers on the last attempt and asks
+    to be called back; the other asks on the first call, then is busy: each is called a third
+    time, in the campaign's own calls, and books."""
+    last, first = caller_number(), caller_number()
+    rig.switch.callees[last] = Callee("answer", 0.1, attempts=["busy", "answer"])
+    rig.switch.callees[first] = Callee("answer", 0.1, attempts=["answer", "busy", "answer"])
+    campaign_id = await campaign_of(
+        rig,
+        [last, first],
+        retry={"max_attempts": 2, "busy_after_min": 0.01, "callback_after_min": 0.01},
+        caps={"per_day": 5},
+    )
+    await answer_as_the_dialog(rig, first, "callback")
+    await answer_as_the_dialog(rig, last, "callback")  # on its last attempt
+    await answer_as_the_dialog(rig, last, "booked")
+    await answer_as_the_dialog(rig, first, "booked")  # busy in between
+    await finished(rig, campaign_id)
+    ended = {
+        c.phone: (c.state, c.outcome, c.attempts) for c in await rig.store.contacts(campaign_id)
+    }
+    assert ended == {
+        last: (ContactState.DONE, "booked", 3),
+        first: (ContactState.DONE, "booked", 3),
+    }
+    assert (rig.switch.callees[last].dialled, rig.switch.callees[first].dialled) == (3, 3)
+    assert await callback_contacts(rig) == []  # not moved to the inbound callbacks
 
 
 async def test_replicas_reading_one_request_at_once_keep_one_callback(

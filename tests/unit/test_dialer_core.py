@@ -87,7 +87,9 @@ POLICY = RetryPolicy()  # 3 attempts; busy 10 min, no answer 180, failed 15, cal
         # The budget: attempts of every outcome count, one budget per contact.
         (POLICY, "busy", 3, 0, None),
         (POLICY, "no_answer", 3, 0, None),
-        (POLICY, "callback", 3, 0, None),
+        # ...but for the callee's own request to be called back, kept on the last attempt too.
+        (POLICY, "callback", 3, 0, NOW + 2 * HOUR),
+        (RetryPolicy(max_attempts=1), "callback", 1, 0, NOW + 2 * HOUR),
         (POLICY, "failed", 3, 0, None),
         (RetryPolicy(max_attempts=1), "busy", 1, 0, None),
         (RetryPolicy(max_attempts=5), "no_answer", 4, 1, NOW + 3 * HOUR),
@@ -129,6 +131,55 @@ def test_a_contact_goes_through_its_budget() -> None:
             failed_retries += 1
         now = schedule[-1] or now
     assert schedule == [NOW + 10 * MIN, NOW + 25 * MIN, None]
+
+
+def schedule_of(policy: RetryPolicy, outcomes: list[str]) -> list[datetime | None]:
+    """The next attempt after each of a contact's attempts, as the dialer counts them."""
+    now, asked, schedule = NOW, 0, []
+    for attempts, outcome in enumerate(outcomes, 1):
+        due = next_attempt(
+            policy, outcome, attempts=attempts, failed_retries=0, now=now, callbacks_before=asked
+        )
+        schedule.append(due)
+        asked += outcome == "callback"
+        now = due or now
+    return schedule
+
+
+def test_a_callback_asked_for_on_the_last_attempt_is_made() -> None:
+    """No answer twice, then the callee picks up and says "call me later": called back."""
+    assert schedule_of(POLICY, ["no_answer", "no_answer", "callback", "booked"]) == [
+        NOW + 3 * HOUR,
+        NOW + 6 * HOUR,
+        NOW + 8 * HOUR,
+        None,
+    ]
+
+
+def test_a_callback_does_not_eat_the_attempts_left_for_no_answer() -> None:
+    """A callback asked for on the first call, then nobody answers: still three tries at
+    reaching them, as for a contact who never asked."""
+    schedule = schedule_of(POLICY, ["callback", "no_answer", "no_answer", "no_answer"])
+    assert schedule[:3] == [NOW + 2 * HOUR, NOW + 5 * HOUR, NOW + 8 * HOUR]
+    assert schedule[3] is None
+
+
+def test_a_callee_who_keeps_putting_the_call_off_is_called_a_bounded_number_of_times() -> None:
+    """max_callbacks requests ride on top of the budget; past them a request counts as an
+    attempt, so the contact ends after max_attempts + max_callbacks calls."""
+    policy = RetryPolicy(max_attempts=3, max_callbacks=2)
+    assert schedule_of(policy, ["callback"] * 5) == [
+        NOW + 2 * HOUR,
+        NOW + 4 * HOUR,
+        NOW + 6 * HOUR,
+        NOW + 8 * HOUR,
+        None,  # the fifth call is the last
+    ]
+    # Without callbacks on top, a request on the last attempt ends the contact, as before.
+    assert schedule_of(RetryPolicy(max_attempts=2, max_callbacks=0), ["callback"] * 2) == [
+        NOW + 2 * HOUR,
+        None,
+    ]
 
 
 def test_delays_are_real_time_across_a_clock_change() -> None:

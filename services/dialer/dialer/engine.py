@@ -420,14 +420,22 @@ class Dialer:
             spec = campaign.spec
         failed_retry = status == "failed"
         attempts = contact.attempts if contact is not None else 1
+        before = 0  # attempts of an earlier request, which the budget does not count
         if contact is not None and callbacks.is_standing(attempt.campaign_id, spec):
-            attempts = callbacks.attempts_spent(attempts, contact.fields)  # this request's
+            before = callbacks.attempts_before(contact.fields)
+            attempts = callbacks.attempts_spent(attempts, contact.fields)
+        asked = 0
+        if attempts >= spec.retry.max_attempts:
+            # Past the plain budget only the callee's own callback requests keep the contact,
+            # in its own campaign: its purpose, rules, consent and fields are what was agreed.
+            asked = await self.store.callbacks_asked(attempt.contact_id, after=before)
         next_at = retry.next_attempt(
             spec.retry,
             status,
             attempts=attempts,
             failed_retries=contact.failed_retries if contact is not None else 0,
             now=now,
+            callbacks_before=asked,
         )
         if status == "callback" and callback_at is not None and next_at is not None:
             next_at = max(callback_at, now)

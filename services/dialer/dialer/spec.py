@@ -79,6 +79,13 @@ class RetryPolicy(BaseModel):
     callback_after_min: float = Field(
         120, gt=0, description="When the callee asked for a callback without a time."
     )
+    max_callbacks: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Callbacks the callee may ask for on top of max_attempts (one asked for on "
+        "the last attempt is still made); past them a request counts as an attempt.",
+    )
     voicemail_after_min: float | None = Field(
         None, gt=0, description="Retry delay after a voicemail; none: a voicemail ends the contact."
     )

@@ -171,13 +171,17 @@ def request_fields(request: CallbackRequest, attempts_before: int) -> dict[str, 
     return request.contact.fields | {ATTEMPTS_BEFORE_FIELD: str(attempts_before)}
 
 
+def attempts_before(fields: dict[str, Any]) -> int:
+    """The contact's attempts before its current request (0 for a contact of no request)."""
+    try:
+        return max(0, int(fields.get(ATTEMPTS_BEFORE_FIELD, 0)))
+    except (TypeError, ValueError):
+        return 0
+
+
 def attempts_spent(attempts: int, fields: dict[str, Any]) -> int:
     """The attempts of the contact's current request (its retry budget counts these)."""
-    try:
-        before = int(fields.get(ATTEMPTS_BEFORE_FIELD, 0))
-    except (TypeError, ValueError):
-        before = 0
-    return max(0, attempts - before)
+    return max(0, attempts - attempts_before(fields))
 
 
 def _aware(moment: datetime) -> datetime:

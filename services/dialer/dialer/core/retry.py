@@ -1,9 +1,14 @@
 """When a contact is tried next after an attempt's outcome, or whether it is finished.
 
-One retry budget per contact: ``max_attempts`` counts every attempt whatever its outcome.
-A network failure is retried once more at most, so a broken number does not eat the budget of
-a trunk outage. The delay only says the earliest moment; ``next_eligible`` moves it on to the
-contact's calling window and frequency caps.
+One retry budget per contact: ``max_attempts`` counts every attempt whatever its outcome, but
+for the callee's own requests to be called back. Those are kept on top of the budget, up to
+``max_callbacks`` of them per contact: a callee who asks for a callback on the contact's last
+attempt is called back, and a callback never eats the attempts left for a number nobody answers;
+past ``max_callbacks`` a request counts like any attempt, so a callee who keeps putting the call
+off is called at most ``max_attempts + max_callbacks`` times. A network failure is retried once
+more at most, so a broken number does not eat the budget of a trunk outage. The delay only says
+the earliest moment; ``next_eligible`` moves it on to the contact's calling window and frequency
+caps.
 """
 
 from __future__ import annotations
@@ -45,15 +50,29 @@ def is_final(outcome: str) -> bool:
     return outcome in FINAL_OUTCOMES
 
 
+def budget(policy: RetryPolicy, callbacks: int) -> int:
+    """How many attempts a contact may have once its callee has asked for ``callbacks``
+    callbacks: ``max_attempts``, and one more per request up to ``max_callbacks``."""
+    return policy.max_attempts + min(max(callbacks, 0), policy.max_callbacks)
+
+
 def next_attempt(
-    policy: RetryPolicy, outcome: str, *, attempts: int, failed_retries: int, now: datetime
+    policy: RetryPolicy,
+    outcome: str,
+    *,
+    attempts: int,
+    failed_retries: int,
+    now: datetime,
+    callbacks_before: int = 0,
 ) -> datetime | None:
     """The earliest UTC instant for the contact's next attempt; None: the contact is finished.
 
     ``attempts``: attempts made so far, the one that just ended included; ``failed_retries``:
-    how many earlier attempts were retries after a ``failed`` outcome.
+    how many earlier attempts were retries after a ``failed`` outcome; ``callbacks_before``:
+    how many earlier attempts ended with the callee asking for a callback.
     """
-    if is_final(outcome) or attempts >= policy.max_attempts:
+    callbacks = callbacks_before + (outcome == "callback")
+    if is_final(outcome) or attempts >= budget(policy, callbacks):
         return None
     delay_min: float | None
     match outcome:

@@ -658,6 +658,18 @@ class Store:
     async def attempt_by_call(self, call_id: str) -> AttemptRecord | None:
         return await self._one_attempt(Attempt.call_id == call_id)
 
+    async def callbacks_asked(self, contact_id: str, *, after: int = 0) -> int:
+        """How many of the contact's ended attempts after its attempt number ``after`` the
+        callee answered by asking to be called back."""
+        query = select(func.count()).where(
+            Attempt.contact_id == contact_id,
+            Attempt.number > after,
+            Attempt.outcome == "callback",
+            Attempt.ended_at.is_not(None),
+        )
+        async with self._tx() as conn:
+            return int(await conn.scalar(query) or 0)
+
     async def attempts_for_number(
         self, phone: str, *, since: datetime, exclude: str | None = None
     ) -> list[datetime]:
