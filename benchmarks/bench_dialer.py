@@ -8,15 +8,21 @@ switch runs in this process with a scripted callee behind every number of the ca
 The campaign (BENCH_DIALER_CONTACTS contacts, default 200) runs at CampaignSpec's default
 concurrency and originate rate with a 5 s originate timeout: busy lines and no answers (each
 retried once), unallocated numbers, rejects, answered calls that decline at once ("No thank
-you, I'm not interested."), BENCH_DIALER_BOOKINGS (default 3) whole bookings by phone
+you, I'm not interested."), voicemail boxes (about 15%: the short greetings of the
+answering-machine corpus in benchmarks/amd/, each ending in a beep, where the agent leaves the
+campaign's message), BENCH_DIALER_BOOKINGS (default 3) whole bookings by phone
 (tests/calls/outbound/booking_by_phone.yaml, its number rewritten), and contacts that must never
 be dialled: on the do-not-call list (half listed before the import, half after it), or in a
 zone where it is night. Prints:
 
 - contacts finished per minute, originates per minute against the trunk's rate, wall time;
 - the dialer's own time per originate (``dialer_originate_prepare_seconds`` on its /metrics);
-- answer to the agent's first audio p50/p95 (the outcomes' ``latency.first_audio_ms``); target
-  2000 ms, the abandon rule;
+- answer to the agent's first audio p50/p95 (the outcomes' ``latency.first_audio_ms``) of the
+  calls a person answered; target 2000 ms, the abandon rule (which leaves machines out: the
+  agent waits for a box's beep);
+- how the voicemail contacts ended: their outcomes, the answering-machine verdicts of their
+  calls (machine or not, the cue, the time to the verdict), the calls' statuses, and the
+  messages left (the agent's audio after the machine verdict) and who hung up;
 - double dials: a number with two channels up at once on the switch, or dialled more often than
   its attempts say; target 0;
 - do-not-call and calling-window violations: such a contact dialled at all; target 0;
@@ -25,13 +31,14 @@ zone where it is night. Prints:
   ``process_resident_memory_bytes``;
 - the campaign's final counts by state and outcome.
 
-BENCH_DIALER_MAX_S (default 540) bounds the wait for the campaign; what was measured by then is
+BENCH_DIALER_MAX_S (default 900) bounds the wait for the campaign; what was measured by then is
 printed all the same. Every process it started is stopped at the end, on Ctrl-C and on SIGTERM.
 The report goes to .run/bench-dialer/report.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -42,6 +49,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,7 +69,7 @@ from callkit.errors import InvalidInput
 from callkit.esl import Event
 from callsim.callees import CalleeBook
 from callsim.esl_server import EslServer
-from callsim.run import load_deployment, percentile
+from callsim.run import load_deployment, percentile, prepare_voices
 from callsim.script import CallScript, load_script
 from callsim.switch import Callee, Switch
 from devstack import (
@@ -82,6 +90,20 @@ from dialer.spec import WEEKDAYS, CallingWindows, CampaignSpec, RetryPolicy, Spa
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "bench-dialer"
 BOOKING = ROOT / "tests" / "calls" / "outbound" / "booking_by_phone.yaml"
+#: Voicemail boxes with a short greeting and a beep (the answering-machine corpus), in turn.
+VOICEMAILS = tuple(
+    ROOT / "benchmarks" / "amd" / f"machine_beep_{name}.yaml"
+    for name in (
+        "us_short",
+        "name_only",
+        "nyc_fast",
+        "scotland_short",
+        "carrier_not_available",
+        "uk_carrier",
+        "family_caribbean",
+        "uk_echo",
+    )
+)
 FIRST_AUDIO_TARGET_MS = ABANDON_AFTER_S * 1000
 START_TIMEOUT_S = 300.0
 POLL_S = 1.0
@@ -97,6 +119,7 @@ SHARES = {
     "no_answer": 0.06,
     "busy": 0.20,
     "reject": 0.10,
+    "voicemail": 0.15,
 }
 #: The outcome each kind's callee dictates (a night contact has none: it waits for its window).
 EXPECTED = {
@@ -107,6 +130,7 @@ EXPECTED = {
     "reject": "rejected",
     "unallocated": "invalid_number",
     "dnc": "skipped_dnc",
+    "voicemail": "voicemail",
 }
 #: The far end of a call that is not answered: (callsim's outcome, rings before it).
 UNANSWERED = {"busy": ("busy", 1), "no_answer": ("no_answer", 0), "reject": ("reject", 1)}
@@ -221,15 +245,24 @@ def spec(open_zone: str) -> CampaignSpec:
     )
 
 
-def script_for(contact: Planned, booking: CallScript) -> CallScript | None:
+def behind(template: CallScript, contact: Planned) -> CallScript:
+    """``template`` answering on the contact's number."""
+    return template.model_copy(
+        update={
+            "name": f"{template.name}-{contact.index}",
+            "caller": template.caller.model_copy(update={"number": contact.number}),
+        }
+    )
+
+
+def script_for(
+    contact: Planned, booking: CallScript, voicemails: list[CallScript]
+) -> CallScript | None:
     """The callee script behind a contact's number; None for those never to be dialled."""
     if contact.kind == "booking":
-        return booking.model_copy(
-            update={
-                "name": f"{booking.name}-{contact.index}",
-                "caller": booking.caller.model_copy(update={"number": contact.number}),
-            }
-        )
+        return behind(booking, contact)
+    if contact.kind == "voicemail":
+        return behind(voicemails[contact.index % len(voicemails)], contact)
     if contact.kind == "not_interested":
         return CallScript.model_validate(
             {
@@ -441,12 +474,14 @@ def figures(
 ) -> dict[str, Any]:
     """Throughput, the dialer's own time, first audio and the sheet rows of the campaign."""
     answered = [o for o in completed if o.call_id in watch.numbers]
+    # The two-second rule is about people: on a machine the agent waits for the beep.
+    people = [o for o in answered if not answered_by_machine(o)]
     rows = [
         o.call_id
         for o in completed
         if o.call_id.startswith(CONTACT_ROW_PREFIX) and o.campaign_id == campaign_id
     ]
-    first = [o.latency.first_audio_ms for o in answered]
+    first = [o.latency.first_audio_ms for o in people]
     spoke = [ms for ms in first if ms is not None]
     lengths = [o.duration_s for o in answered]
     callable_numbers = {c.number for c in contacts if c.kind != "night"}
@@ -484,6 +519,7 @@ def figures(
         },
         "answered": {
             "calls": len(answered),
+            "machines": len(answered) - len(people),
             "length_p50_s": percentile(lengths, 0.5),
             "length_max_s": max(lengths) if lengths else None,
             "bookings_right": sum(_slots_right(r) for r in bookings),
@@ -495,6 +531,63 @@ def figures(
             "calls_with_errors": sum(bool(r.get("errors")) for r in reports),
         },
         "sheet_rows": {"rows": len(set(rows)), "twice": len(rows) - len(set(rows))},
+        "voicemail": voicemail_figures(contacts, final, watch, answered, reports),
+    }
+
+
+def answered_by_machine(outcome: outcomes.CallOutcome) -> bool:
+    return outcome.amd is not None and outcome.amd.answered_by == "machine"
+
+
+def voicemail_figures(
+    contacts: list[Planned],
+    final: dict[str, dict[str, Any]],
+    watch: Watch,
+    answered: list[outcomes.CallOutcome],
+    reports: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """How the voicemail contacts ended: their outcomes, and what their calls did (the
+    answering-machine verdicts, the calls' statuses, the messages the boxes took)."""
+    boxes = {c.number for c in contacts if c.kind == "voicemail"}
+    ended = Counter(
+        str((final.get(n) or {}).get("outcome") or (final.get(n) or {}).get("state")) for n in boxes
+    )
+    calls = [o for o in answered if watch.numbers.get(o.call_id) in boxes]
+    verdicts = [o.amd for o in calls if o.amd is not None]
+    machine_ms = [a.verdict_ms for a in verdicts if a.answered_by == "machine"]
+    verdict_at = {o.call_id: o.amd.verdict_ms for o in calls if o.amd is not None}
+    box_reports = [r for r in reports if watch.numbers.get(str(r.get("call_id"))) in boxes]
+    messages = over_greeting = 0
+    for r in box_reports:
+        agent = [line for line in r.get("transcript") or [] if line.get("role") == "agent_audio"]
+        at = verdict_at.get(str(r.get("call_id")))
+        # The agent's audio after the machine verdict is its message; before it, the agent
+        # talked over the greeting (it took the box for a person first).
+        messages += at is not None and any(line["t_ms"] >= at for line in agent)
+        over_greeting += at is not None and any(line["t_ms"] < at for line in agent)
+    return {
+        "contacts": len(boxes),
+        "ended": dict(ended.most_common()),
+        "calls": len(calls),
+        "statuses": dict(Counter(o.status for o in calls).most_common()),
+        "answered_by": dict(Counter(a.answered_by for a in verdicts).most_common()),
+        "cues": dict(Counter(a.cue for a in verdicts).most_common()),
+        "no_verdict": len(calls) - len(verdicts),
+        "verdict_ms": {
+            "p50": percentile(machine_ms, 0.5),
+            "p95": percentile(machine_ms, 0.95),
+            "max": max(machine_ms) if machine_ms else None,
+        },
+        "messages_left": messages,
+        # What the call's own outcome says (the policy engine's summary of a voicemail).
+        "recorded_message_left": sum(
+            "message left" in (o.summary or "") and "no message left" not in (o.summary or "")
+            for o in calls
+            if o.status == "voicemail"
+        ),
+        "agent_over_greeting": over_greeting,
+        "hung_up_by": dict(Counter(str(r.get("hung_up_by")) for r in box_reports).most_common()),
+        "callee_reports": len(box_reports),
     }
 
 
@@ -518,15 +611,23 @@ def print_results(report: dict[str, Any]) -> None:
           f"{1000 / c['calls_per_second']:.0f} ms between originates")  # fmt: skip
     a = f["first_audio_ms"]
     ratio = f"  p95 ratio {a['p95'] / FIRST_AUDIO_TARGET_MS:.2f}" if a["p95"] else ""
-    print(f"  answer->first audio   p50 {_ms(a['p50'])} ms  p95 {_ms(a['p95'])} ms  max "
+    print(f"  answer->first audio   people: p50 {_ms(a['p50'])} ms  p95 {_ms(a['p95'])} ms  max "
           f"{_ms(a['max'])} ms (n={a['n']})  target {FIRST_AUDIO_TARGET_MS:.0f} ms{ratio}; "
           f"over it {a['over_target']}, agent never spoke {a['never']}")  # fmt: skip
     b = f["answered"]
     print(f"  answered calls        {b['calls']}, length p50 {_ms(b['length_p50_s'])} s, max "
-          f"{_ms(b['length_max_s'])} s; bookings with every slot right {b['bookings_right']}/"
+          f"{_ms(b['length_max_s'])} s ({b['machines']} by a machine); bookings with every slot right {b['bookings_right']}/"
           f"{b['bookings']} (the callee scripts' checks); agent playback stopped with nobody "
           f"cutting in {b['spurious_stops']}, calls with caller-side errors "
           f"{b['calls_with_errors']}")  # fmt: skip
+    v = f["voicemail"]
+    t = v["verdict_ms"]
+    print(f"  voicemail contacts    {v['contacts']} ended {v['ended']}; their calls {v['calls']}: "
+          f"status {v['statuses']}, verdicts {v['answered_by']} by {v['cues']} (none "
+          f"{v['no_verdict']}), machine verdict p50 {_ms(t['p50'])} ms p95 {_ms(t['p95'])} ms; "
+          f"messages left {v['messages_left']}/{v['callee_reports']} (the calls' outcomes say "
+          f"{v['recorded_message_left']}), agent over the greeting "
+          f"{v['agent_over_greeting']}, hung up by {v['hung_up_by']}")  # fmt: skip
     j = report["checks"]
     print(f"  double dials          {len(j['double_dials'])}  target 0")
     print(f"  do-not-call dialled   {j['dnc']['dialled']} of {j['dnc']['contacts']}  target 0  "
@@ -602,7 +703,7 @@ async def run_campaign(
         (await client.post("/dnc", json={"number": number})).raise_for_status()
     (await client.post(f"/campaigns/{campaign_id}/start")).raise_for_status()
     started = time.monotonic()
-    deadline = started + float(os.environ.get("BENCH_DIALER_MAX_S", "540"))
+    deadline = started + float(os.environ.get("BENCH_DIALER_MAX_S", "900"))
     night = {c.number for c in contacts if c.kind == "night"}
     finished_n, last_finish, shown = -1, started, started
     peak_rss = 0
@@ -683,8 +784,11 @@ async def main() -> None:
     load_deployment(switch, options)  # the gateways and the outbound extension
     book = CalleeBook(switch, options, out / "callees")
     template = load_script(BOOKING)
+    voicemails = [load_script(path) for path in VOICEMAILS]
+    # Their greetings are spoken ahead, so a box picking up does not hold the switch's calls.
+    await asyncio.to_thread(lambda: sum(prepare_voices(v) for v in voicemails))
     for contact in contacts:
-        script = script_for(contact, template)
+        script = script_for(contact, template, voicemails)
         if script is None:  # never to be dialled: a call that reaches it is counted and refused
             switch.callees[contact.number] = Callee("reject")
         else:
@@ -749,7 +853,19 @@ async def main() -> None:
         print(f"\nreport: {path.relative_to(ROOT)}")
 
 
+def arguments(argv: list[str] | None = None) -> None:
+    """``--help`` prints what the bench does; its settings are the environment variables above."""
+    argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Settings (environment): BENCH_DIALER_CONTACTS (default 200), "
+        "BENCH_DIALER_BOOKINGS (default 3), BENCH_DIALER_DB (sqlite or postgresql), "
+        "BENCH_DIALER_MAX_S (default 900).",
+    ).parse_args(argv)
+
+
 if __name__ == "__main__":
+    arguments()
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
