@@ -38,6 +38,7 @@ SCRAPE_TARGETS = {
     "llm": "llm:8000",
     "notifier": "notifier:8085",
     "fs-bridge": "fs-bridge:8080",
+    "dialer": "dialer:8086",
 }
 DATASOURCE_UID = "prometheus"
 
@@ -369,7 +370,7 @@ def test_dashboard_panels_use_the_provisioned_datasource_and_unique_ids() -> Non
             assert "gpu profile" in panel["description"], panel["title"]
 
 
-def test_prometheus_scrapes_exactly_the_six_services() -> None:
+def test_prometheus_scrapes_exactly_the_seven_services() -> None:
     config = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
     targets: dict[str, list[str]] = {}
     for job in config["scrape_configs"]:
