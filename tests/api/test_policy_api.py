@@ -404,3 +404,64 @@ def test_oversized_text_unknown_sessions_and_sse_errors(client: TestClient) -> N
     assert streamed.status_code == 404  # failed before the first sentence: a plain error
     # The session the errors came between still works.
     assert say(client, "c8", "My name is Bo Li.", 2)["state"] == "ask_symptoms"
+
+
+# ------------------------------------------------------------------ a withheld caller id
+
+CALL_ME_LATER = "I'm driving right now, can you call me back later?"
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "", None])
+def test_a_withheld_caller_asking_for_a_call_back_is_given_the_clinics_number(
+    client: TestClient, stack: Stack, caller: str | None
+) -> None:
+    call = f"hidden-{caller}"
+    post(client, call, {"type": "call.started", "caller": caller})
+    say(client, call, "Betty Allen.", 1)
+    goodbye = say(client, call, CALL_ME_LATER, 2)
+    assert goodbye["status"] == "callback"
+    assert goodbye["actions"] == [{"type": "hangup"}]
+    text = spoken(goodbye)
+    assert "your number is hidden, so we can't call you back" in text
+    assert f"Please call us at {SCRIPT.clinic.phone}" in text
+    assert "we will call you back" not in text
+    post(client, call, {"type": "call.ended", "cause": "NORMAL_CLEARING"})
+    [outcome] = stack.publisher.outcomes
+    assert (outcome.status, outcome.slots.phone) == ("callback", None)
+
+
+@pytest.mark.parametrize(
+    ("caller", "turns"),
+    [
+        # The caller id is a number: the dialer calls it back.
+        ("+15551919191", ["Betty Allen.", CALL_ME_LATER]),
+        # Withheld, but the caller gave a number on the call: the dialer calls that one.
+        ("anonymous", ["Betty Allen, my number is 555 191 9191.", CALL_ME_LATER]),
+    ],
+    ids=["caller-id", "number-given"],
+)
+def test_a_caller_with_a_number_to_call_is_promised_the_call_back(
+    client: TestClient, stack: Stack, caller: str, turns: list[str]
+) -> None:
+    call = "known-given" if caller == "anonymous" else "known-caller-id"
+    post(client, call, {"type": "call.started", "caller": caller})
+    for i, text in enumerate(turns):
+        goodbye = say(client, call, text, i)
+    assert goodbye["status"] == "callback"
+    assert spoken(goodbye) == "Of course, we will call you back later. Goodbye!"
+    post(client, call, {"type": "call.ended", "cause": "NORMAL_CLEARING"})
+    [outcome] = stack.publisher.outcomes
+    assert (outcome.slots.phone or outcome.caller) == "+15551919191"  # what the dialer calls
+
+
+def test_this_number_is_no_answer_when_the_caller_id_is_withheld(client: TestClient) -> None:
+    call = "hidden-phone"
+    post(client, call, {"type": "call.started", "caller": "anonymous"})
+    for i, text in enumerate([*TO_DATE, "Tomorrow.", "The first one.", "Yes."]):
+        reply = say(client, call, text, i)
+    assert reply["state"] == "ask_phone"
+    again = say(client, call, "This number.", "p")
+    assert again["state"] == "ask_phone"  # asked again: there is no number to take
+    assert "phone" not in again["slots"]
+    given = say(client, call, "555 191 9191.", "p2")
+    assert given["slots"]["phone"] == "+15551919191"

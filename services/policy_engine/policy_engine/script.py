@@ -199,7 +199,10 @@ STATUSES = frozenset(
     ]
 )
 DIRECTIONS = frozenset(["inbound", "outbound"])
-_CONDITION = re.compile(r"^(filled|missing|yes|no|direction):(\w+)$")
+# ``caller:withheld``: an inbound call that leaves no number to call back (the caller id is
+# withheld or no number, and no phone was given on the call).
+CALLER_CONDITIONS = frozenset(["withheld"])
+_CONDITION = re.compile(r"^(filled|missing|yes|no|direction|caller):(\w+)$")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -547,12 +550,17 @@ def _check_condition(condition: str, where: str) -> None:
     m = _CONDITION.match(condition)
     if not m:
         raise ConfigError(
-            f"{where}: condition {condition!r} is not filled:/missing:/yes:/no:<slot> "
-            "or direction:inbound|outbound"
+            f"{where}: condition {condition!r} is not filled:/missing:/yes:/no:<slot>, "
+            "direction:inbound|outbound or caller:withheld"
         )
     if m.group(1) == "direction":
         if m.group(2) not in DIRECTIONS:
             raise ConfigError(f"{where}: condition {condition!r} names no direction")
+    elif m.group(1) == "caller":
+        if m.group(2) not in CALLER_CONDITIONS:
+            raise ConfigError(
+                f"{where}: condition {condition!r}: the caller condition is caller:withheld"
+            )
     elif m.group(2) not in SLOTS:
         raise ConfigError(f"{where}: condition {condition!r} names an unknown slot")
 

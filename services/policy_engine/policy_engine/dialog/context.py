@@ -18,6 +18,7 @@ from datetime import date, datetime, time
 from callkit.contracts.dialog import Action
 from policy_engine import render
 from policy_engine.dialog.calendar import Calendar
+from policy_engine.dialog.caller import caller_number
 from policy_engine.dialog.llm import DialogLlm
 from policy_engine.outcome import total_price
 from policy_engine.script import Script, Study
@@ -74,6 +75,11 @@ class Turn:
     @property
     def today(self) -> date:
         return self.now.date()
+
+    @property
+    def caller_number(self) -> str | None:
+        """The caller id as a number to call (E.164); None when it is withheld or no number."""
+        return caller_number(self.session.caller, self.script.clinic.default_country_code)
 
     async def say(self, sentence: Sentence) -> None:
         """Say a sentence, unless this reply said it already (an answer to "how much is it?"

@@ -80,7 +80,7 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         question_text=(current.say.get(t.locale, "") if current else ""),
         today=t.today,
         offered=tuple(time.fromisoformat(x) for x in s.offered_times),
-        caller_number=s.caller,
+        caller_number=t.caller_number,  # "the same number" is no number when it is withheld
         known={k: v for k, v in s.slots.items() if v is not None},
         strategy=strategy_in_use(current, s) if current else None,
         now=t.now,
@@ -122,6 +122,9 @@ async def understand(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         declined = t.script.states[offered_person]
     for intent, target in EXIT_INTENTS.items():
         if intent in heard.intents:
+            if intent == "call_back_later" and heard.slots.get("phone"):
+                # "Call me back on 555…": the number to call back, said with the request.
+                s.slots["phone"] = heard.slots["phone"]
             return {"goto": target}
     if "leaving" in heard.intents and not heard.slots and not heard.question:
         # "That is too much. Goodbye.": the caller is going; asking on would talk to no one.
@@ -160,7 +163,14 @@ async def resume(state: DialogState, runtime: Runtime[Turn]) -> DialogState:
         s.state = t.script.start_for(s.direction)
     if t.script.states[s.state].kind in ("exit", "end"):
         return {"goto": s.state}
-    path, stop = walk(t.script, s.slots, s.said, s.skipped, direction=s.direction)
+    path, stop = walk(
+        t.script,
+        s.slots,
+        s.said,
+        s.skipped,
+        direction=s.direction,
+        no_caller_id=t.caller_number is None,
+    )
     if stop is not None and stop != s.state and s.state not in path:
         # The caller's answers changed the way through the script (a correction, a cleared
         # date): go on from the first thing not yet done on the new way.
@@ -273,7 +283,9 @@ async def _fall_back(t: Turn, state_def: StateDef, strategy: Strategy) -> Dialog
 
 
 def _next_of(t: Turn, state: StateDef) -> str:
-    transition = taken(state, t.session.slots, t.session.direction)
+    transition = taken(
+        state, t.session.slots, t.session.direction, no_caller_id=t.caller_number is None
+    )
     for slot in transition.clear:
         clear_slot(t.session, slot)
     return transition.to
@@ -282,7 +294,9 @@ def _next_of(t: Turn, state: StateDef) -> str:
 async def _speak(t: Turn, state_def: StateDef, which: Literal["say", "reprompt"]) -> None:
     variant, texts = 0, state_def.reprompt
     if which == "say":
-        variant, texts = say_of(state_def, t.session.slots, t.session.direction)
+        variant, texts = say_of(
+            state_def, t.session.slots, t.session.direction, no_caller_id=t.caller_number is None
+        )
     template = texts[t.locale]
     if "{" not in template:
         await t.say(
