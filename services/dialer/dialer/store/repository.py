@@ -27,7 +27,14 @@ from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -81,7 +88,9 @@ class Store:
         """Bring the schema to the newest revision; safe when several replicas start at once."""
         try:
             await upgrade(self._engine)
-        except (OperationalError, InterfaceError, OSError) as exc:
+        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
+            if not _unreachable(exc):
+                raise
             raise _unavailable(exc) from exc
 
     async def close(self) -> None:
@@ -425,12 +434,24 @@ class Store:
                 )
         return claims
 
-    async def release(self, claim: Claim, until: datetime, reason: str, *, now: datetime) -> bool:
+    async def release(
+        self,
+        claim: Claim,
+        until: datetime,
+        reason: str,
+        *,
+        now: datetime,
+        unsent_call: str | None = None,
+    ) -> bool:
         """Give a claim back before its call went out (a closed window, a cap, no free slot).
 
         The contact goes to ``scheduled`` at ``until`` with ``reason``, its attempt row is
         deleted and its attempt count restored: the claim costs the contact nothing. False
         (nothing changed) when the attempt has a call already or the lease is no longer ours.
+
+        ``unsent_call`` is a channel uuid :meth:`mark_dialing` may have recorded (its reply was
+        lost) for an originate the caller knows never went out: such an attempt is given back
+        too.
         """
         async with self._tx(write=True) as conn:
             contact = await self._lock_contact(conn, claim.contact_id)
@@ -441,7 +462,7 @@ class Store:
             ):
                 return False
             return await self._undo_claim(
-                conn, claim.contact_id, claim.attempt_id, until, reason, now
+                conn, claim.contact_id, claim.attempt_id, until, reason, now, unsent_call
             )
 
     async def defer(self, contact_id: str, *, until: datetime, reason: str, now: datetime) -> bool:
@@ -741,7 +762,9 @@ class Store:
         try:
             async with (self._writer if write else self._engine).begin() as conn:
                 yield conn
-        except (OperationalError, InterfaceError, OSError) as exc:
+        except (DBAPIError, PoolTimeout, OSError, TimeoutError) as exc:
+            if not _unreachable(exc):
+                raise
             raise _unavailable(exc) from exc
 
     def _insert_new(self, model: type[Any], values: list[dict[str, Any]], key: list[str]) -> Insert:
@@ -783,13 +806,17 @@ class Store:
         until: datetime,
         reason: str,
         now: datetime,
+        unsent_call: str | None = None,
     ) -> bool:
         """Delete a claim's attempt if its call never went out, and reschedule the contact."""
+        unsent: Any = Attempt.call_id.is_(None)
+        if unsent_call is not None:
+            unsent = or_(unsent, Attempt.call_id == unsent_call)
         gone = await conn.execute(
             delete(Attempt).where(
                 Attempt.id == attempt_id,
                 Attempt.contact_id == contact_id,
-                Attempt.call_id.is_(None),
+                unsent,
                 Attempt.answered_at.is_(None),
                 Attempt.ended_at.is_(None),
             )
@@ -821,6 +848,34 @@ class Store:
             return int(
                 await conn.scalar(select(func.count()).select_from(Contact).where(*conditions)) or 0
             )
+
+
+#: SQLSTATE classes that say the session was refused or lost, not that the statement was wrong:
+#: connection exceptions, operator intervention (a shutdown, a terminated backend, a server
+#: starting up), too many connections.
+_UNREACHABLE_STATES: Final = ("08", "57P", "53300")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is out of reach for now (retrying later may succeed)
+    rather than that a statement was refused (which would fail again the same way).
+
+    PostgreSQL refusing a database (``ALLOW_CONNECTIONS false``) and a backend terminated under a
+    pooled connection come through asyncpg as plain DBAPIErrors (or InternalErrors), not as
+    OperationalError, so the driver's SQLSTATE and where the error arose decide."""
+    if not isinstance(exc, DBAPIError):
+        return True  # OSError, a pool or connect timeout
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, (OperationalError, InterfaceError, InternalError)):
+        return True
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(state, str) and state.startswith(_UNREACHABLE_STATES):
+        return True
+    # No statement: it arose while connecting (a refused database), committing or rolling back.
+    return exc.statement is None
 
 
 def _unavailable(exc: BaseException) -> DependencyUnavailable:
