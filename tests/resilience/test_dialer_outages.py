@@ -261,16 +261,6 @@ def warned_since(caplog: pytest.LogCaptureFixture, mark: int) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dialer.engine: a call's originate task that meets a database or Redis error between "
-        "its claim and its originate dies with its InFlight entry left behind, whose lease and "
-        "slot are then renewed forever (the contact stays dialing); the outcome reader stops "
-        "for good on a database error the store passes through as DBAPIError; a Redis error "
-        "in _finish after the attempt is stored leaks the number lock and the sheet row"
-    ),
-)
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_the_database_and_redis_going_away_mid_campaign_lose_and_double_nothing(
     rig: Rig, caplog: pytest.LogCaptureFixture

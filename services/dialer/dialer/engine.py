@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -55,6 +56,8 @@ from dialer.store.records import CampaignRecord, Claim, ContactRecord
 
 log = logging.getLogger("dialer.engine")
 CONTACT_ROW_PREFIX = "contact:"
+#: What a dependency that went away raises (the store's DependencyUnavailable is an AgentError).
+DEPENDENCY_ERRORS = (RedisError, OSError, AgentError)
 
 
 class Switch(Protocol):
@@ -88,6 +91,10 @@ class EngineConfig:
     callback_locale: str = "en"
     #: The zone of callback numbers that phonenumbers cannot place in one.
     callback_timezone: str = "UTC"
+    #: How long a call's own task keeps retrying what an outage interrupted (giving back a
+    #: claim whose call did not go out, storing how a call ended) before it leaves the contact
+    #: to recovery, which then finishes it from what the database and the switch say.
+    hold_s: float = 300.0
 
 
 @dataclass
@@ -100,6 +107,19 @@ class InFlight:
     hung_up_at: float | None = None
     hangup_cause: str | None = None
     task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Leftover:
+    """What an attempt that is over still owes Redis: its call slot and number lock, and the
+    sheet row of its contact when the attempt was the last. Kept and retried every tick while
+    Redis refuses it, so a number is never left locked nor a row unwritten until the keys lapse."""
+
+    campaign_id: str
+    attempt_id: str
+    phone: str
+    row: tuple[ContactRecord, CampaignSpec, datetime] | None = None
+    freed: bool = False
 
 
 @dataclass
@@ -155,6 +175,9 @@ class Dialer:
         #: The same time as a Prometheus histogram (``dialer_originate_prepare_seconds``).
         self.prepare_seconds: Any = None
         self._loads: tuple[float, list[tuple[int, int]]] | None = None  # (monotonic, loads)
+        #: Attempts over whose Redis keys or sheet row could not be dealt with yet.
+        self.leftovers: dict[str, Leftover] = {}
+        self._holding = False  # a tick failed on a dependency and none has succeeded since
 
     # ------------------------------------------------------------------ loop
 
@@ -164,12 +187,19 @@ class Dialer:
             while not self._stopping.is_set():
                 try:
                     await self.tick()
-                except (RedisError, OSError, AgentError) as exc:
+                except DEPENDENCY_ERRORS as exc:
                     # A dependency went away: hold, and carry on when it is back. Nothing is
-                    # lost: contacts stay claimed by lease, slots and locks expire.
-                    log.warning("dialer tick failed; holding", extra={"error": str(exc)[:200]})
+                    # lost: contacts stay claimed by lease, slots and locks expire. Said once
+                    # per outage, not once per tick.
+                    if not self._holding:
+                        log.warning("dialer tick failed; holding", extra={"error": _said(exc)})
+                    self._holding = True
                 except Exception:
                     log.exception("dialer tick failed")
+                else:
+                    if self._holding:
+                        log.info("dialer carries on")
+                    self._holding = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.config.tick_s)
         finally:
@@ -186,6 +216,7 @@ class Dialer:
 
     async def tick(self) -> None:
         now = self.clock()
+        await self._settle_leftovers()
         await self._renew(now)
         await self._recover(now)
         for campaign in await self.store.running_campaigns():
@@ -229,8 +260,16 @@ class Dialer:
                 await self._skipped_rows(campaign, now)
                 await self.store.transition(campaign.id, CampaignState.COMPLETED, now=now)
             return
-        for claim in claims:
-            await self._prepare(campaign, claim, now)
+        for i, claim in enumerate(claims):
+            try:
+                await self._prepare(campaign, claim, now)
+            except Exception:
+                # The claims this tick did not get to dial are given back at once (as far as
+                # the outage allows; recovery does the rest when their leases lapse), so their
+                # contacts neither wait in dialing nor keep a number locked.
+                for left in claims[i:]:
+                    await self._give_back(left, reason="not dialled: a dependency failed")
+                raise
 
     async def _bridge_loads(self) -> list[tuple[int, int]]:
         """Each reporting bridge's ``(active, max)``; a value that is not the bridge's
@@ -315,50 +354,58 @@ class Dialer:
 
     async def _dial(self, campaign: CampaignRecord, claim: Claim, leg: str) -> None:
         spec: CampaignSpec = campaign.spec
-        # The trunk's rate bucket is shared by every replica; each waits its turn (or for the
-        # dialer to stop, in which case the call does not go out).
-        while not self._stopping.is_set():
-            wait = await self.live.rate_wait(spec.trunk, calls_per_second=spec.calls_per_second)
-            if wait <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), min(wait, 5.0))
-        current = await self.store.campaign(campaign.id)
-        if self._stopping.is_set() or current is None or current.state != CampaignState.RUNNING:
-            # Paused or cancelled while this call waited for the trunk (or the dialer is
-            # stopping): it does not go out, and the claim costs the contact nothing.
-            await self.live.release_slot(campaign.id, claim.attempt_id)
-            await self.live.release_number(claim.phone, claim.attempt_id)
-            self.in_flight.pop(claim.attempt_id, None)
-            await self.store.release(
+        try:
+            current = await self._turn(campaign)
+            if self._stopping.is_set() or current is None or current.state != CampaignState.RUNNING:
+                # Paused or cancelled while this call waited for the trunk (or the dialer is
+                # stopping): it does not go out, and the claim costs the contact nothing.
+                await self._give_back(
+                    claim,
+                    reason="dialer stopped"
+                    if self._stopping.is_set()
+                    else f"campaign {current.state if current else 'gone'}",
+                    retry=True,
+                )
+                return
+            context = CampaignCall(
+                call_id=claim.attempt_id,
+                campaign_id=campaign.id,
+                contact_id=claim.contact_id,
+                attempt=claim.attempt_number,
+                campaign_name=spec.name,
+                purpose=spec.purpose.value,
+                locale=spec.locale,
+                phone=claim.phone,
+                name=claim.name,
+                fields=claim.fields,
+                on_voicemail=spec.on_voicemail,
+            )
+            # The agent's context goes first: once mark_dialing is stored the attempt counts as
+            # dialled, so nothing that can fail may come between it and the originate.
+            await self.redis.set(
+                call_key(claim.attempt_id),
+                context.model_dump_json(),
+                ex=int(self.config.max_call_s + spec.originate_timeout_s),
+            )
+            marked = await self.store.mark_dialing(claim.attempt_id, call_id=claim.attempt_id)
+        except Exception as exc:
+            # The database or Redis went away before the call went out (mark_dialing's reply may
+            # have been lost after it was stored: the originate is known not to have gone out,
+            # so the attempt is given back all the same).
+            _warn("call not placed; its claim is given back", exc, claim.attempt_id)
+            await self._give_back(
                 claim,
-                until=self.clock(),
-                reason="dialer stopped"
-                if self._stopping.is_set()
-                else f"campaign {current.state if current else 'gone'}",
-                now=self.clock(),
+                reason="not dialled: a dependency failed",
+                unsent_call=claim.attempt_id,
+                retry=True,
             )
             return
-        if not await self.store.mark_dialing(claim.attempt_id, call_id=claim.attempt_id):
-            return  # taken over meanwhile (this replica stalled past its lease)
-        context = CampaignCall(
-            call_id=claim.attempt_id,
-            campaign_id=campaign.id,
-            contact_id=claim.contact_id,
-            attempt=claim.attempt_number,
-            campaign_name=spec.name,
-            purpose=spec.purpose.value,
-            locale=spec.locale,
-            phone=claim.phone,
-            name=claim.name,
-            fields=claim.fields,
-            on_voicemail=spec.on_voicemail,
-        )
-        await self.redis.set(
-            call_key(claim.attempt_id),
-            context.model_dump_json(),
-            ex=int(self.config.max_call_s + spec.originate_timeout_s),
-        )
+        if not marked:
+            # Taken over meanwhile (this replica stalled past its lease): the replica that has
+            # the contact now gives it back; what this one holds for the attempt is freed.
+            self.in_flight.pop(claim.attempt_id, None)
+            await self._settle(Leftover(campaign.id, claim.attempt_id, claim.phone))
+            return
         self.originates += 1
         if self.metrics is not None:
             self.metrics.inc()
@@ -388,11 +435,107 @@ class Dialer:
             flight = self.in_flight.get(claim.attempt_id)
             if flight is not None and flight.answered_at is None:
                 flight.answered_at = time.monotonic()
-            await self.store.mark_answered(claim.attempt_id, call_id=claim.attempt_id, now=now)
+            await self._retrying(
+                "recording the answer",
+                claim.attempt_id,
+                lambda: self.store.mark_answered(
+                    claim.attempt_id, call_id=claim.attempt_id, now=now
+                ),
+            )
             return  # the dialog's outcome finishes it
         cause = reply.removeprefix("-ERR").strip().split(" ")[0] or "UNKNOWN"
         health.breaker.record(time.monotonic(), failed=causes.is_trunk_failure(cause))
-        await self._finish(claim.attempt_id, causes.outcome_for_cause(cause), cause, spec, now)
+        # The cause is known only here: an outage does not lose it, the attempt is stored when
+        # the database answers again.
+        stored = await self._retrying(
+            "storing how the call ended",
+            claim.attempt_id,
+            lambda: self._finish(
+                claim.attempt_id, causes.outcome_for_cause(cause), cause, spec, now
+            ),
+        )
+        if not stored:
+            # Its lease is no longer renewed: recovery finishes the attempt once it lapses.
+            self.in_flight.pop(claim.attempt_id, None)
+
+    async def _turn(self, campaign: CampaignRecord) -> CampaignRecord | None:
+        """Wait for the trunk's rate bucket, shared by every replica (or for the dialer to
+        stop, in which case the call does not go out); then the campaign as it is now."""
+        spec: CampaignSpec = campaign.spec
+        while not self._stopping.is_set():
+            wait = await self.live.rate_wait(spec.trunk, calls_per_second=spec.calls_per_second)
+            if wait <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), min(wait, 5.0))
+        return await self.store.campaign(campaign.id)
+
+    async def _give_back(
+        self,
+        claim: Claim,
+        *,
+        reason: str,
+        unsent_call: str | None = None,
+        retry: bool = False,
+    ) -> None:
+        """A claim whose call did not go out: its slot and number lock are freed, then the
+        contact is due again at once, at no cost to its attempts.
+
+        With ``retry`` the database is asked again through an outage, up to ``hold_s``, while
+        the claim stays in flight (its lease renewed, so no replica takes it over meanwhile);
+        without, or once given up, the lapsed lease lets recovery give the claim back."""
+        # Redis first: the contact may be claimed again as soon as the database has it back.
+        await self._settle(Leftover(claim.campaign_id, claim.attempt_id, claim.phone))
+
+        async def release() -> None:
+            now = self.clock()
+            await self.store.release(
+                claim, until=now, reason=reason, now=now, unsent_call=unsent_call
+            )
+
+        if retry:
+            await self._retrying("giving a claim back", claim.attempt_id, release)
+        else:
+            try:
+                await release()
+            except Exception as exc:
+                _warn("giving a claim back failed; recovery will", exc, claim.attempt_id)
+        self.in_flight.pop(claim.attempt_id, None)
+
+    async def _retrying(
+        self, what: str, attempt_id: str, step: Callable[[], Awaitable[object]]
+    ) -> bool:
+        """Run ``step`` until it succeeds, backing off (with jitter) while it fails; False when
+        ``hold_s`` passed or the dialer is stopping first. Said once when it first fails."""
+        deadline = time.monotonic() + self.config.hold_s
+        failures = 0
+        while True:
+            try:
+                await step()
+            except Exception as exc:
+                if failures == 0:
+                    _warn(f"{what} failed; retrying", exc, attempt_id)
+                failures += 1
+                if self._stopping.is_set() or time.monotonic() >= deadline:
+                    log.warning("%s given up", what, extra={"attempt_id": attempt_id})
+                    return False
+                await self._pause(failures)
+            else:
+                if failures:
+                    log.info(
+                        "%s done after %d failure(s)",
+                        what,
+                        failures,
+                        extra={"attempt_id": attempt_id},
+                    )
+                return True
+
+    async def _pause(self, failures: int) -> None:
+        """Back off after ``failures`` failures in a row: 0.2 s doubling up to 5 s, jittered so
+        the calls of an outage do not all come back at once; cut short when the dialer stops."""
+        delay = min(5.0, 0.2 * 2 ** min(failures - 1, 5)) * random.uniform(0.5, 1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
 
     # ------------------------------------------------------------------ finishing
 
@@ -449,9 +592,9 @@ class Dialer:
             now=now,
             failed_retry=failed_retry,
         )
+        # Stored: from here on nothing may fail the finish (a retry would find the attempt
+        # ended and do nothing), so what Redis refuses is kept for later by _settle.
         flight = self.in_flight.pop(attempt_id, None)
-        await self.live.release_slot(attempt.campaign_id, attempt_id)
-        await self.live.release_number(attempt.phone, attempt_id)
         if flight is not None and flight.answered_at is not None and not machine:
             # The rule is about people: a call an answering machine took is never abandoned.
             self._health(attempt.campaign_id).abandon.record(
@@ -461,8 +604,36 @@ class Dialer:
                     agent_dropped=status == "failed",
                 ),
             )
+        row = None
         if finished is not None and finished.state in (ContactState.DONE, ContactState.SKIPPED):
-            await self._contact_row(finished, spec, attempt.campaign_id, now)
+            row = (finished, spec, now)
+        await self._settle(Leftover(attempt.campaign_id, attempt_id, attempt.phone, row))
+
+    async def _settle(self, left: Leftover) -> bool:
+        """Free an attempt's slot and number lock and write its contact's row; what Redis
+        refuses now is kept in ``leftovers`` and retried every tick. True when all is done."""
+        try:
+            if not left.freed:
+                await self.live.release_slot(left.campaign_id, left.attempt_id)
+                await self.live.release_number(left.phone, left.attempt_id)
+                left.freed = True
+            if left.row is not None:
+                await self._contact_row(left.row[0], left.row[1], left.campaign_id, left.row[2])
+                left.row = None
+        except DEPENDENCY_ERRORS as exc:
+            if left.attempt_id not in self.leftovers:
+                _warn(
+                    "freeing an ended attempt's keys failed; kept for later", exc, left.attempt_id
+                )
+            self.leftovers[left.attempt_id] = left
+            return False
+        self.leftovers.pop(left.attempt_id, None)
+        return True
+
+    async def _settle_leftovers(self) -> None:
+        for left in list(self.leftovers.values()):
+            if not await self._settle(left):
+                return  # Redis is still away; the next tick tries again
 
     async def _skipped_rows(self, campaign: CampaignRecord, now: datetime) -> None:
         """Rows for the contacts the list skipped without a call (do-not-call at import or
@@ -527,37 +698,85 @@ class Dialer:
                 # A ringing call this replica took over from a stopped one: the originate's
                 # reply went to that replica, the cause comes with the hang-up.
                 cause = flight.hangup_cause or "UNKNOWN"
+                now = self.clock()
                 task = asyncio.get_running_loop().create_task(
-                    self._finish(
-                        attempt_id, causes.outcome_for_cause(cause), cause, None, self.clock()
+                    self._retrying(
+                        "storing how the call ended",
+                        attempt_id,
+                        lambda: self._finish(
+                            attempt_id, causes.outcome_for_cause(cause), cause, None, now
+                        ),
                     )
                 )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
     async def _consume_outcomes(self) -> None:
+        """Apply the outcomes on ``calls:completed``, for as long as the dialer runs.
+
+        Nothing stops it: an entry that could not be applied (the database or Redis away) stays
+        pending, and once the reader has backed off it reads its own pending entries again
+        before new ones, so an answered call's outcome is applied as soon as the database is
+        back, not left for the attempt to end as failed. An entry that keeps failing on
+        something else is left pending after a few tries (the stream's redelivery hands it
+        back every 30 s) so that it cannot hold up the outcomes behind it."""
         stream, group = self.config.completed_stream, self.config.group
-        with contextlib.suppress(ResponseError):
-            # From the start of the stream: an opt-out written before the first dialer ran
-            # still reaches the do-not-call list (applying an outcome twice changes nothing).
-            await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+        grouped = False
+        backlog = True  # this consumer's own pending entries first (a restart's among them)
+        failures = 0
+        stuck: dict[Any, int] = {}  # entry id -> failures not caused by a dependency
         while not self._stopping.is_set():
+            applying = None
             try:
+                if not grouped:
+                    with contextlib.suppress(ResponseError):
+                        # From the start of the stream: an opt-out written before the first
+                        # dialer ran still reaches the do-not-call list (applying an outcome
+                        # twice changes nothing).
+                        await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+                    grouped = True
                 claimed: Any = await self.redis.xautoclaim(
                     stream, group, self.config.replica, min_idle_time=30_000, count=50
                 )
                 entries = list(claimed[1]) if claimed else []
-                read: Any = await self.redis.xreadgroup(
-                    group, self.config.replica, {stream: ">"}, count=50, block=1000
-                )
-                for _, items in read or []:
-                    entries.extend(items)
+                if backlog:
+                    read: Any = await self.redis.xreadgroup(
+                        group, self.config.replica, {stream: "0"}, count=100
+                    )
+                    seen = {entry_id for entry_id, _ in entries}
+                    own = [
+                        (entry_id, fields)
+                        for _, items in read or []
+                        for entry_id, fields in items
+                        if entry_id not in seen and stuck.get(entry_id, 0) < 3
+                    ]
+                    backlog = bool(own)
+                    entries.extend(own)
+                if not backlog:
+                    read = await self.redis.xreadgroup(
+                        group, self.config.replica, {stream: ">"}, count=50, block=1000
+                    )
+                    for _, items in read or []:
+                        entries.extend(items)
                 for entry_id, fields in entries:
-                    await self._apply_outcome(fields)
+                    applying = entry_id
+                    if fields:  # None: trimmed from the stream while pending
+                        await self._apply_outcome(fields)
                     await self.redis.xack(stream, group, entry_id)
-            except (RedisError, OSError, AgentError) as exc:
-                log.warning("reading call outcomes failed", extra={"error": str(exc)[:200]})
-                await asyncio.sleep(1.0)
+                    stuck.pop(entry_id, None)
+            except Exception as exc:
+                if failures == 0:
+                    _warn("reading call outcomes failed; holding", exc, None)
+                if applying is not None and not isinstance(exc, DEPENDENCY_ERRORS):
+                    stuck[applying] = stuck.get(applying, 0) + 1
+                failures += 1
+                grouped = False  # a Redis that came back empty has lost the group
+                backlog = True
+                await self._pause(failures)
+            else:
+                if failures:
+                    log.info("reading call outcomes again", extra={"failures": failures})
+                failures = 0
 
     async def _apply_outcome(self, fields: Any) -> None:
         try:
@@ -683,10 +902,12 @@ class Dialer:
             if attempt is None or attempt.ended_at is not None:
                 continue
             if attempt.call_id is None:
-                # The replica died before its originate went out: the claim costs nothing.
+                # The replica died before its originate went out: the claim costs nothing, and
+                # the number it locked and the slot it took are free at once.
                 await self.store.defer(
                     claim.contact_id, until=now, reason="claimed by a stopped dialer", now=now
                 )
+                await self._settle(Leftover(claim.campaign_id, claim.attempt_id, claim.phone))
                 continue
             if not self.switch.connected.is_set():
                 continue  # asked again once the switch answers (the lease is ours now)
@@ -723,6 +944,20 @@ class Dialer:
                 continue
             # No channel and never answered: the originate did not go out or failed unseen.
             await self._finish(claim.attempt_id, "failed", "UNKNOWN_RESULT", None, now)
+
+
+def _said(exc: BaseException) -> str:
+    return (exc.message if isinstance(exc, AgentError) else str(exc) or type(exc).__name__)[:200]
+
+
+def _warn(what: str, exc: BaseException, attempt_id: str | None) -> None:
+    """A dependency's failure is a warning with its message; anything else is a bug to see with
+    its traceback."""
+    extra = {"attempt_id": attempt_id, "error": _said(exc)}
+    if isinstance(exc, DEPENDENCY_ERRORS):
+        log.warning(what, extra=extra)
+    else:
+        log.error(what, extra=extra, exc_info=exc)
 
 
 def _agent_heard_after_ms(outcome: outcomes.CallOutcome) -> float | None:
