@@ -16,8 +16,9 @@ the agent's first audio after the answer), then:
 - machines detected (``answered_by: machine`` of the voicemails and screeners); target >= 95%;
 - people classified as machines; target <= 2%;
 - time to the verdict, median and p95; target a median within 3 s;
-- the status each callee should end with (voicemail for every machine), and how soon a person
-  heard the agent (first audio; over 2 s the dialer counts an outbound call as abandoned).
+- the status each callee should end with (voicemail for every machine), and how long a person
+  waited for the agent as the dialer's abandon rule counts it (from the answer, or from the end
+  of their greeting when the agent listened first; over 2 s the call counts as abandoned).
 
 A campaign that pauses itself is resumed and the pause reported: the dialer's abandon rule
 counts an answered call whose agent spoke more than 2 s after the answer, and listening first
@@ -50,6 +51,7 @@ import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from callkit.contracts import outcome as outcome_contract
 from callkit.contracts.streams import CALLS_COMPLETED
 from callkit.errors import ConfigError
 from callkit.esl import Event
@@ -69,7 +71,7 @@ from devstack import (
     launch,
     stop_all,
 )
-from dialer.core.breaker import ABANDON_AFTER_S
+from dialer.core.breaker import ABANDON_AFTER_S, agent_heard_after_ms
 from dialer.spec import WEEKDAYS, CallingWindows, CampaignSpec, RetryPolicy, Span
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,6 +392,12 @@ def rows(
                 "cue": (amd or {}).get("cue"),
                 "verdict_ms": (amd or {}).get("verdict_ms"),
                 "first_audio_ms": latency.get("first_audio_ms"),
+                # How long a person waited, as the dialer's two-second rule counts it.
+                "waited_ms": agent_heard_after_ms(
+                    outcome_contract.CallOutcome.model_validate(outcome)
+                )
+                if outcome
+                else None,
                 "duration_s": outcome.get("duration_s"),
             }
         )
@@ -410,7 +418,7 @@ def figures(table: list[dict[str, Any]]) -> dict[str, Any]:
         return {"n": len(ms), "p50": statistics.median(ms) if ms else None,
                 "p95": percentile(ms, 0.95)}  # fmt: skip
 
-    heard = [float(r["first_audio_ms"]) for r in people if r["first_audio_ms"] is not None]
+    heard = [float(r["waited_ms"]) for r in people if r["waited_ms"] is not None]
     return {
         "scripts": len(table),
         "outcomes": sum(r["call_id"] is not None for r in table),
@@ -494,8 +502,8 @@ def print_figures(f: dict[str, Any]) -> None:
     print(f"  status as expected    {f['status_as_expected']}/{f['status_expected']}; machines "
           f"recorded voicemail {m['status_voicemail']}/{m['n']}, people recorded voicemail "
           f"{p['status_voicemail']}/{p['n']}")  # fmt: skip
-    print(f"  a person hears agent  p50 {_s(p['first_audio_p50_ms'])}  p95 "
-          f"{_s(p['first_audio_p95_ms'])} after the answer; over "
+    print(f"  a person waits        p50 {_s(p['first_audio_p50_ms'])}  p95 "
+          f"{_s(p['first_audio_p95_ms'])} (from the answer, or from the end of their greeting when the agent listened first: the dialer's rule); over "
           f"{FIRST_AUDIO_TARGET_MS / 1000:.0f} s (abandoned) "
           f"{p['first_audio_over_target']}")  # fmt: skip
     if f["cues"]:

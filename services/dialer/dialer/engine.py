@@ -42,7 +42,7 @@ from callkit.contracts.streams import BRIDGE_PREFIX, CALLS_COMPLETED, key
 from callkit.errors import AgentError, InvalidInput
 from callkit.esl import Event
 from dialer.core import callbacks, causes, retry
-from dialer.core.breaker import AbandonTracker, TrunkBreaker, is_abandoned
+from dialer.core.breaker import AbandonTracker, TrunkBreaker, agent_heard_after_ms, is_abandoned
 from dialer.core.caps import cap_allows
 from dialer.core.compliance import effective_windows
 from dialer.core.pacing import agent_capacity_budget, dial_budget
@@ -802,7 +802,7 @@ class Dialer:
             None,
             self.clock(),
             callback_at=callback_at,
-            first_audio_ms=_agent_heard_after_ms(outcome),
+            first_audio_ms=agent_heard_after_ms(outcome),
             machine=outcome.amd is not None and outcome.amd.answered_by == "machine",
         )
 
@@ -958,19 +958,3 @@ def _warn(what: str, exc: BaseException, attempt_id: str | None) -> None:
         log.warning(what, extra=extra)
     else:
         log.error(what, extra=extra, exc_info=exc)
-
-
-def _agent_heard_after_ms(outcome: outcomes.CallOutcome) -> float | None:
-    """How long the person waited for the agent: from the answer to its first audio, or, when
-    the agent listened first (answering-machine detection on a person who said "Hello?"), from
-    the end of their greeting to the opening (the call's first voice-to-voice time), as the
-    two-second rule counts it."""
-    latency = outcome.latency
-    amd = outcome.amd
-    if amd is not None and amd.cue in ("short_greeting", "reply_to_prompt") and latency.v2v_ms:
-        spoke_first = (
-            latency.first_audio_ms is not None and latency.first_audio_ms <= amd.verdict_ms
-        )
-        if not spoke_first:
-            return latency.v2v_ms[0]
-    return latency.first_audio_ms

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
+from callkit.contracts import outcome as outcomes
+
 #: The TCPA's two-second rule: a live answer must hear the agent within 2 s.
 ABANDON_AFTER_S: Final = 2.0
 
@@ -20,6 +22,22 @@ def is_abandoned(*, first_audio_after_s: float | None, agent_dropped: bool) -> b
     """Whether an answered call counts as abandoned: the agent's first audio came later than
     2 s after the answer (or never), or the agent side dropped the call."""
     return agent_dropped or first_audio_after_s is None or first_audio_after_s > ABANDON_AFTER_S
+
+
+def agent_heard_after_ms(outcome: outcomes.CallOutcome) -> float | None:
+    """How long the person waited for the agent: from the answer to its first audio, or, when
+    the agent listened first (answering-machine detection on a person who said "Hello?"), from
+    the end of their greeting to the opening (the call's first voice-to-voice time), as the
+    two-second rule counts it."""
+    latency = outcome.latency
+    amd = outcome.amd
+    if amd is not None and amd.cue in ("short_greeting", "reply_to_prompt") and latency.v2v_ms:
+        spoke_first = (
+            latency.first_audio_ms is not None and latency.first_audio_ms <= amd.verdict_ms
+        )
+        if not spoke_first:
+            return latency.v2v_ms[0]
+    return latency.first_audio_ms
 
 
 class TrunkBreaker:
