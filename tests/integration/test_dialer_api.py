@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dialer_harness import api_settings
 from fastapi.testclient import TestClient
 
 from dialer.app import create_app
-from dialer.settings import DialerSettings
 
 TOKEN = secrets.token_urlsafe(24)
 CSV = (
@@ -29,16 +29,7 @@ CSV = (
 def api(
     database_url: str, redis_url: str, esl_emulator: tuple[int, str], key_prefix: str
 ) -> Iterator[TestClient]:
-    port, password = esl_emulator
-    settings = DialerSettings(
-        database_url=database_url,
-        redis_url=redis_url,
-        api_token=TOKEN,
-        esl_port=port,
-        esl_password=password,
-        group=f"{key_prefix}dialer",
-        completed_stream=f"{key_prefix}calls:completed",
-    )
+    settings = api_settings(database_url, redis_url, esl_emulator, key_prefix, TOKEN)
     with TestClient(create_app(settings, run_loop=False)) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield client

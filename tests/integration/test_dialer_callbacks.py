@@ -15,13 +15,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio as aioredis
-from test_dialer_dialing import (  # noqa: F401  (rig: the fixture)
+from dialer_harness import (  # noqa: F401  (rig: the fixture)
     ALWAYS,
     Rig,
     answer_as_the_dialog,
     campaign_of,
     finished,
     rig,
+    sheet_rows,
 )
 
 from callkit.contracts import outcome as outcomes
@@ -29,7 +30,7 @@ from callkit.contracts.campaign import CampaignCall, call_key
 from callsim.switch import Callee
 from dialer.core import callbacks
 from dialer.core.states import CampaignState, ContactState
-from dialer.engine import CONTACT_ROW_PREFIX, Dialer, EngineConfig
+from dialer.engine import Dialer, EngineConfig
 from dialer.store import ContactRecord, Store
 from policy_engine.outbound import call_reason
 from policy_engine.outcome import build_outcome
@@ -183,10 +184,8 @@ async def test_a_number_on_the_do_not_call_list_is_not_called_back(
     (contact,) = await callback_contacts(rig)
     assert (contact.state, contact.outcome) == (ContactState.SKIPPED, "skipped_dnc")
     # The sheet says at once that this callback will not be made.
-    rows = [outcomes.parse_entry(f) for _, f in await rig.redis.xrange(rig.stream)]
-    assert [(r.callee, r.status) for r in rows if r.call_id.startswith(CONTACT_ROW_PREFIX)] == [
-        (phone, "skipped_dnc")
-    ]
+    rows = await sheet_rows(rig.redis, rig.stream)
+    assert [(r.callee, r.status) for r in rows] == [(phone, "skipped_dnc")]
     await asyncio.sleep(0.5)  # a few of the dialer's ticks
     assert rig.switch.callees[phone].dialled == 0
 
@@ -230,8 +229,7 @@ async def test_a_due_callback_is_called_saying_why_and_a_new_request_calls_again
     assert rig.switch.callees[phone].dialled == 2
     # One sheet row per request, each with its own attempts.
     await asyncio.sleep(0.3)
-    rows = [outcomes.parse_entry(f) for _, f in await rig.redis.xrange(rig.stream)]
-    contact_rows = [r for r in rows if r.call_id.startswith(CONTACT_ROW_PREFIX)]
+    contact_rows = await sheet_rows(rig.redis, rig.stream)
     assert sorted((r.status, r.attempts) for r in contact_rows) == [  # type: ignore[attr-defined]
         ("booked", 1),
         ("not_interested", 1),

@@ -10,162 +10,31 @@ once, with exactly one sheet row of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import pytest
-import redis.asyncio as aioredis
-import websockets
+from dialer_harness import (  # noqa: F401  (rig: the fixture)
+    ALWAYS,
+    Rig,
+    add_campaign,
+    answer_as_the_dialog,
+    campaign_of,
+    finished,
+    number,
+    rig,
+    sheet_rows,
+)
 
-from callkit.audiofork import SUBPROTOCOL
 from callkit.contracts import outcome as outcomes
 from callkit.contracts.campaign import CampaignCall, call_key
-from callkit.esl import Event
-from callkit.esl_client import EslClient
-from callsim.esl_server import EslServer
-from callsim.run import RunOptions, load_deployment
-from callsim.switch import Callee, Switch
-from dialer.app import EVENTS
+from callsim.switch import Callee
 from dialer.core.states import CampaignState, ContactState
-from dialer.engine import CONTACT_ROW_PREFIX, Dialer, EngineConfig
 from dialer.spec import WEEKDAYS, CallingWindows, CampaignSpec, ContactRow, RetryPolicy, Span
-from dialer.store import Store
-
-PASSWORD = "dialer-test"
-ALWAYS = CallingWindows(hours={day: [Span(start="00:00", end="24:00")] for day in WEEKDAYS})
 
 
-def number() -> str:
-    return f"+1555{random.randrange(10**7):07d}"
-
-
-@dataclass
-class Rig:
-    switch: Switch
-    store: Store
-    redis: aioredis.Redis
-    dialer: Dialer
-    stream: str
-    #: Per number: how many of its channels were up at once, at most.
-    overlap: dict[str, int] = field(default_factory=dict)
-    live: dict[str, set[str]] = field(default_factory=dict)
-    numbers: dict[str, str] = field(default_factory=dict)  # channel uuid -> number dialled
-    server: EslServer | None = None
-
-    def watch(self, event: Event) -> None:
-        channel = event.get("Unique-ID") or ""
-        if event.name == "CHANNEL_CREATE":
-            # The number as dialled; an answered leg is then transferred to the outbound
-            # extension, which becomes its destination.
-            dialled = self.numbers[channel] = event.get("Caller-Destination-Number") or ""
-            up = self.live.setdefault(dialled, set())
-            up.add(channel)
-            self.overlap[dialled] = max(self.overlap.get(dialled, 0), len(up))
-        elif event.name == "CHANNEL_HANGUP_COMPLETE":
-            self.live.get(self.numbers.get(channel, ""), set()).discard(channel)
-
-
-@pytest.fixture
-async def rig(
-    database_url: str, redis_url: str, key_prefix: str, tmp_path: Path
-) -> AsyncIterator[Rig]:
-    async def discard(ws: Any) -> None:  # the bridge's end of the audio fork
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for _ in ws:
-                pass
-
-    async with websockets.serve(discard, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as fork:
-        port = fork.sockets[0].getsockname()[1]
-        switch = Switch(hostname="dialer-test")
-        load_deployment(
-            switch, RunOptions(fork_url=f"ws://127.0.0.1:{port}/fork/{{uuid}}", recordings=tmp_path)
-        )
-        server = EslServer(switch, PASSWORD, port=0)
-        await server.start()
-        store = await Store.open(database_url)
-        await store.migrate()
-        redis = aioredis.Redis.from_url(redis_url)
-        stream = f"{key_prefix}calls:completed"
-        holder: dict[str, Any] = {}
-        esl = EslClient(
-            "127.0.0.1",
-            server.port,
-            PASSWORD,
-            events=EVENTS + " CHANNEL_CREATE",
-            on_event=lambda event: (holder["rig"].watch(event), holder["dialer"].on_event(event)),
-        )
-        config = EngineConfig(
-            replica="test-replica",
-            tick_s=0.1,
-            lease_s=10,
-            max_call_s=60,
-            completed_stream=stream,
-            group=f"{key_prefix}dialer",
-            bridge_loads=f"{key_prefix}bridge:*:load",  # no other run's bridge caps this one
-        )
-        dialer = Dialer(config, store, redis, esl)
-        holder["dialer"] = dialer
-        holder["rig"] = rig = Rig(switch, store, redis, dialer, stream, server=server)
-        esl.start()
-        await asyncio.wait_for(esl.connected.wait(), 10)
-        task = asyncio.create_task(dialer.run())
-        try:
-            yield rig
-        finally:
-            dialer.stop()
-            await asyncio.wait_for(task, 5)
-            await dialer.drain()
-            await esl.close()
-            await server.close()
-            await store.close()
-            await redis.aclose()
-
-
-async def answer_as_the_dialog(rig: Rig, phone: str, status: str) -> str:
-    """Once the number's call is answered: the dialog's outcome, then the callee hangs up."""
-    async with asyncio.timeout(20):
-        while True:
-            channel = next(
-                (
-                    ch
-                    for ch in rig.switch.channels.values()
-                    if rig.numbers.get(ch.uuid) == phone and ch.answered
-                ),
-                None,
-            )
-            if channel is not None:
-                break
-            await asyncio.sleep(0.05)
-    now = datetime.now(UTC)
-    outcome = outcomes.CallOutcome(
-        call_id=channel.uuid,
-        direction="outbound",
-        callee=phone,
-        started_at=now,
-        ended_at=now,
-        duration_s=1,
-        status=status,  # type: ignore[arg-type]
-    )
-    await rig.redis.xadd(rig.stream, outcomes.entry(outcome))  # type: ignore[arg-type]
-    rig.switch.hangup(channel, "NORMAL_CLEARING", by="callee")
-    return channel.uuid
-
-
-async def finished(rig: Rig, campaign_id: str, wait_s: float = 40) -> None:
-    async with asyncio.timeout(wait_s):
-        while True:
-            record = await rig.store.campaign(campaign_id)
-            if record is not None and record.state == CampaignState.COMPLETED:
-                return
-            await asyncio.sleep(0.1)
-
-
-async def test_a_campaign_ends_every_contact_the_way_its_callee_dictates(rig: Rig) -> None:
+async def test_a_campaign_ends_every_contact_the_way_its_callee_dictates(
+    rig: Rig,  # noqa: F811
+) -> None:
     books, busy, rejects, unknown, listed = (number() for _ in range(5))
     rig.switch.callees[books] = Callee("answer", 0.2, attempts=["busy", "answer"])
     rig.switch.callees[busy] = Callee("busy", 0.1)
@@ -211,12 +80,10 @@ async def test_a_campaign_ends_every_contact_the_way_its_callee_dictates(rig: Ri
     assert rig.switch.callees[busy].dialled == 2
     assert rig.switch.callees[rejects].dialled == 1
     assert rig.switch.callees[listed].dialled == 0
-    assert max(rig.overlap.values()) == 1
+    assert max(rig.watch.most.values()) == 1
     # One sheet row per contact, with its outcome and attempt count.
     await asyncio.sleep(0.3)
-    entries = await rig.redis.xrange(rig.stream)
-    rows_out = [outcomes.parse_entry(fields) for _, fields in entries]
-    contact_rows = [o for o in rows_out if o.call_id.startswith(CONTACT_ROW_PREFIX)]
+    contact_rows = await sheet_rows(rig.redis, rig.stream)
     assert sorted((o.callee, o.status) for o in contact_rows) == sorted(
         (phone, outcome) for phone, (_, outcome, _) in ended.items()
     )
@@ -226,7 +93,9 @@ async def test_a_campaign_ends_every_contact_the_way_its_callee_dictates(rig: Ri
     assert not await rig.redis.exists(*(f"campaign:number:{p}" for p in contacts))
 
 
-async def test_nothing_is_dialled_while_paused_or_outside_the_window(rig: Rig) -> None:
+async def test_nothing_is_dialled_while_paused_or_outside_the_window(
+    rig: Rig,  # noqa: F811
+) -> None:
     phone = number()
     rig.switch.callees[phone] = Callee("busy")
     now = datetime.now(UTC)
@@ -235,9 +104,7 @@ async def test_nothing_is_dialled_while_paused_or_outside_the_window(rig: Rig) -
         hours={day: [Span(start="00:00", end="24:00")] for day in WEEKDAYS if day != closed_today}
     )
     spec = CampaignSpec(name="closed", windows=windows, timezone="UTC")
-    campaign_id = await rig.store.create_campaign(spec, now=now)
-    await rig.store.add_contacts(campaign_id, [ContactRow(row=2, phone=phone)], now=now)
-    await rig.store.transition(campaign_id, CampaignState.RUNNING, now=now)
+    campaign_id = await add_campaign(rig.store, [phone], spec, now=now)
     async with asyncio.timeout(10):
         while (contact := (await rig.store.contacts(campaign_id))[0]).state != "scheduled":  # noqa: ASYNC110
             await asyncio.sleep(0.1)
@@ -249,11 +116,9 @@ async def test_nothing_is_dialled_while_paused_or_outside_the_window(rig: Rig) -
 
     second = number()
     rig.switch.callees[second] = Callee("busy")
-    paused_id = await rig.store.create_campaign(
-        CampaignSpec(name="paused", windows=ALWAYS), now=now
+    paused_id = await add_campaign(
+        rig.store, [second], CampaignSpec(name="paused", windows=ALWAYS), now=now
     )
-    await rig.store.add_contacts(paused_id, [ContactRow(row=2, phone=second)], now=now)
-    await rig.store.transition(paused_id, CampaignState.RUNNING, now=now)
     await rig.store.transition(paused_id, CampaignState.PAUSED, now=now)
     await asyncio.sleep(1.0)  # ten ticks of the loop
     assert rig.switch.callees[second].dialled == 0
@@ -263,19 +128,9 @@ async def test_nothing_is_dialled_while_paused_or_outside_the_window(rig: Rig) -
     assert waiting.attempts == 0
 
 
-async def campaign_of(rig: Rig, phones: list[str], **spec: object) -> str:
-    now = datetime.now(UTC)
-    campaign_id = await rig.store.create_campaign(
-        CampaignSpec.model_validate({"name": "test", "windows": ALWAYS, **spec}), now=now
-    )
-    rows = [ContactRow(row=i + 2, phone=p) for i, p in enumerate(phones)]
-    await rig.store.add_contacts(campaign_id, rows, now=now)
-    await rig.store.transition(campaign_id, CampaignState.RUNNING, now=now)
-    return campaign_id
-
-
-async def test_nothing_is_originated_while_the_event_socket_is_down(rig: Rig) -> None:
-    assert rig.server is not None
+async def test_nothing_is_originated_while_the_event_socket_is_down(
+    rig: Rig,  # noqa: F811
+) -> None:
     await rig.server.close()  # FreeSWITCH goes away
     async with asyncio.timeout(10):
         while rig.dialer.switch.connected.is_set():  # noqa: ASYNC110
@@ -293,7 +148,9 @@ async def test_nothing_is_originated_while_the_event_socket_is_down(rig: Rig) ->
     assert rig.switch.callees[phone].dialled == 1
 
 
-async def test_a_failing_trunk_pauses_the_campaign_and_says_why(rig: Rig) -> None:
+async def test_a_failing_trunk_pauses_the_campaign_and_says_why(
+    rig: Rig,  # noqa: F811
+) -> None:
     phones = [number() for _ in range(12)]
     for phone in phones:
         rig.switch.callees[phone] = Callee("answer")
@@ -316,7 +173,9 @@ async def test_a_failing_trunk_pauses_the_campaign_and_says_why(rig: Rig) -> Non
     assert all(c.state in ("pending", "scheduled") for c in contacts)  # failed ones retry later
 
 
-async def test_an_inbound_caller_who_opts_out_is_never_dialled(rig: Rig) -> None:
+async def test_an_inbound_caller_who_opts_out_is_never_dialled(
+    rig: Rig,  # noqa: F811
+) -> None:
     caller = f"+1646555{random.randrange(100, 200):04d}"  # valid: 555-01xx is for fiction
     now = datetime.now(UTC)
     opted_out = outcomes.CallOutcome(

@@ -9,11 +9,11 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from dialer_harness import api_settings
 from fastapi.testclient import TestClient
 from fuzzing import every_operation_tried, fuzz, summary
 
 from dialer.app import create_app
-from dialer.settings import DialerSettings
 
 TOKEN = secrets.token_urlsafe(24)
 #: Inputs per operation: fewer than the in-process suite's, as each one is a database round trip.
@@ -29,16 +29,7 @@ def _summary() -> Iterator[None]:
 def test_no_input_earns_a_server_error(
     database_url: str, redis_url: str, esl_emulator: tuple[int, str], key_prefix: str
 ) -> None:
-    port, password = esl_emulator
-    settings = DialerSettings(
-        database_url=database_url,
-        redis_url=redis_url,
-        api_token=TOKEN,
-        esl_port=port,
-        esl_password=password,
-        group=f"{key_prefix}dialer",
-        completed_stream=f"{key_prefix}calls:completed",
-    )
+    settings = api_settings(database_url, redis_url, esl_emulator, key_prefix, TOKEN)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     kind = database_url.split(":", 1)[0].split("+", 1)[0]
     app = create_app(settings, run_loop=False)

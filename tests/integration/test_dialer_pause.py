@@ -8,23 +8,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from test_dialer_dialing import (  # noqa: F401  (rig: the fixture)
+from dialer_harness import (  # noqa: F401  (rig: the fixture)
     ALWAYS,
     Rig,
+    add_campaign,
     answer_as_the_dialog,
     finished,
     number,
     rig,
+    sheet_rows,
 )
 
-from callkit.contracts import outcome as outcomes
 from callsim.switch import Callee
 from dialer.core.states import CampaignState, ContactState
-from dialer.engine import CONTACT_ROW_PREFIX
-from dialer.spec import CampaignSpec, ContactRow, RetryPolicy
+from dialer.spec import CampaignSpec, RetryPolicy
 
 
 class Ticks:
@@ -47,14 +46,16 @@ class Ticks:
 
 async def channel_up(on: Rig, phone: str, wait_s: float = 10) -> None:
     async with asyncio.timeout(wait_s):
-        while not on.live.get(phone):  # noqa: ASYNC110
+        while not on.watch.live.get(phone):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
 
 async def answered(on: Rig, phone: str, wait_s: float = 10) -> None:
     async with asyncio.timeout(wait_s):
         while not any(  # noqa: ASYNC110
-            ch.answered for ch in on.switch.channels.values() if on.numbers.get(ch.uuid) == phone
+            ch.answered
+            for ch in on.switch.channels.values()
+            if on.watch.numbers.get(ch.uuid) == phone
         ):
             await asyncio.sleep(0.02)
 
@@ -79,17 +80,14 @@ async def test_pausing_lets_live_calls_finish_and_dials_nobody_new_until_resumed
         calls_per_second=20,
         retry=RetryPolicy(max_attempts=1),
     )
-    campaign_id = await rig.store.create_campaign(spec, now=now)
     phones = (talking, ringing, first_waiting, second_waiting)
-    rows = [ContactRow(row=i + 2, phone=p) for i, p in enumerate(phones)]
-    await rig.store.add_contacts(campaign_id, rows, now=now)
-    await rig.store.transition(campaign_id, CampaignState.RUNNING, now=now)
+    campaign_id = await add_campaign(rig.store, list(phones), spec, now=now)
 
     await answered(rig, talking)
     await channel_up(rig, ringing)
     await rig.store.transition(campaign_id, CampaignState.PAUSED, now=datetime.now(UTC))
     ringing_channel = next(
-        ch for ch in rig.switch.channels.values() if rig.numbers.get(ch.uuid) == ringing
+        ch for ch in rig.switch.channels.values() if rig.watch.numbers.get(ch.uuid) == ringing
     )
     assert not ringing_channel.answered  # the pause came while it rang
 
@@ -131,14 +129,12 @@ async def test_pausing_lets_live_calls_finish_and_dials_nobody_new_until_resumed
     }
     # Each person was dialled once: the pause neither dropped nor repeated a call.
     assert {p: rig.switch.callees[p].dialled for p in phones} == dict.fromkeys(phones, 1)
-    assert max(rig.overlap.values()) == 1
+    assert max(rig.watch.most.values()) == 1
     # The sheet has one row per contact, the paused calls' included.
     async with asyncio.timeout(10):
         while True:
-            entries: Any = await rig.redis.xrange(rig.stream)
-            rows_out = [outcomes.parse_entry(fields) for _, fields in entries]
             contact_rows = sorted(
-                (o.callee, o.status) for o in rows_out if o.call_id.startswith(CONTACT_ROW_PREFIX)
+                (o.callee, o.status) for o in await sheet_rows(rig.redis, rig.stream)
             )
             if len(contact_rows) >= len(phones):
                 break

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import subprocess
 from collections.abc import AsyncIterator
@@ -22,63 +21,29 @@ from typing import TextIO
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import websockets
+from dialer_harness import (
+    ALWAYS,
+    Watch,
+    add_campaign,
+    dialog_outcome,
+    number,
+    open_store,
+    serving_switch,
+)
 
 import devstack
-from callkit.audiofork import SUBPROTOCOL
-from callkit.contracts import outcome as outcomes
-from callkit.esl import Event
 from callkit.redis_provision import free_port
-from callsim.esl_server import EslServer
-from callsim.run import RunOptions, load_deployment
 from callsim.switch import Callee, Switch
 from dialer.core.states import CampaignState
-from dialer.spec import WEEKDAYS, CallingWindows, CampaignSpec, ContactRow, RetryPolicy, Span
-from dialer.store import Store
+from dialer.spec import CampaignSpec, RetryPolicy
 
 PASSWORD = "replica-test"
-ALWAYS = CallingWindows(hours={day: [Span(start="00:00", end="24:00")] for day in WEEKDAYS})
-
-
-class Watch:
-    """The switch's own view: channels per number dialled, and the most up at once."""
-
-    def __init__(self) -> None:
-        self.numbers: dict[str, str] = {}
-        self.live: dict[str, set[str]] = {}
-        self.most: dict[str, int] = {}
-        self.originated: dict[str, int] = {}
-
-    def __call__(self, event: Event) -> None:
-        channel = event.get("Unique-ID") or ""
-        if event.name == "CHANNEL_CREATE":
-            number = self.numbers[channel] = event.get("Caller-Destination-Number") or ""
-            self.originated[number] = self.originated.get(number, 0) + 1
-            up = self.live.setdefault(number, set())
-            up.add(channel)
-            self.most[number] = max(self.most.get(number, 0), len(up))
-        elif event.name == "CHANNEL_HANGUP_COMPLETE":
-            self.live.get(self.numbers.get(channel, ""), set()).discard(channel)
 
 
 @pytest.fixture
 async def switch(tmp_path: Path) -> AsyncIterator[tuple[Switch, int]]:
-    async def discard(ws: websockets.ServerConnection) -> None:
-        async for _ in ws:
-            pass
-
-    async with websockets.serve(discard, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL]) as fork:
-        port = fork.sockets[0].getsockname()[1]
-        sw = Switch(hostname="replica-test")
-        load_deployment(
-            sw, RunOptions(fork_url=f"ws://127.0.0.1:{port}/fork/{{uuid}}", recordings=tmp_path)
-        )
-        server = EslServer(sw, PASSWORD, port=0)
-        await server.start()
-        try:
-            yield sw, server.port
-        finally:
-            await server.close()
+    async with serving_switch("replica-test", PASSWORD, tmp_path) as (sw, server):
+        yield sw, server.port
 
 
 def replica(
@@ -126,17 +91,15 @@ async def test_a_replica_killed_mid_campaign_loses_nothing_and_dials_nobody_twic
     sw, esl_port = switch
     watch = Watch()
     sw.listeners.append(watch)
-    busy = [f"+1555{random.randrange(10**7):07d}" for _ in range(8)]
-    answering = [f"+1555{random.randrange(10**7):07d}" for _ in range(4)]
-    for number in busy:
-        sw.callees[number] = Callee("busy", 1.0)
-    for number in answering:
+    busy = [number() for _ in range(8)]
+    answering = [number() for _ in range(4)]
+    for phone in busy:
+        sw.callees[phone] = Callee("busy", 1.0)
+    for phone in answering:
         # Rings longer than a lease: still ringing when the survivor takes the contact over,
         # so only asking the switch keeps it from dialling the person a second time.
-        sw.callees[number] = Callee("answer", 9.0)
-    store = await Store.open(database_url)
-    await store.migrate()
-    now = datetime.now(UTC)
+        sw.callees[phone] = Callee("answer", 9.0)
+    store = await open_store(database_url)
     spec = CampaignSpec(
         name="replicas",
         windows=ALWAYS,
@@ -144,9 +107,7 @@ async def test_a_replica_killed_mid_campaign_loses_nothing_and_dials_nobody_twic
         calls_per_second=20,
         retry=RetryPolicy(max_attempts=2, busy_after_min=0.02, failed_after_min=0.02),
     )
-    campaign_id = await store.create_campaign(spec, now=now)
-    rows = [ContactRow(row=i + 2, phone=n) for i, n in enumerate(busy + answering)]
-    await store.add_contacts(campaign_id, rows, now=now)
+    campaign_id = await add_campaign(store, busy + answering, spec, start=False)
 
     logs = contextlib.ExitStack()
     a_log = logs.enter_context((tmp_path / "a.log").open("w"))
@@ -182,34 +143,26 @@ async def test_a_replica_killed_mid_campaign_loses_nothing_and_dials_nobody_twic
                 record.state != CampaignState.COMPLETED
             ):
                 for ch in list(sw.channels.values()):
-                    number = watch.numbers.get(ch.uuid)
-                    if ch.answered and number in answering and number not in answered_done:
-                        answered_done.add(number)
-                        stamp = datetime.now(UTC)
-                        outcome = outcomes.CallOutcome(
-                            call_id=ch.uuid,
-                            direction="outbound",
-                            started_at=stamp,
-                            ended_at=stamp,
-                            duration_s=1,
-                            status="booked",
-                        )
-                        await redis.xadd(f"{key_prefix}calls:completed", outcomes.entry(outcome))  # type: ignore[arg-type]
+                    dialled = watch.numbers.get(ch.uuid)
+                    if ch.answered and dialled in answering and dialled not in answered_done:
+                        answered_done.add(dialled)
+                        entry = dialog_outcome(ch.uuid, "booked")
+                        await redis.xadd(f"{key_prefix}calls:completed", entry)  # type: ignore[arg-type]
                         sw.hangup(ch, "NORMAL_CLEARING", by="callee")
                 await asyncio.sleep(0.2)
         assert b.poll() is None
         contacts = {c.phone: c for c in await store.contacts(campaign_id, limit=50)}
         assert all(c.state == "done" for c in contacts.values()), contacts
-        for number, contact in contacts.items():
+        for phone, contact in contacts.items():
             # Dialled exactly as often as its attempts say, and never two calls at once.
-            assert watch.originated.get(number, 0) == contact.attempts, number
-            assert watch.most.get(number, 0) == 1, number
-        for number in answering:
+            assert watch.originated.get(phone, 0) == contact.attempts, phone
+            assert watch.most.get(phone, 0) == 1, phone
+        for phone in answering:
             # Answered once, found again by the survivor when its replica died: never redialled.
-            assert contacts[number].outcome == "booked"
-            assert contacts[number].attempts == 1
-        for number in busy:
-            assert contacts[number].outcome in ("busy", "failed")
+            assert contacts[phone].outcome == "booked"
+            assert contacts[phone].attempts == 1
+        for phone in busy:
+            assert contacts[phone].outcome in ("busy", "failed")
     finally:
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
