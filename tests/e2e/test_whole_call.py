@@ -124,6 +124,10 @@ def stack(
         # Every line a service can write, so that the booking test sees any personal data leak.
         "LOG_LEVEL": "DEBUG",
     }
+    with redis.Redis.from_url(redis_url) as r:
+        # The group starts at the stream's end: this stack's sheet gets this stack's calls, not
+        # every outcome earlier runs left on the same Redis (a new notifier reads from the start).
+        r.xgroup_create(CALLS_COMPLETED, env["NOTIFY_GROUP"], id="$", mkstream=True)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

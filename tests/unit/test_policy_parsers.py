@@ -250,6 +250,10 @@ def test_symptom_words_are_whole_words() -> None:
         ("Oh hi. Priya.", "Priya"),
         ("Hiya, Olivia Brown.", "Olivia Brown"),
         ("Hi there. Sam.", "Sam"),
+        # A pause inside the sentence, which the recognizer writes as an ellipsis.
+        ("My name is... Peter Brown.", "Peter Brown"),
+        ("My name is… Peter Brown.", "Peter Brown"),
+        ("Меня зовут... Анна Петрова.", "Анна Петрова"),
     ],
 )
 def test_names_as_new_callers_say_them(text: str, expected: str) -> None:

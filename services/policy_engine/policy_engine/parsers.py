@@ -42,6 +42,10 @@ def normalize(text: str, words: Words, locale: str = DEFAULT_LOCALE) -> str:
     """One spelling for apostrophes and spaces, spoken numbers as digits (in the call's
     language: "forty five", "сорок пять")."""
     text = text.replace("’", "'").replace("‘", "'")
+    # A pause inside a sentence, written as an ellipsis ("My name is... Peter Brown"), joins
+    # what comes before and after it; one that ends the utterance is a full stop.
+    text = re.sub(r"\s*(?:\.{2,}|…)\s*(?=\w)", " ", text)
+    text = re.sub(r"(?:\.{2,}|…)", ".", text)
     if words.fillers is not None:
         text = words.fillers.sub(lambda m: m.group("keep") or " ", text)
     text = numbers_to_digits(text, locale)
