@@ -227,6 +227,20 @@ async def test_a_goodbye_the_caller_talks_over_still_hangs_up(engine: DialogEngi
     assert [a.type for a in cut.actions] == ["hangup"]
     silence = await send(engine, call, {"type": "user.silence", "seconds": 7, "event_id": "s1"})
     assert [a.type for a in silence.actions] == ["hangup"]
+    # Words said before the goodbye began stopped it at once: the caller heard none of it, so
+    # it is said again before the hang-up (and not when some of it was heard, as above).
+    unheard = await send(
+        engine,
+        call,
+        {
+            "type": "user.interrupted",
+            "heard_text": "",
+            "utterance": {"text": "That is too much.", "segment_id": "b3"},
+        },
+    )
+    assert [r.text for r in unheard.replies] == [r.text for r in bye.replies]
+    assert [a.type for a in unheard.actions] == ["hangup"]
+    assert not cut.replies
 
 
 async def test_hanging_up_frees_the_held_slot_and_writes_one_outcome(

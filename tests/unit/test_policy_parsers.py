@@ -254,6 +254,10 @@ def test_symptom_words_are_whole_words() -> None:
         ("My name is... Peter Brown.", "Peter Brown"),
         ("My name is… Peter Brown.", "Peter Brown"),
         ("Меня зовут... Анна Петрова.", "Анна Петрова"),
+        # The same pause ended by the recognizer as a sentence, its two finals joined.
+        ("My name is. Peter Brown.", "Peter Brown"),
+        ("Uh-huh. My name is, Peter Brown.", "Peter Brown"),
+        ("Меня зовут. Анна Петрова.", "Анна Петрова"),
     ],
 )
 def test_names_as_new_callers_say_them(text: str, expected: str) -> None:

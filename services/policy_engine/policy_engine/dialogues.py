@@ -200,12 +200,14 @@ async def run_dialogue(
         if session.llm_turns > before["llm_turns"]:
             result.llm_turns.append(str(before["state"]) or "start")
         before.update(state=session.state, llm_turns=session.llm_turns)
-        if not reply.replayed and any(x.source == "ack" for x in session.last_reply):
+        # A turn that said nothing (after the exit) leaves the session's last reply as it was.
+        last = session.last_reply if reply.replies else []
+        if not reply.replayed and any(x.source == "ack" for x in last):
             result.acknowledged += 1
         if not reply.replayed:
             # A turn that is one question's text and nothing else continues the run (an
             # acknowledgement before it is no answer).
-            spoken = [x for x in session.last_reply if x.source != "ack"]
+            spoken = [x for x in last if x.source != "ack"]
             asked = {x.state for x in spoken if x.source in ("say", "reprompt")}
             only_asks = all(x.source in ("say", "reprompt") for x in spoken)
             if len(asked) != 1 or not only_asks:

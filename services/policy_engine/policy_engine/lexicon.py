@@ -65,7 +65,9 @@ class NameCue(BaseModel):
     def pattern(self) -> str:
         said = alternation(self.cue)
         if self.at == "word":
-            return rf"\b{said}\s+"
+            # "My name is. Peter Brown.": a pause after the cue, which the recognizer ended
+            # with a stop (the bridge joins the two finals), or written as a comma or a dash.
+            return rf"\b{said}(?:\s*[.,:;–—-])?\s+"
         starts = [r"^", r"[.,!?]\s*"]
         if self.or_after:
             starts.append(rf"\b{alternation(self.or_after)},?\s+")

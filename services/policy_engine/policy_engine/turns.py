@@ -59,7 +59,7 @@ class TurnRunner:
         if session.ended:
             return session, self.turn(session, emit)  # nothing more to say on a finished call
         if session.status and session.final_state in self.deps.script.states:
-            return session, self._after_exit(session, event, emit)
+            return session, await self._after_exit(session, event, emit)
         if isinstance(event, UserInterrupted):
             session = roll_back(session, event.heard_text, self.deps.script.states)
         turn = self.turn(session, emit)
@@ -91,19 +91,26 @@ class TurnRunner:
         session.degraded_turns += turn.llm_failed
         return session, turn
 
-    def _after_exit(self, session: Session, event: Event, emit: Emit) -> Turn:
-        """The script reached its exit and the caller still speaks or is silent: nothing more
-        is said, the caller's words are kept, and the exit's hang-up or transfer is asked for
-        again (the bridge stops a turn the caller talks over, and the exit's action with it)."""
+    async def _after_exit(self, session: Session, event: Event, emit: Emit) -> Turn:
+        """The script reached its exit and the caller still speaks or is silent: the caller's
+        words are kept, and the exit's hang-up or transfer is asked for again (the bridge stops
+        a turn the caller talks over, and the exit's action with it). Nothing more is said,
+        unless the goodbye was stopped before the caller heard any of it (the rest of their
+        sentence came in as it began: "No, thank you, | that is too much."): it is said again."""
         turn = self.turn(session, emit)
         words = event.utterance if isinstance(event, UserInterrupted) else event
         if isinstance(words, HeardUtterance | UserUtterance) and words.text.strip():
             session.add_line("caller", words.text, state=session.state)
         elif isinstance(event, Dtmf):
             session.add_line("caller", f"[DTMF {event.digits}]", state=session.state)
+        if isinstance(event, UserInterrupted) and not event.heard_text.strip():
+            for sentence in session.last_reply:
+                if sentence.source != "ack":
+                    await turn.say(sentence)
         assert session.final_state is not None
         exit_action(turn, self.deps.script.states[session.final_state])
-        session.last_reply = turn.reply
+        if turn.reply:
+            session.last_reply = turn.reply  # else the goodbye stays the reply to say again
         return turn
 
     async def _graph(self, turn: Turn, state: DialogState) -> None:
