@@ -54,6 +54,9 @@ from callsim.voices import voice_for
 from callsim.wer import wer
 
 RING_S = 1.0  # one ring, shortened so outbound tests do not wait six seconds a ring
+#: How long after the caller's words end a stop is still theirs: the recognizer's final for the
+#: rest of a sentence the agent began to answer at a pause can come this late under load.
+CROSSED_FINAL_MS = 3000
 
 
 @dataclass
@@ -509,10 +512,12 @@ async def _report(
         )
     windows = [(b["caller_onset_ms"], b["caller_onset_ms"] + 3000) for b in measured["barge_ins"]]
     # The agent stopping while the caller speaks is the caller's doing (the agent took a pause
-    # inside a sentence for its end and talked over the rest): only a stop with the caller
-    # silent is spurious. Backchannels are judged by their own should-not-stop check.
+    # inside a sentence for its end and talked over the rest), and so is a stop for the rest
+    # of their words once it is recognized (they crossed the reply that began at the pause:
+    # up to CROSSED_FINAL_MS after they ended, on a busy machine): only a stop with the caller
+    # silent that long is spurious. Backchannels are judged by their own should-not-stop check.
     windows += [
-        (u.onset_tick * TICK_MS, u.end_tick * TICK_MS + 1000)
+        (u.onset_tick * TICK_MS, u.end_tick * TICK_MS + CROSSED_FINAL_MS)
         for u in caller.utterances
         if u.kind != "backchannel"
     ]
