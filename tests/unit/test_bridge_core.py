@@ -67,7 +67,7 @@ class Final:
 
 @dataclass(frozen=True)
 class SpeechStart:
-    pass
+    t_ms: int = 0  # where the speech began on the audio timeline
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class Timeline:
                 )
                 self._take(self.core.on_transcript(final, self.now_s))
             elif isinstance(step, SpeechStart):
-                self._take(self.core.on_transcript(SpeechStarted(t_ms=0), self.now_s))
+                self._take(self.core.on_transcript(SpeechStarted(t_ms=step.t_ms), self.now_s))
             elif isinstance(step, Key):
                 self._take(self.core.on_dtmf(Dtmf(digits=step.digit), self.now_s))
             elif isinstance(step, Tick):
@@ -331,6 +331,35 @@ GREETING = "call.started"
             ],
             [],
             id="no reprompt while the recognizer works on what the caller began to say",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                SpeechStart(1000),
+                Audio(1000, CALLER, QUIET),
+                Audio(300, QUIET, QUIET),
+                Final("hi this is john smith"),
+                Audio(500, CALLER, QUIET),  # the rest of the sentence, before the reply began
+                Audio(300, QUIET, QUIET),
+                Say(2000),
+                Audio(1000, QUIET, AGENT),
+                SpeechStart(2300),  # a busy recognizer: the news of its start comes late,
+                Final("my left knee has hurt for two weeks"),  # and so does its final
+            ],
+            [
+                (2300, "user.utterance: 'hi this is john smith'"),
+                (4100, "stop: 'one two three four'"),
+                (
+                    4100,
+                    "user.interrupted: 'one two three four' then "
+                    "'my left knee has hurt for two weeks'",
+                ),
+            ],
+            id="the rest of a sentence said before the reply began, recognized late, crosses it: "
+            "not dropped as a backchannel",
         ),
         pytest.param(
             [

@@ -625,7 +625,11 @@ class TurnTaker:
                 self.amd.transcript(event.text, isinstance(event, TranscriptFinal), self.t_ms)
             return self._screen(now_s)
         if isinstance(event, SpeechStarted):
-            self._last_caller_voice_ms = self.t_ms
+            # Where the speech began on the audio timeline, not when the news of it came: on a
+            # busy recognizer it comes late, and words said before the agent's reply began
+            # would count as said over it (a backchannel, dropped) instead of crossing it.
+            began = min(self.t_ms, float(event.t_ms))
+            self._last_caller_voice_ms = max(self._last_caller_voice_ms, began)
             self._awaiting_final_since_s = now_s
         if not isinstance(event, TranscriptFinal):
             return []
