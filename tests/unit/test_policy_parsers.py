@@ -171,6 +171,8 @@ def test_duration(text: str, expected: str | None) -> None:
         ("I'm not sure.", True, None),
         ("Меня зовут Ольга.", True, "Ольга"),
         ("Tomorrow.", True, None),
+        ("Uh-huh.", True, None),  # a listener's sound is no name, even when one was asked for
+        ("Mm-hmm.", True, None),
     ],
 )
 def test_names(text: str, expecting: bool, expected: str | None) -> None:
