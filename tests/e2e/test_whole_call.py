@@ -430,8 +430,9 @@ def test_a_campaign_contact_books_by_phone(stack: Stack) -> None:
     assert outcome["amd"]["verdict_ms"] < 3000
     assert report["v2v"]["n"] == 12
     assert all(t["v2v_ms"] is not None and t["v2v_ms"] > 0 for t in report["turns"])
-    # The outcome carries the bridge's own figure for each of those turns.
-    assert len(outcome["latency"]["v2v_ms"]) == report["v2v"]["n"], outcome["latency"]
+    # The outcome carries the bridge's own figure for each of those turns, and one more for each
+    # answer the agent began at a pause within it (the rest then crossed its reply).
+    assert len(outcome["latency"]["v2v_ms"]) >= report["v2v"]["n"], outcome["latency"]
     assert all(ms > 0 for ms in outcome["latency"]["v2v_ms"])
     assert outcome["latency"]["v2v_p50_ms"] is not None
     assert Path(report["recording"]).stat().st_size > 16000 * 4 * 10

@@ -445,8 +445,10 @@ async def test_a_pause_mid_sentence_withdraws_the_early_final_and_the_utterance_
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(url + "/metrics")).text
     (final,) = of(events, "transcript.final")
+    # Both parts in the one final (the second's "knee" is at times heard as "name": its last
+    # words are the ones to look for).
     assert "john smith" in final["text"].lower()
-    assert "knee" in final["text"].lower()
+    assert "two weeks" in final["text"].lower().replace("2 ", "two ")
 
     def early(outcome: str) -> float:
         return float(metrics.split(f'asr_early_finals_total{{outcome="{outcome}"}} ')[1].split()[0])

@@ -29,7 +29,7 @@ from callkit.contracts import outcome as outcomes
 from callkit.contracts.campaign import CampaignCall, call_key
 from callsim.switch import Callee
 from dialer.core import callbacks
-from dialer.core.states import CampaignState, ContactState
+from dialer.core.states import CampaignState, ContactState, Profile
 from dialer.engine import Dialer, EngineConfig
 from dialer.store import ContactRecord, Store
 from policy_engine.outbound import call_reason
@@ -193,10 +193,11 @@ async def test_a_number_on_the_do_not_call_list_is_not_called_back(
 async def test_a_due_callback_is_called_saying_why_and_a_new_request_calls_again(
     rig: Rig,  # noqa: F811
 ) -> None:
-    # The standing campaign as an operator may have set it up: calling at any hour, so the
-    # test does not depend on the time of day it runs at.
+    # The standing campaign as an operator may have set it up: calling at any hour, with no
+    # jurisdiction's legal hours either (New York's end at 21:00), so the test does not depend
+    # on the time of day it runs at.
     now = datetime.now(UTC)
-    spec = callbacks.campaign_spec("en", region="US").model_copy(update={"windows": ALWAYS})
+    spec = callbacks.campaign_spec("en", region="US").model_copy(update={"windows": ALWAYS, "profile": Profile.NONE})
     assert await rig.store.ensure_campaign(CALLBACKS, spec, now=now)
     phone = caller_number()
     rig.switch.callees[phone] = Callee("answer", 0.1)
@@ -244,7 +245,7 @@ async def test_a_caller_who_spoke_russian_is_called_back_in_russian(
     call is placed and opened in Russian (the English one would be refused by that script)."""
     now = datetime.now(UTC)
     ru = callbacks.campaign_id("ru")
-    spec = callbacks.campaign_spec("ru", region="US").model_copy(update={"windows": ALWAYS})
+    spec = callbacks.campaign_spec("ru", region="US").model_copy(update={"windows": ALWAYS, "profile": Profile.NONE})
     assert await rig.store.ensure_campaign(ru, spec, now=now)
     phone = caller_number()
     rig.switch.callees[phone] = Callee("answer", 0.1)
