@@ -1,4 +1,5 @@
-"""The busy phrase: which text a refused call hears, and that the TTS gateway prerenders it."""
+"""The bridge's phrase file: which busy text a refused call hears (and that the TTS gateway
+prerenders it), and the endings that leave a caller's words unfinished."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from callkit.errors import ConfigError
+from fs_bridge.bargein import BargeInDetector
 from fs_bridge.busy import load_phrases
+from fs_bridge.turns import TurnConfig, TurnTaker
 from tts_gateway.prerender import fixed_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +84,34 @@ def test_a_phrase_file_that_is_not_json_names_itself(tmp_path: Path) -> None:
     path.write_text("busy:\n  inbound: {}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_phrases(path, "en")
+
+
+@pytest.mark.parametrize(
+    "unfinished",
+    [{"endings": {"en": ["and", ""]}}, {"endings": {"en": "and"}}, {"words": {"en": ["and"]}}],
+)
+def test_malformed_unfinished_endings_are_refused(tmp_path: Path, unfinished: object) -> None:
+    path = tmp_path / "bridge.json"
+    path.write_text(json.dumps({"busy": BUSY, "unfinished": unfinished}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="unfinished") as refused:
+        load_phrases(path, "en")
+    assert str(path) in refused.value.message
+
+
+def test_the_shipped_unfinished_endings_leave_complete_answers_alone() -> None:
+    """A complete answer held for the rest of a sentence costs the caller a second of silence:
+    none of the usual short answers ends on an unfinished ending."""
+    phrases = load_phrases(PHRASES_FILE, "en")
+    for locale, complete, unfinished in (
+        (
+            "en",
+            ["Yes, I am.", "I'd like to.", "I think so.", "Yes, it is.", "Who am I speaking with?"],
+            ["My name is.", "Hi, this is...", "My knee and", "Tuesday, um"],
+        ),
+        ("ru", ["Что?", "Кто это?", "Да, конечно."], ["Меня зовут...", "Болит колено и"]),
+    ):
+        endings = phrases.unfinished_endings(locale)
+        assert endings, locale
+        core = TurnTaker("call-1", TurnConfig(), BargeInDetector(), unfinished=endings)
+        assert [t for t in complete if core.ends_unfinished(t)] == [], locale
+        assert [t for t in unfinished if not core.ends_unfinished(t)] == [], locale

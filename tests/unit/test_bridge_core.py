@@ -28,7 +28,9 @@ from fs_bridge.turns import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKCHANNELS = load_phrases(ROOT / "prompts" / "bridge.json", "en").backchannel_words("en")
+PHRASES = load_phrases(ROOT / "prompts" / "bridge.json", "en")
+BACKCHANNELS = PHRASES.backchannel_words("en")
+UNFINISHED = PHRASES.unfinished_endings("en")
 
 AGENT = 3000.0  # the agent's voice on the played channel (RMS)
 CALLER = 2500.0  # the caller's voice
@@ -63,6 +65,7 @@ class PlayedOut:
 @dataclass(frozen=True)
 class Final:
     text: str
+    end_ms: int | None = None  # where the words ended on the audio timeline; None: now
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,13 @@ class Timeline:
 
     def __init__(self, config: TurnConfig | None = None) -> None:
         detector = BargeInDetector(BargeInConfig(min_span_ms=700, min_voiced_ms=400))
-        self.core = TurnTaker("call-1", config or TurnConfig(), detector, backchannels=BACKCHANNELS)
+        self.core = TurnTaker(
+            "call-1",
+            config or TurnConfig(),
+            detector,
+            backchannels=BACKCHANNELS,
+            unfinished=UNFINISHED,
+        )
         self.rng = np.random.default_rng(7)
         self.turn = 0
         self.log: list[tuple[int, str]] = []
@@ -170,7 +179,7 @@ class Timeline:
                     text=step.text,
                     raw_text=step.text,
                     start_ms=0,
-                    end_ms=0,
+                    end_ms=round(self.core.t_ms) if step.end_ms is None else step.end_ms,
                     confidence=0.9,
                     language="en",
                 )
@@ -415,6 +424,54 @@ GREETING = "call.started"
             ],
             [(3000, "user.utterance: 'Yes.'")],
             id="held words are the turn once the caller stays quiet and no more words come",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(600, CALLER, QUIET),
+                Audio(500, QUIET, QUIET),  # a pause for thought, ended as a sentence
+                Final("My name is."),
+                Audio(300, QUIET, QUIET),
+                Audio(700, CALLER, QUIET),
+                Audio(300, QUIET, QUIET),
+                Final("Peter Brown."),
+            ],
+            [(3400, "user.utterance: 'My name is. Peter Brown.'")],
+            id="words that stop on 'my name is' wait for the name: one turn",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(600, CALLER, QUIET),
+                Audio(500, QUIET, QUIET),
+                Final("My knee and"),
+                Audio(1500, QUIET, QUIET),  # and nothing more is said
+            ],
+            [(2800, "user.utterance: 'My knee and'")],
+            id="unfinished words with nothing after them are the turn after a moment of quiet",
+        ),
+        pytest.param(
+            [
+                Say(1000),
+                Audio(1000, QUIET, AGENT),
+                PlayedOut("s1"),
+                TurnEnds(),
+                Audio(600, CALLER, QUIET),
+                Audio(700, QUIET, QUIET),  # a pause for thought
+                Audio(700, CALLER, QUIET),
+                SpeechStart(t_ms=2300),  # the rest began...
+                Final("My name is.", end_ms=1600),  # ...before a busy recognizer ended the start
+                Audio(1500, QUIET, QUIET),
+                Final("Peter Brown."),
+            ],
+            [(4500, "user.utterance: 'My name is. Peter Brown.'")],
+            id="the start's final coming after the rest began: the rest's final is awaited",
         ),
         pytest.param(
             [

@@ -166,6 +166,9 @@ class Bridge:
     def backchannels(self, language: str) -> frozenset[str]:
         return self.phrases.backchannel_words(language)
 
+    def unfinished(self, language: str) -> frozenset[tuple[str, ...]]:
+        return self.phrases.unfinished_endings(language)
+
     # ------------------------------------------------------------------ FreeSWITCH control
 
     async def control(self, command: str, *, slow: bool = True) -> str:

@@ -58,12 +58,21 @@ class Phrases:
     language: str  # the bridge's default; always has an inbound busy phrase
     listening: Mapping[str, str] = field(default_factory=dict)  # locale -> text
     backchannels: Mapping[str, frozenset[str]] = field(default_factory=dict)  # locale -> words
+    #: locale -> endings a sentence does not stop on, as word sequences
+    unfinished: Mapping[str, frozenset[tuple[str, ...]]] = field(default_factory=dict)
 
     def backchannel_words(self, locale: str | None) -> frozenset[str]:
         """The listener's-feedback words of the call's locale, else the bridge's."""
         for candidate in _locales(locale, self.language):
             if candidate in self.backchannels:
                 return self.backchannels[candidate]
+        return frozenset()
+
+    def unfinished_endings(self, locale: str | None) -> frozenset[tuple[str, ...]]:
+        """The endings of unfinished words in the call's locale, else the bridge's."""
+        for candidate in _locales(locale, self.language):
+            if candidate in self.unfinished:
+                return self.unfinished[candidate]
         return frozenset()
 
     def listening_text(self, locale: str | None) -> str | None:
@@ -145,7 +154,26 @@ def load_phrases(path: Path, language: str) -> Phrases:
         language=default,
         listening=listening,
         backchannels=_backchannels(path, data.get("backchannels")),
+        unfinished=_unfinished(path, data.get("unfinished")),
     )
+
+
+def _unfinished(path: Path, entry: object) -> dict[str, frozenset[tuple[str, ...]]]:
+    """``unfinished.endings``: per locale, the endings (lower case, one or more words) that
+    leave a sentence unfinished."""
+    if entry is None:
+        return {}
+    endings = entry.get("endings") if isinstance(entry, dict) else None
+    if not isinstance(endings, dict):
+        raise ConfigError(f"{path}: unfinished needs 'endings' with a list of endings per locale")
+    found: dict[str, frozenset[tuple[str, ...]]] = {}
+    for locale, items in endings.items():
+        if not isinstance(items, list) or not all(isinstance(e, str) and e.split() for e in items):
+            raise ConfigError(
+                f"{path}: unfinished.endings.{locale}: expected a list of words or phrases"
+            )
+        found[str(locale).lower()] = frozenset(tuple(e.lower().split()) for e in items)
+    return found
 
 
 def _backchannels(path: Path, entry: object) -> dict[str, frozenset[str]]:

@@ -144,6 +144,10 @@ class CallServices(Protocol):
         """The words that are a listener's feedback in ``language`` ("uh-huh", "okay")."""
         ...
 
+    def unfinished(self, language: str) -> frozenset[tuple[str, ...]]:
+        """The endings that leave the caller's words unfinished ("my name is", "and")."""
+        ...
+
 
 def call_started(call_id: str, metadata: audiofork.ForkMetadata) -> CallStarted:
     """The policy engine's call.started from the dialplan's metadata."""
@@ -215,6 +219,7 @@ class CallSession:
             amd=self.services.answering_machine_detector(self.language) if outbound else None,
             vad=self.services.speech_detector(),
             backchannels=self.services.backchannels(self.language),
+            unfinished=self.services.unfinished(self.language),
         )
         self._send_lock = asyncio.Lock()
         self.rate = self.metadata.sample_rate  # the fork's frames and the agent's audio

@@ -253,6 +253,9 @@ class TurnTaker:
     vad: VadStream | None = None
     #: Words that are a listener's feedback, not a turn ("uh-huh", "okay"), lower case.
     backchannels: frozenset[str] = frozenset()
+    #: Endings after which the caller is plainly not done ("my name is", "and", "um"), as
+    #: lower-case word sequences: words ending so wait for the rest.
+    unfinished: frozenset[tuple[str, ...]] = frozenset()
     t_ms: float = 0.0  # the fork's audio timeline
     spoken: list[Spoken] = field(default_factory=list)
     v2v_ms: list[float] = field(default_factory=list)
@@ -283,6 +286,7 @@ class TurnTaker:
     first_audio_ms: float | None = None
     _turn_audio_ms: float | None = None  # when the current turn's first audio went out
     _awaiting_final_since_s: float | None = None  # the recognizer heard speech, no final yet
+    _speech_began_ms: float = -1.0  # where the recognizer's last speech began (audio timeline)
     # The caller's voice end (fork timeline) of the turn answering them, until its first audio.
     _answering_voice_end_ms: float | None = None
     _hung_up: bool = False
@@ -631,9 +635,14 @@ class TurnTaker:
             began = min(self.t_ms, float(event.t_ms))
             self._last_caller_voice_ms = max(self._last_caller_voice_ms, began)
             self._awaiting_final_since_s = now_s
+            self._speech_began_ms = float(event.t_ms)
         if not isinstance(event, TranscriptFinal):
             return []
-        self._awaiting_final_since_s = None
+        if event.end_ms >= self._speech_began_ms:
+            # A busy recognizer may send the final of words said before a pause after the speech
+            # that followed it began ("My name is | Peter Brown."): that speech's final is
+            # still to come.
+            self._awaiting_final_since_s = None
         text = event.text.strip()
         if not text:
             return []
@@ -656,9 +665,15 @@ class TurnTaker:
             self._screened_until_ms = None
         if self._held_words:
             text = f"{self._held_words} {text}"
-        if self.t_ms - self._last_caller_voice_ms <= SPEAKING_AGAIN_MS:
+        if self.t_ms - self._last_caller_voice_ms <= SPEAKING_AGAIN_MS or (
+            not self.agent_speaking
+            and self._pending_interrupt is None
+            and self.ends_unfinished(text)
+        ):
             # The caller is speaking again as their words come in ("Yes, | that works for
-            # me."): the end of turn came too soon. The rest is awaited and said as one.
+            # me."), or stopped on words nobody ends on ("My name is... | Peter Brown."): the
+            # end of turn came too soon. The rest is awaited and said as one; with no more
+            # words after HELD_WORDS_QUIET_MS of quiet, what was said is the turn.
             self._held_words = text
             self._held_segment = event.segment_id
             return []
@@ -697,10 +712,14 @@ class TurnTaker:
         # Words over the agent that were no interruption: a backchannel. The agent goes on.
         return []
 
+    def ends_unfinished(self, text: str) -> bool:
+        """Whether ``text`` stops on words nobody ends a sentence on ("My name is.", "and")."""
+        words = tuple(w for w in (_word(w) for w in text.split()) if w)
+        return any(words[-len(end) :] == end for end in self.unfinished if len(words) >= len(end))
+
     def backchannel(self, text: str) -> bool:
         """Whether ``text`` is only a listener's feedback ("Uh-huh.", "Okay, okay.", "Mm-hmm")."""
-        words = [w.strip(".,!?;:…-—\"'()[]").lower() for w in text.split()]
-        words = [w for w in words if w]
+        words = [w for w in (_word(w) for w in text.split()) if w]
         return not words or all(w in self.backchannels for w in words)
 
     def _voice_since_yield(self, voice_end_ms: float) -> bool:
@@ -760,7 +779,11 @@ class TurnTaker:
             return self._screen(now_s)
         if (
             self._held_words
-            and self._awaiting_final_since_s is None
+            and (
+                self._awaiting_final_since_s is None
+                # the recognizer's final of what followed never came (dropped as no words)
+                or now_s - self._awaiting_final_since_s >= self.config.interrupt_wait_s
+            )
             and self.t_ms - self._last_caller_voice_ms >= HELD_WORDS_QUIET_MS
         ):
             words, self._held_words = self._held_words, ""
@@ -789,6 +812,11 @@ class TurnTaker:
         seconds = min(3600.0, round((self.t_ms - quiet_since) / 1000, 1))
         silence = UserSilence(seconds=seconds, event_id=f"silence-{round(self.t_ms)}")
         return [self._start_turn(silence, now_s)]
+
+
+def _word(token: str) -> str:
+    """A transcript's token as the phrase lists spell it: lower case, no punctuation around."""
+    return token.strip(".,!?;:…-—\"'()[]").lower()
 
 
 def _amd(verdict: Verdict) -> Amd:
