@@ -396,6 +396,7 @@ class ToneRecognizer:
         language: str | None,
         hotwords: list[str],
         with_timestamps: bool = False,
+        fallback: bool = True,
     ) -> Transcription:
         self.heard.append(Heard(audio.size / RATE, language, list(hotwords), with_timestamps))
         duration = audio.size / RATE

@@ -219,3 +219,35 @@ async def test_early_finals_start_only_when_the_model_is_idle_and_there_is_time_
     s.submit(job(1, "final", "a", 1.0))
     assert s.early_final_after_ms(800) is None  # others are waiting: no speculation
     await s.stop()
+
+
+class FallbackRecorder(BatchingEngine):
+    """Records whether each pass may fall back to Whisper's decoding at rising temperatures."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fallback: list[tuple[list[int], bool]] = []
+
+    def transcribe(self, audio: np.ndarray, **kwargs: Any) -> Transcription:
+        self.fallback.append(([int(audio[0])], kwargs["fallback"]))
+        return super().transcribe(audio)
+
+    def transcribe_batch(self, audios: list[np.ndarray], **kwargs: Any) -> list[Transcription]:
+        self.fallback.append(([int(a[0]) for a in audios], kwargs["fallback"]))
+        return super().transcribe_batch(audios)
+
+
+@pytest.mark.parametrize("max_batch", [1, 4])
+async def test_only_file_transcription_may_spend_passes_on_temperature_fallback(
+    max_batch: int,
+) -> None:
+    """Up to six passes over a mumble hold every call's finals behind it for seconds: a call's
+    finals and partials get none, a file sent for transcription keeps them."""
+    engine = FallbackRecorder()
+    table = [(1, "final", "a", 1.0), (2, "file", "http", 2.0), (3, "partial", "b", 3.0)]
+    await run_all(
+        scheduler(engine, max_batch=max_batch),
+        [job(t, k, s, at) for t, k, s, at in table],  # type: ignore[arg-type]
+    )
+    allowed = {tag: fallback for tags, fallback in engine.fallback for tag in tags}
+    assert allowed == {1: False, 2: True, 3: False}

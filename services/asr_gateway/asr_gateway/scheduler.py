@@ -350,6 +350,7 @@ class InferenceScheduler:
                 language=language,
                 hotwords=batch[0].hotwords,
                 with_timestamps=batch[0].with_timestamps,
+                fallback=False,  # only a call's finals and partials share a pass
             )
         job = batch[0]
 
@@ -360,6 +361,8 @@ class InferenceScheduler:
                     language=job.language,
                     hotwords=job.hotwords,
                     with_timestamps=job.with_timestamps,
+                    # A call waits on its finals: no second guesses at rising temperatures.
+                    fallback=job.kind == "file",
                 )
             ]
 

@@ -44,6 +44,7 @@ class AsrEngine(Protocol):
         language: str | None,
         hotwords: list[str],
         with_timestamps: bool = False,
+        fallback: bool = True,
     ) -> Transcription: ...
 
 
@@ -58,4 +59,5 @@ class BatchingEngine(Protocol):
         language: str,
         hotwords: list[str],
         with_timestamps: bool = False,
+        fallback: bool = True,
     ) -> list[Transcription]: ...

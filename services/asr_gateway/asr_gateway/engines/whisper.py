@@ -7,6 +7,11 @@ window that fits the clip (``window_s``): the clip plus at least 3 s of padding,
 every fitted result is checked and decoded again over the full window when it repeats, runs past
 a length the audio cannot hold, or trips Whisper's own fallback thresholds (compression ratio,
 log probability). Measured on the bundled clinic sentences and short answers: see the README.
+
+Whisper's own fallback decodes a doubtful clip again at rising temperatures, up to six passes
+over the full window: on two CPU cores about 5 s for a 2 s mumble, during which every other
+call's finals wait for the model. A call's finals and partials (``fallback=False``) get one
+greedy pass over the full window instead; file transcription keeps the whole fallback.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from faster_whisper.tokenizer import Tokenizer
 
 FULL_WINDOW_S = 30
+#: faster-whisper's default schedule: a doubtful result is decoded again at each.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 FIT_PAD_S = 3  # padding after the clip inside a fitted window
 FRAMES_PER_S = 100  # Whisper's mel frames (10 ms hop)
 TOKENS_PER_S = 10  # a cap no speech reaches (fast speech is about 6 tokens a second)
@@ -148,12 +155,19 @@ class FasterWhisperEngine:
         language: str | None,
         hotwords: list[str],
         with_timestamps: bool = False,
+        fallback: bool = True,
     ) -> Transcription:
         lang = self._language(language)
         if lang is None or not self._fits(audio):
-            return self._full(audio, lang, hotwords, with_timestamps=with_timestamps)
+            return self._full(
+                audio, lang, hotwords, with_timestamps=with_timestamps, fallback=fallback
+            )
         return self.transcribe_batch(
-            [audio], language=lang, hotwords=hotwords, with_timestamps=with_timestamps
+            [audio],
+            language=lang,
+            hotwords=hotwords,
+            with_timestamps=with_timestamps,
+            fallback=fallback,
         )[0]
 
     def transcribe_batch(
@@ -163,6 +177,7 @@ class FasterWhisperEngine:
         language: str,
         hotwords: list[str],
         with_timestamps: bool = False,
+        fallback: bool = True,
     ) -> list[Transcription]:
         """Several sessions' clips in one encoder and decoder pass (clips over 30 s one by one).
 
@@ -176,7 +191,11 @@ class FasterWhisperEngine:
             # One window cannot hold a clip this long (ASR_MAX_SPEECH_MS allows up to 60 s).
             return [
                 self.transcribe(
-                    a, language=lang, hotwords=hotwords, with_timestamps=with_timestamps
+                    a,
+                    language=lang,
+                    hotwords=hotwords,
+                    with_timestamps=with_timestamps,
+                    fallback=fallback,
                 )
                 for a in audios
             ]
@@ -186,7 +205,14 @@ class FasterWhisperEngine:
         return [
             d.transcription()
             if d.trusted(len(a) / 16000)
-            else self._full(a, lang, hotwords, with_timestamps=with_timestamps, retried=True)
+            else self._full(
+                a,
+                lang,
+                hotwords,
+                with_timestamps=with_timestamps,
+                fallback=fallback,
+                retried=True,
+            )
             for a, d in zip(audios, decoded, strict=True)
         ]
 
@@ -290,13 +316,16 @@ class FasterWhisperEngine:
         hotwords: list[str],
         *,
         with_timestamps: bool,
+        fallback: bool = True,
         retried: bool = False,
     ) -> Transcription:
-        """faster-whisper's own decoding over 30-second windows, with temperature fallback."""
+        """faster-whisper's own decoding over 30-second windows, with its temperature fallback
+        (or, without ``fallback``, the greedy pass alone)."""
         segments, info = self._model.transcribe(
             audio,
             language=lang,
             beam_size=1,
+            temperature=FALLBACK_TEMPERATURES if fallback else 0.0,
             vad_filter=False,  # the gateway's own VAD decided what to send
             condition_on_previous_text=False,
             initial_prompt=self.prompts.get(lang) if lang else None,
