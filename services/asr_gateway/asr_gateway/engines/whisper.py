@@ -10,8 +10,9 @@ log probability). Measured on the bundled clinic sentences and short answers: se
 
 Whisper's own fallback decodes a doubtful clip again at rising temperatures, up to six passes
 over the full window: on two CPU cores about 5 s for a 2 s mumble, during which every other
-call's finals wait for the model. A call's finals and partials (``fallback=False``) get one
-greedy pass over the full window instead; file transcription keeps the whole fallback.
+call's finals wait for the model. A call's finals and partials (``fallback=False``) are
+decoded again only for what the fitted window itself causes (repetition, too many tokens), with
+one greedy pass over the full window; file transcription keeps the whole fallback.
 """
 
 from __future__ import annotations
@@ -86,11 +87,17 @@ class _Decoded:
         # What faster-whisper skips as silence: likely no speech and an unlikely text.
         return self.no_speech_prob > NO_SPEECH_MIN and self.avg_logprob < LOGPROB_MIN
 
-    def trusted(self, audio_s: float) -> bool:
-        """False when Whisper would decode again, or the window was fitted and it repeats."""
+    def trusted(self, audio_s: float, *, doubtful_ok: bool = False) -> bool:
+        """False when Whisper would decode again, or the window was fitted and it repeats.
+
+        ``doubtful_ok``: a low log probability alone is no reason to decode again (a call's
+        final: the full window's greedy pass rarely reads a mumble better, and costs 1.5 s).
+        """
         if self.silence:
             return True
-        if self.compression_ratio > COMPRESSION_RATIO_MAX or self.avg_logprob < LOGPROB_MIN:
+        if self.compression_ratio > COMPRESSION_RATIO_MAX:
+            return False
+        if self.avg_logprob < LOGPROB_MIN and not doubtful_ok:
             return False
         fitted = self.window_s < FULL_WINDOW_S
         return not fitted or (
@@ -204,7 +211,7 @@ class FasterWhisperEngine:
         decoded = self._decode(audios, lang, hotwords, frames, timestamps=with_timestamps)
         return [
             d.transcription()
-            if d.trusted(len(a) / 16000)
+            if d.trusted(len(a) / 16000, doubtful_ok=not fallback)
             else self._full(
                 a,
                 lang,
