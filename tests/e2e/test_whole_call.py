@@ -214,11 +214,6 @@ def test_a_barge_in_stops_the_agent_and_is_answered(stack: Stack) -> None:
     assert report["hung_up_by"] == "uuid_kill"  # the goodbye said over the agent still ends it
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect: on 2 busy cores the name said with a 700 ms pause is, in most runs, "
-    "not understood at first (the agent asks again); cause not found yet",
-)
 def test_a_backchannel_over_echo_loses_nothing_and_a_pause_is_waited_for(stack: Stack) -> None:
     report = stack.call(load_script(CALLS / "backchannel.yaml"))
     assert report["errors"] == []
