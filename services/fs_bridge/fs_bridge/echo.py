@@ -120,8 +120,12 @@ class EchoCanceller:
             return None if _rms(rest) <= self._explained * echo else rest
         if self.no_echo:
             return x
-        frames = self._played[-(self._max_lag // FRAME + 1) * FRAME :].reshape(-1, FRAME)
-        loudest = float(np.sqrt(np.max(np.mean(frames * frames, axis=1))))
+        # The loudest 20 ms of what was played within the longest delay, at any offset: an echo
+        # delayed by a part of a frame (250 ms is 12.5 frames) spans two played frames, and
+        # with its energy in their halves it is up to 3 dB louder than either aligned frame.
+        recent = self._played[-(self._max_lag + FRAME) :]
+        energy = np.concatenate(([0.0], np.cumsum(recent * recent)))
+        loudest = float(np.sqrt(max(0.0, float(np.max(energy[FRAME:] - energy[:-FRAME]))) / FRAME))
         if (
             loudest >= self.config.min_played_rms
             and _rms(x) <= self.config.unknown_margin * loudest
