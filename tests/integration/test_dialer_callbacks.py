@@ -197,7 +197,9 @@ async def test_a_due_callback_is_called_saying_why_and_a_new_request_calls_again
     # jurisdiction's legal hours either (New York's end at 21:00), so the test does not depend
     # on the time of day it runs at.
     now = datetime.now(UTC)
-    spec = callbacks.campaign_spec("en", region="US").model_copy(update={"windows": ALWAYS, "profile": Profile.NONE})
+    spec = callbacks.campaign_spec("en", region="US").model_copy(
+        update={"windows": ALWAYS, "profile": Profile.NONE}
+    )
     assert await rig.store.ensure_campaign(CALLBACKS, spec, now=now)
     phone = caller_number()
     rig.switch.callees[phone] = Callee("answer", 0.1)
@@ -245,7 +247,9 @@ async def test_a_caller_who_spoke_russian_is_called_back_in_russian(
     call is placed and opened in Russian (the English one would be refused by that script)."""
     now = datetime.now(UTC)
     ru = callbacks.campaign_id("ru")
-    spec = callbacks.campaign_spec("ru", region="US").model_copy(update={"windows": ALWAYS, "profile": Profile.NONE})
+    spec = callbacks.campaign_spec("ru", region="US").model_copy(
+        update={"windows": ALWAYS, "profile": Profile.NONE}
+    )
     assert await rig.store.ensure_campaign(ru, spec, now=now)
     phone = caller_number()
     rig.switch.callees[phone] = Callee("answer", 0.1)
