@@ -196,6 +196,8 @@ class Timeline:
 
 
 GREETING = "call.started"
+#: The agent's one-second sentence, played out to its end: the caller's turn comes next.
+SAID: list[Step] = [Say(1000), Audio(1000, QUIET, AGENT), PlayedOut("s1"), TurnEnds()]
 
 
 @pytest.mark.parametrize(
@@ -319,10 +321,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(7100, QUIET, QUIET),
             ],
             [(8000, "user.silence: 7.0 s")],
@@ -330,10 +329,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(6000, QUIET, QUIET),
                 SpeechStart(),
                 Audio(3000, QUIET, QUIET),
@@ -343,10 +339,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 SpeechStart(1000),
                 Audio(1000, CALLER, QUIET),
                 Audio(300, QUIET, QUIET),
@@ -382,10 +375,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(800, CALLER, QUIET),
                 Audio(300, QUIET, QUIET),
                 Final("my knee hurts"),
@@ -395,10 +385,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(400, CALLER, QUIET),
                 Audio(300, QUIET, QUIET),
                 Audio(100, CALLER, QUIET),  # speaking again as the first part's final comes
@@ -412,10 +399,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(400, CALLER, QUIET),
                 Audio(300, QUIET, QUIET),
                 Audio(100, CALLER, QUIET),  # a cough, and nothing more is said
@@ -427,10 +411,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(600, CALLER, QUIET),
                 Audio(500, QUIET, QUIET),  # a pause for thought, ended as a sentence
                 Final("My name is."),
@@ -444,10 +425,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(600, CALLER, QUIET),
                 Audio(500, QUIET, QUIET),
                 Final("My knee and"),
@@ -458,10 +436,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(600, CALLER, QUIET),
                 Audio(700, QUIET, QUIET),  # a pause for thought
                 Audio(700, CALLER, QUIET),
@@ -475,10 +450,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(7000, QUIET, QUIET),  # the reprompt is started at 8000 ms...
                 Audio(300, CALLER, QUIET),  # ...as the caller answers, before its audio
                 Audio(100, QUIET, QUIET),
@@ -505,10 +477,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 *[step for key in "5551234567" for step in (Key(key), Audio(300, QUIET, QUIET))],
                 Audio(2000, QUIET, QUIET),
             ],
@@ -517,10 +486,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Key("4"),
                 Audio(200, QUIET, QUIET),
                 Key("2"),
@@ -533,10 +499,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Key("#"),
                 Audio(3000, QUIET, QUIET),
             ],
@@ -545,10 +508,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Key("1"),
                 Audio(2500, QUIET, QUIET),
                 Key("2"),
@@ -559,10 +519,7 @@ GREETING = "call.started"
         ),
         pytest.param(
             [
-                Say(1000),
-                Audio(1000, QUIET, AGENT),
-                PlayedOut("s1"),
-                TurnEnds(),
+                *SAID,
                 Audio(5000, QUIET, QUIET),
                 Key("1"),
                 Audio(1500, QUIET, QUIET),  # the 7 s of silence pass while the caller keys in
